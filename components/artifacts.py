@@ -1,0 +1,13 @@
+"""Artifact types of the project's own components (TFX standard types are used wherever they fit)."""
+
+from tfx.types.artifact import Artifact
+
+
+class IngestionReport(Artifact):
+  """ingestion_report.json (span counts, label balance, first-seen items, bad rows) + quarantine.jsonl."""
+  TYPE_NAME = "SidRanking.IngestionReport"
+
+
+class ItemEmbeddings(Artifact):
+  """Item id -> content embedding, as GZIP TFRecords of tf.Example {item_id, embedding}."""
+  TYPE_NAME = "SidRanking.ItemEmbeddings"

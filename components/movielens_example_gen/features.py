@@ -1,0 +1,84 @@
+"""tf.Example encodings of interactions and items: the contract with schemas/*.pbtxt."""
+
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import tensorflow as tf
+
+from components.movielens_example_gen import rows
+
+LIKED_MIN_RATING = 4.0
+NO_ITEM = 0  # `current_item` of a user's first interaction: MovieLens ids start at 1.
+NEVER = -1  # `first_seen` of an item nobody rated.
+
+
+def _int64(values: Iterable[int]) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _float(values: Iterable[float]) -> tf.train.Feature:
+  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def _bytes(values: Iterable[str]) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+
+
+def user_interactions(ratings: Sequence[rows.Rating], history_length: int
+                     ) -> Iterable[Tuple[rows.Rating, List[int]]]:
+  """Each of a user's ratings in time order with the items rated strictly before it (oldest first).
+
+  Ratings within the same second keep file order: MovieLens bulk imports share timestamps, and the
+  file order is the only order left.
+  """
+  ordered = sorted(ratings, key=lambda r: (r.timestamp, r.line))
+  for i, rating in enumerate(ordered):
+    yield rating, [r.item_id for r in ordered[max(0, i - history_length):i]]
+
+
+def interaction_example(rating: rows.Rating, history: Sequence[int], span: int,
+                        item_first_seen_span: int) -> tf.train.Example:
+  return tf.train.Example(features=tf.train.Features(feature={
+      "user_id": _int64([rating.user_id]),
+      "item_id": _int64([rating.item_id]),
+      "timestamp": _int64([rating.timestamp]),
+      "rating": _float([rating.rating]),
+      "liked": _int64([int(rating.rating >= LIKED_MIN_RATING)]),
+      "history": _int64(history),
+      "current_item": _int64([history[-1] if history else NO_ITEM]),
+      "span": _int64([span]),
+      "item_first_seen_span": _int64([item_first_seen_span]),
+  }))
+
+
+def aggregate_tags(tags: Iterable[rows.Tag], max_tags: int) -> List[str]:
+  """Distinct tags, most used first (ties: first used first), at most `max_tags`."""
+  counts: Dict[str, Tuple[int, int]] = {}
+  for tag in sorted(tags, key=lambda t: t.timestamp):
+    count, first = counts.get(tag.tag, (0, tag.timestamp))
+    counts[tag.tag] = (count + 1, first)
+  return sorted(counts, key=lambda t: (-counts[t][0], counts[t][1], t))[:max_tags]
+
+
+def content_text(movie: rows.Movie, tags: Sequence[str]) -> str:
+  """The text the content encoder embeds: '<title (year)>. Genres: a, b. Tags: x, y'."""
+  parts = [movie.title]
+  if movie.genres:
+    parts.append("Genres: " + ", ".join(movie.genres))
+  if tags:
+    parts.append("Tags: " + ", ".join(tags))
+  return ". ".join(parts)
+
+
+def item_example(movie: rows.Movie, tags: Sequence[str], first_seen: int, first_seen_span: int,
+                 num_ratings: int) -> tf.train.Example:
+  return tf.train.Example(features=tf.train.Features(feature={
+      "item_id": _int64([movie.item_id]),
+      "title": _bytes([movie.title]),
+      "year": _int64([movie.year]),
+      "genres": _bytes(movie.genres),
+      "tags": _bytes(tags),
+      "content_text": _bytes([content_text(movie, tags)]),
+      "first_seen": _int64([first_seen]),
+      "first_seen_span": _int64([first_seen_span]),
+      "num_ratings": _int64([num_ratings]),
+  }))

@@ -1,0 +1,154 @@
+"""Parsing and validation of MovieLens CSV rows (ratings.csv, movies.csv, tags.csv).
+
+Every line is either parsed into a typed row or turned into a `BadRow` that names the file, the
+line and the reason, so that nothing is lost silently and nothing fails with a bare stack trace.
+"""
+
+import csv
+import dataclasses
+import datetime
+import math
+import re
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
+MOVIES_HEADER = ("movieId", "title", "genres")
+TAGS_HEADER = ("userId", "movieId", "tag", "timestamp")
+
+MIN_RATING = 0.5
+MAX_RATING = 5.0
+# Unix seconds accepted as interaction times: MovieLens started in 1995; anything past 2100 is garbage.
+MIN_TIMESTAMP = int(datetime.datetime(1995, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+MAX_TIMESTAMP = int(datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+NO_GENRES = "(no genres listed)"
+_TITLE_YEAR = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+
+
+class BadRow(NamedTuple):
+  file: str
+  line: int
+  reason: str
+  text: str
+
+  def describe(self) -> str:
+    return f"{self.file}:{self.line}: {self.reason}: {self.text[:120]!r}"
+
+
+class Rating(NamedTuple):
+  user_id: int
+  item_id: int
+  rating: float
+  timestamp: int
+  line: int
+
+
+class Movie(NamedTuple):
+  item_id: int
+  title: str
+  year: int  # 0 when the title carries no year
+  genres: Tuple[str, ...]
+  line: int
+
+
+class Tag(NamedTuple):
+  item_id: int
+  tag: str
+  timestamp: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvLine:
+  file: str
+  number: int  # 1-based, as an editor shows it
+  text: str
+
+
+def read_numbered_lines(path: str, open_fn=open) -> Iterator[CsvLine]:
+  """Yields the non-empty lines of a text file with their 1-based line numbers."""
+  name = path.rsplit("/", 1)[-1]
+  with open_fn(path, "rb") as f:
+    for number, raw in enumerate(f, start=1):
+      text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+      if text.strip():
+        yield CsvLine(name, number, text)
+
+
+def _fields(line: CsvLine, header: Sequence[str]) -> Union[List[str], BadRow]:
+  try:
+    fields = next(csv.reader([line.text]))
+  except csv.Error as e:
+    return BadRow(line.file, line.number, f"unparsable CSV ({e})", line.text)
+  if tuple(fields) == tuple(header):
+    return BadRow(line.file, line.number, "duplicate header", line.text)
+  if len(fields) != len(header):
+    return BadRow(line.file, line.number,
+                  f"wrong column count ({len(fields)}, expected {len(header)})", line.text)
+  missing = [h for h, v in zip(header, fields) if not v.strip()]
+  if missing:
+    return BadRow(line.file, line.number, f"missing field {', '.join(missing)}", line.text)
+  return fields
+
+
+def _int(value: str) -> Optional[int]:
+  try:
+    return int(value)
+  except ValueError:
+    return None
+
+
+def check_header(line: CsvLine, header: Sequence[str]) -> Optional[str]:
+  """Returns why the first line of a file is not the expected header, or None."""
+  fields = next(csv.reader([line.text]), [])
+  if tuple(f.strip() for f in fields) != tuple(header):
+    return (f"{line.file}:{line.number}: expected header {','.join(header)!r}, "
+            f"found {line.text[:120]!r}")
+  return None
+
+
+def parse_rating(line: CsvLine) -> Union[Rating, BadRow]:
+  fields = _fields(line, RATINGS_HEADER)
+  if isinstance(fields, BadRow):
+    return fields
+  user_id, item_id = _int(fields[0]), _int(fields[1])
+  if user_id is None or user_id <= 0:
+    return BadRow(line.file, line.number, "userId is not a positive integer", line.text)
+  if item_id is None or item_id <= 0:
+    return BadRow(line.file, line.number, "movieId is not a positive integer", line.text)
+  try:
+    rating = float(fields[2])
+  except ValueError:
+    return BadRow(line.file, line.number, "rating is not a number", line.text)
+  if not (math.isfinite(rating) and MIN_RATING <= rating <= MAX_RATING):
+    return BadRow(line.file, line.number,
+                  f"rating out of range [{MIN_RATING}, {MAX_RATING}]", line.text)
+  timestamp = _int(fields[3])
+  if timestamp is None:
+    return BadRow(line.file, line.number, "unparsable timestamp", line.text)
+  if not MIN_TIMESTAMP <= timestamp < MAX_TIMESTAMP:
+    return BadRow(line.file, line.number, "timestamp outside 1995..2100", line.text)
+  return Rating(user_id, item_id, rating, timestamp, line.number)
+
+
+def parse_movie(line: CsvLine) -> Union[Movie, BadRow]:
+  fields = _fields(line, MOVIES_HEADER)
+  if isinstance(fields, BadRow):
+    return fields
+  item_id = _int(fields[0])
+  if item_id is None or item_id <= 0:
+    return BadRow(line.file, line.number, "movieId is not a positive integer", line.text)
+  title = fields[1].strip()
+  year_match = _TITLE_YEAR.search(title)
+  genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
+  return Movie(item_id, title, int(year_match.group(1)) if year_match else 0, genres, line.number)
+
+
+def parse_tag(line: CsvLine) -> Union[Tag, BadRow]:
+  fields = _fields(line, TAGS_HEADER)
+  if isinstance(fields, BadRow):
+    return fields
+  item_id, timestamp = _int(fields[1]), _int(fields[3])
+  if item_id is None or item_id <= 0:
+    return BadRow(line.file, line.number, "movieId is not a positive integer", line.text)
+  if timestamp is None:
+    return BadRow(line.file, line.number, "unparsable timestamp", line.text)
+  return Tag(item_id, fields[2].strip().lower(), timestamp)
