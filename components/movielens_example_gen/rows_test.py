@@ -1,0 +1,51 @@
+from components.movielens_example_gen import rows
+
+
+def _line(text: str, number: int = 7) -> rows.CsvLine:
+  return rows.CsvLine("ratings.csv", number, text)
+
+
+def test_parse_rating_valid():
+  assert rows.parse_rating(_line("3,42,4.5,964982703")) == rows.Rating(3, 42, 4.5, 964982703, 7)
+
+
+def test_parse_rating_names_each_reason():
+  cases = {
+      "1,2,6.0,964982703": "rating out of range",
+      "1,2,0.0,964982703": "rating out of range",
+      "1,2,nan,964982703": "rating out of range",
+      "1,2,4.0,yesterday": "unparsable timestamp",
+      "1,2,4.0,99": "timestamp outside",
+      "1,,4.0,964982703": "missing field movieId",
+      "1,2,4.0": "wrong column count (3, expected 4)",
+      "userId,movieId,rating,timestamp": "duplicate header",
+      "x,2,4.0,964982703": "userId is not a positive integer",
+      "1,2,four,964982703": "rating is not a number",
+  }
+  for text, reason in cases.items():
+    bad = rows.parse_rating(_line(text))
+    assert isinstance(bad, rows.BadRow), text
+    assert bad.reason.startswith(reason), (text, bad.reason)
+    assert bad.describe().startswith("ratings.csv:7: "), bad.describe()
+
+
+def test_parse_movie_quoted_title_year_and_no_genres():
+  movie = rows.parse_movie(rows.CsvLine("movies.csv", 2, '11,"American President, The (1995)",Comedy|Drama'))
+  assert movie == rows.Movie(11, "American President, The (1995)", 1995, ("Comedy", "Drama"), 2)
+  bare = rows.parse_movie(rows.CsvLine("movies.csv", 3, "12,Untitled,(no genres listed)"))
+  assert bare.year == 0 and bare.genres == ()
+  ranged = rows.parse_movie(rows.CsvLine("movies.csv", 4, "13,Series (2007-),Drama"))
+  assert ranged.year == 2007
+
+
+def test_check_header():
+  assert rows.check_header(rows.CsvLine("tags.csv", 1, "userId,movieId,tag,timestamp"),
+                           rows.TAGS_HEADER) is None
+  problem = rows.check_header(rows.CsvLine("tags.csv", 1, "1,2,funny,3"), rows.TAGS_HEADER)
+  assert "tags.csv:1: expected header" in problem
+
+
+def test_read_numbered_lines_skips_blank_lines_keeps_numbers(tmp_path):
+  path = tmp_path / "ratings.csv"
+  path.write_bytes(b"a\n\nb\r\n")
+  assert [(l.number, l.text) for l in rows.read_numbered_lines(str(path))] == [(1, "a"), (3, "b")]
