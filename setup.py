@@ -8,6 +8,6 @@ setuptools.setup(
     name="sid-ranking",
     version="0.1.0",
     packages=setuptools.find_packages(include=["pipeline*", "components*", "models*", "schemas*"]),
-    package_data={"schemas": ["*.pbtxt"]},
+    package_data={"schemas": ["*/schema.pbtxt"]},
     python_requires=">=3.11,<3.12",
 )

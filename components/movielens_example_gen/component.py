@@ -7,17 +7,15 @@ Example:
   # example_gen.outputs['items']: split 'items', one record per movie in movies.csv
 """
 
-import hashlib
 import os
 from typing import Optional
 
-import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components import artifacts
+from components import artifacts, fingerprint
 from components.movielens_example_gen import executor
 
 
@@ -43,17 +41,6 @@ class MovieLensExampleGenSpec(types.ComponentSpec):
   }
 
 
-def input_fingerprint(input_base: str) -> str:
-  """Path, size and modification time of each input file (as TFX's FileBasedExampleGen does)."""
-  digest = hashlib.sha256()
-  for name in (executor.RATINGS_FILE, executor.MOVIES_FILE, executor.TAGS_FILE):
-    path = os.path.join(input_base, name)
-    if tf.io.gfile.exists(path):
-      stat = tf.io.gfile.stat(path)
-      digest.update(f"{path}:{stat.length}:{stat.mtime_nsec}\n".encode())
-  return digest.hexdigest()
-
-
 class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
   """Writes interactions as tf.Examples, one split per calendar span, and the item corpus.
 
@@ -76,7 +63,8 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
     if history_length < 1:
       raise ValueError(f"history_length must be >= 1, got {history_length}")
     super().__init__(spec=MovieLensExampleGenSpec(
-        input_base=input_base, input_fingerprint=input_fingerprint(input_base),
+        input_base=input_base, input_fingerprint=fingerprint.files_fingerprint(
+            os.path.join(input_base, name) for name in executor.INPUT_FILES),
         span_period=span_period, start_date=start_date, end_date=end_date,
         write_backfill=int(write_backfill), history_length=history_length, max_tags=max_tags,
         bad_row_policy=bad_row_policy, max_bad_row_fraction=max_bad_row_fraction,

@@ -20,14 +20,16 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
+from components import item_corpus
 from components.errors import InputDataError
 from components.movielens_example_gen import features, rows, spans
 
 RATINGS_FILE = "ratings.csv"
 MOVIES_FILE = "movies.csv"
 TAGS_FILE = "tags.csv"
+INPUT_FILES = (RATINGS_FILE, MOVIES_FILE, TAGS_FILE)
 BACKFILL_SPLIT = "backfill"
-ITEMS_SPLIT = "items"
+ITEMS_SPLIT = item_corpus.ITEMS_SPLIT
 REPORT_FILE = "ingestion_report.json"
 QUARANTINE_FILE = "quarantine.jsonl"
 BAD_ROW_POLICIES = ("quarantine", "fail")

@@ -1,0 +1,70 @@
+"""The Semantic-ID ranking pipeline: one `create_pipeline` for every runner (local, Kubeflow)."""
+
+from typing import List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+
+import schemas
+from components.content_embedder.component import ContentEmbedder
+from components.embedding_importer.component import EmbeddingImporter
+from components.movielens_example_gen.component import MovieLensExampleGen
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    span_period: str,
+    start_date: Optional[str],
+    history_length: int,
+    max_tags: int,
+    bad_row_policy: str,
+    max_bad_row_fraction: float,
+    embedding_batch_size: int,
+    precomputed_embeddings: Optional[str] = None,
+    embedding_dim: Optional[int] = None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    enable_cache: bool = True,
+) -> tfx_pipeline.Pipeline:
+  """Ingestion and validation of interactions and items, then item content embeddings.
+
+  Item embeddings come from the TensorFlow MiniLM encoder, or from `precomputed_embeddings` (an .npz
+  of item_ids and embeddings) when given.
+  """
+  example_gen = MovieLensExampleGen(
+      input_base=data_root, span_period=span_period, start_date=start_date,
+      history_length=history_length, max_tags=max_tags, bad_row_policy=bad_row_policy,
+      max_bad_row_fraction=max_bad_row_fraction)
+
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+  interactions_schema = tfx.components.ImportSchemaGen(
+      schema_file=schemas.INTERACTIONS_SCHEMA).with_id("InteractionsSchema")
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"],
+      schema=interactions_schema.outputs["schema"])
+
+  item_statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs["items"]).with_id("ItemStatisticsGen")
+  items_schema = tfx.components.ImportSchemaGen(schema_file=schemas.ITEMS_SCHEMA).with_id("ItemsSchema")
+  item_validator = tfx.components.ExampleValidator(
+      statistics=item_statistics_gen.outputs["statistics"],
+      schema=items_schema.outputs["schema"]).with_id("ItemExampleValidator")
+
+  if precomputed_embeddings:
+    embeddings = EmbeddingImporter(items=example_gen.outputs["items"],
+                                   embeddings_path=precomputed_embeddings, dim=embedding_dim)
+  else:
+    embeddings = ContentEmbedder(items=example_gen.outputs["items"], batch_size=embedding_batch_size)
+
+  return tfx_pipeline.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=[example_gen, statistics_gen, schema_gen, interactions_schema, example_validator,
+                  item_statistics_gen, items_schema, item_validator, embeddings],
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args)

@@ -1,0 +1,45 @@
+"""Progress of a LocalDagRunner run on the terminal, from the runner's own log records."""
+
+import logging
+import re
+import sys
+import time
+from typing import Dict, Optional, TextIO
+
+_RUNNING = re.compile(r"Component (\S+) is running\.")
+_FINISHED = re.compile(r"Component (\S+) is finished\.")
+_CACHED = re.compile(r"A cached execution \d+ is used\.")
+
+
+class ComponentProgress(logging.Handler):
+  """Prints '[elapsed] > Component' when one starts and '[elapsed] done Component (took, cached)'."""
+
+  def __init__(self, stream: TextIO = sys.stdout):
+    super().__init__(level=logging.INFO)
+    self._stream = stream
+    self._start = time.monotonic()
+    self._started: Dict[str, float] = {}
+    self._current: Optional[str] = None
+    self._cached = False
+    self.finished: Dict[str, Dict[str, object]] = {}
+
+  def _print(self, text: str) -> None:
+    self._stream.write(f"[{time.monotonic() - self._start:7.1f}s] {text}\n")
+    self._stream.flush()
+
+  def emit(self, record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    if match := _RUNNING.search(message):
+      self._current, self._cached = match.group(1), False
+      self._started[self._current] = time.monotonic()
+      self._print(f"> {self._current} running")
+    elif _CACHED.search(message):
+      self._cached = True
+    elif match := _FINISHED.search(message):
+      name = match.group(1)
+      took = time.monotonic() - self._started.get(name, self._start)
+      self.finished[name] = {"seconds": round(took, 1), "cached": self._cached}
+      self._print(f"  {name} done in {took:.1f}s{' (cached)' if self._cached else ''}")
+
+  def elapsed(self) -> float:
+    return time.monotonic() - self._start

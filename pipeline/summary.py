@@ -1,0 +1,83 @@
+"""What the latest pipeline run produced, read back from ML Metadata and the artifacts' reports."""
+
+import json
+import os
+import sys
+from typing import Dict, List
+
+import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components.movielens_example_gen import executor as example_gen_executor
+
+_OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def latest_run_outputs(store: metadata_store.MetadataStore, pipeline_name: str
+                       ) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
+  """{node id: {output key: artifact}} of the pipeline's most recent run, cached nodes included."""
+  runs = store.get_contexts_by_type("pipeline_run")
+  if not runs:
+    return {}
+  run = max(runs, key=lambda c: c.create_time_since_epoch)
+  in_run = {e.id for e in store.get_executions_by_context(run.id)}
+  node_of = {}
+  for node in store.get_contexts_by_type("node"):
+    if node.name.startswith(pipeline_name + "."):
+      for execution in store.get_executions_by_context(node.id):
+        if execution.id in in_run:
+          node_of[execution.id] = node.name[len(pipeline_name) + 1:]
+  events = [e for e in store.get_events_by_execution_ids(list(node_of)) if e.type in _OUTPUT]
+  artifacts = {a.id: a for a in store.get_artifacts_by_id(list({e.artifact_id for e in events}))}
+  outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
+  for event in events:
+    key = event.path.steps[0].key
+    outputs.setdefault(node_of[event.execution_id], {})[key] = artifacts[event.artifact_id]
+  return outputs
+
+
+def anomaly_lines(uri: str) -> List[str]:
+  lines = []
+  for split_dir in sorted(tf.io.gfile.listdir(uri)):
+    path = os.path.join(uri, split_dir.rstrip("/"), "SchemaDiff.pb")
+    if not tf.io.gfile.exists(path):
+      continue
+    anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+    for feature, info in anomalies.anomaly_info.items():
+      lines.append(f"{split_dir.rstrip('/')[len('Split-'):]}: {feature}: {info.short_description}")
+  return lines
+
+
+def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, stream=sys.stdout) -> None:
+  """What was produced, where the reports are, and the headline figures."""
+  outputs = latest_run_outputs(store, pipeline_name)
+  say = lambda text="": print(text, file=stream)
+  say("\nProduced (ML Metadata artifacts of this run):")
+  for node in sorted(outputs):
+    for key, artifact in sorted(outputs[node].items()):
+      say(f"  {node}.{key:<12} {artifact.uri}")
+  report = outputs.get("MovieLensExampleGen", {}).get("report")
+  if report:
+    path = os.path.join(report.uri, example_gen_executor.REPORT_FILE)
+    with tf.io.gfile.GFile(path) as f:
+      ingestion = json.load(f)
+    splits = ingestion["splits"]
+    say(f"\nIngestion report: {path}")
+    say(f"  interactions {ingestion['interactions']['written']:,} in {len(splits)} splits "
+        f"({ingestion['span_period']} spans), liked {ingestion['interactions']['liked_fraction']:.1%}; "
+        f"items {ingestion['items']['total']:,} ({ingestion['items'].get('never_rated', 0)} never rated); "
+        f"bad rows {ingestion['bad_rows']['total']}")
+  for node, label in (("ExampleValidator", "interactions"), ("ItemExampleValidator", "items")):
+    anomalies = outputs.get(node, {}).get("anomalies")
+    if anomalies:
+      found = anomaly_lines(anomalies.uri)
+      say(f"Anomalies in {label} against schemas/: {len(found)} ({anomalies.uri})")
+      for line in found[:10]:
+        say(f"  {line}")
+  embeddings = outputs.get("ContentEmbedder", outputs.get("EmbeddingImporter", {})).get("embeddings")
+  if embeddings:
+    props = embeddings.custom_properties
+    say(f"Item embeddings: {props['count'].int_value:,} x {props['dim'].int_value} "
+        f"from {props['source'].string_value} ({embeddings.uri})")
