@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs uv if needed and the locked environment (.venv) from uv.lock; nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
+  echo "Installing uv ..." >&2
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check uv
+fi
+"$PYTHON" -m uv sync --frozen --python "$("$PYTHON" -c 'import sys; print(sys.executable)')" --quiet
