@@ -45,3 +45,28 @@ def write_movielens(path: pathlib.Path, movies: str = TINY_MOVIES, ratings: str 
 @pytest.fixture
 def tiny_movielens(tmp_path: pathlib.Path) -> str:
   return write_movielens(tmp_path / "movielens")
+
+
+def run_movielens_example_gen(input_base: str, out_dir: pathlib.Path, **props):
+  """Calls MovieLensExampleGen's Do() on fresh artifacts; returns (examples, items, report dict)."""
+  import json  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from components import artifacts  # pylint: disable=g-import-not-at-top
+  from components.movielens_example_gen import executor  # pylint: disable=g-import-not-at-top
+  out = {"examples": [standard_artifacts.Examples()], "items": [standard_artifacts.Examples()],
+         "report": [artifacts.IngestionReport()]}
+  for key, [artifact] in out.items():
+    artifact.uri = str(out_dir / "out" / key)
+  defaults = dict(span_period="day", history_length=20, max_tags=10, bad_row_policy="quarantine",
+                  max_bad_row_fraction=1.0)
+  executor.Executor(beam_context()).Do({}, out, dict(defaults, input_base=input_base, **props))
+  with open(os.path.join(out["report"][0].uri, executor.REPORT_FILE)) as f:
+    report = json.load(f)
+  return out["examples"][0], out["items"][0], report
+
+
+def beam_context():
+  """Executor context with the pipeline's local Beam arguments (no Prism download, no packaging)."""
+  from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
+  from pipeline import configs  # pylint: disable=g-import-not-at-top
+  return base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)

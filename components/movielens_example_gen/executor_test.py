@@ -1,28 +1,12 @@
-import json
 import os
 
 import pytest
 import tensorflow as tf
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import artifact_utils
 
 import conftest
-from components import artifacts
 from components.errors import InputDataError
 from components.movielens_example_gen import executor, spans
-
-_DEFAULTS = dict(span_period="day", history_length=20, max_tags=10, bad_row_policy="quarantine",
-                 max_bad_row_fraction=1.0)
-
-
-def _run(input_base, tmp_path, **props):
-  out = {"examples": [standard_artifacts.Examples()], "items": [standard_artifacts.Examples()],
-         "report": [artifacts.IngestionReport()]}
-  for key, [artifact] in out.items():
-    artifact.uri = str(tmp_path / "out" / key)
-  executor.Executor().Do({}, out, dict(_DEFAULTS, input_base=input_base, **props))
-  report = json.load(open(os.path.join(out["report"][0].uri, executor.REPORT_FILE)))
-  return out["examples"][0], out["items"][0], report
-
 
 def _read(artifact, split):
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*"))
@@ -36,7 +20,7 @@ def _value(example, name):
 
 
 def test_interactions_by_day_with_history_and_current_item(tiny_movielens, tmp_path):
-  examples, items, report = _run(tiny_movielens, tmp_path)
+  examples, items, report = conftest.run_movielens_example_gen(tiny_movielens, tmp_path)
   day0 = spans.span_of(conftest.DAY0, "day")
   names = artifact_utils.decode_split_names(examples.split_names)
   assert names == [spans.split_name(day0 + d) for d in range(3)]
@@ -63,14 +47,14 @@ def test_interactions_by_day_with_history_and_current_item(tiny_movielens, tmp_p
 
 
 def test_history_is_capped_to_most_recent(tiny_movielens, tmp_path):
-  examples, _, _ = _run(tiny_movielens, tmp_path, history_length=1)
+  examples, _, _ = conftest.run_movielens_example_gen(tiny_movielens, tmp_path, history_length=1)
   day1 = spans.split_name(spans.span_of(conftest.DAY0, "day") + 1)
   histories = {_value(e, "item_id")[0]: _value(e, "history") for e in _read(examples, day1)}
   assert histories[3] == [2]
 
 
 def test_item_corpus_has_every_movie_with_tags_and_first_seen(tiny_movielens, tmp_path):
-  _, items, report = _run(tiny_movielens, tmp_path)
+  _, items, report = conftest.run_movielens_example_gen(tiny_movielens, tmp_path)
   corpus = {_value(e, "item_id")[0]: e for e in _read(items, "items")}
   assert sorted(corpus) == [1, 2, 3, 4]
   assert _value(corpus[1], "tags") == [b"pixar", b"toys"]
@@ -84,12 +68,12 @@ def test_item_corpus_has_every_movie_with_tags_and_first_seen(tiny_movielens, tm
 
 
 def test_start_and_end_date_backfill_and_range(tiny_movielens, tmp_path):
-  examples, _, report = _run(tiny_movielens, tmp_path, start_date="2018-01-02", end_date="2018-01-03")
+  examples, _, report = conftest.run_movielens_example_gen(tiny_movielens, tmp_path, start_date="2018-01-02", end_date="2018-01-03")
   day1 = spans.split_name(spans.span_of(conftest.DAY0, "day") + 1)
   assert artifact_utils.decode_split_names(examples.split_names) == ["backfill", day1]
   assert len(_read(examples, "backfill")) == 2
   assert report["interactions"]["outside_span_range"] == 1
-  only_new, _, _ = _run(tiny_movielens, tmp_path / "again", start_date="2018-01-02",
+  only_new, _, _ = conftest.run_movielens_example_gen(tiny_movielens, tmp_path / "again", start_date="2018-01-02",
                         write_backfill=0)
   assert "backfill" not in artifact_utils.decode_split_names(only_new.split_names)
 
@@ -107,7 +91,7 @@ BAD_MOVIES = conftest.TINY_MOVIES + "4,Same Id Again (2001),Drama\n"
 
 def test_bad_rows_are_quarantined_and_reported(tmp_path):
   base = conftest.write_movielens(tmp_path / "bad", movies=BAD_MOVIES, ratings=BAD_RATINGS)
-  examples, items, report = _run(base, tmp_path)
+  examples, items, report = conftest.run_movielens_example_gen(base, tmp_path)
   bad = report["bad_rows"]
   assert bad["total"] == 8
   assert bad["by_reason"] == {
@@ -126,27 +110,27 @@ def test_bad_rows_are_quarantined_and_reported(tmp_path):
 def test_fail_policy_stops_naming_file_line_and_reason(tmp_path):
   base = conftest.write_movielens(tmp_path / "bad", ratings=BAD_RATINGS)
   with pytest.raises(InputDataError, match=r"ratings.csv:8: rating out of range"):
-    _run(base, tmp_path, bad_row_policy="fail")
+    conftest.run_movielens_example_gen(base, tmp_path, bad_row_policy="fail")
 
 
 def test_too_many_bad_rows_stop_even_in_quarantine(tmp_path):
   base = conftest.write_movielens(tmp_path / "bad", ratings=BAD_RATINGS)
   with pytest.raises(InputDataError, match=r"above max_bad_row_fraction=1.00%"):
-    _run(base, tmp_path, max_bad_row_fraction=0.01)
+    conftest.run_movielens_example_gen(base, tmp_path, max_bad_row_fraction=0.01)
 
 
 def test_missing_file_and_wrong_header_are_clear_errors(tmp_path):
   no_movies = conftest.write_movielens(tmp_path / "a", movies=None)
   with pytest.raises(InputDataError, match=r"movies.csv: required file is missing"):
-    _run(no_movies, tmp_path)
+    conftest.run_movielens_example_gen(no_movies, tmp_path)
   headless = conftest.write_movielens(tmp_path / "b", ratings=conftest.TINY_RATINGS.split("\n", 1)[1])
   with pytest.raises(InputDataError, match=r"ratings.csv:1: expected header"):
-    _run(headless, tmp_path)
+    conftest.run_movielens_example_gen(headless, tmp_path)
   no_tags = conftest.write_movielens(tmp_path / "c", tags=None)
-  _, items, _ = _run(no_tags, tmp_path / "c_out")
+  _, items, _ = conftest.run_movielens_example_gen(no_tags, tmp_path / "c_out")
   assert len(_read(items, "items")) == 4
 
 
 def test_empty_range_is_an_error(tiny_movielens, tmp_path):
   with pytest.raises(InputDataError, match="no interaction falls in the requested span range"):
-    _run(tiny_movielens, tmp_path, start_date="2019-01-01", write_backfill=0)
+    conftest.run_movielens_example_gen(tiny_movielens, tmp_path, start_date="2019-01-01", write_backfill=0)
