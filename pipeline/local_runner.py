@@ -4,7 +4,6 @@
 """
 
 import argparse
-import logging
 import os
 import sys
 
@@ -62,21 +61,18 @@ def main(argv=None) -> int:
       metadata_connection_config=connection,
       enable_cache=not args.no_cache)
 
-  # The runner logs each component's start and end; show those, not the libraries' chatter.
-  logging.getLogger().setLevel(logging.INFO)
-  for handler in logging.getLogger().handlers:
-    handler.setLevel(logging.WARNING)
-  watcher = progress.ComponentProgress()
-  logging.getLogger().addHandler(watcher)
   print(f"Pipeline {configs.PIPELINE_NAME}: data {args.data_root} -> {args.output_root}", flush=True)
-  try:
-    tfx.orchestration.LocalDagRunner().run(sid_pipeline)
-  except Exception as error:  # pylint: disable=broad-except
-    message = _error_chain_message(error)
-    if not message:
-      raise
-    print(f"\nStopped after {watcher.elapsed():.0f}s: input data refused.\n{message}", file=sys.stderr)
-    return 2
+  # The runner logs each component's start and end; show those, not the libraries' chatter.
+  with progress.watch(quiet_other_handlers=True) as watcher:
+    try:
+      tfx.orchestration.LocalDagRunner().run(sid_pipeline)
+    except Exception as error:  # pylint: disable=broad-except
+      message = _error_chain_message(error)
+      if not message:
+        raise
+      print(f"\nStopped after {watcher.elapsed():.0f}s: input data refused.\n{message}",
+            file=sys.stderr)
+      return 2
   print(f"\nFinished in {watcher.elapsed():.0f}s "
         f"({sum(1 for s in watcher.finished.values() if s['cached'])} of {len(watcher.finished)} "
         f"components from cache).")

@@ -1,10 +1,13 @@
 """Progress of a LocalDagRunner run on the terminal, from the runner's own log records."""
 
+import contextlib
 import logging
 import re
 import sys
 import time
-from typing import Dict, Optional, TextIO
+from typing import Dict, Iterator, Optional, TextIO
+
+from absl import logging as absl_logging
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
@@ -43,3 +46,21 @@ class ComponentProgress(logging.Handler):
 
   def elapsed(self) -> float:
     return time.monotonic() - self._start
+
+
+@contextlib.contextmanager
+def watch(stream: TextIO = sys.stdout, quiet_other_handlers: bool = False) -> Iterator[ComponentProgress]:
+  """Shows component progress while the block runs a pipeline."""
+  watcher = ComponentProgress(stream)
+  root = logging.getLogger()
+  # TensorFlow and TFX lower absl's verbosity on import; the runner's INFO records are what we read.
+  absl_logging.set_verbosity(absl_logging.INFO)
+  root.setLevel(logging.INFO)
+  if quiet_other_handlers:
+    for handler in root.handlers:
+      handler.setLevel(logging.WARNING)
+  root.addHandler(watcher)
+  try:
+    yield watcher
+  finally:
+    root.removeHandler(watcher)

@@ -1,0 +1,64 @@
+"""The whole pipeline under LocalDagRunner on a tiny MovieLens directory."""
+
+import io
+
+import numpy as np
+import pytest
+from ml_metadata import metadata_store
+from tfx import v1 as tfx
+
+import conftest
+from pipeline import configs, local_runner, pipeline, progress, summary
+
+
+def _run(tmp_path, data_root, **overrides):
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      str(tmp_path / "metadata.sqlite"))
+  kwargs = dict(
+      pipeline_name="e2e", pipeline_root=str(tmp_path / "root"), data_root=data_root,
+      span_period="day", start_date="2018-01-02", history_length=configs.HISTORY_LENGTH,
+      max_tags=configs.MAX_TAGS, bad_row_policy="quarantine", max_bad_row_fraction=0.0,
+      embedding_batch_size=2, beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
+      metadata_connection_config=connection)
+  kwargs.update(overrides)
+  with progress.watch(io.StringIO()) as watcher:
+    tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(**kwargs))
+  store = metadata_store.MetadataStore(connection)
+  return watcher, summary.latest_run_outputs(store, "e2e"), store
+
+
+def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
+  watcher, outputs, store = _run(tmp_path, tiny_movielens)
+  assert set(outputs) == {"MovieLensExampleGen", "StatisticsGen", "SchemaGen", "InteractionsSchema",
+                          "ExampleValidator", "ItemStatisticsGen", "ItemsSchema",
+                          "ItemExampleValidator", "ContentEmbedder"}
+  assert not any(s["cached"] for s in watcher.finished.values())
+  embeddings = outputs["ContentEmbedder"]["embeddings"]
+  assert embeddings.custom_properties["count"].int_value == 4
+  assert embeddings.custom_properties["dim"].int_value == 384
+  assert summary.anomaly_lines(outputs["ExampleValidator"]["anomalies"].uri) == []
+  assert summary.anomaly_lines(outputs["ItemExampleValidator"]["anomalies"].uri) == []
+  text = io.StringIO()
+  summary.print_summary(store, "e2e", stream=text)
+  assert "interactions 5 in 3 splits (day spans), liked 60.0%; items 4 (1 never rated)" in text.getvalue()
+
+  again, cached_outputs, _ = _run(tmp_path, tiny_movielens)
+  assert len(again.finished) == 9 and all(s["cached"] for s in again.finished.values())
+  assert cached_outputs["ContentEmbedder"]["embeddings"].id == embeddings.id
+
+
+def test_precomputed_embeddings_replace_the_encoder(tmp_path, tiny_movielens):
+  path = tmp_path / "vectors.npz"
+  np.savez(path, item_ids=np.arange(1, 5), embeddings=np.eye(4, 16, dtype=np.float32) + 0.1)
+  _, outputs, _ = _run(tmp_path, tiny_movielens, precomputed_embeddings=str(path))
+  assert "ContentEmbedder" not in outputs
+  assert outputs["EmbeddingImporter"]["embeddings"].custom_properties["dim"].int_value == 16
+
+
+def test_main_command_reports_refused_input_without_a_stack_trace(tmp_path, capsys):
+  data = conftest.write_movielens(tmp_path / "bad", ratings=conftest.TINY_RATINGS + "1,2,9.0,1514764800\n")
+  assert local_runner.main(["--data_root", data, "--output_root", str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err
+  assert "input data refused" in err
+  assert "ratings.csv:7: rating out of range [0.5, 5.0]" in err
+  assert "Traceback" not in err
