@@ -57,7 +57,7 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
   say("\nProduced (ML Metadata artifacts of this run):")
   for node in sorted(outputs):
     for key, artifact in sorted(outputs[node].items()):
-      say(f"  {node}.{key:<12} {artifact.uri}")
+      say(f"  {node + '.' + key:<38} {artifact.uri}")
   report = outputs.get("MovieLensExampleGen", {}).get("report")
   if report:
     path = os.path.join(report.uri, example_gen_executor.REPORT_FILE)

@@ -143,28 +143,45 @@ def _user_examples(user_id: int, rated: Iterable[Tuple[rows.Rating, int]], span_
       continue
     unique[rating.item_id] = rating
     first_seen_span[rating.item_id] = item_span
+  previous_time = None
   for rating, history in features.user_interactions(list(unique.values()), history_length):
+    same_second = int(rating.timestamp == previous_time)
+    previous_time = rating.timestamp
     span = spans.span_of(rating.timestamp, span_range.period)
     split = span_range.split_of(span)
     new_item = rating.item_id if first_seen_span[rating.item_id] == span else features.NO_ITEM
     yield beam.pvalue.TaggedOutput("stats", (split or "not_written", (
-        span, int(rating.rating >= features.LIKED_MIN_RATING), new_item, user_id)))
+        span, int(rating.rating >= features.LIKED_MIN_RATING), new_item, user_id, same_second)))
     if split:
       example = features.interaction_example(rating, history, span, first_seen_span[rating.item_id])
       yield split, example.SerializeToString()
+
+
+def _item_kinds(item: tf.train.Example) -> List[str]:
+  """Counted item properties: rated or not, and content gaps worth knowing before embedding."""
+  feature = item.features.feature
+  kinds = ["rated" if feature["num_ratings"].int64_list.value[0] else "never_rated"]
+  if not feature["genres"].bytes_list.value:
+    kinds.append("no_genres")
+  if not feature["year"].int64_list.value[0]:
+    kinds.append("no_year_in_title")
+  if feature["tags"].bytes_list.value:
+    kinds.append("with_tags")
+  return kinds
 
 
 class _SplitStatsFn(beam.CombineFn):
   """Per split: interactions, liked, items first rated in their span, users and span bounds."""
 
   def create_accumulator(self):
-    return {"interactions": 0, "liked": 0, "new_item_interactions": 0, "new_items": set(),
-            "users": set(), "spans": set()}
+    return {"interactions": 0, "liked": 0, "new_item_interactions": 0, "same_second_as_previous": 0,
+            "new_items": set(), "users": set(), "spans": set()}
 
   def add_input(self, acc, record):
-    span, liked, new_item, user = record
+    span, liked, new_item, user, same_second = record
     acc["interactions"] += 1
     acc["liked"] += liked
+    acc["same_second_as_previous"] += same_second
     if new_item != features.NO_ITEM:
       acc["new_item_interactions"] += 1
       acc["new_items"].add(new_item)
@@ -175,7 +192,7 @@ class _SplitStatsFn(beam.CombineFn):
   def merge_accumulators(self, accumulators):
     merged = self.create_accumulator()
     for acc in accumulators:
-      for key in ("interactions", "liked", "new_item_interactions"):
+      for key in ("interactions", "liked", "new_item_interactions", "same_second_as_previous"):
         merged[key] += acc[key]
       for key in ("new_items", "users", "spans"):
         merged[key] |= acc[key]
@@ -186,6 +203,7 @@ class _SplitStatsFn(beam.CombineFn):
             "liked_fraction": round(acc["liked"] / max(acc["interactions"], 1), 4),
             "new_items": len(acc["new_items"]),
             "new_item_interactions": acc["new_item_interactions"], "users": len(acc["users"]),
+            "same_second_as_previous": acc["same_second_as_previous"],
             "first_span": min(acc["spans"], default=None), "last_span": max(acc["spans"], default=None)}
 
 
@@ -269,9 +287,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           | "RowsPerFile" >> beam.combiners.Count.PerElement()
           | "RowsJson" >> beam.MapTuple(lambda k, v: ("rows", k, v)))
       item_counts = (joined["items"]
-                     | "ItemRated" >> beam.Map(
-                         lambda e: "rated" if e.features.feature["num_ratings"].int64_list.value[0]
-                         else "never_rated")
+                     | "ItemKinds" >> beam.FlatMap(_item_kinds)
                      | "ItemsPerKind" >> beam.combiners.Count.PerElement()
                      | "ItemsJson" >> beam.MapTuple(lambda k, v: ("items", k, v)))
       _ = ((split_stats, line_counts, item_counts)
@@ -356,10 +372,12 @@ def _write_report(path: str, exec_properties: Dict[str, Any], span_range: SpanRa
       "input_base": exec_properties["input_base"],
       "span_period": span_range.period,
       "rows_read": stats["rows"],
-      "interactions": {"valid": interactions, "written": sum(s["interactions"] for s in written.values()),
+      "interactions": {"valid": interactions,
+                       "same_second_as_previous": sum(s["same_second_as_previous"] for s in splits.values()), "written": sum(s["interactions"] for s in written.values()),
                        "outside_span_range": splits.get("not_written", {}).get("interactions", 0),
                        "liked_fraction": round(liked / max(interactions, 1), 4)},
-      "items": {"total": sum(stats["items"].values()), **stats["items"]},
+      "items": {"total": stats["items"]["rated"] + stats["items"].get("never_rated", 0),
+                **stats["items"]},
       "splits": {name: dict(s, start=(spans.span_start(s["first_span"], span_range.period).isoformat()))
                  for name, s in sorted(written.items())},
       "bad_rows": {"total": len(bad_rows), "by_reason": dict(by_reason.most_common()),

@@ -40,6 +40,7 @@ def test_interactions_by_day_with_history_and_current_item(tiny_movielens, tmp_p
   _, late = by_user_item[(2, 1)]
   assert _value(late, "liked") == [0] and _value(late, "item_first_seen_span") == [day0]
   assert report["interactions"]["valid"] == 5
+  assert report["interactions"]["same_second_as_previous"] == 0
   assert report["interactions"]["liked_fraction"] == 0.6
   assert report["splits"][spans.split_name(day0)]["new_items"] == 2
   assert report["splits"][spans.split_name(day0 + 1)]["new_items"] == 1
@@ -64,7 +65,8 @@ def test_item_corpus_has_every_movie_with_tags_and_first_seen(tiny_movielens, tm
   assert _value(corpus[3], "year") == [0]
   assert _value(corpus[4], "first_seen") == [-1] and _value(corpus[4], "num_ratings") == [0]
   assert _value(corpus[2], "first_seen") == [conftest.DAY0 + 1]
-  assert report["items"] == {"total": 4, "rated": 3, "never_rated": 1}
+  assert report["items"] == {"total": 4, "rated": 3, "never_rated": 1, "no_genres": 1,
+                             "no_year_in_title": 1, "with_tags": 1}
 
 
 def test_start_and_end_date_backfill_and_range(tiny_movielens, tmp_path):
@@ -134,3 +136,13 @@ def test_missing_file_and_wrong_header_are_clear_errors(tmp_path):
 def test_empty_range_is_an_error(tiny_movielens, tmp_path):
   with pytest.raises(InputDataError, match="no interaction falls in the requested span range"):
     conftest.run_movielens_example_gen(tiny_movielens, tmp_path, start_date="2019-01-01", write_backfill=0)
+
+
+def test_same_second_ratings_keep_file_order_and_are_counted(tmp_path):
+  ratings = f"userId,movieId,rating,timestamp\n1,3,4.0,{conftest.DAY0}\n1,1,4.0,{conftest.DAY0}\n"
+  examples, _, report = conftest.run_movielens_example_gen(
+      conftest.write_movielens(tmp_path / "ml", ratings=ratings), tmp_path)
+  [split] = artifact_utils.decode_split_names(examples.split_names)
+  histories = {_value(e, "item_id")[0]: _value(e, "history") for e in _read(examples, split)}
+  assert histories == {3: [], 1: [3]}
+  assert report["interactions"]["same_second_as_previous"] == 1
