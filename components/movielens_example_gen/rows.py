@@ -89,11 +89,49 @@ def _fields(line: CsvLine, header: Sequence[str]) -> Union[List[str], BadRow]:
   return fields
 
 
-def _int(value: str) -> Optional[int]:
+class _Rejected(ValueError):
+  """Why a field makes its row bad."""
+
+
+def _positive_int(value: str, name: str) -> int:
   try:
-    return int(value)
+    number = int(value)
   except ValueError:
-    return None
+    number = 0
+  if number <= 0:
+    raise _Rejected(f"{name} is not a positive integer")
+  return number
+
+
+def _timestamp(value: str) -> int:
+  try:
+    timestamp = int(value)
+  except ValueError as e:
+    raise _Rejected("unparsable timestamp") from e
+  if not MIN_TIMESTAMP <= timestamp < MAX_TIMESTAMP:
+    raise _Rejected("timestamp outside 1995..2100")
+  return timestamp
+
+
+def _rating(value: str) -> float:
+  try:
+    rating = float(value)
+  except ValueError as e:
+    raise _Rejected("rating is not a number") from e
+  if not (math.isfinite(rating) and MIN_RATING <= rating <= MAX_RATING):
+    raise _Rejected(f"rating out of range [{MIN_RATING}, {MAX_RATING}]")
+  return rating
+
+
+def _parse(line: CsvLine, header: Sequence[str], build) -> Union[NamedTuple, BadRow]:
+  """Splits a line into fields and builds a typed row; any rejected field makes it a BadRow."""
+  fields = _fields(line, header)
+  if isinstance(fields, BadRow):
+    return fields
+  try:
+    return build(fields)
+  except _Rejected as e:
+    return BadRow(line.file, line.number, str(e), line.text)
 
 
 def check_header(line: CsvLine, header: Sequence[str]) -> Optional[str]:
@@ -106,49 +144,23 @@ def check_header(line: CsvLine, header: Sequence[str]) -> Optional[str]:
 
 
 def parse_rating(line: CsvLine) -> Union[Rating, BadRow]:
-  fields = _fields(line, RATINGS_HEADER)
-  if isinstance(fields, BadRow):
-    return fields
-  user_id, item_id = _int(fields[0]), _int(fields[1])
-  if user_id is None or user_id <= 0:
-    return BadRow(line.file, line.number, "userId is not a positive integer", line.text)
-  if item_id is None or item_id <= 0:
-    return BadRow(line.file, line.number, "movieId is not a positive integer", line.text)
-  try:
-    rating = float(fields[2])
-  except ValueError:
-    return BadRow(line.file, line.number, "rating is not a number", line.text)
-  if not (math.isfinite(rating) and MIN_RATING <= rating <= MAX_RATING):
-    return BadRow(line.file, line.number,
-                  f"rating out of range [{MIN_RATING}, {MAX_RATING}]", line.text)
-  timestamp = _int(fields[3])
-  if timestamp is None:
-    return BadRow(line.file, line.number, "unparsable timestamp", line.text)
-  if not MIN_TIMESTAMP <= timestamp < MAX_TIMESTAMP:
-    return BadRow(line.file, line.number, "timestamp outside 1995..2100", line.text)
-  return Rating(user_id, item_id, rating, timestamp, line.number)
+  return _parse(line, RATINGS_HEADER, lambda f: Rating(
+      _positive_int(f[0], "userId"), _positive_int(f[1], "movieId"), _rating(f[2]),
+      _timestamp(f[3]), line.number))
 
 
-def parse_movie(line: CsvLine) -> Union[Movie, BadRow]:
-  fields = _fields(line, MOVIES_HEADER)
-  if isinstance(fields, BadRow):
-    return fields
-  item_id = _int(fields[0])
-  if item_id is None or item_id <= 0:
-    return BadRow(line.file, line.number, "movieId is not a positive integer", line.text)
+def _movie(fields: List[str], number: int) -> Movie:
   title = fields[1].strip()
   year_match = _TITLE_YEAR.search(title)
   genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
-  return Movie(item_id, title, int(year_match.group(1)) if year_match else 0, genres, line.number)
+  return Movie(_positive_int(fields[0], "movieId"), title,
+               int(year_match.group(1)) if year_match else 0, genres, number)
+
+
+def parse_movie(line: CsvLine) -> Union[Movie, BadRow]:
+  return _parse(line, MOVIES_HEADER, lambda f: _movie(f, line.number))
 
 
 def parse_tag(line: CsvLine) -> Union[Tag, BadRow]:
-  fields = _fields(line, TAGS_HEADER)
-  if isinstance(fields, BadRow):
-    return fields
-  item_id, timestamp = _int(fields[1]), _int(fields[3])
-  if item_id is None or item_id <= 0:
-    return BadRow(line.file, line.number, "movieId is not a positive integer", line.text)
-  if timestamp is None:
-    return BadRow(line.file, line.number, "unparsable timestamp", line.text)
-  return Tag(item_id, fields[2].strip().lower(), timestamp)
+  return _parse(line, TAGS_HEADER, lambda f: Tag(
+      _positive_int(f[1], "movieId"), f[2].strip().lower(), _timestamp(f[3])))
