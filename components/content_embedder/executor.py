@@ -59,8 +59,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       _ = (p
            | "ReadItems" >> beam.io.ReadFromTFRecord(item_corpus.files_pattern(items))
            | "IdAndText" >> beam.Map(_id_and_text)
-           | "Batch" >> beam.BatchElements(min_batch_size=min(8, batch_size),
-                                           max_batch_size=batch_size)
+           # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only adds noise.
+           | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
            | "Embed" >> beam.ParDo(_Embed(saved_model_dir))
            | "ToExample" >> beam.MapTuple(item_embeddings.to_example)
            | "Write" >> beam.io.WriteToTFRecord(
