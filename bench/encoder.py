@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
 from components.movielens_example_gen import features, rows  # pylint: disable=g-import-not-at-top
 from models.content_encoder import encoder as content_encoder  # pylint: disable=g-import-not-at-top

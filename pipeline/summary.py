@@ -39,6 +39,7 @@ def latest_run_outputs(store: metadata_store.MetadataStore, pipeline_name: str
 
 
 def anomaly_lines(uri: str) -> List[str]:
+  """"split: feature: description" for each anomaly ExampleValidator found, per split."""
   lines = []
   for split_dir in sorted(tf.io.gfile.listdir(uri)):
     path = os.path.join(uri, split_dir.rstrip("/"), "SchemaDiff.pb")

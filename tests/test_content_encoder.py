@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_text  # pylint: disable=unused-import  (registers the tokenizer ops for loading)
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
 
 from models.content_encoder import encoder as content_encoder
 

@@ -3,7 +3,6 @@
 import io
 
 import numpy as np
-import pytest
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 

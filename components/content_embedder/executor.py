@@ -29,7 +29,7 @@ class _Embed(beam.DoFn):
     self._embed = None
 
   def setup(self):
-    import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import  (registers the tokenizer ops)
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops before loading)
     self._embed = tf.saved_model.load(self._saved_model_dir).signatures["serving_default"]
 
   def process(self, batch: List[Tuple[int, str]]) -> Iterable[Tuple[int, np.ndarray]]:
