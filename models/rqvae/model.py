@@ -37,6 +37,7 @@ class RQVAEConfig:
   batch_size: int = 1024
   epochs: int = 150
   kmeans_iterations: int = 20
+  kmeans_init: bool = True
   reset_dead_codes: bool = True
   seed: int = 0
 
@@ -199,7 +200,7 @@ def train(model: RQVAE, embeddings: np.ndarray, log=print) -> List[Dict[str, flo
   history = []
   for epoch in range(config.epochs):
     order = rng.permutation(len(embeddings))
-    if epoch == 0:
+    if epoch == 0 and config.kmeans_init:
       kmeans_init(model, embeddings[order[:config.batch_size]], rng)
     totals: Dict[str, float] = {}
     resets = np.zeros(config.num_levels, np.int64)

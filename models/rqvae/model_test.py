@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from models.rqvae import model as rqvae
+
+SMALL = rqvae.RQVAEConfig(input_dim=16, hidden_dim=32, latent_dim=8, num_levels=3, codebook_size=16,
+                          batch_size=128, epochs=3, kmeans_iterations=5)
+
+
+def _clusters(n=512, dim=16, centers=24, seed=0):
+  rng = np.random.default_rng(seed)
+  means = rng.normal(size=(centers, dim))
+  points = means[rng.integers(0, centers, n)] + 0.05 * rng.normal(size=(n, dim))
+  return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_encode_decode_shapes_and_code_range():
+  model = rqvae.RQVAE(SMALL)
+  data = _clusters()
+  history = rqvae.train(model, data, log=lambda _: None)
+  codes = model.encode(data).numpy()
+  assert codes.shape == (512, 3) and codes.dtype == np.int32
+  assert codes.min() >= 0 and codes.max() < SMALL.codebook_size
+  assert model.decode(codes).shape == (512, 16)
+  assert len(history) == 3 and history[-1]["total"] < history[0]["total"]
+
+
+def test_kmeans_init_puts_codewords_on_the_data():
+  model = rqvae.RQVAE(SMALL)
+  data = _clusters()
+  before = rqvae.code_usage(model.encode(data).numpy(), SMALL.codebook_size)
+  rqvae.kmeans_init(model, data[:128], np.random.default_rng(0))
+  after = rqvae.code_usage(model.encode(data).numpy(), SMALL.codebook_size)
+  assert after[0]["utilisation"] >= 0.9
+  assert after[0]["perplexity"] > before[0]["perplexity"]
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_dead_code_reset_revives_a_collapsed_codebook(reset):
+  config = rqvae.RQVAEConfig(**{**SMALL.__dict__, "kmeans_init": False, "reset_dead_codes": reset,
+                                "epochs": 2})
+  model = rqvae.RQVAE(config)
+  # Collapse by construction: every codeword but the first sits far from any latent.
+  far = np.full(model.codebooks.shape, 100.0, np.float32)
+  far[:, 0, :] = 0.0
+  model.codebooks.assign(far)
+  history = rqvae.train(model, _clusters(), log=lambda _: None)
+  utilisation = history[-1]["utilisation"]
+  if reset:
+    assert min(utilisation) >= 0.5, utilisation
+  else:
+    assert max(utilisation) == 1 / config.codebook_size, utilisation
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.zeros((0, 16), np.float32), "non-empty"),
+    (np.zeros((64, 8), np.float32), "dimension 8, the model expects 16"),
+    (np.full((64, 16), np.nan, np.float32), "NaN or Inf"),
+    (np.ones((8, 16), np.float32), "fewer than codebook_size=16"),
+])
+def test_bad_embeddings_are_refused(data, message):
+  with pytest.raises(ValueError, match=message):
+    rqvae.train(rqvae.RQVAE(SMALL), data, log=lambda _: None)
