@@ -61,3 +61,18 @@ def test_dead_code_reset_revives_a_collapsed_codebook(reset):
 def test_bad_embeddings_are_refused(data, message):
   with pytest.raises(ValueError, match=message):
     rqvae.train(rqvae.RQVAE(SMALL), data, log=lambda _: None)
+
+
+def test_saved_model_round_trip(tmp_path):
+  from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model = rqvae.RQVAE(SMALL)
+  data = _clusters()
+  rqvae.train(model, data, log=lambda _: None)
+  export_dir = saved_model.export(model, str(tmp_path / "rqvae"))
+  assert saved_model.load_config(export_dir) == SMALL
+  signatures = saved_model.load_signatures(export_dir)
+  codes = signatures[saved_model.ENCODE](embeddings=tf.constant(data))[saved_model.CODES_KEY].numpy()
+  np.testing.assert_array_equal(codes, model.encode(data).numpy())
+  decoded = signatures[saved_model.DECODE](codes=tf.constant(codes))[saved_model.RECONSTRUCTION_KEY]
+  np.testing.assert_allclose(decoded.numpy(), model.decode(codes).numpy(), atol=1e-6)
