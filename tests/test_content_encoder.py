@@ -39,6 +39,31 @@ def test_token_ids_match_the_reference_tokenizer(encoder, reference):
   assert ids.shape[1] == meta["max_seq_length"]  # the 400-word text is cut at 256 tokens
 
 
+def _pieces(encoder, texts):
+  """Token ids without [CLS] and [SEP], one list per text."""
+  ids, mask = (t.numpy() for t in encoder.tokenizer(tf.constant(texts)))
+  return [row[keep == 1][1:-1].tolist() for row, keep in zip(ids, mask)]
+
+
+def test_tokenizer_normalizes_like_huggingface(encoder):
+  # HuggingFace's BertNormalizer drops format characters, makes Unicode whitespace a space, strips
+  # accents and lower-cases character by character (Σ -> σ, never ς); unlike tensorflow-text's
+  # lower_case=True it does not NFKC-fold "½", "³", "ß" or "…" (all in MovieLens titles).
+  with open(os.path.join(content_encoder.default_model_dir(), "vocab.txt"), encoding="utf-8") as f:
+    vocab = {piece: i for i, piece in enumerate(f.read().splitlines())}
+  pairs = [("zero\u200bwidth soft\u00adhyphen\x00", "zerowidth softhyphen"),
+           ("no\u00a0break\u2028line\u3000space", "no break line space"),
+           ("ΟΔΥΣΣΕΥΣ", "οδυσσευσ"), ("AMÉLIE Dvořák", "amelie dvorak")]
+  pieces = _pieces(encoder, [text for pair in pairs for text in pair] + ["½ ³ ß …"])
+  for i, (text, same_as) in enumerate(pairs):
+    assert pieces[2 * i] == pieces[2 * i + 1], (text, same_as)
+  assert pieces[-1] == [vocab[c] for c in "½³ß…"]
+  # Words over 100 characters, not bytes, are [UNK].
+  too_long, longest, cyrillic = _pieces(encoder, ["x" * 101, "x" * 100, "я" * 60])
+  assert too_long == [vocab["[UNK]"]]
+  assert vocab["[UNK]"] not in longest + cyrillic
+
+
 def _cosines(vectors: np.ndarray, expected: np.ndarray) -> np.ndarray:
   return np.sum(vectors * expected, axis=1) / (
       np.linalg.norm(vectors, axis=1) * np.linalg.norm(expected, axis=1))

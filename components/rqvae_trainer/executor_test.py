@@ -1,0 +1,65 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import standard_artifacts
+
+import conftest
+from components import artifacts, item_embeddings
+from components.errors import InputDataError
+from components.rqvae_trainer import component, executor
+from models.rqvae import saved_model
+
+TINY_CONFIG = json.dumps({"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8,
+                          "epochs": 2, "batch_size": 4, "kmeans_iterations": 2})
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("rqvae")
+  _, items, _ = conftest.run_movielens_example_gen(conftest.write_movielens(tmp / "ml"), tmp)
+  embeddings = artifacts.ItemEmbeddings()
+  embeddings.uri = str(tmp / "embeddings")
+  os.makedirs(embeddings.uri)
+  rng = np.random.default_rng(0)
+  path = os.path.join(embeddings.uri, f"{item_embeddings.FILE_PREFIX}-0{item_embeddings.FILE_SUFFIX}")
+  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+    for item_id in range(1, 5):
+      writer.write(item_embeddings.to_example(item_id, rng.normal(size=6)))
+  return {"embeddings": [embeddings], "items": [items]}
+
+
+def _train(inputs, tmp_path, **props):
+  model = standard_artifacts.Model()
+  model.uri = str(tmp_path / "model")
+  executor.Executor().Do(inputs, {"model": [model]}, dict({"config": TINY_CONFIG}, **props))
+  return model
+
+
+def test_trains_and_publishes_a_frozen_model(inputs, tmp_path):
+  model = _train(inputs, tmp_path)
+  export_dir = os.path.join(model.uri, "Format-Serving")
+  encode = saved_model.load_signatures(export_dir)[saved_model.ENCODE]
+  codes = encode(embeddings=tf.zeros([3, 6]))[saved_model.CODES_KEY].numpy()
+  assert codes.shape == (3, 2)
+  assert model.get_int_custom_property("train_items") == 4
+  assert len(json.loads(model.get_string_custom_property("utilisation"))) == 2
+  history = json.load(open(os.path.join(model.uri, executor.HISTORY_FILE)))
+  assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_cutoff_trains_on_items_seen_before_it(inputs, tmp_path):
+  model = _train(inputs, tmp_path, train_items_first_seen_before="2018-01-02", version="v0")
+  assert model.get_int_custom_property("train_items") == 2  # items 1 and 2 were rated on day 0
+  assert model.get_string_custom_property("version") == "v0"
+
+
+def test_bad_inputs_and_settings(inputs, tmp_path):
+  with pytest.raises(InputDataError, match="fewer than codebook_size=2"):
+    _train(inputs, tmp_path, train_items_first_seen_before="2018-01-01T00:00:01")
+  with pytest.raises(InputDataError, match="no item embeddings to train on"):
+    _train(inputs, tmp_path, train_items_first_seen_before="2000-01-01")
+  with pytest.raises(ValueError, match="unknown RQ-VAE settings: levels"):
+    component.RQVAETrainer(embeddings=None, items=None, config={"levels": 3})
