@@ -11,3 +11,8 @@ class IngestionReport(Artifact):
 class ItemEmbeddings(Artifact):
   """Item id -> content embedding, as GZIP TFRecords of tf.Example {item_id, embedding}."""
   TYPE_NAME = "SidRanking.ItemEmbeddings"
+
+
+class SemanticIds(Artifact):
+  """Item id -> Semantic ID (L codes + a collision suffix), as GZIP TFRecords of tf.Example."""
+  TYPE_NAME = "SidRanking.SemanticIds"

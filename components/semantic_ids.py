@@ -1,0 +1,41 @@
+"""The SemanticIds artifact's format: per item its L codes (coarse to fine) and a collision suffix.
+
+Items whose L codes coincide get suffixes 0, 1, ... in item-id order, as TIGER does, so that
+(codes, suffix) is unique; an item alone with its codes has suffix 0. Files:
+`<uri>/semantic_ids-*.tfrecord.gz` with tf.Example {item_id, codes: int64[L], suffix}.
+"""
+
+import os
+from typing import Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tfx import types
+
+FILE_PREFIX = "semantic_ids"
+FILE_SUFFIX = ".tfrecord.gz"
+
+
+def to_example(item_id: int, codes: Sequence[int], suffix: int) -> bytes:
+  int64 = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=list(v)))
+  return tf.train.Example(features=tf.train.Features(feature={
+      "item_id": int64([item_id]), "codes": int64(codes), "suffix": int64([suffix])})).SerializeToString()
+
+
+def load(artifact: types.Artifact) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(item_ids [N], codes [N, L], suffixes [N]) sorted by item id."""
+  ids, codes, suffixes = [], [], []
+  files = tf.io.gfile.glob(os.path.join(artifact.uri, f"{FILE_PREFIX}*{FILE_SUFFIX}"))
+  for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+    feature = tf.train.Example.FromString(record).features.feature
+    ids.append(feature["item_id"].int64_list.value[0])
+    codes.append(list(feature["codes"].int64_list.value))
+    suffixes.append(feature["suffix"].int64_list.value[0])
+  order = np.argsort(ids)
+  return (np.asarray(ids, np.int64)[order], np.asarray(codes, np.int64)[order],
+          np.asarray(suffixes, np.int64)[order])
+
+
+def disambiguate(item_ids: Sequence[int]) -> list:
+  """(item_id, suffix) for items that share all L codes: suffixes follow item-id order."""
+  return [(item_id, suffix) for suffix, item_id in enumerate(sorted(item_ids))]
