@@ -35,3 +35,9 @@ BEAM_PIPELINE_ARGS = [
     # from building an ephemeral package of itself before each Beam job.
     f"--setup_file={os.path.join(PROJECT_ROOT, 'setup.py')}",
 ]
+
+# RQ-VAE for ~10k items: 3 levels x 256 codes (TIGER used 3 x 256 for 12k items), a 32-d latent.
+RQVAE_CONFIG = {"num_levels": 3, "codebook_size": 256, "latent_dim": 32, "hidden_dim": 256,
+                "epochs": 150, "batch_size": 1024, "seed": 0}
+# Appendix A.2 stability check: RQ-VAE v0 sees only items first rated before this date.
+RQVAE_V0_CUTOFF = START_DATE

@@ -1,6 +1,6 @@
 """The Semantic-ID ranking pipeline: one `create_pipeline` for every runner (local, Kubeflow)."""
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -10,6 +10,8 @@ import schemas
 from components.content_embedder.component import ContentEmbedder
 from components.embedding_importer.component import EmbeddingImporter
 from components.movielens_example_gen.component import MovieLensExampleGen
+from components.rqvae_trainer.component import RQVAETrainer
+from components.semantic_id_assigner.component import SemanticIdAssigner
 
 
 def create_pipeline(
@@ -23,13 +25,16 @@ def create_pipeline(
     bad_row_policy: str,
     max_bad_row_fraction: float,
     embedding_batch_size: int,
+    rqvae_config: Dict[str, Any],
+    rqvae_v0_cutoff: Optional[str] = None,
     precomputed_embeddings: Optional[str] = None,
     embedding_dim: Optional[int] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
 ) -> tfx_pipeline.Pipeline:
-  """Ingestion and validation of interactions and items, then item content embeddings.
+  """Ingestion and validation of interactions and items, item content embeddings, then Semantic IDs
+  (RQ-VAE v1 on all items; with `rqvae_v0_cutoff`, also v0 on items seen before it).
 
   Item embeddings come from the TensorFlow MiniLM encoder, or from `precomputed_embeddings` (an .npz
   of item_ids and embeddings) when given.
@@ -60,11 +65,25 @@ def create_pipeline(
   else:
     embeddings = ContentEmbedder(items=example_gen.outputs["items"], batch_size=embedding_batch_size)
 
+  rqvae = RQVAETrainer(embeddings=embeddings.outputs["embeddings"], items=example_gen.outputs["items"],
+                       config=rqvae_config, version="v1")
+  sid_assigner = SemanticIdAssigner(embeddings=embeddings.outputs["embeddings"],
+                                    model=rqvae.outputs["model"])
+  sid_components = [rqvae, sid_assigner]
+  if rqvae_v0_cutoff:
+    rqvae_v0 = RQVAETrainer(
+        embeddings=embeddings.outputs["embeddings"], items=example_gen.outputs["items"],
+        config=rqvae_config, train_items_first_seen_before=rqvae_v0_cutoff, version="v0",
+    ).with_id("RQVAETrainerV0")
+    sid_assigner_v0 = SemanticIdAssigner(embeddings=embeddings.outputs["embeddings"],
+                                         model=rqvae_v0.outputs["model"]).with_id("SemanticIdAssignerV0")
+    sid_components += [rqvae_v0, sid_assigner_v0]
+
   return tfx_pipeline.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, interactions_schema, example_validator,
-                  item_statistics_gen, items_schema, item_validator, embeddings],
+                  item_statistics_gen, items_schema, item_validator, embeddings, *sid_components],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args)

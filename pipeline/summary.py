@@ -82,3 +82,14 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
     props = embeddings.custom_properties
     say(f"Item embeddings: {props['count'].int_value:,} x {props['dim'].int_value} "
         f"from {props['source'].string_value} ({embeddings.uri})")
+  for node in ("SemanticIdAssigner", "SemanticIdAssignerV0"):
+    sids = outputs.get(node, {}).get("semantic_ids")
+    trainer = outputs.get(node.replace("SemanticIdAssigner", "RQVAETrainer"), {}).get("model")
+    if sids and trainer:
+      props, model = sids.custom_properties, trainer.custom_properties
+      say(f"Semantic IDs {model['version'].string_value} ({props['num_levels'].int_value} x "
+          f"{props['codebook_size'].int_value}, trained on {model['train_items'].int_value:,} items): "
+          f"{props['items'].int_value:,} items, unique before suffix "
+          f"{props['unique_ratio_before_suffix'].double_value:.2%}, "
+          f"{props['items_with_nonzero_suffix'].int_value} needed a suffix, utilisation "
+          f"{model['utilisation'].string_value}, perplexity {model['perplexity'].string_value}")

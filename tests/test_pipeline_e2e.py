@@ -17,7 +17,10 @@ def _run(tmp_path, data_root, **overrides):
       pipeline_name="e2e", pipeline_root=str(tmp_path / "root"), data_root=data_root,
       span_period="day", start_date="2018-01-02", history_length=configs.HISTORY_LENGTH,
       max_tags=configs.MAX_TAGS, bad_row_policy="quarantine", max_bad_row_fraction=0.0,
-      embedding_batch_size=2, beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
+      embedding_batch_size=2,
+      rqvae_config={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8,
+                    "epochs": 2, "batch_size": 4, "kmeans_iterations": 2},
+      rqvae_v0_cutoff="2018-01-02", beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
       metadata_connection_config=connection)
   kwargs.update(overrides)
   with progress.watch(io.StringIO()) as watcher:
@@ -30,11 +33,14 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
   watcher, outputs, store = _run(tmp_path, tiny_movielens)
   assert set(outputs) == {"MovieLensExampleGen", "StatisticsGen", "SchemaGen", "InteractionsSchema",
                           "ExampleValidator", "ItemStatisticsGen", "ItemsSchema",
-                          "ItemExampleValidator", "ContentEmbedder"}
+                          "ItemExampleValidator", "ContentEmbedder", "RQVAETrainer",
+                          "SemanticIdAssigner", "RQVAETrainerV0", "SemanticIdAssignerV0"}
   assert not any(s["cached"] for s in watcher.finished.values())
   embeddings = outputs["ContentEmbedder"]["embeddings"]
   assert embeddings.custom_properties["count"].int_value == 4
   assert embeddings.custom_properties["dim"].int_value == 384
+  assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 4
+  assert outputs["RQVAETrainerV0"]["model"].custom_properties["train_items"].int_value == 2
   assert summary.anomaly_lines(outputs["ExampleValidator"]["anomalies"].uri) == []
   assert summary.anomaly_lines(outputs["ItemExampleValidator"]["anomalies"].uri) == []
   text = io.StringIO()
@@ -42,7 +48,7 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
   assert "interactions 5 in 3 splits (day spans), liked 60.0%; items 4 (1 never rated)" in text.getvalue()
 
   again, cached_outputs, _ = _run(tmp_path, tiny_movielens)
-  assert len(again.finished) == 9 and all(s["cached"] for s in again.finished.values())
+  assert len(again.finished) == 13 and all(s["cached"] for s in again.finished.values())
   assert cached_outputs["ContentEmbedder"]["embeddings"].id == embeddings.id
 
 
