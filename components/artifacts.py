@@ -16,3 +16,8 @@ class ItemEmbeddings(Artifact):
 class SemanticIds(Artifact):
   """Item id -> Semantic ID (L codes + a collision suffix), as GZIP TFRecords of tf.Example."""
   TYPE_NAME = "SidRanking.SemanticIds"
+
+
+class SidQualityReport(Artifact):
+  """report.json, report.html and PNG plots on a Semantic-ID assignment."""
+  TYPE_NAME = "SidRanking.SidQualityReport"

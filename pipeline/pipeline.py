@@ -12,6 +12,7 @@ from components.embedding_importer.component import EmbeddingImporter
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
+from components.sid_quality_report.component import SidQualityReport
 
 
 def create_pipeline(
@@ -70,6 +71,7 @@ def create_pipeline(
   sid_assigner = SemanticIdAssigner(embeddings=embeddings.outputs["embeddings"],
                                     model=rqvae.outputs["model"])
   sid_components = [rqvae, sid_assigner]
+  sid_assigner_v0 = None
   if rqvae_v0_cutoff:
     rqvae_v0 = RQVAETrainer(
         embeddings=embeddings.outputs["embeddings"], items=example_gen.outputs["items"],
@@ -78,6 +80,11 @@ def create_pipeline(
     sid_assigner_v0 = SemanticIdAssigner(embeddings=embeddings.outputs["embeddings"],
                                          model=rqvae_v0.outputs["model"]).with_id("SemanticIdAssignerV0")
     sid_components += [rqvae_v0, sid_assigner_v0]
+  sid_report = SidQualityReport(
+      embeddings=embeddings.outputs["embeddings"], items=example_gen.outputs["items"],
+      semantic_ids=sid_assigner.outputs["semantic_ids"], model=rqvae.outputs["model"],
+      semantic_ids_v0=sid_assigner_v0.outputs["semantic_ids"] if sid_assigner_v0 else None)
+  sid_components.append(sid_report)
 
   return tfx_pipeline.Pipeline(
       pipeline_name=pipeline_name,

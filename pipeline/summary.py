@@ -93,3 +93,11 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
           f"{props['unique_ratio_before_suffix'].double_value:.2%}, "
           f"{props['items_with_nonzero_suffix'].int_value} needed a suffix, utilisation "
           f"{model['utilisation'].string_value}, perplexity {model['perplexity'].string_value}")
+  quality = outputs.get("SidQualityReport", {}).get("report")
+  if quality:
+    props = quality.custom_properties
+    say(f"SID quality report: {os.path.join(quality.uri, 'report.html')}")
+    for prefix, name in (("rqvae", "RQ-VAE"), ("faiss", "FAISS RQ"), ("rq_kmeans", "RQ-KMeans")):
+      if f"{prefix}_mse" in props:
+        say(f"  {name:<10} reconstruction MSE {props[prefix + '_mse'].double_value:.6f}, "
+            f"unique SIDs {props[prefix + '_unique_ratio'].double_value:.2%}")

@@ -1,6 +1,7 @@
 """The whole pipeline under LocalDagRunner on a tiny MovieLens directory."""
 
 import io
+import os
 
 import numpy as np
 from ml_metadata import metadata_store
@@ -34,13 +35,17 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
   assert set(outputs) == {"MovieLensExampleGen", "StatisticsGen", "SchemaGen", "InteractionsSchema",
                           "ExampleValidator", "ItemStatisticsGen", "ItemsSchema",
                           "ItemExampleValidator", "ContentEmbedder", "RQVAETrainer",
-                          "SemanticIdAssigner", "RQVAETrainerV0", "SemanticIdAssignerV0"}
+                          "SemanticIdAssigner", "RQVAETrainerV0", "SemanticIdAssignerV0",
+                          "SidQualityReport"}
   assert not any(s["cached"] for s in watcher.finished.values())
   embeddings = outputs["ContentEmbedder"]["embeddings"]
   assert embeddings.custom_properties["count"].int_value == 4
   assert embeddings.custom_properties["dim"].int_value == 384
   assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 4
   assert outputs["RQVAETrainerV0"]["model"].custom_properties["train_items"].int_value == 2
+  report_dir = outputs["SidQualityReport"]["report"].uri
+  assert sorted(os.listdir(report_dir)) == ["prefix_similarity.png", "report.html", "report.json",
+                                            "utilisation.png"]
   assert summary.anomaly_lines(outputs["ExampleValidator"]["anomalies"].uri) == []
   assert summary.anomaly_lines(outputs["ItemExampleValidator"]["anomalies"].uri) == []
   text = io.StringIO()
@@ -48,7 +53,7 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
   assert "interactions 5 in 3 splits (day spans), liked 60.0%; items 4 (1 never rated)" in text.getvalue()
 
   again, cached_outputs, _ = _run(tmp_path, tiny_movielens)
-  assert len(again.finished) == 13 and all(s["cached"] for s in again.finished.values())
+  assert len(again.finished) == 14 and all(s["cached"] for s in again.finished.values())
   assert cached_outputs["ContentEmbedder"]["embeddings"].id == embeddings.id
 
 

@@ -4,6 +4,7 @@ import dataclasses
 import datetime
 import json
 import os
+import time
 from typing import Any, Dict, List
 
 import numpy as np
@@ -58,7 +59,9 @@ class Executor(base_executor.BaseExecutor):
       raise InputDataError(f"RQVAETrainer: {e}") from e
 
     model = rqvae.RQVAE(config)
+    start = time.perf_counter()
     history = rqvae.train(model, vectors, log=logging.info)
+    training_seconds = time.perf_counter() - start
     output = artifact_utils.get_single_instance(output_dict["model"])
     saved_model.export(model, path_utils.serving_model_path(output.uri))
     with tf.io.gfile.GFile(os.path.join(output.uri, HISTORY_FILE), "w") as f:
@@ -67,6 +70,7 @@ class Executor(base_executor.BaseExecutor):
     output.set_string_custom_property("version", exec_properties.get("version") or "v1")
     output.set_int_custom_property("train_items", len(ids))
     output.set_string_custom_property("train_items_first_seen_before", cutoff)
+    output.set_float_custom_property("training_seconds", training_seconds)
     output.set_float_custom_property("loss", final["total"])
     output.set_float_custom_property("reconstruction_loss", final["reconstruction"])
     output.set_string_custom_property("utilisation", json.dumps([round(u, 4) for u in final["utilisation"]]))
