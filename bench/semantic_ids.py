@@ -1,0 +1,94 @@
+"""Semantic-ID benchmark: RQ-VAE training time to a stable loss, and SID assignment throughput of the
+bare frozen model, the Beam job (SemanticIdAssigner) and FAISS ResidualQuantizer.compute_codes at the
+same L, K and D, in one run on the pipeline's item embeddings.
+
+  .venv/bin/python bench/semantic_ids.py      (after ./scripts/run_pipeline.sh)
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import faiss  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
+from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
+from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+
+from components import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
+from components.semantic_id_assigner import executor as assigner  # pylint: disable=g-import-not-at-top
+from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
+from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
+from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+
+
+def _latest_embeddings() -> artifacts.ItemEmbeddings:
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
+  found = summary.latest_run_outputs(store, configs.PIPELINE_NAME)["ContentEmbedder"]["embeddings"]
+  artifact = artifacts.ItemEmbeddings()
+  artifact.set_mlmd_artifact(found)
+  return artifact
+
+
+def _rate(label: str, items: int, seconds: float) -> None:
+  print(f"{label:<44} {items / seconds:>10,.0f} items/s ({seconds:.2f}s for {items:,})")
+
+
+def main() -> None:
+  embeddings_artifact = _latest_embeddings()
+  _, embeddings = item_embeddings.load(embeddings_artifact)
+  config = rqvae.RQVAEConfig(**{**configs.RQVAE_CONFIG, "input_dim": embeddings.shape[1]})
+  print(f"{len(embeddings):,} items, D={config.input_dim}, L={config.num_levels}, K={config.codebook_size}")
+
+  model = rqvae.RQVAE(config)
+  start = time.perf_counter()
+  history = rqvae.train(model, embeddings, log=lambda _: None)
+  seconds = time.perf_counter() - start
+  final = history[-1]["total"]
+  # Stable: every later epoch's loss stays within 1% of the final loss.
+  stable = 1 + max((h["epoch"] for h in history if abs(h["total"] - final) > 0.01 * final), default=0)
+  print(f"RQ-VAE training: {seconds:.1f}s for {config.epochs} epochs "
+        f"({seconds / config.epochs:.2f}s/epoch); loss {history[0]['total']:.4f} after epoch 1, "
+        f"{final:.4f} at the end, within 1% of it from epoch {stable} on "
+        f"({seconds * stable / config.epochs:.1f}s)")
+
+  with tempfile.TemporaryDirectory() as tmp:
+    export_dir = saved_model.export(model, path_utils.serving_model_path(tmp))
+    encode = saved_model.load_signatures(export_dir)[saved_model.ENCODE]
+    batch = tf.constant(embeddings)
+    encode(embeddings=batch[:1024])
+    start = time.perf_counter()
+    for _ in range(5):
+      encode(embeddings=batch)
+    _rate("bare frozen RQ-VAE (SavedModel encode)", 5 * len(embeddings), time.perf_counter() - start)
+
+    quantizer = faiss.ResidualQuantizer(config.input_dim, config.num_levels,
+                                        int(np.log2(config.codebook_size)))
+    quantizer.train(embeddings)
+    start = time.perf_counter()
+    for _ in range(5):
+      quantizer.compute_codes(embeddings)
+    _rate("FAISS ResidualQuantizer.compute_codes", 5 * len(embeddings), time.perf_counter() - start)
+
+    model_artifact = standard_artifacts.Model()
+    model_artifact.uri = tmp
+    output = artifacts.SemanticIds()
+    output.uri = os.path.join(tmp, "sids")
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+    start = time.perf_counter()
+    assigner.Executor(context).Do({"embeddings": [embeddings_artifact], "model": [model_artifact]},
+                                  {"semantic_ids": [output]}, {"batch_size": 1024})
+    _rate("SemanticIdAssigner Beam job (DirectRunner)", len(embeddings), time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+  main()
