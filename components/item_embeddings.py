@@ -25,6 +25,12 @@ def to_example(item_id: int, vector: Sequence[float]) -> bytes:
   })).SerializeToString()
 
 
+def from_example(record: bytes) -> Tuple[int, np.ndarray]:
+  feature = tf.train.Example.FromString(record).features.feature
+  return (feature["item_id"].int64_list.value[0],
+          np.asarray(feature["embedding"].float_list.value, np.float32))
+
+
 def files_pattern(uri: str) -> str:
   return os.path.join(uri, f"{FILE_PREFIX}*{FILE_SUFFIX}")
 
@@ -34,9 +40,9 @@ def load(artifact: types.Artifact) -> Tuple[np.ndarray, np.ndarray]:
   ids, vectors = [], []
   files = tf.io.gfile.glob(files_pattern(artifact.uri))
   for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-    example = tf.train.Example.FromString(record)
-    ids.append(example.features.feature["item_id"].int64_list.value[0])
-    vectors.append(np.asarray(example.features.feature["embedding"].float_list.value, np.float32))
+    item_id, vector = from_example(record)
+    ids.append(item_id)
+    vectors.append(vector)
   order = np.argsort(ids)
   return np.asarray(ids, np.int64)[order], np.stack(vectors)[order] if vectors else np.zeros((0, 0))
 

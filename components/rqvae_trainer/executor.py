@@ -34,7 +34,7 @@ def config_from(overrides_json: str, input_dim: int) -> rqvae.RQVAEConfig:
 def items_seen_before(items: types.Artifact, date: str) -> np.ndarray:
   """Ids of items first rated before an ISO date (never-rated items are not 'seen')."""
   cutoff = datetime.datetime.fromisoformat(date).replace(tzinfo=datetime.timezone.utc).timestamp()
-  corpus = item_corpus.read_int_features(items, ["item_id", "first_seen"])
+  corpus = item_corpus.read_features(items, {"item_id": tf.int64, "first_seen": tf.int64})
   seen = (corpus["first_seen"] >= 0) & (corpus["first_seen"] < cutoff)
   return corpus["item_id"][seen]
 

@@ -41,12 +41,6 @@ class _Encode(beam.DoFn):
       yield tuple(int(c) for c in row), item_id
 
 
-def _parse(record: bytes) -> Tuple[int, np.ndarray]:
-  feature = tf.train.Example.FromString(record).features.feature
-  return (feature["item_id"].int64_list.value[0],
-          np.asarray(feature["embedding"].float_list.value, np.float32))
-
-
 def _with_suffixes(codes: Tuple[int, ...], item_ids: Iterable[int]):
   group = semantic_ids.disambiguate(item_ids)
   for item_id, suffix in group:
@@ -80,7 +74,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     with self._make_beam_pipeline() as p:
       assigned = (p
                   | "Read" >> beam.io.ReadFromTFRecord(item_embeddings.files_pattern(embeddings.uri))
-                  | "Parse" >> beam.Map(_parse)
+                  | "Parse" >> beam.Map(item_embeddings.from_example)
                   | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
                   | "Encode" >> beam.ParDo(_Encode(export_dir))
                   | "GroupByCodes" >> beam.GroupByKey()

@@ -21,13 +21,8 @@ REPORT_JSON, REPORT_HTML = "report.json", "report.html"
 
 
 def _titles(items: types.Artifact) -> Dict[int, str]:
-  spec = {"item_id": tf.io.FixedLenFeature([], tf.int64), "title": tf.io.FixedLenFeature([], tf.string)}
-  files = tf.io.gfile.glob(item_corpus.files_pattern(items))
-  titles = {}
-  for batch in (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
-                .map(lambda r: tf.io.parse_example(r, spec)).as_numpy_iterator()):
-    titles.update(zip(batch["item_id"].tolist(), (t.decode() for t in batch["title"])))
-  return titles
+  corpus = item_corpus.read_features(items, {"item_id": tf.int64, "title": tf.string})
+  return {int(i): t.decode() for i, t in zip(corpus["item_id"], corpus["title"])}
 
 
 def _quantizer_summary(name: str, codes: np.ndarray, mse: float, seconds: float, k: int) -> Dict[str, Any]:
