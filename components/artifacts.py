@@ -21,3 +21,13 @@ class SemanticIds(Artifact):
 class SidQualityReport(Artifact):
   """report.json, report.html and PNG plots on a Semantic-ID assignment."""
   TYPE_NAME = "SidRanking.SidQualityReport"
+
+
+class SidVocabulary(Artifact):
+  """SentencePiece models over Semantic IDs, one per embedding table budget, + vocabulary.json."""
+  TYPE_NAME = "SidRanking.SidVocabulary"
+
+
+class SidAdaptationReport(Artifact):
+  """report.json and figure4.png: embedding lookups per item and table rows used per SID adaptation."""
+  TYPE_NAME = "SidRanking.SidAdaptationReport"

@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from tfx import types
 
+from components.errors import InputDataError
+
 FILE_PREFIX = "semantic_ids"
 FILE_SUFFIX = ".tfrecord.gz"
 
@@ -39,3 +41,14 @@ def load(artifact: types.Artifact) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 def disambiguate(item_ids: Sequence[int]) -> list:
   """(item_id, suffix) for items that share all L codes: suffixes follow item-id order."""
   return [(item_id, suffix) for suffix, item_id in enumerate(sorted(item_ids))]
+
+
+def check(item_ids: np.ndarray, codes: np.ndarray, num_levels: int, codebook_size: int) -> None:
+  """InputDataError naming the items whose SID has the wrong length or a code outside [0, K)."""
+  if codes.ndim != 2 or codes.shape[1] != num_levels:
+    raise InputDataError(f"Semantic IDs have shape {codes.shape}, expected [items, {num_levels}] "
+                         f"codes as the artifact's num_levels says")
+  bad = np.flatnonzero(((codes < 0) | (codes >= codebook_size)).any(axis=1))
+  if bad.size:
+    shown = ", ".join(f"item {item_ids[i]}: {codes[i].tolist()}" for i in bad[:5])
+    raise InputDataError(f"{bad.size} Semantic IDs have a code outside [0, {codebook_size}): {shown}")

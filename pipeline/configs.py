@@ -41,3 +41,11 @@ RQVAE_CONFIG = {"num_levels": 3, "codebook_size": 256, "latent_dim": 32, "hidden
                 "epochs": 150, "batch_size": 1024, "seed": 0}
 # Appendix A.2 stability check: RQ-VAE v0 sees only items first rated before this date.
 RQVAE_V0_CUTOFF = START_DATE
+
+# SID adaptation (Singh et al. 2023, section 3.3). Three embedding table budgets, 4x apart: the SPM
+# vocabulary size and the prefix-ngram / random-hashing table size. 769 rows is the least SPM can
+# use at 3 x 256 (one row per (level, code) + <unk>); 16,384 already covers every impressed SID whole.
+SID_TABLE_BUDGETS = [1024, 4096, 16384]
+# The vocabulary is learned from interactions before the first span and then frozen, as the ranking
+# model is trained and evaluated on the spans: items first rated later are the cold-start case.
+SID_VOCAB_TRAIN_SPLITS = ["backfill"]

@@ -13,6 +13,7 @@ from components.movielens_example_gen.component import MovieLensExampleGen
 from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
 from components.sid_quality_report.component import SidQualityReport
+from components.sid_vocab_builder.component import SidVocabBuilder
 
 
 def create_pipeline(
@@ -27,6 +28,8 @@ def create_pipeline(
     max_bad_row_fraction: float,
     embedding_batch_size: int,
     rqvae_config: Dict[str, Any],
+    sid_table_budgets: List[int],
+    sid_vocab_train_splits: List[str],
     rqvae_v0_cutoff: Optional[str] = None,
     precomputed_embeddings: Optional[str] = None,
     embedding_dim: Optional[int] = None,
@@ -35,7 +38,8 @@ def create_pipeline(
     enable_cache: bool = True,
 ) -> tfx_pipeline.Pipeline:
   """Ingestion and validation of interactions and items, item content embeddings, then Semantic IDs
-  (RQ-VAE v1 on all items; with `rqvae_v0_cutoff`, also v0 on items seen before it).
+  (RQ-VAE v1 on all items; with `rqvae_v0_cutoff`, also v0 on items seen before it), then SentencePiece
+  vocabularies over the SIDs, one per embedding table budget, learned from `sid_vocab_train_splits`.
 
   Item embeddings come from the TensorFlow MiniLM encoder, or from `precomputed_embeddings` (an .npz
   of item_ids and embeddings) when given.
@@ -84,7 +88,11 @@ def create_pipeline(
       embeddings=embeddings.outputs["embeddings"], items=example_gen.outputs["items"],
       semantic_ids=sid_assigner.outputs["semantic_ids"], model=rqvae.outputs["model"],
       semantic_ids_v0=sid_assigner_v0.outputs["semantic_ids"] if sid_assigner_v0 else None)
-  sid_components.append(sid_report)
+  sid_vocab = SidVocabBuilder(
+      semantic_ids=sid_assigner.outputs["semantic_ids"], examples=example_gen.outputs["examples"],
+      items=example_gen.outputs["items"], table_budgets=sid_table_budgets,
+      train_splits=sid_vocab_train_splits)
+  sid_components += [sid_report, sid_vocab]
 
   return tfx_pipeline.Pipeline(
       pipeline_name=pipeline_name,

@@ -11,6 +11,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.movielens_example_gen import executor as example_gen_executor
+from components.sid_vocab_builder import executor as sid_vocab_executor
 
 _OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
@@ -101,3 +102,19 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
       if f"{prefix}_mse" in props:
         say(f"  {name:<10} reconstruction MSE {props[prefix + '_mse'].double_value:.6f}, "
             f"unique SIDs {props[prefix + '_unique_ratio'].double_value:.2%}")
+  adaptation = outputs.get("SidVocabBuilder", {}).get("report")
+  if adaptation:
+    path = os.path.join(adaptation.uri, sid_vocab_executor.REPORT_JSON)
+    with tf.io.gfile.GFile(path) as f:
+      report = json.load(f)
+    say(f"SID adaptations ({report['impressions']:,} impressions in {', '.join(report['train_splits'])}; "
+        f"head = top {report['head_items']:,} items): {path}")
+    for row in report["adaptations"]:
+      name = row["adaptation"] + (f" @{row['table_budget']}" if row.get("table_budget") else "")
+      if "refused" in row:
+        say(f"  {name:<20} refused: {row['refused']}")
+        continue
+      shared = (f", keys sharing a row {row['keys_sharing_a_row']:.1%}"
+                if "keys_sharing_a_row" in row else "")
+      say(f"  {name:<20} rows {row['table_rows']:>7,} (used {row['rows_used']:>6,}), lookups per item "
+          f"head {row['lookups_head']:.2f} / rest {row['lookups_rest'] or 0:.2f}{shared}")

@@ -21,6 +21,7 @@ def _run(tmp_path, data_root, **overrides):
       embedding_batch_size=2,
       rqvae_config={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8,
                     "epochs": 2, "batch_size": 4, "kmeans_iterations": 2},
+      sid_table_budgets=[5, 8], sid_vocab_train_splits=["backfill"],
       rqvae_v0_cutoff="2018-01-02", beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
       metadata_connection_config=connection)
   kwargs.update(overrides)
@@ -36,7 +37,7 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
                           "ExampleValidator", "ItemStatisticsGen", "ItemsSchema",
                           "ItemExampleValidator", "ContentEmbedder", "RQVAETrainer",
                           "SemanticIdAssigner", "RQVAETrainerV0", "SemanticIdAssignerV0",
-                          "SidQualityReport"}
+                          "SidQualityReport", "SidVocabBuilder"}
   assert not any(s["cached"] for s in watcher.finished.values())
   embeddings = outputs["ContentEmbedder"]["embeddings"]
   assert embeddings.custom_properties["count"].int_value == 4
@@ -46,6 +47,9 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
   report_dir = outputs["SidQualityReport"]["report"].uri
   assert sorted(os.listdir(report_dir)) == ["prefix_similarity.png", "report.html", "report.json",
                                             "utilisation.png"]
+  vocabulary = outputs["SidVocabBuilder"]["vocabulary"]
+  assert vocabulary.custom_properties["impressions"].int_value == 2  # the backfill day's ratings
+  assert sorted(os.listdir(vocabulary.uri)) == ["spm_5.model", "spm_8.model", "vocabulary.json"]
   assert summary.anomaly_lines(outputs["ExampleValidator"]["anomalies"].uri) == []
   assert summary.anomaly_lines(outputs["ItemExampleValidator"]["anomalies"].uri) == []
   text = io.StringIO()
@@ -53,7 +57,7 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
   assert "interactions 5 in 3 splits (day spans), liked 60.0%; items 4 (1 never rated)" in text.getvalue()
 
   again, cached_outputs, _ = _run(tmp_path, tiny_movielens)
-  assert len(again.finished) == 14 and all(s["cached"] for s in again.finished.values())
+  assert len(again.finished) == 15 and all(s["cached"] for s in again.finished.values())
   assert cached_outputs["ContentEmbedder"]["embeddings"].id == embeddings.id
 
 

@@ -42,6 +42,14 @@ def min_vocab_size(num_levels: int, codebook_size: int) -> int:
   return num_levels * codebook_size + 1
 
 
+def check_vocab_size(vocab_size: int, num_levels: int, codebook_size: int) -> None:
+  check_levels(num_levels, codebook_size)
+  if vocab_size < min_vocab_size(num_levels, codebook_size):
+    raise ValueError(
+        f"vocabulary size {vocab_size} is below the {min_vocab_size(num_levels, codebook_size)} rows "
+        f"needed for {num_levels * codebook_size} distinct (level, code) symbols plus <unk>")
+
+
 def to_text(codes: np.ndarray, codebook_size: int) -> List[str]:
   """[N, L] codes -> N strings of L symbols (symbol = level * K + code)."""
   offsets = FIRST_SYMBOL + np.arange(codes.shape[1]) * codebook_size
@@ -60,11 +68,7 @@ def train(codes: np.ndarray, weights: np.ndarray, num_levels: int, codebook_size
   `vocab_size` is the embedding table budget in rows (one row per piece, <unk> included, never used
   by a valid SID). Raises ValueError for a budget below min_vocab_size() or no weighted SID.
   """
-  check_levels(num_levels, codebook_size)
-  if vocab_size < min_vocab_size(num_levels, codebook_size):
-    raise ValueError(
-        f"vocabulary size {vocab_size} is below the {min_vocab_size(num_levels, codebook_size)} rows "
-        f"needed for {num_levels * codebook_size} distinct (level, code) symbols plus <unk>")
+  check_vocab_size(vocab_size, num_levels, codebook_size)
   weights = np.asarray(weights)
   if codes.shape[0] != weights.shape[0] or not (weights > 0).any():
     raise ValueError("no impressed Semantic ID to learn a vocabulary from")
