@@ -49,7 +49,8 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, tiny_movielens):
                                             "utilisation.png"]
   vocabulary = outputs["SidVocabBuilder"]["vocabulary"]
   assert vocabulary.custom_properties["impressions"].int_value == 2  # the backfill day's ratings
-  assert sorted(os.listdir(vocabulary.uri)) == ["spm_5.model", "spm_8.model", "vocabulary.json"]
+  assert sorted(os.listdir(vocabulary.uri)) == ["item_impressions.tsv", "spm_5.model", "spm_8.model",
+                                            "vocabulary.json"]
   assert summary.anomaly_lines(outputs["ExampleValidator"]["anomalies"].uri) == []
   assert summary.anomaly_lines(outputs["ItemExampleValidator"]["anomalies"].uri) == []
   text = io.StringIO()

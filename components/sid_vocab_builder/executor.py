@@ -89,7 +89,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     spm_rows = {str(b): spm.processor(m).get_piece_size() for b, m in models.items()}
     sid_vocabulary.write(vocabulary, models, {
         "num_levels": levels, "codebook_size": k, "table_budgets": budgets, "spm_rows": spm_rows,
-        "train_splits": splits, "impressions": int(weights.sum()), "model_type": "bpe"})
+        "train_splits": splits, "impressions": int(weights.sum()), "model_type": "bpe"},
+        ids, weights)
     vocabulary.set_int_custom_property("num_levels", levels)
     vocabulary.set_int_custom_property("codebook_size", k)
     vocabulary.set_string_custom_property("table_budgets", json.dumps(budgets))

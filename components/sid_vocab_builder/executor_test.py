@@ -77,6 +77,8 @@ def test_vocabularies_per_budget_learned_from_training_impressions_only(tmp_path
   settings = sid_vocabulary.settings(vocabulary)
   assert settings["table_budgets"] == [9, 12, 16] and settings["impressions"] == 12
   assert vocabulary.get_int_custom_property("impressions") == 12
+  item_ids, impressions = sid_vocabulary.load_impressions(vocabulary)
+  assert item_ids.tolist() == [1, 2, 3, 4, 5, 6] and impressions.tolist() == [5, 4, 2, 1, 0, 0]
   codes = np.array(CODES)
   for budget in (9, 12, 16):
     model = sid_vocabulary.load_model(vocabulary, budget)

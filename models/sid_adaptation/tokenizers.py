@@ -126,7 +126,11 @@ class Bigram(SidTokenizer):
 
 
 class SentencePiece(SidTokenizer):
-  """A SentencePiece vocabulary over SIDs (see spm.py), applied with tensorflow-text in graph."""
+  """A SentencePiece vocabulary over SIDs (see spm.py), applied with tensorflow-text in graph.
+
+  tensorflow-text keeps the model in a kernel-owned resource: tf.random.set_seed (which clears the
+  eager kernel cache) destroys it for tokenizers created before, so seed initializers instead.
+  """
 
   kind = "spm"
 

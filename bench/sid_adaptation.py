@@ -1,0 +1,92 @@
+"""SID adaptation benchmark: SentencePiece training time per table budget, and tokenization
+throughput (SIDs/s) in graph (tensorflow-text, as the ranking model runs it) vs the sentencepiece
+Python library, plus the other adaptations in graph, in one run on the pipeline's Semantic IDs.
+
+  .venv/bin/python bench/sid_adaptation.py      (after ./scripts/run_pipeline.sh)
+"""
+
+import os
+import sys
+import time
+from typing import Callable
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
+from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+
+from components import artifacts, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
+from models.sid_adaptation import spm, tokenizers  # pylint: disable=g-import-not-at-top
+from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+
+BATCH = 1024
+MIN_SECONDS = 2.0
+
+
+def _latest(node: str, key: str, artifact_type):
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
+  artifact = artifact_type()
+  artifact.set_mlmd_artifact(summary.latest_run_outputs(store, configs.PIPELINE_NAME)[node][key])
+  return artifact
+
+
+Tokenize = Callable[[np.ndarray, np.ndarray], object]
+
+
+def _sids_per_second(tokenize: Tokenize, ids: np.ndarray, codes: np.ndarray) -> float:
+  """Tokenizes the corpus in batches of BATCH, repeatedly for at least MIN_SECONDS."""
+  tokenize(ids[:BATCH], codes[:BATCH])  # warm-up: tracing, resource creation
+  done, start = 0, time.perf_counter()
+  while time.perf_counter() - start < MIN_SECONDS:
+    for begin in range(0, len(codes), BATCH):
+      tokenize(ids[begin:begin + BATCH], codes[begin:begin + BATCH])
+    done += len(codes)
+  return done / (time.perf_counter() - start)
+
+
+def _in_graph(tokenizer: tokenizers.SidTokenizer) -> Tokenize:
+  call = tf.function(lambda ids, codes: tokenizer(ids, codes).flat_values,
+                     input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, None], tf.int64)])
+  return lambda ids, codes: call(tf.constant(ids), tf.constant(codes)).numpy()
+
+
+def main() -> None:
+  ids, codes, _ = semantic_ids.load(_latest("SemanticIdAssigner", "semantic_ids", artifacts.SemanticIds))
+  vocabulary = _latest("SidVocabBuilder", "vocabulary", artifacts.SidVocabulary)
+  settings = sid_vocabulary.settings(vocabulary)
+  impression_ids, impressions = sid_vocabulary.load_impressions(vocabulary)
+  assert np.array_equal(impression_ids, ids), "vocabulary and Semantic IDs come from different runs"
+  levels, k = settings["num_levels"], settings["codebook_size"]
+  print(f"{len(ids):,} items, L={levels}, K={k}; {int(impressions.sum()):,} impressions in "
+        f"{', '.join(settings['train_splits'])}; batches of {BATCH}; {os.cpu_count()} CPUs")
+
+  for budget in settings["table_budgets"]:
+    start = time.perf_counter()
+    model = spm.train(codes, impressions, levels, k, budget)
+    seconds = time.perf_counter() - start
+    processor = spm.processor(model)
+    tokenizer = tokenizers.create("spm", levels, k, spm_model=model)
+    library_pieces = spm.library_pieces(model, codes, k)
+    assert _in_graph(tokenizer)(ids, codes).tolist() == [p for row in library_pieces for p in row]
+    graph = _sids_per_second(_in_graph(tokenizer), ids, codes)
+    library = _sids_per_second(lambda _, c: processor.encode(spm.to_text(c, k)), ids, codes)
+    texts = np.array(spm.to_text(codes, k), dtype=object)
+    library_encode_only = _sids_per_second(lambda _, t: processor.encode(t.tolist()), ids, texts)
+    print(f"SPM @{budget:>6,}: trained in {seconds:.2f}s ({processor.get_piece_size():,} pieces); "
+          f"in graph {graph:>9,.0f} SIDs/s, library {library:>9,.0f} SIDs/s "
+          f"(encode alone, text ready: {library_encode_only:,.0f})")
+
+  budget = settings["table_budgets"][-1]
+  for kind in ("unigram", "bigram", "prefix_ngram", "random_hash"):
+    tokenizer = tokenizers.create(kind, levels, k, num_rows=budget)
+    print(f"{kind:<13} in graph {_sids_per_second(_in_graph(tokenizer), ids, codes):>11,.0f} SIDs/s "
+          f"({tokenizer.num_rows:,} rows)")
+
+
+if __name__ == "__main__":
+  main()
