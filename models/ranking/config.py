@@ -1,0 +1,65 @@
+"""Settings of one ranking model run: which item representation, table budget, tower and optimizers."""
+
+import dataclasses
+import json
+from typing import Any, Dict, Tuple
+
+from models.sid_adaptation import tokenizers
+
+REPRESENTATIONS = ("random_hash", "dense", "unigram", "bigram", "spm", "prefix_ngram")
+# Representations whose table size is the budget (SPM: the vocabulary built for that budget).
+BUDGETED = ("random_hash", "spm", "prefix_ngram")
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig:
+  """One arm of the paper's comparison.
+
+  representation: how items become vectors (REPRESENTATIONS); `dense` feeds the content embedding
+    to the tower, the others sum embedding rows of pieces (tokenizers.KINDS).
+  table_rows: the embedding table budget for random_hash, spm and prefix_ngram.
+  width_multiplier: scales the tower's hidden layers (the paper gives the dense arm 1x, 1.5x, 2x).
+  use_history: whether the user's last items are a third item feature, as the paper's two settings.
+  """
+  representation: str = "spm"
+  table_rows: int = 4096
+  embedding_dim: int = 32
+  hidden_units: Tuple[int, ...] = (256, 64)
+  width_multiplier: float = 1.0
+  use_history: bool = True
+  learning_rate: float = 1e-3
+  embedding_learning_rate: float = 0.05
+  batch_size: int = 256
+  epochs: int = 1
+  seed: int = 0
+  max_bigram_rows: int = tokenizers.DEFAULT_MAX_ROWS
+
+  def __post_init__(self):
+    if self.representation not in REPRESENTATIONS:
+      raise ValueError(f"unknown item representation {self.representation!r}; expected one of "
+                       f"{', '.join(REPRESENTATIONS)}")
+    for name in ("table_rows", "embedding_dim", "batch_size", "epochs"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.width_multiplier <= 0 or not self.hidden_units:
+      raise ValueError("the tower needs hidden_units and a positive width_multiplier")
+
+  @property
+  def name(self) -> str:
+    """e.g. 'spm@4096+history', 'dense x1.5-history'."""
+    size = f"@{self.table_rows}" if self.representation in BUDGETED else ""
+    width = f" x{self.width_multiplier:g}" if self.width_multiplier != 1 else ""
+    return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}"
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> "RankingConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+      raise ValueError(f"unknown ranking settings {unknown}; known: {sorted(known)}")
+    if "hidden_units" in values:
+      values = {**values, "hidden_units": tuple(values["hidden_units"])}
+    return cls(**values)

@@ -1,0 +1,99 @@
+"""Item representations: raw item ids of the candidate, the current item and the user's history ->
+one vector each (Singh et al. 2023, section 3.3).
+
+`PieceItems` covers random hashing and every SID adaptation: ids -> pieces (in graph, see
+models/sid_adaptation) -> rows of one embedding table shared by the three features, summed per
+item; the history vector is the mean over its items. Lookups go through
+`tfrs.layers.embedding.TPUEmbedding`, so the same layer runs on TPU under TPUStrategy and on CPU/GPU
+through its fallback. `DenseItems` is the dense content baseline: the content embedding itself.
+
+Example:
+  items = PieceItems(tokenizers.create("spm", 3, 256, spm_model=model), catalog, dim=32,
+                     optimizer=tf.tpu.experimental.embedding.Adagrad(0.05))
+  candidate, current, history = items(item_id, current_item, history)   # [B, 32] each
+Unknown ids (not in the catalog, or 0 for "no item") have no pieces and give a zero vector; random
+hashing needs no catalog and hashes any id but 0.
+"""
+
+from typing import Tuple
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models.ranking.catalog import NO_ITEM, Catalog, CatalogRows
+from models.sid_adaptation import tokenizers
+
+FEATURES = ("candidate", "current", "history")
+Vectors = Tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+
+
+def _mean_weights(history: tf.RaggedTensor, per_item: tf.RaggedTensor) -> Tuple[tf.RaggedTensor, tf.RaggedTensor]:
+  """Pieces of each example's history items, weighted 1/(items with pieces) for a mean over items."""
+  batch = history.nrows()
+  pieces_per_example = tf.math.unsorted_segment_sum(per_item.row_lengths(), history.value_rowids(), batch)
+  items_per_example = tf.math.unsorted_segment_sum(
+      tf.cast(per_item.row_lengths() > 0, tf.float32), history.value_rowids(), batch)
+  pieces = tf.RaggedTensor.from_row_lengths(per_item.flat_values, pieces_per_example)
+  weights = pieces.with_flat_values(tf.gather(1.0 / tf.maximum(items_per_example, 1.0), pieces.value_rowids()))
+  return pieces, weights
+
+
+class PieceItems(tf.keras.layers.Layer):
+  """Random hashing and SID adaptations: pieces summed from one TPUEmbedding table."""
+
+  def __init__(self, tokenizer: tokenizers.SidTokenizer, catalog: Catalog, dim: int,
+               optimizer: tf.tpu.experimental.embedding.Adagrad, seed: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    self.tokenizer = tokenizer
+    self.rows = CatalogRows(catalog.item_ids)
+    self._codes = tf.constant(catalog.codes, tf.int64)
+    table = tf.tpu.experimental.embedding.TableConfig(
+        vocabulary_size=tokenizer.num_rows, dim=dim, combiner="sum", name="item_pieces",
+        initializer=tf.keras.initializers.TruncatedNormal(stddev=dim ** -0.5, seed=seed))
+    self.embedding = tfrs.layers.embedding.TPUEmbedding(
+        {name: tf.tpu.experimental.embedding.FeatureConfig(table=table, name=name) for name in FEATURES},
+        optimizer)
+
+  def pieces(self, ids: tf.Tensor) -> tf.RaggedTensor:
+    """[n] ids -> [n, (pieces)]; no pieces for unknown ids (every id but NO_ITEM when hashing ids)."""
+    ids = tf.cast(ids, tf.int64)
+    rows = self.rows(ids)
+    if self.tokenizer.uses_codes:
+      known = rows >= 0
+      pieces = self.tokenizer(ids, tf.gather(self._codes, tf.maximum(rows, 0)))
+    else:
+      known = tf.not_equal(ids, NO_ITEM)
+      pieces = self.tokenizer(ids, None)
+    keep = tf.repeat(known, pieces.row_lengths())
+    return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(pieces.flat_values, keep),
+                                            pieces.row_lengths() * tf.cast(known, tf.int64))
+
+  def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor) -> Vectors:
+    history_pieces, history_weights = _mean_weights(history, self.pieces(history.flat_values))
+    vectors = self.embedding(
+        {"candidate": self.pieces(candidate), "current": self.pieces(current), "history": history_pieces},
+        weights={"candidate": None, "current": None, "history": history_weights})
+    return tuple(vectors[name] for name in FEATURES)
+
+
+class DenseItems(tf.keras.layers.Layer):
+  """The dense content baseline: each item's content embedding (zeros when unknown)."""
+
+  def __init__(self, catalog: Catalog, **kwargs):
+    super().__init__(trainable=False, **kwargs)
+    if catalog.content is None:
+      raise ValueError("the dense representation needs the items' content embeddings")
+    self.rows = CatalogRows(catalog.item_ids)
+    # One extra zero row stands for unknown items.
+    self._content = tf.constant(tf.concat([catalog.content, tf.zeros([1, catalog.content.shape[1]])], 0))
+
+  def _vectors(self, ids: tf.Tensor) -> tf.Tensor:
+    rows = self.rows(ids)
+    return tf.gather(self._content, tf.where(rows >= 0, rows, tf.cast(tf.shape(self._content)[0] - 1, tf.int64)))
+
+  def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor) -> Vectors:
+    known = tf.cast(self.rows(history.flat_values) >= 0, tf.float32)
+    count = tf.math.unsorted_segment_sum(known, history.value_rowids(), history.nrows())
+    total = tf.math.unsorted_segment_sum(self._vectors(history.flat_values), history.value_rowids(),
+                                         history.nrows())
+    return self._vectors(candidate), self._vectors(current), total / tf.maximum(count, 1.0)[:, None]
