@@ -6,6 +6,7 @@ history. Interactions are written to one split per calendar span, so a trainer c
 1..N and evaluate on N+1; a later run with `start_date` at a new period writes only the new spans.
 """
 
+import bisect
 import collections
 import json
 import os
@@ -105,7 +106,8 @@ class SpanRange:
 
 
 def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tags: int):
-  """Per item: its example, and its ratings tagged with first-seen span; unknown items are bad rows."""
+  """Per item: its example, and its ratings tagged with the item's first-seen span and its number of
+  ratings in earlier spans; unknown items are bad rows."""
   movies = sorted(grouped["movies"], key=lambda m: m.line)
   ratings, tags = grouped["ratings"], grouped["tags"]
   if not movies:
@@ -125,16 +127,18 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   first_seen_span = spans.span_of(first_seen, period) if ratings else features.NEVER
   yield beam.pvalue.TaggedOutput("items", features.item_example(
       movies[0], features.aggregate_tags(tags, max_tags), first_seen, first_seen_span, len(ratings)))
+  rated_spans = sorted(spans.span_of(r.timestamp, period) for r in ratings)
   for r in ratings:
-    yield r.user_id, (r, first_seen_span)
+    prior = bisect.bisect_left(rated_spans, spans.span_of(r.timestamp, period))
+    yield r.user_id, (r, first_seen_span, prior)
 
 
-def _user_examples(user_id: int, rated: Iterable[Tuple[rows.Rating, int]], span_range: SpanRange,
+def _user_examples(user_id: int, rated: Iterable[Tuple[rows.Rating, int, int]], span_range: SpanRange,
                    history_length: int):
   """A user's interactions with their histories; a repeated (user, movie) keeps the earliest."""
-  first_seen_span = {}
+  first_seen_span, prior_interactions = {}, {}
   unique: Dict[int, rows.Rating] = {}
-  for rating, item_span in sorted(rated, key=lambda x: (x[0].timestamp, x[0].line)):
+  for rating, item_span, prior in sorted(rated, key=lambda x: (x[0].timestamp, x[0].line)):
     if rating.item_id in unique:
       yield beam.pvalue.TaggedOutput("bad", rows.BadRow(
           RATINGS_FILE, rating.line,
@@ -143,6 +147,7 @@ def _user_examples(user_id: int, rated: Iterable[Tuple[rows.Rating, int]], span_
       continue
     unique[rating.item_id] = rating
     first_seen_span[rating.item_id] = item_span
+    prior_interactions[rating.item_id] = prior
   previous_time = None
   for rating, history in features.user_interactions(list(unique.values()), history_length):
     same_second = int(rating.timestamp == previous_time)
@@ -153,7 +158,8 @@ def _user_examples(user_id: int, rated: Iterable[Tuple[rows.Rating, int]], span_
     yield beam.pvalue.TaggedOutput("stats", (split or "not_written", (
         span, int(rating.rating >= features.LIKED_MIN_RATING), new_item, user_id, same_second)))
     if split:
-      example = features.interaction_example(rating, history, span, first_seen_span[rating.item_id])
+      example = features.interaction_example(rating, history, span, first_seen_span[rating.item_id],
+                                             prior_interactions[rating.item_id])
       yield split, example.SerializeToString()
 
 

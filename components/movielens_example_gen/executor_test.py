@@ -6,7 +6,7 @@ from tfx.types import artifact_utils
 
 import conftest
 from components.errors import InputDataError
-from components.movielens_example_gen import executor, spans
+from components.movielens_example_gen import executor, features, spans
 
 def _read(artifact, split):
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*"))
@@ -39,12 +39,21 @@ def test_interactions_by_day_with_history_and_current_item(tiny_movielens, tmp_p
   assert _value(first, "history") == [] and _value(first, "current_item") == [0]
   _, late = by_user_item[(2, 1)]
   assert _value(late, "liked") == [0] and _value(late, "item_first_seen_span") == [day0]
+  # Item 1 was rated once on day0, so on day0 + 2 it has one earlier rating: too few for the head.
+  assert _value(late, "item_prior_interactions") == [1] and _value(late, "item_segment") == [b"long_tail"]
+  assert _value(first, "item_prior_interactions") == [0] and _value(first, "item_segment") == [b"cold_start"]
   assert report["interactions"]["valid"] == 5
   assert report["interactions"]["same_second_as_previous"] == 0
   assert report["interactions"]["liked_fraction"] == 0.6
   assert report["splits"][spans.split_name(day0)]["new_items"] == 2
   assert report["splits"][spans.split_name(day0 + 1)]["new_items"] == 1
   assert report["splits"][spans.split_name(day0 + 2)]["new_items"] == 0
+
+
+def test_item_segment_uses_only_earlier_spans():
+  assert features.item_segment(span=7, item_first_seen_span=7, item_prior_interactions=0) == "cold_start"
+  assert features.item_segment(7, 3, features.HEAD_MIN_PRIOR_INTERACTIONS - 1) == "long_tail"
+  assert features.item_segment(7, 3, features.HEAD_MIN_PRIOR_INTERACTIONS) == "head"
 
 
 def test_history_is_capped_to_most_recent(tiny_movielens, tmp_path):
