@@ -49,3 +49,12 @@ SID_TABLE_BUDGETS = [1024, 4096, 16384]
 # The vocabulary is learned from interactions before the first span and then frozen, as the ranking
 # model is trained and evaluated on the spans: items first rated later are the cold-start case.
 SID_VOCAB_TRAIN_SPLITS = ["backfill"]
+
+# Ranking (Singh et al. 2023, section 4): the arm the pipeline trains and serves; pipeline/experiments.py
+# compares every arm. SPM at the middle budget, with the user's history.
+RANKING_CONFIG = {"representation": "spm", "table_rows": 4096, "use_history": True}
+# Continuous training: a warm-up step on backfill and 2016-01..2018-02, then one step per month
+# 2018-03..2018-08, each evaluated on the next month (the last, 2018-09, is the newest data).
+RANKING_STEP_DATES = ["2018-03-01", "2018-04-01", "2018-05-01", "2018-06-01", "2018-07-01", "2018-08-01"]
+# The Evaluator blesses a model whose AUC on the next span is at least this (0.5 = chance).
+MIN_AUC = 0.55

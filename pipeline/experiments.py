@@ -7,9 +7,10 @@ appendix A.2), mean +/- std over seeds.
 Each arm (item representation x table budget, or dense x tower width; with and without history)
 is trained as the pipeline trains it, continuously: on `backfill`, then span by span in time
 order, each span evaluated by the model trained on the spans before it (day N+1 by the model of
-day N) and then trained on. AUC is computed on all evaluated spans together, overall and on the
-cold-start, long-tail and head slices (models/ranking/evaluation.py), and reported relative to
-random hashing at the smallest table, per seed. Writes report.json, report.md and figures.png.
+day N) and then trained on. AUC is computed per span, overall and on the cold-start, long-tail and
+head slices (models/ranking/evaluation.py), averaged over spans weighted by examples, and
+reported relative to random hashing at the smallest table, per seed. Writes report.json,
+report.md and figures.png.
 """
 
 import argparse
@@ -108,21 +109,22 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
   """Continuous training over the spans; AUC slices of each span's predictions before training on it."""
   start = time.perf_counter()
   model = ranking.build(config, catalog, spm_model)
-  scores, evaluated = [], []
-  for index, (name, features) in enumerate(inputs.splits.items()):
+  per_span, candidates = [], []
+  for index, features in enumerate(inputs.splits.values()):
     if index:  # every span is evaluated before the model sees it
-      scores.append(model.predict(_batches(features, 4096, None), verbose=0))
-      evaluated.append(features)
-    model.fit(_batches(features, config.batch_size, config.seed + index), epochs=config.epochs, verbose=0)
-  columns = {key: np.concatenate([f[key].numpy() for f in evaluated]) for key in ("liked", "item_segment", "item_id")}
-  masks = evaluation.slice_masks(columns["item_segment"])
+      scores = model.predict(_batches(features, 4096, None), verbose=0)
+      per_span.append(evaluation.sliced_auc(features["liked"].numpy(), scores,
+                                            evaluation.slice_masks(features["item_segment"].numpy())))
+      candidates.append(features["item_id"].numpy())
+    model.fit(_batches(features, config.batch_size, config.seed + index),
+              epochs=config.epochs if index else config.warmup_epochs, verbose=0)
   lookups, rows = None, None
   if isinstance(model.items, PieceItems):
-    pieces = model.items.pieces(tf.constant(columns["item_id"]))
+    pieces = model.items.pieces(tf.constant(np.concatenate(candidates)))
     lookups, rows = float(np.mean(pieces.row_lengths().numpy())), int(model.items.tokenizer.num_rows)
   return {"arm": config.name, **dataclasses.asdict(config), "seconds": time.perf_counter() - start,
-          "lookups_per_item": lookups, "embedding_rows": rows, "evaluated_spans": len(evaluated),
-          "slices": evaluation.sliced_auc(columns["liked"], np.concatenate(scores), masks)}
+          "lookups_per_item": lookups, "embedding_rows": rows, "evaluated_spans": len(per_span),
+          "slices": evaluation.mean_over_spans(per_span)}
 
 
 def _baseline(run: Dict[str, Any], budgets: List[int]) -> str:

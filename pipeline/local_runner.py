@@ -14,6 +14,7 @@ from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
 from components.errors import InputDataError  # pylint: disable=g-import-not-at-top
+from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
 from pipeline import configs, pipeline, progress, summary  # pylint: disable=g-import-not-at-top
 
 
@@ -60,6 +61,10 @@ def main(argv=None) -> int:
       rqvae_v0_cutoff=configs.RQVAE_V0_CUTOFF,
       sid_table_budgets=configs.SID_TABLE_BUDGETS,
       sid_vocab_train_splits=configs.SID_VOCAB_TRAIN_SPLITS,
+      ranking_config=configs.RANKING_CONFIG,
+      ranking_spans=[spans.span_of_date(d, args.span_period) for d in configs.RANKING_STEP_DATES],
+      min_auc=configs.MIN_AUC,
+      serving_model_dir=os.path.join(args.output_root, "serving", configs.PIPELINE_NAME),
       precomputed_embeddings=args.precomputed_embeddings,
       beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
       metadata_connection_config=connection,

@@ -27,10 +27,11 @@ class RankingConfig:
   hidden_units: Tuple[int, ...] = (256, 64)
   width_multiplier: float = 1.0
   use_history: bool = True
-  learning_rate: float = 1e-3
-  embedding_learning_rate: float = 0.05
+  learning_rate: float = 3e-3
+  embedding_learning_rate: float = 0.2
   batch_size: int = 256
-  epochs: int = 1
+  epochs: int = 1           # per continuous-training step (one pass over a span's logs)
+  warmup_epochs: int = 3    # the first step, on the backfill, which has no model to start from
   seed: int = 0
   max_bigram_rows: int = tokenizers.DEFAULT_MAX_ROWS
 
@@ -38,7 +39,7 @@ class RankingConfig:
     if self.representation not in REPRESENTATIONS:
       raise ValueError(f"unknown item representation {self.representation!r}; expected one of "
                        f"{', '.join(REPRESENTATIONS)}")
-    for name in ("table_rows", "embedding_dim", "batch_size", "epochs"):
+    for name in ("table_rows", "embedding_dim", "batch_size", "epochs", "warmup_epochs"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.width_multiplier <= 0 or not self.hidden_units:

@@ -4,9 +4,13 @@ Slices (Singh et al. 2023, section 4) follow each interaction's `item_segment`, 
 MovieLensExampleGen from data before the interaction's span only: `cold_start` (item first seen in
 the evaluated span: the paper's CTR/1D), `long_tail` (fewer than 10 earlier interactions), `head`.
 The pipeline's TFMA Evaluator slices on the same feature. AUC is None where a slice holds one class.
+
+Over many spans, AUC is computed per span and averaged weighted by the span's examples: the liked
+rate moves from span to span (17% to 74% by month on ml-latest-small), and AUC pooled over spans
+would score how well the model tracks that drift rather than how it ranks within a span.
 """
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -44,4 +48,16 @@ def sliced_auc(labels: np.ndarray, scores: np.ndarray, masks: Dict[str, np.ndarr
     count = int(mask.sum())
     result[name] = {"auc": auc(labels[mask], scores[mask]), "examples": count,
                     "positive_rate": float(labels[mask].mean()) if count else None}
+  return result
+
+
+def mean_over_spans(per_span: List[Dict[str, Dict[str, Optional[float]]]]) -> Dict[str, Dict[str, Optional[float]]]:
+  """sliced_auc results of several spans -> example-weighted mean AUC per slice, over the spans
+  where it is defined, with the total examples and the number of spans that counted."""
+  result = {}
+  for name in per_span[0] if per_span else SLICES:
+    defined = [r[name] for r in per_span if r[name]["auc"] is not None]
+    weight = sum(r["examples"] for r in defined)
+    result[name] = {"auc": sum(r["auc"] * r["examples"] for r in defined) / weight if weight else None,
+                    "examples": sum(r[name]["examples"] for r in per_span), "spans": len(defined)}
   return result

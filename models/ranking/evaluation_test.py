@@ -31,3 +31,11 @@ def test_slices_partition_interactions():
   result = evaluation.sliced_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.8, 0.2]), masks)
   assert result["overall"]["auc"] == 1.0 and result["cold_start"]["auc"] is None
   assert result["head"] == {"auc": 1.0, "examples": 2, "positive_rate": 0.5}
+
+
+def test_mean_over_spans_weights_by_examples_and_skips_undefined_spans():
+  a = {"overall": {"auc": 0.8, "examples": 30, "positive_rate": 0.5}}
+  b = {"overall": {"auc": 0.6, "examples": 10, "positive_rate": 0.5}}
+  one_class = {"overall": {"auc": None, "examples": 5, "positive_rate": 1.0}}
+  assert evaluation.mean_over_spans([a, b, one_class]) == {
+      "overall": {"auc": pytest.approx(0.75), "examples": 45, "spans": 2}}

@@ -13,7 +13,7 @@ the tower uses Adam.
 """
 
 import json
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -106,14 +106,17 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
   return model
 
 
-def dataset(file_pattern, batch_size: int, shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
-  """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed features with the label."""
-  files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else file_pattern
-  records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
+            features: Optional[Dict[str, Any]] = None) -> tf.data.Dataset:
+  """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label)."""
+  patterns = [file_patterns] if isinstance(file_patterns, str) else file_patterns
+  files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+  spec = features or TRAINING_SPEC
+  records = tf.data.TFRecordDataset(tf.constant(files, tf.string), compression_type="GZIP")
   if shuffle_seed is not None:
     records = records.shuffle(16384, seed=shuffle_seed, reshuffle_each_iteration=True)
   return (records.batch(batch_size)
-          .map(lambda batch: tf.io.parse_example(batch, TRAINING_SPEC), num_parallel_calls=tf.data.AUTOTUNE)
+          .map(lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
 
 
@@ -124,7 +127,11 @@ def export(model: RankingModel, export_dir: str) -> None:
   def serve_examples(serialized):
     return {PROBABILITY: tf.sigmoid(model(tf.io.parse_example(serialized, FEATURE_SPEC)))}
 
-  model.save(export_dir, signatures={"serving_default": serve_examples}, include_optimizer=False)
+  # A plain tf.Module, not a Keras SavedModel: servers and TFMA see only the signatures, and no
+  # optimizer or training configuration is shipped.
+  serving = tf.Module()
+  serving.model = model
+  tf.saved_model.save(serving, export_dir, signatures={"serving_default": serve_examples})
 
 
 def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
@@ -146,6 +153,7 @@ def _architecture(config: RankingConfig) -> Dict[str, object]:
 
 def save_checkpoint(model: RankingModel, directory: str) -> str:
   """Weights and optimizer state, for the next span's warm start."""
+  tf.io.gfile.makedirs(directory)
   with tf.io.gfile.GFile(f"{directory}/{CONFIG_FILE}", "w") as f:
     f.write(model.config.to_json())
   return _checkpoint(model).write(f"{directory}/ckpt")

@@ -1,0 +1,127 @@
+"""Ranking training throughput: the TFX Trainer path (RankingTrainer's executor and run_fn, reading
+the examples' files, TPUEmbedding tables with the embedding optimizer) vs a plain Keras model with
+ordinary tf.keras.layers.Embedding tables of the same size, same tower and same data, in one run.
+
+  .venv/bin/python bench/ranking.py [--split backfill]     (after ./scripts/run_pipeline.sh)
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
+from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+
+from google.protobuf import message  # pylint: disable=g-import-not-at-top
+from tfx.utils import proto_utils  # pylint: disable=g-import-not-at-top
+
+from components import sid_vocabulary  # pylint: disable=g-import-not-at-top
+from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
+from components.ranking_trainer.component import RankingTrainer  # pylint: disable=g-import-not-at-top
+from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
+from models.ranking import trainer  # pylint: disable=g-import-not-at-top
+from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
+from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+
+
+class PlainKerasRanker(tf.keras.Model):
+  """The same pieces and tower, with a tf.keras.layers.Embedding table updated by Adam."""
+
+  def __init__(self, reference: ranking.RankingModel):
+    super().__init__()
+    self.pieces = reference.items.pieces
+    self.table = tf.keras.layers.Embedding(reference.items.tokenizer.num_rows, reference.config.embedding_dim)
+    self.tower = tf.keras.models.clone_model(reference.tower)
+    self.use_history = reference.config.use_history
+
+  def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
+    return tf.reduce_sum(self.table(pieces), axis=1)
+
+  def call(self, features):
+    history = features["history"]
+    per_item = tf.RaggedTensor.from_row_lengths(self._sum(self.pieces(history.flat_values)), history.row_lengths())
+    parts = [self._sum(self.pieces(features["item_id"])), self._sum(self.pieces(features["current_item"]))]
+    if self.use_history:
+      parts.append(tf.reduce_mean(per_item, axis=1))
+    return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)
+
+
+def _latest_outputs():
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
+  return summary.latest_run_outputs(store, configs.PIPELINE_NAME)
+
+
+def _artifact(raw, artifact_type):
+  artifact = artifact_type()
+  artifact.set_mlmd_artifact(raw)
+  return artifact
+
+
+def main(argv=None) -> None:
+  args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  args.add_argument("--split", default="backfill")
+  args = args.parse_args(argv)
+  outputs = _latest_outputs()
+  config = RankingConfig.from_dict(configs.RANKING_CONFIG)
+  inputs = {"examples": outputs["MovieLensExampleGen"]["examples"],
+            "semantic_ids": outputs["SemanticIdAssigner"]["semantic_ids"],
+            "vocabulary": outputs["SidVocabBuilder"]["vocabulary"],
+            "embeddings": outputs.get("ContentEmbedder", outputs.get("EmbeddingImporter"))["embeddings"]}
+  spec = RankingTrainer.SPEC_CLASS
+  input_dict = {key: [_artifact(raw, spec.INPUTS[key].type)] for key, raw in inputs.items()}
+  print(f"{config.name}, batch {config.batch_size}, split {args.split}; {os.cpu_count()} CPUs")
+
+  with tempfile.TemporaryDirectory() as tmp:
+    output_dict = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
+    for key, [artifact] in output_dict.items():
+      artifact.uri = os.path.join(tmp, key)
+    component = RankingTrainer(examples=tfx.dsl.Channel(type=standard_artifacts.Examples), **{
+        key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in ("semantic_ids", "vocabulary", "embeddings")},
+        train_splits=[args.split], eval_splits=[args.split], ranking_config=configs.RANKING_CONFIG)
+    start = time.perf_counter()
+    # As the orchestrator does: proto parameters reach the executor as JSON.
+    properties = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+                  for k, v in component.exec_properties.items()}
+    trainer_executor.Executor().Do(input_dict, output_dict, properties)
+    wall = time.perf_counter() - start
+    with open(os.path.join(output_dict["model_run"][0].uri, trainer.METRICS_FILE)) as f:
+      metrics = json.load(f)
+  examples = metrics["train_examples"]
+  print(f"TFX Trainer path (TPUEmbedding): {metrics['train_examples_per_second']:,.0f} examples/s in fit "
+        f"({examples:,} examples, {metrics['train_seconds']:.1f}s; {wall:.1f}s for the whole Do())")
+
+  catalog = trainer.load_catalog({f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")},
+                                 with_content=False)
+  spm_model = sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows)
+  files = [os.path.join(input_dict["examples"][0].uri, f"Split-{args.split}", "*")]
+  for label, model in (("TPUEmbedding model, in-memory data", ranking.build(config, catalog, spm_model)),
+                       ("plain Keras Embedding, in-memory data", None)):
+    if model is None:
+      model = PlainKerasRanker(ranking.build(config, catalog, spm_model))
+      model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
+                    loss=lambda labels, logits: tf.keras.losses.binary_crossentropy(
+                        tf.cast(labels, tf.float32), logits, from_logits=True))
+      data = ranking.dataset(files, config.batch_size).map(lambda f: (f, f[ranking.LABEL])).cache()
+    else:
+      data = ranking.dataset(files, config.batch_size).cache()
+    for _ in data:  # fill the cache: time training, not parsing
+      pass
+    model.fit(data.take(2), verbose=0)  # trace
+    start = time.perf_counter()
+    model.fit(data, verbose=0)
+    seconds = time.perf_counter() - start
+    print(f"{label:<40} {examples / seconds:>10,.0f} examples/s ({seconds:.1f}s)")
+
+
+if __name__ == "__main__":
+  main()

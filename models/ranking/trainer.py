@@ -1,0 +1,103 @@
+"""run_fn of RankingTrainer (the TFX Trainer's GenericExecutor): one continuous-training step.
+
+Builds the model of `custom_config['ranking']` over the frozen catalog (Semantic IDs, content
+embeddings) and vocabulary, restores the previous step's weights and optimizer state when the
+Trainer has a base model, trains on the step's span(s) and exports the serving SavedModel plus a
+checkpoint for the next step. `model_run_dir/metrics.json` holds the step's own figures: examples
+trained on, seconds, and AUC on the evaluation span overall and per item segment (TFMA's
+Evaluator computes the same slices for blessing).
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tfx.components.trainer import fn_args_utils
+
+from components import artifacts, item_embeddings, semantic_ids, sid_vocabulary
+from models.ranking import evaluation
+from models.ranking import model as ranking
+from models.ranking.catalog import Catalog
+from models.ranking.config import RankingConfig
+
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoint"
+# Builds the variables before a warm start, whatever the step's data.
+_BUILD_BATCH = {"item_id": tf.constant([0], tf.int64), "current_item": tf.constant([0], tf.int64),
+                "history": tf.ragged.constant([[]], dtype=tf.int64)}
+
+
+def _artifact(artifact_type, uri: str):
+  artifact = artifact_type()
+  artifact.uri = uri
+  return artifact
+
+
+def load_catalog(custom_config: Dict[str, Any], with_content: bool) -> Catalog:
+  vocabulary = sid_vocabulary.settings(_artifact(artifacts.SidVocabulary, custom_config["vocabulary_uri"]))
+  ids, codes, _ = semantic_ids.load(_artifact(artifacts.SemanticIds, custom_config["semantic_ids_uri"]))
+  content = None
+  if with_content:
+    embedding_ids, content = item_embeddings.load(_artifact(artifacts.ItemEmbeddings, custom_config["embeddings_uri"]))
+    if not np.array_equal(embedding_ids, ids):
+      raise ValueError("Semantic IDs and content embeddings cover different items")
+  return Catalog(ids, codes, vocabulary["codebook_size"], content)
+
+
+def checkpoint_dir(serving_model_dir: str) -> str:
+  return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), CHECKPOINT_DIR)
+
+
+def _evaluate(model: ranking.RankingModel, files) -> Dict[str, Any]:
+  spec = {**ranking.TRAINING_SPEC, "item_segment": tf.io.FixedLenFeature([], tf.string)}
+  labels, scores, segments = [], [], []
+  for batch in ranking.dataset(files, 4096, features=spec):
+    labels.append(batch[ranking.LABEL].numpy())
+    scores.append(model(batch).numpy())
+    segments.append(batch["item_segment"].numpy())
+  if not labels:
+    return {"examples": 0}
+  return evaluation.sliced_auc(np.concatenate(labels), np.concatenate(scores),
+                               evaluation.slice_masks(np.concatenate(segments)))
+
+
+def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
+  custom_config = fn_args.custom_config
+  config = RankingConfig.from_dict(custom_config["ranking"])
+  catalog = load_catalog(custom_config, with_content=config.representation == "dense")
+  spm_model = None
+  if config.representation == "spm":
+    spm_model = sid_vocabulary.load_model(_artifact(artifacts.SidVocabulary, custom_config["vocabulary_uri"]),
+                                          config.table_rows)
+  model = ranking.build(config, catalog, spm_model)
+  if fn_args.base_model:
+    ranking.warm_start(model, checkpoint_dir(fn_args.base_model), _BUILD_BATCH)
+    logging.info("Warm-started from %s", fn_args.base_model)
+  else:
+    model(_BUILD_BATCH)
+
+  train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed)
+  examples = sum(int(batch[ranking.LABEL].shape[0]) for batch in train)
+  epochs = config.epochs if fn_args.base_model else config.warmup_epochs
+  start = time.perf_counter()
+  if examples:
+    model.fit(train, epochs=epochs, verbose=0)
+  else:
+    logging.warning("No interactions in %s: the model is carried over unchanged.", fn_args.train_files)
+  seconds = time.perf_counter() - start
+  metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
+             "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
+             "missing_splits": custom_config.get("missing_splits", []),
+             "train_examples": examples, "train_seconds": seconds,
+             "epochs": epochs, "train_examples_per_second": examples * epochs / seconds if examples else None,
+             "eval": _evaluate(model, fn_args.eval_files)}
+  logging.info("Ranking step: %s", json.dumps(metrics))
+
+  ranking.export(model, fn_args.serving_model_dir)
+  ranking.save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
+  with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
+    json.dump(metrics, f, indent=1)
