@@ -70,3 +70,61 @@ def beam_context():
   from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
   from pipeline import configs  # pylint: disable=g-import-not-at-top
   return base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+
+
+def _gzip_records(path: str, records) -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+    for record in records:
+      writer.write(record)
+
+
+def example(**features):
+  """A tf.Example from int, float, str or list-of-int values."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  def feature(value):
+    if isinstance(value, (list, tuple)):
+      return tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+    if isinstance(value, int):
+      return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    if isinstance(value, float):
+      return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+  return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()}))
+
+
+def examples_artifact(path: pathlib.Path, splits):
+  """An Examples artifact with one GZIP file per split: {split: [feature dicts]}."""
+  from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
+  artifact = standard_artifacts.Examples()
+  artifact.uri = str(path)
+  artifact.split_names = artifact_utils.encode_split_names(list(splits))
+  for split, rows in splits.items():
+    _gzip_records(os.path.join(artifact.uri, f"Split-{split}", "data.gz"),
+                  [example(**row).SerializeToString() for row in rows])
+  return artifact
+
+
+def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_levels: int = 0):
+  """A SemanticIds artifact for items 1..len(codes), all with suffix 0; num_levels (default: the
+  codes' length) is what its properties claim."""
+  from components import artifacts, semantic_ids  # pylint: disable=g-import-not-at-top
+  artifact = artifacts.SemanticIds()
+  artifact.uri = str(path)
+  _gzip_records(os.path.join(artifact.uri, f"{semantic_ids.FILE_PREFIX}-0{semantic_ids.FILE_SUFFIX}"),
+                [semantic_ids.to_example(i, row, 0) for i, row in enumerate(codes, start=1)])
+  artifact.set_int_custom_property("num_levels", num_levels or len(codes[0]))
+  artifact.set_int_custom_property("codebook_size", codebook_size)
+  return artifact
+
+
+def embeddings_artifact(path: pathlib.Path, vectors):
+  """An ItemEmbeddings artifact for items 1..len(vectors)."""
+  from components import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
+  artifact = artifacts.ItemEmbeddings()
+  artifact.uri = str(path)
+  _gzip_records(os.path.join(artifact.uri, f"{item_embeddings.FILE_PREFIX}-0{item_embeddings.FILE_SUFFIX}"),
+                [item_embeddings.to_example(i, v) for i, v in enumerate(vectors, start=1)])
+  item_embeddings.set_properties(artifact, dim=vectors.shape[1], count=len(vectors), source="test")
+  return artifact

@@ -21,12 +21,9 @@ from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
-from google.protobuf import message  # pylint: disable=g-import-not-at-top
-from tfx.utils import proto_utils  # pylint: disable=g-import-not-at-top
-
 from components import sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
-from components.ranking_trainer.component import RankingTrainer  # pylint: disable=g-import-not-at-top
+from components.ranking_trainer.component import RankingTrainer, executor_properties  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer  # pylint: disable=g-import-not-at-top
 from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
@@ -89,10 +86,7 @@ def main(argv=None) -> None:
         key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in ("semantic_ids", "vocabulary", "embeddings")},
         train_splits=[args.split], eval_splits=[args.split], ranking_config=configs.RANKING_CONFIG)
     start = time.perf_counter()
-    # As the orchestrator does: proto parameters reach the executor as JSON.
-    properties = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
-                  for k, v in component.exec_properties.items()}
-    trainer_executor.Executor().Do(input_dict, output_dict, properties)
+    trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
     wall = time.perf_counter() - start
     with open(os.path.join(output_dict["model_run"][0].uri, trainer.METRICS_FILE)) as f:
       metrics = json.load(f)

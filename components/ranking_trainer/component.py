@@ -13,11 +13,13 @@ vocabulary every model was trained with; their URIs reach run_fn in `fn_args.cus
 import json
 from typing import Any, Dict, List, Optional
 
+from google.protobuf import message
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
+from tfx.utils import proto_utils
 
 from components import artifacts
 from components.ranking_trainer import executor
@@ -56,3 +58,10 @@ class RankingTrainer(base_component.BaseComponent):
         custom_config=json.dumps({"ranking": json.loads(config.to_json())}),
         model=types.Channel(type=standard_artifacts.Model),
         model_run=types.Channel(type=standard_artifacts.ModelRun)))
+
+
+def executor_properties(component: RankingTrainer) -> Dict[str, Any]:
+  """exec_properties as an orchestrator hands them to the executor (protos as JSON), for calling
+  the executor's Do() directly (tests, bench)."""
+  return {key: proto_utils.proto_to_json(value) if isinstance(value, message.Message) else value
+          for key, value in component.exec_properties.items()}

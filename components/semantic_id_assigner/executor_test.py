@@ -1,13 +1,10 @@
-import os
-
 import numpy as np
 import pytest
-import tensorflow as tf
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 import conftest
-from components import artifacts, item_embeddings, semantic_ids
+from components import artifacts, semantic_ids
 from components.errors import InputDataError
 from components.semantic_id_assigner import executor
 from models.rqvae import model as rqvae
@@ -15,18 +12,6 @@ from models.rqvae import saved_model
 
 CONFIG = rqvae.RQVAEConfig(input_dim=8, hidden_dim=16, latent_dim=4, num_levels=2, codebook_size=4,
                            batch_size=64, epochs=2, kmeans_iterations=3)
-
-
-def _embeddings(tmp_path, vectors):
-  artifact = artifacts.ItemEmbeddings()
-  artifact.uri = str(tmp_path / "embeddings")
-  os.makedirs(artifact.uri, exist_ok=True)
-  path = os.path.join(artifact.uri, f"{item_embeddings.FILE_PREFIX}-0{item_embeddings.FILE_SUFFIX}")
-  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-    for item_id, vector in enumerate(vectors, start=1):
-      writer.write(item_embeddings.to_example(item_id, vector))
-  item_embeddings.set_properties(artifact, dim=vectors.shape[1], count=len(vectors), source="test")
-  return artifact
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +36,7 @@ def test_every_item_gets_a_unique_sid_from_the_frozen_model(tmp_path, frozen):
   model, model_artifact = frozen
   vectors = np.random.default_rng(1).normal(size=(40, 8)).astype(np.float32)
   vectors[30:] = vectors[0]  # ten exact copies of item 1 must collide
-  output = _assign(tmp_path, _embeddings(tmp_path, vectors), model_artifact)
+  output = _assign(tmp_path, conftest.embeddings_artifact(tmp_path / "embeddings", vectors), model_artifact)
   ids, codes, suffixes = semantic_ids.load(output)
   assert ids.tolist() == list(range(1, 41))
   np.testing.assert_array_equal(codes, model.encode(vectors).numpy())
@@ -67,7 +52,7 @@ def test_every_item_gets_a_unique_sid_from_the_frozen_model(tmp_path, frozen):
 def test_dimension_mismatch_is_refused(tmp_path, frozen):
   _, model_artifact = frozen
   with pytest.raises(InputDataError, match="expects 8-d embeddings, the item embeddings are 5-d"):
-    _assign(tmp_path, _embeddings(tmp_path, np.ones((4, 5), np.float32)), model_artifact)
+    _assign(tmp_path, conftest.embeddings_artifact(tmp_path / "embeddings", np.ones((4, 5), np.float32)), model_artifact)
 
 
 def test_disambiguate_orders_by_item_id():

@@ -4,68 +4,29 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.types import artifact_utils, standard_artifacts
 
 import conftest
-from components import artifacts, semantic_ids, sid_vocabulary
+from components import artifacts, sid_vocabulary
 from components.errors import InputDataError
 from components.sid_vocab_builder import adaptation_report, executor
 from models.sid_adaptation import spm, tokenizers
 
 L, K = 2, 4
-GZIP = tf.io.TFRecordOptions(compression_type="GZIP")
-
-
-def _write(path, examples):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with tf.io.TFRecordWriter(path, GZIP) as writer:
-    for example in examples:
-      writer.write(example.SerializeToString())
-
-
-def _example(**features):
-  feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=[v])) if isinstance(v, int)
-             else tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
-             for name, v in features.items()}
-  return tf.train.Example(features=tf.train.Features(feature=feature))
-
-
-def _examples(tmp_path, name, splits):
-  artifact = standard_artifacts.Examples()
-  artifact.uri = str(tmp_path / name)
-  artifact.split_names = artifact_utils.encode_split_names(list(splits))
-  for split, rows in splits.items():
-    _write(os.path.join(artifact.uri, f"Split-{split}", "data.gz"), [_example(**row) for row in rows])
-  return artifact
-
-
-def _sids(tmp_path, codes):
-  artifact = artifacts.SemanticIds()
-  artifact.uri = str(tmp_path / "sids")
-  os.makedirs(artifact.uri, exist_ok=True)
-  path = os.path.join(artifact.uri, f"{semantic_ids.FILE_PREFIX}-0{semantic_ids.FILE_SUFFIX}")
-  with tf.io.TFRecordWriter(path, GZIP) as writer:
-    for item_id, row in enumerate(codes, start=1):
-      writer.write(semantic_ids.to_example(item_id, row, 0))
-  artifact.set_int_custom_property("num_levels", L)
-  artifact.set_int_custom_property("codebook_size", K)
-  return artifact
-
-
 CODES = [[0, 1], [0, 1], [0, 2], [3, 3], [1, 0], [2, 2]]  # items 1..6; 5 and 6 never impressed
 BACKFILL = [{"item_id": i} for i in [1] * 5 + [2] * 4 + [3] * 2 + [4]]
 
 
 def _run(tmp_path, codes=CODES, splits=None, budgets=(9, 12, 16), train_splits=("backfill",)):
   splits = splits if splits is not None else {"backfill": BACKFILL, "span_1": [{"item_id": 5}]}
-  items = _examples(tmp_path, "items", {"items": [{"item_id": i, "title": f"movie {i}"}
-                                                  for i in range(1, len(codes) + 1)]})
+  items = conftest.examples_artifact(tmp_path / "items", {"items": [{"item_id": i, "title": f"movie {i}"}
+                                                                   for i in range(1, len(codes) + 1)]})
   outputs = {"vocabulary": [artifacts.SidVocabulary()], "report": [artifacts.SidAdaptationReport()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(tmp_path / key)
     os.makedirs(artifact.uri, exist_ok=True)
   executor.Executor(conftest.beam_context()).Do(
-      {"semantic_ids": [_sids(tmp_path, codes)], "examples": [_examples(tmp_path, "examples", splits)],
+      {"semantic_ids": [conftest.semantic_ids_artifact(tmp_path / "sids", codes, K, num_levels=L)],
+       "examples": [conftest.examples_artifact(tmp_path / "examples", splits)],
        "items": [items]},
       outputs, {"table_budgets": list(budgets), "train_splits": list(train_splits),
                 "max_bigram_rows": tokenizers.DEFAULT_MAX_ROWS})

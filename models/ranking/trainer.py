@@ -99,5 +99,6 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
 
   ranking.export(model, fn_args.serving_model_dir)
   ranking.save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
+  tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
     json.dump(metrics, f, indent=1)

@@ -1,0 +1,100 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+from tfx.utils import path_utils
+
+import conftest
+from components import artifacts, sid_vocabulary
+from components.ranking_trainer import executor
+from components.ranking_trainer.component import RankingTrainer, executor_properties
+from models.ranking import trainer
+from models.sid_adaptation import spm
+
+L, K = 2, 4
+CODES = [[0, 1], [0, 1], [0, 2], [3, 3], [1, 0], [2, 2]]
+CONFIG = {"representation": "spm", "table_rows": 12, "embedding_dim": 4, "hidden_units": [8],
+          "warmup_epochs": 2}
+
+
+def _interactions(items, liked):
+  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "liked": l, "item_segment": "head"}
+          for i, l in zip(items, liked)]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("inputs")
+  vocabulary = artifacts.SidVocabulary()
+  vocabulary.uri = str(root / "vocabulary")
+  os.makedirs(vocabulary.uri)
+  weights = np.array([5, 4, 2, 1, 0, 0])
+  sid_vocabulary.write(vocabulary, {12: spm.train(np.array(CODES), weights, L, K, 12)},
+                       {"num_levels": L, "codebook_size": K, "table_budgets": [12]}, np.arange(1, 7), weights)
+  examples = conftest.examples_artifact(root / "examples", {
+      "backfill": _interactions([1, 2, 3, 4, 5, 6] * 4, [1, 1, 1, 0, 0, 0] * 4),
+      "span_1": _interactions([1, 4, 2, 5], [1, 0, 1, 0]),
+      "span_2": _interactions([3, 6, 1, 4], [1, 0, 1, 0])})
+  return {"examples": [examples],
+          "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, K)],
+          "vocabulary": [vocabulary],
+          "embeddings": [conftest.embeddings_artifact(root / "embeddings", np.eye(6, 4, dtype=np.float32))]}
+
+
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
+  component = RankingTrainer(
+      examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
+      vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
+      train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
+  outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
+  for key, [artifact] in outputs.items():
+    artifact.uri = str(tmp_path / name / key)
+  input_dict = dict(inputs, base_model=[base_model]) if base_model else inputs
+  executor.Executor().Do(input_dict, outputs, executor_properties(component))
+  with open(os.path.join(outputs["model_run"][0].uri, trainer.METRICS_FILE)) as f:
+    return outputs["model"][0], json.load(f)
+
+
+def _scores(model):
+  serve = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures["serving_default"]
+  records = [conftest.example(item_id=i, history=[1]).SerializeToString() for i in range(1, 7)]
+  return serve(examples=tf.constant(records))["probability"].numpy()
+
+
+@pytest.fixture(scope="module")
+def warmup(tmp_path_factory, inputs):
+  return _train(tmp_path_factory.mktemp("warmup"), inputs, "warmup", ["backfill"], ["span_1"])
+
+
+def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
+  warmup, metrics = warmup
+  assert metrics["warm_started_from"] is None and metrics["epochs"] == 2
+  assert metrics["train_examples"] == 24 and metrics["eval"]["overall"]["examples"] == 4
+  assert 0 <= metrics["eval"]["overall"]["auc"] <= 1
+  assert os.path.exists(os.path.join(trainer.checkpoint_dir(path_utils.serving_model_path(warmup.uri)), "ckpt.index"))
+
+  step, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_2"], base_model=warmup)
+  assert metrics["warm_started_from"] == path_utils.serving_model_path(warmup.uri)
+  assert metrics["epochs"] == 1 and metrics["train_examples"] == 4
+  assert not np.allclose(_scores(step), _scores(warmup))  # trained further from the same weights
+
+
+def test_an_empty_span_carries_the_model_over_and_says_so(tmp_path, inputs, warmup):
+  warmup, _ = warmup
+  carried, metrics = _train(tmp_path, inputs, "empty", ["span_7"], ["span_8"], base_model=warmup)
+  assert metrics["missing_splits"] == ["span_7", "span_8"]
+  assert metrics["train_examples"] == 0 and metrics["eval"] == {"examples": 0}
+  np.testing.assert_allclose(_scores(carried), _scores(warmup), rtol=1e-6)
+
+
+def test_unknown_ranking_settings_are_refused_when_the_pipeline_is_built():
+  with pytest.raises(ValueError, match=r"unknown ranking settings \['layers'\]"):
+    RankingTrainer(examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
+                   semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
+                   vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary),
+                   embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
+                   train_splits=["span_1"], eval_splits=["span_2"], ranking_config={"layers": 3})
