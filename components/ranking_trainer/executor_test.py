@@ -38,7 +38,7 @@ def inputs(tmp_path_factory):
   examples = conftest.examples_artifact(root / "examples", {
       "backfill": _interactions([1, 2, 3, 4, 5, 6] * 4, [1, 1, 1, 0, 0, 0] * 4),
       "span_1": _interactions([1, 4, 2, 5], [1, 0, 1, 0]),
-      "span_2": _interactions([3, 6, 1, 4], [1, 0, 1, 0])})
+      "span_2": _interactions([3, 6, 1, 99], [1, 0, 1, 0])})  # item 99 is not in the catalog
   return {"examples": [examples],
           "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, K)],
           "vocabulary": [vocabulary],
@@ -80,6 +80,7 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
   step, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_2"], base_model=warmup)
   assert metrics["warm_started_from"] == path_utils.serving_model_path(warmup.uri)
   assert metrics["epochs"] == 1 and metrics["train_examples"] == 4
+  assert metrics["eval"]["unknown_candidates"] == 1 and metrics["eval"]["overall"]["examples"] == 4
   assert not np.allclose(_scores(step), _scores(warmup))  # trained further from the same weights
 
 

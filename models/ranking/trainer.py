@@ -52,17 +52,22 @@ def checkpoint_dir(serving_model_dir: str) -> str:
   return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), CHECKPOINT_DIR)
 
 
-def _evaluate(model: ranking.RankingModel, files) -> Dict[str, Any]:
+def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str, Any]:
+  """AUC slices on the evaluation span, and how many candidates the catalog does not know (they are
+  scored from the current item and history alone)."""
   spec = {**ranking.TRAINING_SPEC, "item_segment": tf.io.FixedLenFeature([], tf.string)}
-  labels, scores, segments = [], [], []
+  labels, scores, segments, candidates = [], [], [], []
   for batch in ranking.dataset(files, 4096, features=spec):
     labels.append(batch[ranking.LABEL].numpy())
     scores.append(model(batch).numpy())
     segments.append(batch["item_segment"].numpy())
+    candidates.append(batch["item_id"].numpy())
   if not labels:
     return {"examples": 0}
-  return evaluation.sliced_auc(np.concatenate(labels), np.concatenate(scores),
-                               evaluation.slice_masks(np.concatenate(segments)))
+  result = evaluation.sliced_auc(np.concatenate(labels), np.concatenate(scores),
+                                 evaluation.slice_masks(np.concatenate(segments)))
+  result["unknown_candidates"] = int((~np.isin(np.concatenate(candidates), catalog.item_ids)).sum())
+  return result
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
@@ -94,7 +99,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
              "missing_splits": custom_config.get("missing_splits", []),
              "train_examples": examples, "train_seconds": seconds,
              "epochs": epochs, "train_examples_per_second": examples * epochs / seconds if examples else None,
-             "eval": _evaluate(model, fn_args.eval_files)}
+             "eval": _evaluate(model, catalog, fn_args.eval_files)}
   logging.info("Ranking step: %s", json.dumps(metrics))
 
   ranking.export(model, fn_args.serving_model_dir)
