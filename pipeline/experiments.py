@@ -214,6 +214,7 @@ def figures(directory: str, rows: List[Dict[str, Any]]) -> str:
       axis.set(xscale="log", xlabel="embedding table rows", ylabel=f"{name} AUC vs baseline (%)",
                title=f"{name}, {'with' if history else 'without'} history")
       axis.legend(fontsize=7)
+  figure.tight_layout()
   return save_png(figure, directory, "figures.png")
 
 
