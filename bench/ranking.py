@@ -17,7 +17,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
@@ -52,30 +51,18 @@ class PlainKerasRanker(tf.keras.Model):
     return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)
 
 
-def _latest_outputs():
-  store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
-  return summary.latest_run_outputs(store, configs.PIPELINE_NAME)
-
-
-def _artifact(raw, artifact_type):
-  artifact = artifact_type()
-  artifact.set_mlmd_artifact(raw)
-  return artifact
-
-
 def main(argv=None) -> None:
   args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   args.add_argument("--split", default="backfill")
   args = args.parse_args(argv)
-  outputs = _latest_outputs()
+  outputs = summary.latest_outputs_at(configs.METADATA_PATH, configs.PIPELINE_NAME)
   config = RankingConfig.from_dict(configs.RANKING_CONFIG)
   inputs = {"examples": outputs["MovieLensExampleGen"]["examples"],
             "semantic_ids": outputs["SemanticIdAssigner"]["semantic_ids"],
             "vocabulary": outputs["SidVocabBuilder"]["vocabulary"],
             "embeddings": outputs.get("ContentEmbedder", outputs.get("EmbeddingImporter"))["embeddings"]}
   spec = RankingTrainer.SPEC_CLASS
-  input_dict = {key: [_artifact(raw, spec.INPUTS[key].type)] for key, raw in inputs.items()}
+  input_dict = {key: [summary.as_artifact(raw, spec.INPUTS[key].type)] for key, raw in inputs.items()}
   print(f"{config.name}, batch {config.batch_size}, split {args.split}; {os.cpu_count()} CPUs")
 
   with tempfile.TemporaryDirectory() as tmp:

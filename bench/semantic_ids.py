@@ -17,8 +17,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import faiss  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
@@ -31,12 +29,8 @@ from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
 
 
 def _latest_embeddings() -> artifacts.ItemEmbeddings:
-  store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
-  found = summary.latest_run_outputs(store, configs.PIPELINE_NAME)["ContentEmbedder"]["embeddings"]
-  artifact = artifacts.ItemEmbeddings()
-  artifact.set_mlmd_artifact(found)
-  return artifact
+  outputs = summary.latest_outputs_at(configs.METADATA_PATH, configs.PIPELINE_NAME)
+  return summary.as_artifact(outputs["ContentEmbedder"]["embeddings"], artifacts.ItemEmbeddings)
 
 
 def _rate(label: str, items: int, seconds: float) -> None:

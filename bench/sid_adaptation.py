@@ -16,8 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
 from components import artifacts, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
 from models.sid_adaptation import spm, tokenizers  # pylint: disable=g-import-not-at-top
@@ -28,11 +26,8 @@ MIN_SECONDS = 2.0
 
 
 def _latest(node: str, key: str, artifact_type):
-  store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
-  artifact = artifact_type()
-  artifact.set_mlmd_artifact(summary.latest_run_outputs(store, configs.PIPELINE_NAME)[node][key])
-  return artifact
+  outputs = summary.latest_outputs_at(configs.METADATA_PATH, configs.PIPELINE_NAME)
+  return summary.as_artifact(outputs[node][key], artifact_type)
 
 
 Tokenize = Callable[[np.ndarray, np.ndarray], object]

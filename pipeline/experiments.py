@@ -26,8 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
 
 from components import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
@@ -53,12 +51,6 @@ class Inputs:
   impressions: np.ndarray                   # per catalog item, in the vocabulary's training splits
 
 
-def _artifact(raw, artifact_type):
-  artifact = artifact_type()
-  artifact.set_mlmd_artifact(raw)
-  return artifact
-
-
 def _read_split(examples: standard_artifacts.Examples, split: str) -> Dict[str, tf.Tensor]:
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
   records = tf.constant(list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()))
@@ -67,20 +59,19 @@ def _read_split(examples: standard_artifacts.Examples, split: str) -> Dict[str, 
 
 def load_inputs(metadata_path: str) -> Inputs:
   """The latest run's interactions, Semantic IDs (v1, v0), vocabularies and content embeddings."""
-  store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-  outputs = summary.latest_run_outputs(store, configs.PIPELINE_NAME)
-  examples = _artifact(outputs["MovieLensExampleGen"]["examples"], standard_artifacts.Examples)
+  outputs = summary.latest_outputs_at(metadata_path, configs.PIPELINE_NAME)
+  examples = summary.as_artifact(outputs["MovieLensExampleGen"]["examples"], standard_artifacts.Examples)
   names = artifact_utils.decode_split_names(examples.split_names)
   ordered = ["backfill"] + sorted((n for n in names if n != "backfill"), key=spans.span_of_split)
   embedding_node = "ContentEmbedder" if "ContentEmbedder" in outputs else "EmbeddingImporter"
   embedding_ids, content = item_embeddings.load(
-      _artifact(outputs[embedding_node]["embeddings"], artifacts.ItemEmbeddings))
-  vocabulary = _artifact(outputs["SidVocabBuilder"]["vocabulary"], artifacts.SidVocabulary)
+      summary.as_artifact(outputs[embedding_node]["embeddings"], artifacts.ItemEmbeddings))
+  vocabulary = summary.as_artifact(outputs["SidVocabBuilder"]["vocabulary"], artifacts.SidVocabulary)
   settings = sid_vocabulary.settings(vocabulary)
   catalogs = {}
   for version, node in (("v1", "SemanticIdAssigner"), ("v0", "SemanticIdAssignerV0")):
     if node in outputs:
-      ids, codes, _ = semantic_ids.load(_artifact(outputs[node]["semantic_ids"], artifacts.SemanticIds))
+      ids, codes, _ = semantic_ids.load(summary.as_artifact(outputs[node]["semantic_ids"], artifacts.SemanticIds))
       if not np.array_equal(ids, embedding_ids):
         raise ValueError(f"{node} and {embedding_node} cover different items")
       catalogs[version] = Catalog(ids, codes, settings["codebook_size"], content)

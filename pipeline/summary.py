@@ -145,3 +145,19 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
 
 def _auc(slice_metrics) -> str:
   return "n/a" if slice_metrics.get("auc") is None else f"{slice_metrics['auc']:.3f}"
+
+
+def latest_outputs_at(metadata_path: str, pipeline_name: str
+                      ) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
+  """latest_run_outputs of the SQLite ML Metadata store at `metadata_path` (benches, experiments)."""
+  store = metadata_store.MetadataStore(
+      metadata_store_pb2.ConnectionConfig(sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
+          filename_uri=metadata_path, connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)))
+  return latest_run_outputs(store, pipeline_name)
+
+
+def as_artifact(raw: metadata_store_pb2.Artifact, artifact_type):
+  """An ML Metadata artifact as an instance of its TFX artifact class."""
+  artifact = artifact_type()
+  artifact.set_mlmd_artifact(raw)
+  return artifact
