@@ -19,7 +19,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
 
-from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
 from pipeline import configs, pipeline  # pylint: disable=g-import-not-at-top
 
 SPEC_FILE = "sid_ranking_pipeline.json"
@@ -42,18 +41,10 @@ def beam_args(runner: str, project: Optional[str], region: Optional[str], temp_l
 
 def compile_pipeline(image: str, pipeline_root: str, data_root: str, output: str,
                      beam_pipeline_args: List[str]) -> str:
-  sid_pipeline = pipeline.create_pipeline(
-      pipeline_name=PIPELINE_NAME, pipeline_root=pipeline_root, data_root=data_root,
-      span_period=configs.SPAN_PERIOD, start_date=configs.START_DATE,
-      history_length=configs.HISTORY_LENGTH, max_tags=configs.MAX_TAGS,
-      bad_row_policy=configs.BAD_ROW_POLICY, max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION,
-      embedding_batch_size=configs.EMBEDDING_BATCH_SIZE, rqvae_config=configs.RQVAE_CONFIG,
-      sid_table_budgets=configs.SID_TABLE_BUDGETS, sid_vocab_train_splits=configs.SID_VOCAB_TRAIN_SPLITS,
-      ranking_config=configs.RANKING_CONFIG,
-      ranking_spans=[spans.span_of_date(d, configs.SPAN_PERIOD) for d in configs.RANKING_STEP_DATES],
-      min_auc=configs.MIN_AUC,
-      serving_model_dir=os.path.join(pipeline_root, "serving", configs.PIPELINE_NAME),
-      rqvae_v0_cutoff=configs.RQVAE_V0_CUTOFF, beam_pipeline_args=beam_pipeline_args)
+  sid_pipeline = pipeline.create_pipeline(**{
+      **configs.pipeline_args(), "pipeline_name": PIPELINE_NAME, "pipeline_root": pipeline_root,
+      "data_root": data_root, "serving_model_dir": os.path.join(pipeline_root, "serving", configs.PIPELINE_NAME),
+      "beam_pipeline_args": beam_pipeline_args})
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
       output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))

@@ -7,6 +7,9 @@ first rated (the cold-start slice). Everything before 2016 is the `backfill` spl
 """
 
 import os
+from typing import Any, Dict
+
+from components.movielens_example_gen import spans
 
 PIPELINE_NAME = "sid_ranking"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,3 +61,15 @@ RANKING_CONFIG = {"representation": "spm", "table_rows": 4096, "use_history": Tr
 RANKING_STEP_DATES = ["2018-03-01", "2018-04-01", "2018-05-01", "2018-06-01", "2018-07-01", "2018-08-01"]
 # The Evaluator blesses a model whose AUC on the next span is at least this (0.5 = chance).
 MIN_AUC = 0.55
+
+
+def pipeline_args(span_period: str = SPAN_PERIOD) -> Dict[str, Any]:
+  """The embedded defaults as create_pipeline's keyword arguments; runners add paths and overrides."""
+  return dict(
+      pipeline_name=PIPELINE_NAME, span_period=span_period, start_date=START_DATE,
+      history_length=HISTORY_LENGTH, max_tags=MAX_TAGS, bad_row_policy=BAD_ROW_POLICY,
+      max_bad_row_fraction=MAX_BAD_ROW_FRACTION, embedding_batch_size=EMBEDDING_BATCH_SIZE,
+      rqvae_config=RQVAE_CONFIG, rqvae_v0_cutoff=RQVAE_V0_CUTOFF, sid_table_budgets=SID_TABLE_BUDGETS,
+      sid_vocab_train_splits=SID_VOCAB_TRAIN_SPLITS, ranking_config=RANKING_CONFIG,
+      ranking_spans=[spans.span_of_date(d, span_period) for d in RANKING_STEP_DATES], min_auc=MIN_AUC,
+      beam_pipeline_args=BEAM_PIPELINE_ARGS)

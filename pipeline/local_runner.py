@@ -14,7 +14,6 @@ from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
 from components.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
 from pipeline import configs, pipeline, progress, summary  # pylint: disable=g-import-not-at-top
 
 
@@ -46,29 +45,15 @@ def main(argv=None) -> int:
   args = _args(argv)
   metadata_path = os.path.join(args.output_root, "metadata.sqlite")
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-  sid_pipeline = pipeline.create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME,
-      pipeline_root=os.path.join(args.output_root, "pipeline_root"),
-      data_root=args.data_root,
-      span_period=args.span_period,
-      start_date=args.start_date,
-      history_length=configs.HISTORY_LENGTH,
-      max_tags=configs.MAX_TAGS,
-      bad_row_policy=configs.BAD_ROW_POLICY,
-      max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION,
-      embedding_batch_size=configs.EMBEDDING_BATCH_SIZE,
-      rqvae_config=configs.RQVAE_CONFIG,
-      rqvae_v0_cutoff=configs.RQVAE_V0_CUTOFF,
-      sid_table_budgets=configs.SID_TABLE_BUDGETS,
-      sid_vocab_train_splits=configs.SID_VOCAB_TRAIN_SPLITS,
-      ranking_config=configs.RANKING_CONFIG,
-      ranking_spans=[spans.span_of_date(d, args.span_period) for d in configs.RANKING_STEP_DATES],
-      min_auc=configs.MIN_AUC,
-      serving_model_dir=os.path.join(args.output_root, "serving", configs.PIPELINE_NAME),
-      precomputed_embeddings=args.precomputed_embeddings,
-      beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
-      metadata_connection_config=connection,
-      enable_cache=not args.no_cache)
+  sid_pipeline = pipeline.create_pipeline(**{
+      **configs.pipeline_args(args.span_period),
+      "start_date": args.start_date,
+      "pipeline_root": os.path.join(args.output_root, "pipeline_root"),
+      "data_root": args.data_root,
+      "serving_model_dir": os.path.join(args.output_root, "serving", configs.PIPELINE_NAME),
+      "precomputed_embeddings": args.precomputed_embeddings,
+      "metadata_connection_config": connection,
+      "enable_cache": not args.no_cache})
 
   print(f"Pipeline {configs.PIPELINE_NAME}: data {args.data_root} -> {args.output_root}", flush=True)
   # The runner logs each component's start and end; show those, not the libraries' chatter.

@@ -41,9 +41,9 @@ def _hash_keys(tokenizer: tokenizers.SidTokenizer, ids: np.ndarray, codes: np.nd
   return [row[:n] for row in map(tuple, codes.tolist()) for n in range(1, len(row) + 1)]
 
 
-def adaptation_stats(tokenizer: tokenizers.SidTokenizer, ids: np.ndarray, codes: np.ndarray,
-                     weights: np.ndarray, budget: Optional[int]) -> Dict[str, Any]:
-  pieces = tokenizer(tf.constant(ids), tf.constant(codes))
+def adaptation_stats(tokenizer: tokenizers.SidTokenizer, pieces: tf.RaggedTensor, ids: np.ndarray,
+                     codes: np.ndarray, weights: np.ndarray, budget: Optional[int]) -> Dict[str, Any]:
+  """Rows and lookups of `pieces` (the tokenizer's output for every item)."""
   lengths = pieces.row_lengths().numpy()
   flat = pieces.flat_values.numpy()
   impressed = np.repeat(weights > 0, lengths)
@@ -62,14 +62,13 @@ def adaptation_stats(tokenizer: tokenizers.SidTokenizer, ids: np.ndarray, codes:
   return stats
 
 
-def frequent_pieces(tokenizer: tokenizers.SidTokenizer, ids: np.ndarray, codes: np.ndarray,
+def frequent_pieces(tokenizer: tokenizers.SidTokenizer, pieces: tf.RaggedTensor, ids: np.ndarray,
                     weights: np.ndarray, titles: Dict[int, str], count: int = 10,
                     max_titles: int = 5) -> List[Dict[str, Any]]:
   """The most impressed pieces spanning more than one code, with the items whose SID holds them."""
-  pieces = tokenizer(tf.constant(ids), tf.constant(codes)).to_list()
   impressions: Dict[int, int] = {}
   holders: Dict[int, List[int]] = {}
-  for index, item_pieces in enumerate(pieces):
+  for index, item_pieces in enumerate(pieces.to_list()):
     for piece in item_pieces:
       spelled = tokenizer.piece_codes(piece)
       if spelled and len(spelled) > 1:
@@ -81,6 +80,11 @@ def frequent_pieces(tokenizer: tokenizers.SidTokenizer, ids: np.ndarray, codes: 
            "titles": [titles.get(int(ids[i]), str(ids[i]))
                       for i in sorted(holders[p], key=lambda i: -weights[i])[:max_titles]]}
           for p in top]
+
+
+def _stats(tokenizer: tokenizers.SidTokenizer, ids: np.ndarray, codes: np.ndarray, weights: np.ndarray,
+           budget: Optional[int]) -> Dict[str, Any]:
+  return adaptation_stats(tokenizer, tokenizer(tf.constant(ids), tf.constant(codes)), ids, codes, weights, budget)
 
 
 def build(ids: np.ndarray, codes: np.ndarray, weights: np.ndarray, num_levels: int,
@@ -96,14 +100,15 @@ def build(ids: np.ndarray, codes: np.ndarray, weights: np.ndarray, num_levels: i
     except ValueError as e:
       rows.append({"adaptation": kind, "refused": str(e)})
       continue
-    rows.append(adaptation_stats(tokenizer, ids, codes, weights, None))
+    rows.append(_stats(tokenizer, ids, codes, weights, None))
   for budget, model in sorted(spm_models.items()):
     spm_tokenizer = tokenizers.create("spm", num_levels, codebook_size, spm_model=model)
-    rows.append(adaptation_stats(spm_tokenizer, ids, codes, weights, budget))
-    examples[str(budget)] = frequent_pieces(spm_tokenizer, ids, codes, weights, titles)
+    pieces = spm_tokenizer(tf.constant(ids), tf.constant(codes))
+    rows.append(adaptation_stats(spm_tokenizer, pieces, ids, codes, weights, budget))
+    examples[str(budget)] = frequent_pieces(spm_tokenizer, pieces, ids, weights, titles)
     for kind in ("prefix_ngram", "random_hash"):
-      rows.append(adaptation_stats(tokenizers.create(kind, num_levels, codebook_size, num_rows=budget),
-                                   ids, codes, weights, budget))
+      rows.append(_stats(tokenizers.create(kind, num_levels, codebook_size, num_rows=budget),
+                         ids, codes, weights, budget))
   return {"items": int(len(ids)), "impressed_items": int((weights > 0).sum()),
           "impressions": int(weights.sum()), "head_items": int(head_mask(weights).sum()),
           "num_levels": num_levels, "codebook_size": codebook_size,
