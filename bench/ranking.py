@@ -60,7 +60,8 @@ def main(argv=None) -> None:
   inputs = {"examples": outputs["MovieLensExampleGen"]["examples"],
             "semantic_ids": outputs["SemanticIdAssigner"]["semantic_ids"],
             "vocabulary": outputs["SidVocabBuilder"]["vocabulary"],
-            "embeddings": outputs.get("ContentEmbedder", outputs.get("EmbeddingImporter"))["embeddings"]}
+            "embeddings": outputs.get("ContentEmbedder", outputs.get("EmbeddingImporter"))["embeddings"],
+            "sid_encoder": outputs["RQVAETrainer"]["model"]}
   spec = RankingTrainer.SPEC_CLASS
   input_dict = {key: [summary.as_artifact(raw, spec.INPUTS[key].type)] for key, raw in inputs.items()}
   print(f"{config.name}, batch {config.batch_size}, split {args.split}; {os.cpu_count()} CPUs")
@@ -70,7 +71,7 @@ def main(argv=None) -> None:
     for key, [artifact] in output_dict.items():
       artifact.uri = os.path.join(tmp, key)
     component = RankingTrainer(examples=tfx.dsl.Channel(type=standard_artifacts.Examples), **{
-        key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in ("semantic_ids", "vocabulary", "embeddings")},
+        key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in inputs},
         train_splits=[args.split], eval_splits=[args.split], ranking_config=configs.RANKING_CONFIG)
     start = time.perf_counter()
     trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))

@@ -117,6 +117,7 @@ def create_pipeline(
     trainer = RankingTrainer(
         examples=example_gen.outputs["examples"], semantic_ids=sid_assigner.outputs["semantic_ids"],
         vocabulary=sid_vocab.outputs["vocabulary"], embeddings=embeddings.outputs["embeddings"],
+        sid_encoder=rqvae.outputs["model"], text_encoder=embeddings.outputs.get("encoder"),
         base_model=previous_model, train_splits=train_splits, eval_splits=[spans.split_name(eval_span)],
         ranking_config=ranking_config).with_id(f"RankingTrainer_{name}")
     evaluator = tfx.components.Evaluator(

@@ -2,12 +2,16 @@
 
 Example, one continuous-training step on span N, warm-started from the step before:
   step = RankingTrainer(examples=example_gen.outputs['examples'], semantic_ids=..., vocabulary=...,
-                        embeddings=..., base_model=previous_step.outputs['model'],
+                        embeddings=..., sid_encoder=rqvae.outputs['model'],
+                        text_encoder=content_embedder.outputs['encoder'],
+                        base_model=previous_step.outputs['model'],
                         train_splits=['span_N'], eval_splits=['span_N+1'],
                         ranking_config={'representation': 'spm', 'table_rows': 4096})
-The run function is models.ranking.trainer.run_fn. The Semantic IDs, vocabulary and content
-embeddings are inputs like the examples, so lineage in ML Metadata records which frozen RQ-VAE and
-vocabulary every model was trained with; their URIs reach run_fn in `fn_args.custom_config`.
+The run function is models.ranking.trainer.run_fn. The Semantic IDs, vocabulary, content
+embeddings and the frozen RQ-VAE (`sid_encoder`) and content encoder (`text_encoder`, optional: absent
+with imported embeddings) are inputs like the examples, so lineage in ML Metadata records which
+frozen models every ranking model was trained and exported with; their URIs reach run_fn in
+`fn_args.custom_config`. The encoders go into the serving model, for items unknown to its catalog.
 """
 
 import json
@@ -35,6 +39,8 @@ class RankingTrainerSpec(types.ComponentSpec):
       executor.SEMANTIC_IDS: ChannelParameter(type=artifacts.SemanticIds),
       executor.VOCABULARY: ChannelParameter(type=artifacts.SidVocabulary),
       executor.EMBEDDINGS: ChannelParameter(type=artifacts.ItemEmbeddings),
+      executor.SID_ENCODER: ChannelParameter(type=standard_artifacts.Model),
+      executor.TEXT_ENCODER: ChannelParameter(type=standard_artifacts.Model, optional=True),
   }
   OUTPUTS = standard_component_specs.TrainerSpec.OUTPUTS
 
@@ -46,13 +52,14 @@ class RankingTrainer(base_component.BaseComponent):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, examples: types.BaseChannel, semantic_ids: types.BaseChannel,
-               vocabulary: types.BaseChannel, embeddings: types.BaseChannel,
+               vocabulary: types.BaseChannel, embeddings: types.BaseChannel, sid_encoder: types.BaseChannel,
                train_splits: List[str], eval_splits: List[str], ranking_config: Dict[str, Any],
-               base_model: Optional[types.BaseChannel] = None):
+               base_model: Optional[types.BaseChannel] = None,
+               text_encoder: Optional[types.BaseChannel] = None):
     config = RankingConfig.from_dict(ranking_config)  # refuses unknown settings now, not at run time
     super().__init__(spec=RankingTrainerSpec(
         examples=examples, semantic_ids=semantic_ids, vocabulary=vocabulary, embeddings=embeddings,
-        base_model=base_model, run_fn=RUN_FN,
+        sid_encoder=sid_encoder, text_encoder=text_encoder, base_model=base_model, run_fn=RUN_FN,
         train_args=trainer_pb2.TrainArgs(splits=train_splits),
         eval_args=trainer_pb2.EvalArgs(splits=eval_splits),
         custom_config=json.dumps({"ranking": json.loads(config.to_json())}),

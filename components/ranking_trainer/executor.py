@@ -12,6 +12,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
+# The frozen RQ-VAE and content encoder, bundled into the serving model for unknown items.
+SID_ENCODER, TEXT_ENCODER = "sid_encoder", "text_encoder"
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
          standard_component_specs.EVAL_ARGS_KEY: trainer_pb2.EvalArgs}
 
@@ -38,6 +40,6 @@ class Executor(trainer_executor.GenericExecutor):
     fn_args.custom_config = {
         **(fn_args.custom_config or {}), "missing_splits": missing,
         **{f"{key}_uri": artifact_utils.get_single_uri(input_dict[key])
-           for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS)},
+           for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS, SID_ENCODER, TEXT_ENCODER) if input_dict.get(key)},
     }
     return fn_args

@@ -39,17 +39,19 @@ def inputs(tmp_path_factory):
       "backfill": _interactions([1, 2, 3, 4, 5, 6] * 4, [1, 1, 1, 0, 0, 0] * 4),
       "span_1": _interactions([1, 4, 2, 5], [1, 0, 1, 0]),
       "span_2": _interactions([3, 6, 1, 99], [1, 0, 1, 0])})  # item 99 is not in the catalog
+  vectors = np.eye(6, 4, dtype=np.float32)
   return {"examples": [examples],
           "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, K)],
           "vocabulary": [vocabulary],
-          "embeddings": [conftest.embeddings_artifact(root / "embeddings", np.eye(6, 4, dtype=np.float32))]}
+          "embeddings": [conftest.embeddings_artifact(root / "embeddings", vectors)],
+          "sid_encoder": [conftest.rqvae_artifact(root / "rqvae", vectors, L, K)[0]]}
 
 
 def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
   component = RankingTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
       vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-      train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
+      sid_encoder=tfx.dsl.Channel(type=standard_artifacts.Model), train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(tmp_path / name / key)
@@ -59,8 +61,12 @@ def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
     return outputs["model"][0], json.load(f)
 
 
+def _signatures(model):
+  return tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures
+
+
 def _scores(model):
-  serve = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures["serving_default"]
+  serve = _signatures(model)["serving_default"]
   records = [conftest.example(item_id=i, history=[1]).SerializeToString() for i in range(1, 7)]
   return serve(examples=tf.constant(records))["probability"].numpy()
 
@@ -82,6 +88,13 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
   assert metrics["epochs"] == 1 and metrics["train_examples"] == 4
   assert metrics["eval"]["unknown_candidates"] == 1 and metrics["eval"]["overall"]["examples"] == 4
   assert not np.allclose(_scores(step), _scores(warmup))  # trained further from the same weights
+  # The serving model carries the frozen RQ-VAE: an unknown item is ranked through its content.
+  served = _signatures(step)
+  assert set(served) == {"serving_default", "rank", "rank_with_embeddings"}  # no text encoder given
+  ranked = served["rank_with_embeddings"](
+      history=tf.constant([1], tf.int64), current_item=tf.constant(0, tf.int64),
+      candidates=tf.constant([2, 99, 98], tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
+  assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content", b"content"]
 
 
 def test_an_empty_span_carries_the_model_over_and_says_so(tmp_path, inputs, warmup):
@@ -98,4 +111,5 @@ def test_unknown_ranking_settings_are_refused_when_the_pipeline_is_built():
                    semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
                    vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary),
                    embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
+                   sid_encoder=tfx.dsl.Channel(type=standard_artifacts.Model),
                    train_splits=["span_1"], eval_splits=["span_2"], ranking_config={"layers": 3})

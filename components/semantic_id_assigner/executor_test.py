@@ -1,26 +1,17 @@
 import numpy as np
 import pytest
-from tfx.types import standard_artifacts
-from tfx.utils import path_utils
 
 import conftest
 from components import artifacts, semantic_ids
 from components.errors import InputDataError
 from components.semantic_id_assigner import executor
-from models.rqvae import model as rqvae
-from models.rqvae import saved_model
-
-CONFIG = rqvae.RQVAEConfig(input_dim=8, hidden_dim=16, latent_dim=4, num_levels=2, codebook_size=4,
-                           batch_size=64, epochs=2, kmeans_iterations=3)
 
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
-  model = rqvae.RQVAE(CONFIG)
-  rqvae.train(model, np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32), log=lambda _: None)
-  artifact = standard_artifacts.Model()
-  artifact.uri = str(tmp_path_factory.mktemp("model"))
-  saved_model.export(model, path_utils.serving_model_path(artifact.uri))
+  artifact, model = conftest.rqvae_artifact(
+      tmp_path_factory.mktemp("model"), np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32),
+      num_levels=2, codebook_size=4)
   return model, artifact
 
 

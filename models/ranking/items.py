@@ -12,10 +12,14 @@ Example:
                      optimizer=tf.tpu.experimental.embedding.Adagrad(0.05))
   candidate, current, history = items(item_id, current_item, history)   # [B, 32] each
 Unknown ids (not in the catalog, or 0 for "no item") have no pieces and give a zero vector; random
-hashing needs no catalog and hashes any id but 0.
+hashing needs no catalog and hashes any id but 0. A candidate unknown to the catalog can bring its
+content instead (`CONTENT_INPUT`): its SID codes from the frozen RQ-VAE for piece representations,
+its content embedding for the dense one; a row of -1 codes or a non-finite vector means "no
+content", i.e. the zero vector. The current item and the history may have one row for a batch of
+candidates (one user's request): the model broadcasts them.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -41,6 +45,8 @@ def _mean_weights(history: tf.RaggedTensor, per_item: tf.RaggedTensor) -> Tuple[
 class PieceItems(tf.keras.layers.Layer):
   """Random hashing and SID adaptations: pieces summed from one TPUEmbedding table."""
 
+  CONTENT_INPUT = "candidate_codes"
+
   def __init__(self, tokenizer: tokenizers.SidTokenizer, catalog: Catalog, dim: int,
                optimizer: tf.tpu.experimental.embedding.Adagrad, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
@@ -54,13 +60,20 @@ class PieceItems(tf.keras.layers.Layer):
         {name: tf.tpu.experimental.embedding.FeatureConfig(table=table, name=name) for name in FEATURES},
         optimizer)
 
-  def pieces(self, ids: tf.Tensor) -> tf.RaggedTensor:
-    """[n] ids -> [n, (pieces)]; no pieces for unknown ids (every id but NO_ITEM when hashing ids)."""
+  def pieces(self, ids: tf.Tensor, content_codes: Optional[tf.Tensor] = None) -> tf.RaggedTensor:
+    """[n] ids -> [n, (pieces)]; no pieces for unknown ids (every id but NO_ITEM when hashing ids)
+    unless `content_codes` [n, L] gives their SID (rows of -1: no content)."""
     ids = tf.cast(ids, tf.int64)
     rows = self.rows(ids)
     if self.tokenizer.uses_codes:
       known = rows >= 0
-      pieces = self.tokenizer(ids, tf.gather(self._codes, tf.maximum(rows, 0)))
+      codes = tf.gather(self._codes, tf.maximum(rows, 0))
+      if content_codes is not None:
+        content_codes = tf.cast(content_codes, tf.int64)
+        from_content = ~known & tf.reduce_all(content_codes >= 0, axis=1)
+        codes = tf.where(from_content[:, None], content_codes, codes)
+        known |= from_content
+      pieces = self.tokenizer(ids, codes)
     else:
       known = tf.not_equal(ids, NO_ITEM)
       pieces = self.tokenizer(ids, None)
@@ -68,16 +81,19 @@ class PieceItems(tf.keras.layers.Layer):
     return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(pieces.flat_values, keep),
                                             pieces.row_lengths() * tf.cast(known, tf.int64))
 
-  def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor) -> Vectors:
+  def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
+           candidate_codes: Optional[tf.Tensor] = None) -> Vectors:
     history_pieces, history_weights = _mean_weights(history, self.pieces(history.flat_values))
     vectors = self.embedding(
-        {"candidate": self.pieces(candidate), "current": self.pieces(current), "history": history_pieces},
+        {"candidate": self.pieces(candidate, candidate_codes), "current": self.pieces(current), "history": history_pieces},
         weights={"candidate": None, "current": None, "history": history_weights})
     return tuple(vectors[name] for name in FEATURES)
 
 
 class DenseItems(tf.keras.layers.Layer):
   """The dense content baseline: each item's content embedding (zeros when unknown)."""
+
+  CONTENT_INPUT = "candidate_content"
 
   def __init__(self, catalog: Catalog, **kwargs):
     super().__init__(trainable=False, **kwargs)
@@ -87,13 +103,23 @@ class DenseItems(tf.keras.layers.Layer):
     # One extra zero row stands for unknown items.
     self._content = tf.constant(tf.concat([catalog.content, tf.zeros([1, catalog.content.shape[1]])], 0))
 
+  @property
+  def content_dim(self) -> int:
+    return self._content.shape[1]
+
   def _vectors(self, ids: tf.Tensor) -> tf.Tensor:
     rows = self.rows(ids)
     return tf.gather(self._content, tf.where(rows >= 0, rows, tf.cast(tf.shape(self._content)[0] - 1, tf.int64)))
 
-  def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor) -> Vectors:
+  def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
+           candidate_content: Optional[tf.Tensor] = None) -> Vectors:
+    candidate_vectors = self._vectors(candidate)
+    if candidate_content is not None:
+      finite = tf.math.is_finite(candidate_content)
+      use = (self.rows(candidate) < 0) & tf.reduce_all(finite, axis=1)
+      candidate_vectors = tf.where(use[:, None], tf.where(finite, candidate_content, 0.0), candidate_vectors)
     known = tf.cast(self.rows(history.flat_values) >= 0, tf.float32)
     count = tf.math.unsorted_segment_sum(known, history.value_rowids(), history.nrows())
     total = tf.math.unsorted_segment_sum(self._vectors(history.flat_values), history.value_rowids(),
                                          history.nrows())
-    return self._vectors(candidate), self._vectors(current), total / tf.maximum(count, 1.0)[:, None]
+    return candidate_vectors, self._vectors(current), total / tf.maximum(count, 1.0)[:, None]

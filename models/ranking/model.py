@@ -5,7 +5,7 @@ task, sigmoid cross-entropy, AUC). Singh et al. 2023, section 4.
 Example:
   model = build(RankingConfig(representation="spm", table_rows=4096), catalog, spm_model=model_bytes)
   model.fit(dataset)                        # features: item_id, current_item, history, liked
-  export(model, serving_dir)                # serving_default: serialized tf.Examples -> probability
+  signatures.export(model, serving_dir)     # models/ranking/signatures.py: TF Serving signatures
 
 Embedding tables are updated with the embedding optimizer (tf.tpu.experimental.embedding.Adagrad):
 on TPU by the TPU itself, on CPU/GPU by its Keras twin applied to the table variables only, while
@@ -59,8 +59,13 @@ class RankingModel(tfrs.models.Model):
     history = features["history"]
     if isinstance(history, tf.SparseTensor):
       history = tf.RaggedTensor.from_sparse(history)
-    candidate, current, pooled_history = self.items(features["item_id"], features["current_item"], history)
-    parts = [candidate, current] + ([pooled_history] if self.config.use_history else [])
+    content = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
+        if self.items.CONTENT_INPUT in features else {}
+    candidate, current, pooled_history = self.items(features["item_id"], features["current_item"], history,
+                                                    **content)
+    # One user's current item and history may stand for a whole batch of candidates (serving).
+    user = [current] + ([pooled_history] if self.config.use_history else [])
+    parts = [candidate] + [tf.broadcast_to(vector, tf.shape(candidate)) for vector in user]
     return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -118,20 +123,6 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
   return (records.batch(batch_size)
           .map(lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
-
-
-def export(model: RankingModel, export_dir: str) -> None:
-  """SavedModel with `serving_default`: serialized interaction tf.Examples -> {probability: [B]}."""
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-  def serve_examples(serialized):
-    return {PROBABILITY: tf.sigmoid(model(tf.io.parse_example(serialized, FEATURE_SPEC)))}
-
-  # A plain tf.Module, not a Keras SavedModel: servers and TFMA see only the signatures, and no
-  # optimizer or training configuration is shipped.
-  serving = tf.Module()
-  serving.model = model
-  tf.saved_model.save(serving, export_dir, signatures={"serving_default": serve_examples})
 
 
 def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:

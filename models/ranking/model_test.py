@@ -105,19 +105,6 @@ def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_
     ranking.warm_start(other, str(tmp_path), batch)
 
 
-def test_export_serves_serialized_examples_without_history(tmp_path, catalog):
-  model = ranking.build(RankingConfig(representation="bigram", embedding_dim=4, hidden_units=(8,)), catalog)
-  model.fit(_dataset(batches=2), verbose=0)
-  ranking.export(model, str(tmp_path / "serving"))
-  serve = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_default"]
-  example = tf.train.Example()
-  example.features.feature["item_id"].int64_list.value.append(7)
-  scores = serve(examples=tf.constant([example.SerializeToString()]))[ranking.PROBABILITY].numpy()
-  expected = tf.sigmoid(model({"item_id": tf.constant([7]), "current_item": tf.constant([0]),
-                               "history": tf.ragged.constant([[]], dtype=tf.int64)})).numpy()
-  np.testing.assert_allclose(scores, expected, rtol=1e-5)
-
-
 def test_config_is_validated():
   with pytest.raises(ValueError, match="unknown item representation 'trigram'"):
     RankingConfig(representation="trigram")

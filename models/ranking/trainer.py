@@ -2,8 +2,8 @@
 
 Builds the model of `custom_config['ranking']` over the frozen catalog (Semantic IDs, content
 embeddings) and vocabulary, restores the previous step's weights and optimizer state when the
-Trainer has a base model, trains on the step's span(s) and exports the serving SavedModel plus a
-checkpoint for the next step. `model_run_dir/metrics.json` holds the step's own figures: examples
+Trainer has a base model, trains on the step's span(s) and exports the serving SavedModel (with
+the frozen RQ-VAE and content encoder, see signatures.py) plus a checkpoint for the next step. `model_run_dir/metrics.json` holds the step's own figures: examples
 trained on, seconds, and AUC on the evaluation span overall and per item segment (TFMA's
 Evaluator computes the same slices for blessing).
 """
@@ -11,16 +11,18 @@ Evaluator computes the same slices for blessing).
 import json
 import os
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 from tfx.components.trainer import fn_args_utils
+from tfx.utils import path_utils
 
 from components import artifacts, item_embeddings, semantic_ids, sid_vocabulary
 from models.ranking import evaluation
 from models.ranking import model as ranking
+from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
 
@@ -46,6 +48,10 @@ def load_catalog(custom_config: Dict[str, Any], with_content: bool) -> Catalog:
     if not np.array_equal(embedding_ids, ids):
       raise ValueError("Semantic IDs and content embeddings cover different items")
   return Catalog(ids, codes, vocabulary["codebook_size"], content)
+
+
+def _frozen_model(uri: Optional[str]) -> Optional[tf.Module]:
+  return tf.saved_model.load(path_utils.serving_model_path(uri)) if uri else None
 
 
 def checkpoint_dir(serving_model_dir: str) -> str:
@@ -102,7 +108,9 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
              "eval": _evaluate(model, catalog, fn_args.eval_files)}
   logging.info("Ranking step: %s", json.dumps(metrics))
 
-  ranking.export(model, fn_args.serving_model_dir)
+  signatures.export(model, fn_args.serving_model_dir, sample_items=catalog.item_ids[:8],
+                    sid_encoder=_frozen_model(custom_config.get("sid_encoder_uri")),
+                    text_encoder=_frozen_model(custom_config.get("text_encoder_uri")))
   ranking.save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:

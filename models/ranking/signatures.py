@@ -1,0 +1,162 @@
+"""The serving SavedModel of a RankingModel: TF Serving signatures over raw item ids.
+
+The model carries its catalog (item id -> SID codes, content) and its tokenizer, so clients send
+item ids, never SIDs or pieces. Signatures:
+
+  serving_default       examples: serialized interaction tf.Examples [B] -> probability [B]
+                        (TF Serving's and TFMA's convention; item_id, current_item, history)
+  rank                  one user's request: history int64 [H] (oldest first, may be empty),
+                        current_item int64 [] (0: none), candidates int64 [C]
+                        -> scores float32 [C] (P(liked), request order), ranking int32 [C]
+                        (candidate indices, best first), scored_by string [C]
+  rank_with_embeddings  rank + candidate_embeddings float32 [C, D]: content vectors of the candidates
+  rank_with_text        rank + candidate_texts string [C]: content text, embedded by the frozen
+                        content encoder inside the model
+
+A candidate in the catalog is scored through its catalog row (scored_by "catalog"). One unknown to
+the catalog is scored through its content when supplied (scored_by "content"): for SID
+representations its SID comes from the frozen RQ-VAE, as a new item's would in the SID assignment
+job (Singh et al. 2023, section 3.2: SIDs generalize to new items); for the dense baseline the
+vector is used as is. Otherwise, or when its vector is not finite, it gets the defined fallback
+(scored_by "fallback"): the zero item vector, so the score comes from the user's current item and
+history alone (random hashing: the hashed id's row). Never an error, never NaN.
+The content signatures exist only where content can reach the representation (not for random
+hashing; text only when the model was exported with the content encoder).
+
+`assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature: TF Serving and
+serving/ replay them before a version takes traffic.
+
+Example:
+  export(model, "serving/sid_ranking/1", sample_items=catalog.item_ids[:8], sid_encoder=rqvae)
+  rank = tf.saved_model.load("serving/sid_ranking/1").signatures["rank"]
+  rank(history=tf.constant([1, 2], tf.int64), current_item=tf.constant(2, tf.int64),
+       candidates=tf.constant([3, 4, 5], tf.int64))["ranking"]
+"""
+
+import os
+from typing import Dict, Optional, Sequence
+
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from models.ranking.catalog import NO_ITEM
+from models.ranking.items import DenseItems
+from models.ranking.model import FEATURE_SPEC, PROBABILITY, RankingModel
+
+SERVING_DEFAULT, RANK = "serving_default", "rank"
+RANK_WITH_EMBEDDINGS, RANK_WITH_TEXT = "rank_with_embeddings", "rank_with_text"
+HISTORY, CURRENT_ITEM, CANDIDATES = "history", "current_item", "candidates"
+CANDIDATE_EMBEDDINGS, CANDIDATE_TEXTS = "candidate_embeddings", "candidate_texts"
+SCORES, RANKING, SCORED_BY = "scores", "ranking", "scored_by"
+CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The frozen models' own signatures (models/rqvae/saved_model.py, models/content_encoder).
+_RQVAE_ENCODE, _RQVAE_INPUT, _RQVAE_CODES = "encode", "embeddings", "codes"
+_TEXT_INPUT, _TEXT_OUTPUT = "text", "embedding"
+
+_REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([], tf.int64, name=CURRENT_ITEM),
+            tf.TensorSpec([None], tf.int64, name=CANDIDATES)]
+
+
+class _Serving(tf.Module):
+  """Holds the model and the frozen encoders whose graphs the signatures call."""
+
+  def __init__(self, model: RankingModel, sid_encoder: Optional[tf.Module],
+               text_encoder: Optional[tf.Module]):
+    super().__init__()
+    self.model = model
+    self.sid_encoder = sid_encoder
+    self.text_encoder = text_encoder
+    self.dense = isinstance(model.items, DenseItems)
+    self.content_dim = None
+    if self.dense:
+      self.content_dim = int(model.items.content_dim)
+    elif sid_encoder is not None and model.items.tokenizer.uses_codes:
+      self.content_dim = int(sid_encoder.signatures[_RQVAE_ENCODE].structured_input_signature[1][
+          _RQVAE_INPUT].shape[-1])
+
+  def _content_input(self, embeddings: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Content vectors -> what the representation reads for unknown candidates (see items.py)."""
+    if self.dense:
+      return {DenseItems.CONTENT_INPUT: embeddings}
+    finite = tf.reduce_all(tf.math.is_finite(embeddings), axis=1)
+    codes = self.sid_encoder.signatures[_RQVAE_ENCODE](
+        **{_RQVAE_INPUT: tf.where(finite[:, None], embeddings, 0.0)})[_RQVAE_CODES]
+    return {self.model.items.CONTENT_INPUT: tf.where(finite[:, None], tf.cast(codes, tf.int64), -1)}
+
+  def rank(self, history, current_item, candidates, embeddings=None):
+    tf.debugging.assert_positive(tf.size(candidates), message="no candidates to rank")
+    features = {"item_id": candidates, "current_item": current_item[None],
+                "history": tf.RaggedTensor.from_tensor(history[None])}
+    known = self.model.items.rows(candidates) >= 0
+    with_content = tf.zeros_like(known)
+    if embeddings is not None:
+      tf.debugging.assert_equal(tf.shape(embeddings)[0], tf.size(candidates),
+                                message="candidate_embeddings needs one row per candidate")
+      features.update(self._content_input(embeddings))
+      with_content = ~known & tf.reduce_all(tf.math.is_finite(embeddings), axis=1)
+    scores = tf.sigmoid(self.model(features))
+    scored_by = tf.where(known, CATALOG, tf.where(with_content, CONTENT, FALLBACK))
+    return {SCORES: scores, RANKING: tf.argsort(scores, direction="DESCENDING", stable=True),
+            SCORED_BY: scored_by}
+
+  def embed_texts(self, texts, candidates):
+    tf.debugging.assert_equal(tf.size(texts), tf.size(candidates),
+                              message="candidate_texts needs one text per candidate")
+    return self.text_encoder.signatures[SERVING_DEFAULT](**{_TEXT_INPUT: texts})[_TEXT_OUTPUT]
+
+
+def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def serve_examples(serialized):
+    tf.debugging.assert_positive(tf.size(serialized), message="no examples to score")
+    return {PROBABILITY: tf.sigmoid(serving.model(tf.io.parse_example(serialized, FEATURE_SPEC)))}
+
+  signatures = {SERVING_DEFAULT: serve_examples,
+                RANK: tf.function(serving.rank, input_signature=_REQUEST)}
+  if serving.content_dim:
+    embeddings_spec = tf.TensorSpec([None, serving.content_dim], tf.float32, name=CANDIDATE_EMBEDDINGS)
+    signatures[RANK_WITH_EMBEDDINGS] = tf.function(serving.rank, input_signature=_REQUEST + [embeddings_spec])
+    if serving.text_encoder is not None:
+      @tf.function(input_signature=_REQUEST + [tf.TensorSpec([None], tf.string, name=CANDIDATE_TEXTS)])
+      def rank_with_text(history, current_item, candidates, texts):
+        return serving.rank(history, current_item, candidates, serving.embed_texts(texts, candidates))
+      signatures[RANK_WITH_TEXT] = rank_with_text
+  return {name: fn.get_concrete_function() for name, fn in signatures.items()}
+
+
+def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optional[int]):
+  """One request per signature, on catalog items (TF Serving's SavedModel warmup format)."""
+  items = [int(i) for i in sample_items] or [NO_ITEM]
+  example = tf.train.Example()
+  example.features.feature["item_id"].int64_list.value.append(items[0])
+  example.features.feature["history"].int64_list.value.extend(items[1:])
+  inputs = {SERVING_DEFAULT: {"examples": tf.make_tensor_proto([example.SerializeToString()])}}
+  rank = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64), CURRENT_ITEM: tf.make_tensor_proto(items[0], tf.int64),
+          CANDIDATES: tf.make_tensor_proto(items, tf.int64)}
+  inputs[RANK] = rank
+  inputs[RANK_WITH_EMBEDDINGS] = {**rank, CANDIDATE_EMBEDDINGS: tf.make_tensor_proto(
+      tf.zeros([len(items), content_dim or 0]).numpy())}
+  inputs[RANK_WITH_TEXT] = {**rank, CANDIDATE_TEXTS: tf.make_tensor_proto([b"warmup"] * len(items))}
+  for name in signatures:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = name
+    for key, tensor in inputs[name].items():
+      request.inputs[key].CopyFrom(tensor)
+    yield prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+
+
+def export(model: RankingModel, export_dir: str, sample_items: Sequence[int],
+           sid_encoder: Optional[tf.Module] = None, text_encoder: Optional[tf.Module] = None) -> None:
+  """Writes the serving SavedModel. `sid_encoder`: the frozen RQ-VAE SavedModel (loaded), which
+  gives unknown candidates SIDs from their content; `text_encoder`: the frozen content encoder
+  SavedModel (loaded), for rank_with_text. `sample_items` (catalog ids) make the warmup requests."""
+  serving = _Serving(model, sid_encoder, text_encoder)
+  signatures = _signatures(serving)
+  # A plain tf.Module, not a Keras SavedModel: servers and TFMA see only the signatures, and no
+  # optimizer or training configuration is shipped.
+  tf.saved_model.save(serving, export_dir, signatures=signatures)
+  tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(WARMUP_FILE)))
+  with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
+    for log in _warmup_requests(signatures, sample_items, serving.content_dim):
+      writer.write(log.SerializeToString())

@@ -1,0 +1,149 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+from tfx.utils import path_utils
+
+import conftest
+from models.ranking import model as ranking
+from models.ranking import signatures
+from models.ranking.catalog import Catalog
+from models.ranking.config import RankingConfig
+
+L, K, N, D = 2, 4, 10, 8
+VECTORS = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
+SMALL = dict(embedding_dim=4, hidden_units=(8,))
+
+
+class _TextEncoder(tf.Module):
+  """Stands in for the content encoder: text -> VECTORS row of the item named in it ("item <i>")."""
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+  def serve(self, text):
+    digits = tf.strings.regex_replace(text, "[^0-9]", "")
+    rows = tf.strings.to_number(tf.where(digits == "", "1", digits), tf.int64) - 1
+    return {"embedding": tf.gather(tf.constant(VECTORS), rows)}
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory):
+  root = tmp_path_factory.mktemp("frozen")
+  artifact, rqvae = conftest.rqvae_artifact(root / "rqvae", VECTORS, L, K)
+  text = _TextEncoder()
+  tf.saved_model.save(text, str(root / "text"), signatures={"serving_default": text.serve})
+  catalog = Catalog(np.arange(1, N + 1), rqvae.encode(VECTORS).numpy(), K, VECTORS)
+  return catalog, tf.saved_model.load(path_utils.serving_model_path(artifact.uri)), tf.saved_model.load(str(root / "text"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, frozen):
+  """representation -> (model, loaded signatures, export dir), each exported once for the module."""
+  cache = {}
+
+  def get(representation):
+    if representation not in cache:
+      cache[representation] = _export(tmp_path_factory.mktemp(representation), frozen, representation)
+    return cache[representation]
+  return get
+
+
+def _export(tmp_path, frozen, representation):
+  catalog, sid_encoder, text_encoder = frozen
+  model = ranking.build(RankingConfig(representation=representation, table_rows=64, **SMALL), catalog)
+  batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
+           "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
+  model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), verbose=0)
+  export_dir = str(tmp_path / representation)
+  # The dense model is the one exported without the content encoder.
+  signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder,
+                    None if representation == "dense" else text_encoder)
+  return model, tf.saved_model.load(export_dir).signatures, export_dir
+
+
+def _request(candidates, history=(1, 2), current=2):
+  return dict(history=tf.constant(history, tf.int64), current_item=tf.constant(current, tf.int64),
+              candidates=tf.constant(candidates, tf.int64))
+
+
+def test_rank_scores_like_the_model_and_orders_best_first(exported):
+  model, served, _ = exported("unigram")
+  assert set(served) == {"serving_default", "rank", "rank_with_embeddings", "rank_with_text"}
+  out = served["rank"](**_request([5, 3, 9, 1], history=(1, 2), current=2))
+  expected = tf.sigmoid(model({"item_id": tf.constant([5, 3, 9, 1]), "current_item": tf.constant([2] * 4),
+                               "history": tf.ragged.constant([[1, 2]] * 4, dtype=tf.int64)})).numpy()
+  np.testing.assert_allclose(out["scores"].numpy(), expected, rtol=1e-5)
+  assert out["ranking"].numpy().tolist() == np.argsort(-expected, kind="stable").tolist()
+  assert out["scored_by"].numpy().tolist() == [b"catalog"] * 4
+  # A new user: no history, no current item.
+  assert np.isfinite(served["rank"](**_request([1, 2], history=[], current=0))["scores"].numpy()).all()
+
+
+def test_serving_default_scores_examples_without_history(exported):
+  model, served, _ = exported("unigram")
+  example = tf.train.Example()
+  example.features.feature["item_id"].int64_list.value.append(7)
+  scores = served["serving_default"](examples=tf.constant([example.SerializeToString()]))[ranking.PROBABILITY]
+  expected = tf.sigmoid(model({"item_id": tf.constant([7]), "current_item": tf.constant([0]),
+                               "history": tf.ragged.constant([[]], dtype=tf.int64)}))
+  np.testing.assert_allclose(scores.numpy(), expected.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("representation", ["unigram", "dense"])
+def test_an_unknown_item_is_scored_through_its_content(exported, representation):
+  _, served, _ = exported(representation)
+  known = served["rank"](**_request([3, 7]))["scores"].numpy()
+  # Items 1003 and 1007 are unknown to the catalog but bring the content of items 3 and 7: they get
+  # the same SIDs from the frozen RQ-VAE (dense: the same vectors), hence the same scores.
+  by_vector = served["rank_with_embeddings"](**_request([1003, 1007]),
+                                             candidate_embeddings=tf.constant(VECTORS[[2, 6]]))
+  np.testing.assert_allclose(by_vector["scores"].numpy(), known, rtol=1e-5)
+  assert by_vector["scored_by"].numpy().tolist() == [b"content"] * 2
+  if "rank_with_text" in served:
+    by_text = served["rank_with_text"](**_request([1003, 1007]), candidate_texts=tf.constant(["item 3", "item 7"]))
+    np.testing.assert_allclose(by_text["scores"].numpy(), known, rtol=1e-5)
+
+
+def test_without_usable_content_an_unknown_item_gets_the_fallback_never_nan(exported):
+  _, served, _ = exported("dense")
+  assert "rank_with_text" not in served
+  no_item = served["rank"](**_request([0]))["scores"].numpy()
+  bad = VECTORS[[0, 0, 0]].copy()
+  bad[1, 2], bad[2, 0] = np.nan, np.inf
+  out = served["rank_with_embeddings"](**_request([4, 1001, 1002]), candidate_embeddings=tf.constant(bad))
+  assert out["scored_by"].numpy().tolist() == [b"catalog", b"fallback", b"fallback"]
+  np.testing.assert_allclose(out["scores"].numpy()[1:], [no_item[0]] * 2, rtol=1e-5)
+  plain = served["rank"](**_request([4, 1001]))
+  assert plain["scored_by"].numpy().tolist() == [b"catalog", b"fallback"]
+  np.testing.assert_allclose(plain["scores"].numpy()[1], no_item[0], rtol=1e-5)
+
+
+def test_random_hashing_has_no_content_signatures(frozen):
+  catalog, sid_encoder, text_encoder = frozen
+  model = ranking.build(RankingConfig(representation="random_hash", table_rows=64, **SMALL), catalog)
+  served = signatures._signatures(signatures._Serving(model, sid_encoder, text_encoder))  # pylint: disable=protected-access
+  assert set(served) == {"serving_default", "rank"}
+  assert np.isfinite(served["rank"](**_request([1, 12345]))["scores"].numpy()).all()
+
+
+def test_malformed_requests_are_refused_with_a_message(exported):
+  _, served, _ = exported("unigram")
+  with pytest.raises(tf.errors.InvalidArgumentError, match="no candidates to rank"):
+    served["rank"](**_request([]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one row per candidate"):
+    served["rank_with_embeddings"](**_request([1, 2]), candidate_embeddings=tf.constant(VECTORS[:1]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="no examples to score"):
+    served["serving_default"](examples=tf.constant([], tf.string))
+
+
+def test_warmup_requests_cover_every_signature_and_replay(exported):
+  _, served, export_dir = exported("dense")
+  logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in
+          tf.data.TFRecordDataset(os.path.join(export_dir, signatures.WARMUP_FILE))]
+  assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(served)
+  for log in logs:
+    request = log.predict_log.request
+    inputs = {key: tf.constant(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
+    outputs = served[request.model_spec.signature_name](**inputs)
+    assert all(np.isfinite(v.numpy()).all() for v in outputs.values() if v.dtype.is_floating)
