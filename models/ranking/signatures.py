@@ -42,6 +42,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from models.ranking.catalog import NO_ITEM
 from models.ranking.items import DenseItems
 from models.ranking.model import FEATURE_SPEC, PROBABILITY, RankingModel
+from serving.versions import WARMUP_FILE
 
 SERVING_DEFAULT, RANK = "serving_default", "rank"
 RANK_WITH_EMBEDDINGS, RANK_WITH_TEXT = "rank_with_embeddings", "rank_with_text"
@@ -49,7 +50,6 @@ HISTORY, CURRENT_ITEM, CANDIDATES = "history", "current_item", "candidates"
 CANDIDATE_EMBEDDINGS, CANDIDATE_TEXTS = "candidate_embeddings", "candidate_texts"
 SCORES, RANKING, SCORED_BY = "scores", "ranking", "scored_by"
 CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The frozen models' own signatures (models/rqvae/saved_model.py, models/content_encoder).
 _RQVAE_ENCODE, _RQVAE_INPUT, _RQVAE_CODES = "encode", "embeddings", "codes"
 _TEXT_INPUT, _TEXT_OUTPUT = "text", "embedding"

@@ -1,0 +1,52 @@
+"""The main command's last step: serve the pushed model with serving/server.py (its own process, on a
+free loopback port) and answer one query over gRPC with serving/query.py, then stop the server.
+
+  python -m serving.demo --model_base_path outputs/serving/sid_ranking
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+from serving import query, versions
+
+# A film released after the data ends (2018): the model has never seen it, only its text.
+NEW_ITEM = "Dune: Part Two (2024). Genres: Action, Adventure, Drama, Sci-Fi"
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model_base_path", required=True)
+  parser.add_argument("--model_name", default="sid_ranking")
+  parser.add_argument("--user", type=int, default=414)
+  parser.add_argument("--data_root", default=query.DATA_ROOT)
+  args = parser.parse_args(argv)
+  if not versions.versions_on_disk(args.model_base_path):
+    sys.exit(f"No model version under {args.model_base_path}: no step was blessed yet, so nothing was pushed.")
+  port = _free_port()
+  log_path = os.path.join(os.path.dirname(os.path.abspath(args.model_base_path)), "server.log")
+  print(f"Serving {args.model_base_path} on 127.0.0.1:{port} (log: {log_path})", flush=True)
+  with open(log_path, "w") as log:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--model_name", args.model_name,
+         "--model_base_path", args.model_base_path, "--port", str(port)],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+      query.main(["--server", f"127.0.0.1:{port}", "--model_name", args.model_name, "--user", str(args.user),
+                  "--data_root", args.data_root, "--new_item", NEW_ITEM, "--wait_seconds", "300"])
+    finally:
+      server.terminate()
+      server.wait()
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,172 @@
+"""Ranks candidate movies for a user over gRPC (TF Serving API) and prints them with their titles.
+
+Works against serving/server.py and against TF Serving itself (same protos, same signatures):
+  python -m serving.query --user 414                                # history from ratings.csv
+  python -m serving.query --history 1,260,1196 --candidates 2571,4993,5952,1 \\
+      --new_item "Dune: Part Two (2024). Genres: Action, Adventure, Sci-Fi"
+
+The user's history is their last 20 rated movies (oldest first) and the current item the last one,
+as in training. Candidates default to the 100 most rated movies the user has not rated. A
+`--new_item` is a movie the model has never seen, given by its content text: the model embeds it
+with its frozen content encoder and gives it a Semantic ID from its frozen RQ-VAE (signature
+rank_with_text).
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from models.ranking import signatures
+
+DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ml-latest-small")
+HISTORY_LENGTH = 20
+NEW_ITEM_IDS = 10 ** 9  # ids of --new_item movies: far above any catalog id
+AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
+
+
+def read_movielens(data_root: str) -> Tuple[Dict[int, str], Dict[int, List[Tuple[int, int]]]]:
+  """movie id -> "title. Genres: ..." and user id -> [(timestamp, movie id)]."""
+  with open(os.path.join(data_root, "movies.csv"), newline="", encoding="utf-8") as f:
+    titles = {int(row["movieId"]): f"{row['title']}. Genres: {row['genres'].replace('|', ', ')}"
+              for row in csv.DictReader(f)}
+  ratings: Dict[int, List[Tuple[int, int]]] = {}
+  with open(os.path.join(data_root, "ratings.csv"), newline="", encoding="utf-8") as f:
+    for row in csv.DictReader(f):
+      ratings.setdefault(int(row["userId"]), []).append((int(row["timestamp"]), int(row["movieId"])))
+  return titles, ratings
+
+
+def _ids(text: Optional[str]) -> List[int]:
+  return [int(part) for part in text.split(",") if part.strip()] if text else []
+
+
+def wait_until_available(channel: grpc.Channel, model_name: str, seconds: float) -> None:
+  stub = model_service_pb2_grpc.ModelServiceStub(channel)
+  deadline = time.monotonic() + seconds
+  while True:
+    try:
+      request = get_model_status_pb2.GetModelStatusRequest()
+      request.model_spec.name = model_name
+      states = stub.GetModelStatus(request, timeout=5).model_version_status
+      if any(status.state == AVAILABLE for status in states):
+        return
+    except grpc.RpcError as e:
+      if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
+        raise
+    if time.monotonic() > deadline:
+      raise TimeoutError(f"model {model_name!r} not available after {seconds:.0f} s")
+    time.sleep(0.5)
+
+
+def rank_request(model_name: str, history: Sequence[int], current_item: int, candidates: Sequence[int],
+                 texts: Optional[Sequence[str]] = None, version: Optional[int] = None) -> predict_pb2.PredictRequest:
+  """A PredictRequest for the `rank` signature, or `rank_with_text` when texts are given."""
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = model_name
+  if version is not None:
+    request.model_spec.version.value = version
+  request.model_spec.signature_name = signatures.RANK_WITH_TEXT if texts is not None else signatures.RANK
+  request.inputs[signatures.HISTORY].CopyFrom(tf.make_tensor_proto(list(history), tf.int64))
+  request.inputs[signatures.CURRENT_ITEM].CopyFrom(tf.make_tensor_proto(current_item, tf.int64))
+  request.inputs[signatures.CANDIDATES].CopyFrom(tf.make_tensor_proto(list(candidates), tf.int64))
+  if texts is not None:
+    request.inputs[signatures.CANDIDATE_TEXTS].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts]))
+  return request
+
+
+def _signature_names(channel: grpc.Channel, model_name: str, version: Optional[int]) -> List[str]:
+  request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+  request.model_spec.name = model_name
+  if version is not None:
+    request.model_spec.version.value = version
+  response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=10)
+  signature_defs = get_model_metadata_pb2.SignatureDefMap()
+  response.metadata["signature_def"].Unpack(signature_defs)
+  return list(signature_defs.signature_def)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC model server")
+  parser.add_argument("--model_name", default="sid_ranking")
+  parser.add_argument("--model_version", type=int, default=None, help="pin a version (default: latest)")
+  parser.add_argument("--data_root", default=DATA_ROOT, help="MovieLens directory: titles and users' ratings")
+  parser.add_argument("--user", type=int, help="take history and current item from this user's ratings")
+  parser.add_argument("--history", help="comma-separated movie ids, oldest first (instead of --user)")
+  parser.add_argument("--current_item", type=int, default=None, help="default: the last history item")
+  parser.add_argument("--candidates", help="comma-separated movie ids (default: popular unrated movies)")
+  parser.add_argument("--num_candidates", type=int, default=100)
+  parser.add_argument("--new_item", action="append", default=[], help="content text of a movie not in the "
+                      "catalog, e.g. 'Title (2024). Genres: Drama, War' (repeatable)")
+  parser.add_argument("--top", type=int, default=10, help="how many ranked candidates to print")
+  parser.add_argument("--wait_seconds", type=float, default=0, help="wait this long for the model to load")
+  args = parser.parse_args(argv)
+  if args.user is None and args.history is None:
+    parser.error("give --user or --history")
+
+  titles, ratings = read_movielens(args.data_root)
+  if args.user is not None:
+    if args.user not in ratings:
+      parser.error(f"user {args.user} has no ratings in {args.data_root}")
+    rated = [movie for _, movie in sorted(ratings[args.user])]
+    history = rated[-HISTORY_LENGTH:]
+  else:
+    rated = history = _ids(args.history)
+  current = args.current_item if args.current_item is not None else (history[-1] if history else 0)
+  candidates = _ids(args.candidates)
+  if not candidates:
+    popularity = Counter(movie for user in ratings.values() for _, movie in user)
+    seen = set(rated)
+    candidates = [movie for movie, _ in popularity.most_common() if movie not in seen][:args.num_candidates]
+  new_ids = list(range(NEW_ITEM_IDS, NEW_ITEM_IDS + len(args.new_item)))
+  names = {**titles, **dict(zip(new_ids, args.new_item))}
+  candidates += new_ids
+
+  with grpc.insecure_channel(args.server) as channel:
+    try:
+      if args.wait_seconds:
+        wait_until_available(channel, args.model_name, args.wait_seconds)
+      texts = None
+      if new_ids:
+        if signatures.RANK_WITH_TEXT in _signature_names(channel, args.model_name, args.model_version):
+          texts = [names.get(c, "") for c in candidates]
+        else:
+          print("note: the served model has no content encoder (rank_with_text); new items get the fallback score")
+      request = rank_request(args.model_name, history, current, candidates, texts, args.model_version)
+      start = time.perf_counter()
+      response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+      milliseconds = (time.perf_counter() - start) * 1e3
+    except grpc.RpcError as e:
+      sys.exit(f"error: {args.server}: {e.code().name}: {e.details()}")
+    except TimeoutError as e:
+      sys.exit(f"error: {e}")
+
+  scores = tf.make_ndarray(response.outputs[signatures.SCORES])
+  order = tf.make_ndarray(response.outputs[signatures.RANKING])
+  scored_by = [s.decode() for s in tf.make_ndarray(response.outputs[signatures.SCORED_BY])]
+  print(f"{response.model_spec.name} version {response.model_spec.version.value}, signature "
+        f"{response.model_spec.signature_name}, {args.server}: {len(candidates)} candidates ranked in "
+        f"{milliseconds:.1f} ms")
+  who = f"user {args.user}" if args.user is not None else "the given history"
+  print(f"History of {who} ({len(history)} items, most recent last): "
+        + "; ".join(names.get(i, str(i)).split(". Genres")[0] for i in history[-3:]))
+  print(f"{'rank':>4}  {'P(liked)':>8}  {'movie':>7}  {'scored by':<9}  title")
+  shown = list(order[:args.top]) + [i for i in order[args.top:] if candidates[i] in new_ids]
+  for position, i in enumerate(order):
+    if i in shown:
+      movie = candidates[i]
+      print(f"{position + 1:>4}  {scores[i]:>8.3f}  {movie if movie not in new_ids else 'new':>7}  "
+            f"{scored_by[i]:<9}  {names.get(movie, '(unknown id)')}")
+
+
+if __name__ == "__main__":
+  main()

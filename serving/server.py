@@ -1,0 +1,149 @@
+"""A gRPC model server implementing TF Serving's API, for machines without `tensorflow_model_server`.
+
+PredictionService.Predict and GetModelMetadata (signature_def), ModelService.GetModelStatus, from
+the tensorflow-serving-api protos, so a client written for TF Serving works against it unchanged.
+Flags follow tensorflow_model_server's; unlike it, the server binds 127.0.0.1 unless --host says
+otherwise. Classify, Regress, MultiInference and HandleReloadConfigRequest answer UNIMPLEMENTED.
+
+  python -m serving.server --model_name sid_ranking --model_base_path outputs/serving/sid_ranking \\
+      --port 8500
+
+Requests name the model; with no version they get the latest available one, with
+`model_spec.version` that version if loaded (the policy decides which are: --model_version_policy).
+"""
+
+import argparse
+import signal
+import sys
+import threading
+from concurrent import futures
+from typing import Callable, Optional, Sequence
+
+import grpc
+from absl import logging
+from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc)
+
+from serving import predict
+from serving.versions import ModelVersions, Servable, VersionPolicy
+
+DEFAULT_MAX_BATCH_SIZE = 1000
+
+
+def _model_spec_version(model_spec) -> Optional[int]:
+  if model_spec.version_label:
+    raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Unrecognized servable version label: {model_spec.version_label}")
+  return model_spec.version.value if model_spec.HasField("version") else None
+
+
+class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
+  """Maps each RPC onto the model's versions; a ServingError becomes the call's status."""
+
+  def __init__(self, models: ModelVersions, max_batch_size: int):
+    self._models, self._max_batch_size = models, max_batch_size
+
+  def _servable(self, model_spec) -> Servable:
+    if not model_spec.name:
+      raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
+    version = _model_spec_version(model_spec)
+    servable = self._models.get(version) if model_spec.name == self._models.name else None
+    if servable is None:
+      wanted = f"Latest({model_spec.name})" if version is None else f"Specific({model_spec.name}, {version})"
+      raise predict.ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {wanted}")
+    return servable
+
+  @staticmethod
+  def _answer(context: grpc.ServicerContext, call: Callable[[], object]):
+    try:
+      return call()
+    except predict.ServingError as e:
+      context.abort(e.code, e.message)
+    except Exception as e:  # pylint: disable=broad-except
+      # An unexpected failure fails this request only.
+      logging.exception("Request failed")
+      context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+  def Predict(self, request, context):
+    return self._answer(context, lambda: predict.predict(self._servable(request.model_spec), request,
+                                                         self._max_batch_size))
+
+  def GetModelMetadata(self, request, context):
+    return self._answer(context, lambda: predict.metadata(self._servable(request.model_spec), request))
+
+  def GetModelStatus(self, request, context):
+    return self._answer(context, lambda: self._status(request))
+
+  def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
+    spec = request.model_spec
+    if not spec.name:
+      raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
+    version = _model_spec_version(spec)
+    states = self._models.states() if spec.name == self._models.name else {}
+    if not states:
+      raise predict.ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
+    if version is not None:
+      if version not in states:
+        raise predict.ServingError(grpc.StatusCode.NOT_FOUND,
+                                   f"Could not find version {version} of model {spec.name}")
+      states = {version: states[version]}
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for number, (state, error) in sorted(states.items(), reverse=True):
+      status = response.model_version_status.add(version=number, state=state)
+      if error:
+        status.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
+        status.status.error_message = error
+    return response
+
+
+def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: int = 8500,
+          policy: str = "latest:1", poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+          workers: int = 16):
+  """Starts the server; returns (grpc server, bound port, ModelVersions). Port 0 picks a free one."""
+  models = ModelVersions(model_name, model_base_path, VersionPolicy(policy),
+                         warmup=lambda servable: predict.warmup(servable, max_batch_size))
+  models.start(poll_seconds)
+  server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
+  handlers = _Handlers(models, max_batch_size)
+  prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(handlers, server)
+  model_service_pb2_grpc.add_ModelServiceServicer_to_server(handlers, server)
+  bound = server.add_insecure_port(f"{host}:{port}")
+  if not bound:
+    models.stop()
+    raise OSError(f"cannot bind {host}:{port}")
+  server.start()
+  return server, bound, models
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model_name", required=True)
+  parser.add_argument("--model_base_path", required=True, help="directory of <integer version>/ SavedModels")
+  parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
+  parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+  parser.add_argument("--model_version_policy", default="latest:1", help="latest:N, all, or specific:V[,V...]")
+  parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+  parser.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
+                      help="largest first dimension of any input")
+  parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
+  args = parser.parse_args(argv)
+  logging.set_verbosity(logging.INFO)
+  try:
+    server, port, models = serve(args.model_name, args.model_base_path, args.host, args.port,
+                                 args.model_version_policy, args.file_system_poll_wait_seconds,
+                                 args.max_batch_size, args.workers)
+  except (ValueError, OSError) as e:
+    sys.exit(f"error: {e}")
+  available = models.get()
+  print(f"Serving model {args.model_name!r} on {args.host}:{port} from {args.model_base_path} "
+        f"({'version ' + str(available.version) if available else 'no version available yet'}; "
+        f"policy {args.model_version_policy})", flush=True)
+  stopped = threading.Event()
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, lambda *_: stopped.set())
+  stopped.wait()
+  server.stop(grace=2).wait()
+  models.stop()
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,249 @@
+"""The server's contract with TF Serving clients: each RPC, each error status, and version swaps."""
+
+import os
+import re
+import shutil
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, prediction_service_pb2_grpc)
+
+import conftest
+from models.ranking import model as ranking
+from models.ranking import signatures
+from models.ranking.catalog import Catalog
+from models.ranking.config import RankingConfig
+from serving import query, server, versions
+
+NAME, N = "sid_ranking", 12
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+  """A small dense ranking model's serving SavedModel (rank, rank_with_embeddings, serving_default)."""
+  vectors = np.random.default_rng(0).normal(size=(N, 6)).astype(np.float32)
+  catalog = Catalog(np.arange(1, N + 1), np.zeros((N, 2), np.int64), 4, vectors)
+  model = ranking.build(RankingConfig(representation="dense", embedding_dim=4, hidden_units=(8,)), catalog)
+  model({"item_id": tf.constant([1]), "current_item": tf.constant([0]), "history": tf.ragged.constant([[2]])})
+  path = str(tmp_path_factory.mktemp("export") / "model")
+  signatures.export(model, path, sample_items=[1, 2, 3])
+  return path
+
+
+def _publish(export_dir, base, version):
+  """Copies a version in the way a pusher should: complete, then renamed into place."""
+  staging = os.path.join(base, f".staging-{version}")
+  shutil.copytree(export_dir, staging)
+  os.rename(staging, os.path.join(base, str(version)))
+
+
+@pytest.fixture
+def running(tmp_path, export_dir):
+  base = str(tmp_path / NAME)
+  os.makedirs(base)
+  _publish(export_dir, base, 1)
+  grpc_server, port, models = server.serve(NAME, base, port=0, policy="latest:2", poll_seconds=0.1,
+                                           max_batch_size=50, workers=8)
+  channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+  yield base, channel, models, port
+  channel.close()
+  grpc_server.stop(0)
+  models.stop()
+
+
+def _predict(channel, request):
+  return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=20)
+
+
+def _rank(candidates=(1, 5, 9), history=(2, 3), version=None):
+  return query.rank_request(NAME, history, history[-1] if history else 0, candidates, version=version)
+
+
+def _status(channel, name=NAME, version=None):
+  request = get_model_status_pb2.GetModelStatusRequest()
+  request.model_spec.name = name
+  if version is not None:
+    request.model_spec.version.value = version
+  return model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
+
+
+def test_predict_metadata_and_status(running, export_dir):
+  _, channel, _, _ = running
+  response = _predict(channel, _rank())
+  assert (response.model_spec.name, response.model_spec.version.value) == (NAME, 1)
+  assert response.model_spec.signature_name == "rank"
+  served = tf.saved_model.load(export_dir).signatures["rank"](
+      history=tf.constant([2, 3], tf.int64), current_item=tf.constant(3, tf.int64),
+      candidates=tf.constant([1, 5, 9], tf.int64))
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"]), served["scores"].numpy(), rtol=1e-6)
+  assert tf.make_ndarray(response.outputs["ranking"]).tolist() == served["ranking"].numpy().tolist()
+
+  examples = query.rank_request(NAME, [], 0, [1])
+  examples.model_spec.signature_name = ""  # serving_default
+  examples.inputs.clear()
+  examples.inputs["examples"].CopyFrom(tf.make_tensor_proto([conftest.example(item_id=4).SerializeToString()]))
+  examples.output_filter.append("probability")
+  probability = tf.make_ndarray(_predict(channel, examples).outputs["probability"])
+  assert probability.shape == (1,) and 0 < probability[0] < 1
+
+  request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+  request.model_spec.name = NAME
+  metadata = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=10)
+  signature_defs = get_model_metadata_pb2.SignatureDefMap()
+  metadata.metadata["signature_def"].Unpack(signature_defs)
+  rank = signature_defs.signature_def["rank"]
+  assert set(rank.inputs) == {"history", "current_item", "candidates"}
+  assert set(rank.outputs) == {"scores", "ranking", "scored_by"}
+  assert {"serving_default", "rank_with_embeddings"} <= set(signature_defs.signature_def)
+
+  [status] = _status(channel).model_version_status
+  assert (status.version, status.state) == (1, State.AVAILABLE)
+
+
+def _error(call):
+  with pytest.raises(grpc.RpcError) as error:
+    call()
+  return error.value.code(), error.value.details()
+
+
+def _with(request, **changes):
+  changed = type(request)()
+  changed.CopyFrom(request)
+  for key, value in changes.items():
+    if key == "signature_name":
+      changed.model_spec.signature_name = value
+    elif key == "name":
+      changed.model_spec.name = value
+    elif value is None:
+      del changed.inputs[key]
+    else:
+      changed.inputs[key].CopyFrom(value)
+  return changed
+
+
+def test_malformed_requests_get_tf_serving_status_codes_and_the_server_serves_on(running):
+  _, channel, _, _ = running
+  good = _rank()
+  predict = lambda request: lambda: _predict(channel, request)
+  cases = [
+      (_with(good, name="other"), grpc.StatusCode.NOT_FOUND, r"Servable not found for request: Latest\(other\)"),
+      (_rank(version=7), grpc.StatusCode.NOT_FOUND, rf"Specific\({NAME}, 7\)"),
+      (_with(good, signature_name="score"), grpc.StatusCode.FAILED_PRECONDITION, 'signature key "score" not found'),
+      (_with(good, candidates=None), grpc.StatusCode.INVALID_ARGUMENT, r"Missing but required: \{candidates\}"),
+      (_with(good, candidates=tf.make_tensor_proto([1.0, 2.0])), grpc.StatusCode.INVALID_ARGUMENT,
+       "'candidates' of signature 'rank' must be int64, got float"),
+      (_with(good, current_item=tf.make_tensor_proto([1, 2], tf.int64)), grpc.StatusCode.INVALID_ARGUMENT,
+       r"'current_item' of signature 'rank' has shape \[2\], expected \[\]"),
+      (_with(good, candidates=tf.make_tensor_proto([], tf.int64)), grpc.StatusCode.INVALID_ARGUMENT,
+       "no candidates to rank"),
+      (_with(good, candidates=tf.make_tensor_proto(list(range(1, 52)), tf.int64)), grpc.StatusCode.INVALID_ARGUMENT,
+       "Task size 51 of input 'candidates' is larger than maximum input batch size 50"),
+      (_with(good, signature_name="rank_with_embeddings", candidate_embeddings=tf.make_tensor_proto(
+          np.zeros((1, 6), np.float32))), grpc.StatusCode.INVALID_ARGUMENT, "one row per candidate"),
+  ]
+  for request, code, message in cases:
+    got_code, details = _error(predict(request))
+    assert got_code == code, (details, code)
+    assert re.search(message, details), details
+  labelled = _rank()
+  labelled.model_spec.version_label = "stable"
+  assert _error(predict(labelled))[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+  stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+  metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["tags"])
+  metadata.model_spec.name = NAME
+  assert _error(lambda: stub.GetModelMetadata(metadata))[0] == grpc.StatusCode.INVALID_ARGUMENT
+  assert _error(lambda: stub.Classify(classification_pb2.ClassificationRequest()))[0] == \
+      grpc.StatusCode.UNIMPLEMENTED
+  assert _error(lambda: _status(channel, name="other")) == (
+      grpc.StatusCode.NOT_FOUND, "Could not find any versions of model other")
+  assert _error(lambda: _status(channel, version=3)) == (
+      grpc.StatusCode.NOT_FOUND, f"Could not find version 3 of model {NAME}")
+  assert _predict(channel, good).model_spec.version.value == 1  # still serving
+
+
+def test_version_swap_under_concurrent_load_fails_no_request(running, export_dir):
+  base, channel, models, _ = running
+  errors, versions_seen, stop = [], [], threading.Event()
+
+  def client():
+    while not stop.is_set():
+      try:
+        versions_seen.append(_predict(channel, _rank()).model_spec.version.value)
+      except grpc.RpcError as e:
+        errors.append(e)
+
+  clients = [threading.Thread(target=client) for _ in range(8)]
+  for thread in clients:
+    thread.start()
+  time.sleep(0.5)
+  os.makedirs(os.path.join(base, "2"))  # a version without saved_model.pb yet is not a version
+  time.sleep(0.3)
+  shutil.rmtree(os.path.join(base, "2"))
+  _publish(export_dir, base, 2)
+  _publish(export_dir, base, 3)
+  deadline = time.monotonic() + 60
+  while models.get() is None or models.get().version != 3 or 1 in models.states() and \
+      models.states()[1][0] != State.END:
+    assert time.monotonic() < deadline, models.states()
+    time.sleep(0.1)
+  time.sleep(0.5)
+  stop.set()
+  for thread in clients:
+    thread.join()
+  assert not errors, errors[:3]
+  assert versions_seen[0] == 1 and versions_seen[-1] == 3 and len(versions_seen) > 50
+  assert versions_seen == sorted(versions_seen)  # never back to an older version
+  # latest:2 keeps versions 2 and 3; a pinned request reaches the older one.
+  assert _predict(channel, _rank(version=2)).model_spec.version.value == 2
+  states = {s.version: s.state for s in _status(channel).model_version_status}
+  assert states == {3: State.AVAILABLE, 2: State.AVAILABLE, 1: State.END}
+
+
+def test_a_broken_version_is_reported_and_the_last_good_one_serves_on(running):
+  base, channel, models, _ = running
+  os.makedirs(os.path.join(base, "5"))
+  with open(os.path.join(base, "5", "saved_model.pb"), "wb") as f:
+    f.write(b"not a SavedModel")
+  deadline = time.monotonic() + 30
+  while 5 not in models.states() or models.states()[5][0] != State.END:
+    assert time.monotonic() < deadline
+    time.sleep(0.1)
+  [status] = _status(channel, version=5).model_version_status
+  assert status.state == State.END and status.status.error_message
+  assert _predict(channel, _rank()).model_spec.version.value == 1
+
+
+def test_version_policies_and_what_counts_as_a_version(tmp_path):
+  assert versions.VersionPolicy("latest:2").select([1, 5, 3]) == {3, 5}
+  assert versions.VersionPolicy("all").select([1, 5]) == {1, 5}
+  assert versions.VersionPolicy("specific:1,4").select([1, 5]) == {1}
+  for bad in ("latest:0", "newest", "specific:", "all:3"):
+    with pytest.raises(ValueError, match="expected latest:N"):
+      versions.VersionPolicy(bad)
+  for name, complete in (("1", True), ("2", False), ("tmp", True)):
+    os.makedirs(tmp_path / name)
+    if complete:
+      (tmp_path / name / "saved_model.pb").write_bytes(b"")
+  assert list(versions.versions_on_disk(str(tmp_path))) == [1]
+  assert versions.versions_on_disk(str(tmp_path / "missing")) == {}
+
+
+def test_query_prints_ranked_candidates_with_titles(running, tmp_path, capsys):
+  _, _, _, port = running
+  conftest.write_movielens(tmp_path / "movielens")
+  titles, ratings = query.read_movielens(str(tmp_path / "movielens"))
+  user = next(iter(ratings))
+  query.main(["--server", f"127.0.0.1:{port}", "--model_name", NAME, "--user", str(user),
+              "--data_root", str(tmp_path / "movielens"), "--candidates", "1,2,3", "--new_item", "A new film (2030)"])
+  out = capsys.readouterr().out
+  assert f"{NAME} version 1, signature rank, 127.0.0.1:{port}: 4 candidates ranked" in out
+  assert "new items get the fallback score" in out  # this model has no content encoder
+  rows = [line for line in out.splitlines() if line[:4].strip().isdigit()]
+  assert len(rows) == 4 and "A new film (2030)" in out and titles[1].split(". Genres")[0] in out

@@ -1,0 +1,169 @@
+"""The versions of one model under a TF Serving base directory, loaded and swapped like TF Serving.
+
+`<base>/<integer version>/saved_model.pb` is a version (the TFX Pusher writes saved_model.pb last,
+so a half-copied version is not seen). A watcher polls the base directory; versions chosen by the
+policy are loaded and warmed up (assets.extra/tf_serving_warmup_requests) before they take traffic,
+and a version leaves only after its successor is available, so no request fails during a swap.
+A version that fails to load is reported (GetModelStatus: END with its error) and the one already
+serving keeps serving. In-flight requests keep the servable they started with.
+"""
+
+import dataclasses
+import os
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Set, Tuple
+
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
+from tensorflow_serving.apis import get_model_status_pb2
+
+State = get_model_status_pb2.ModelVersionStatus.State
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+@dataclasses.dataclass
+class Servable:
+  """One loaded version: its signatures (concrete functions) and their SignatureDefs."""
+  name: str
+  version: int
+  path: str
+  signatures: Dict[str, tf.types.experimental.ConcreteFunction]
+  signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
+  saved_model: object  # keeps the SavedModel's variables and resources alive
+
+
+def load(name: str, version: int, path: str) -> Servable:
+  saved_model = tf.saved_model.load(path)
+  meta_graph = loader_impl.parse_saved_model(path).meta_graphs[0]
+  return Servable(name, version, path, dict(saved_model.signatures), dict(meta_graph.signature_def), saved_model)
+
+
+class VersionPolicy:
+  """TF Serving's model_version_policy: `latest:N` (default latest:1), `all`, or `specific:V[,V...]`."""
+
+  def __init__(self, spec: str = "latest:1"):
+    kind, _, value = spec.partition(":")
+    try:
+      if kind == "latest":
+        self._latest, self._specific = int(value or 1), None
+        valid = self._latest >= 1
+      elif kind == "all" and not value:
+        self._latest, self._specific, valid = None, None, True
+      elif kind == "specific":
+        self._latest, self._specific = None, {int(v) for v in value.split(",")}
+        valid = bool(self._specific)
+      else:
+        valid = False
+    except ValueError:
+      valid = False
+    if not valid:
+      raise ValueError(f"model version policy {spec!r}: expected latest:N (N >= 1), all, or specific:V[,V...]")
+    self.spec = spec
+
+  def select(self, versions: List[int]) -> Set[int]:
+    if self._latest:
+      return set(sorted(versions)[-self._latest:])
+    if self._specific is not None:
+      return self._specific & set(versions)
+    return set(versions)
+
+
+def versions_on_disk(base_path: str) -> Dict[int, str]:
+  """version -> path for every complete version directory (numeric name, saved_model.pb present)."""
+  if not tf.io.gfile.isdir(base_path):
+    return {}
+  found = {}
+  for entry in tf.io.gfile.listdir(base_path):
+    entry = entry.rstrip("/")
+    path = os.path.join(base_path, entry)
+    if entry.isdigit() and tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+      found[int(entry)] = path
+  return found
+
+
+class ModelVersions:
+  """Serves the versions of `name` found under `base_path`, reloading as the directory changes.
+
+  `warmup(servable)` runs before a version takes traffic; an exception there fails the load.
+  """
+
+  def __init__(self, name: str, base_path: str, policy: VersionPolicy,
+               warmup: Callable[[Servable], None] = lambda servable: None,
+               loader: Callable[[str, int, str], Servable] = load):
+    self.name, self.base_path, self.policy = name, base_path, policy
+    self._warmup, self._loader = warmup, loader
+    self._serving: Dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
+    self._states: Dict[int, Tuple[int, str]] = {}  # version -> (State, error message)
+    self._failed: Dict[int, str] = {}  # version -> path that failed to load (not retried)
+    self._lock = threading.Lock()
+    self._stop = threading.Event()
+    self._thread: Optional[threading.Thread] = None
+
+  def get(self, version: Optional[int] = None) -> Optional[Servable]:
+    """The latest available version, or `version`; None if it is not available."""
+    serving = self._serving
+    if version is None:
+      return serving[max(serving)] if serving else None
+    return serving.get(version)
+
+  def states(self) -> Dict[int, Tuple[int, str]]:
+    with self._lock:
+      return dict(self._states)
+
+  def _set_state(self, version: int, state: int, error: str = "") -> None:
+    with self._lock:
+      self._states[version] = (state, error)
+
+  def poll(self) -> None:
+    """One pass over the base directory: load what the policy wants, then unload what it dropped."""
+    on_disk = versions_on_disk(self.base_path)
+    wanted = self.policy.select([v for v, path in on_disk.items() if self._failed.get(v) != path])
+    for version in sorted(wanted - set(self._serving), reverse=True):
+      self._load(version, on_disk[version])
+    newest_wanted_available = any(v in self._serving for v in wanted)
+    leaving = [v for v in self._serving if v not in wanted and (v not in on_disk or newest_wanted_available)]
+    if leaving:
+      for version in leaving:
+        self._set_state(version, State.UNLOADING)
+      self._serving = {v: s for v, s in self._serving.items() if v not in leaving}
+      for version in leaving:
+        self._set_state(version, State.END)
+        logging.info("Unloaded %s version %d", self.name, version)
+
+  def _load(self, version: int, path: str) -> None:
+    self._set_state(version, State.START)
+    self._set_state(version, State.LOADING)
+    start = time.perf_counter()
+    try:
+      servable = self._loader(self.name, version, path)
+      self._warmup(servable)
+    except Exception as e:  # pylint: disable=broad-except
+      # A broken version must not take the server down: it is reported and the old one serves on.
+      self._failed[version] = path
+      self._set_state(version, State.END, f"{type(e).__name__}: {e}")
+      logging.error("Failed to load %s version %d from %s: %s", self.name, version, path, e)
+      return
+    self._serving = {**self._serving, version: servable}
+    self._set_state(version, State.AVAILABLE)
+    logging.info("Loaded %s version %d from %s in %.1f s", self.name, version, path, time.perf_counter() - start)
+
+  def start(self, poll_seconds: float) -> None:
+    """Polls now, then every `poll_seconds` in a background thread until stop()."""
+    self.poll()
+
+    def watch():
+      while not self._stop.wait(poll_seconds):
+        try:
+          self.poll()
+        except Exception as e:  # pylint: disable=broad-except
+          logging.error("Polling %s failed: %s", self.base_path, e)
+    self._thread = threading.Thread(target=watch, name=f"watch-{self.name}", daemon=True)
+    self._thread.start()
+
+  def stop(self) -> None:
+    self._stop.set()
+    if self._thread:
+      self._thread.join()
