@@ -17,7 +17,7 @@ from serving import query, versions
 NEW_ITEM = "Dune: Part Two (2024). Genres: Action, Adventure, Drama, Sci-Fi"
 
 
-def _free_port() -> int:
+def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
@@ -32,7 +32,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   args = parser.parse_args(argv)
   if not versions.versions_on_disk(args.model_base_path):
     sys.exit(f"No model version under {args.model_base_path}: no step was blessed yet, so nothing was pushed.")
-  port = _free_port()
+  port = free_port()
   log_path = os.path.join(os.path.dirname(os.path.abspath(args.model_base_path)), "server.log")
   print(f"Serving {args.model_base_path} on 127.0.0.1:{port} (log: {log_path})", flush=True)
   with open(log_path, "w") as log:
