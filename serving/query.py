@@ -49,6 +49,10 @@ def _ids(text: Optional[str]) -> List[int]:
   return [int(part) for part in text.split(",") if part.strip()] if text else []
 
 
+class ModelUnavailable(Exception):
+  """The model did not become available: still loading at the deadline, or every version failed."""
+
+
 def wait_until_available(channel: grpc.Channel, model_name: str, seconds: float) -> None:
   stub = model_service_pb2_grpc.ModelServiceStub(channel)
   deadline = time.monotonic() + seconds
@@ -59,11 +63,15 @@ def wait_until_available(channel: grpc.Channel, model_name: str, seconds: float)
       states = stub.GetModelStatus(request, timeout=5).model_version_status
       if any(status.state == AVAILABLE for status in states):
         return
+      failed = [status for status in states if status.status.error_message]
+      if failed and len(failed) == len(states):
+        raise ModelUnavailable(f"model {model_name!r} failed to load: version {failed[0].version}: "
+                           f"{failed[0].status.error_message}")
     except grpc.RpcError as e:
       if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
         raise
     if time.monotonic() > deadline:
-      raise TimeoutError(f"model {model_name!r} not available after {seconds:.0f} s")
+      raise ModelUnavailable(f"model {model_name!r} not available after {seconds:.0f} s")
     time.sleep(0.5)
 
 
@@ -147,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       milliseconds = (time.perf_counter() - start) * 1e3
     except grpc.RpcError as e:
       sys.exit(f"error: {args.server}: {e.code().name}: {e.details()}")
-    except TimeoutError as e:
+    except ModelUnavailable as e:
       sys.exit(f"error: {e}")
 
   scores = tf.make_ndarray(response.outputs[signatures.SCORES])

@@ -15,6 +15,7 @@ import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import tensorflow as tf
+import tensorflow_text  # pylint: disable=unused-import  # registers the tf-text ops, as TF Serving links them in
 from absl import logging
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import

@@ -6,8 +6,10 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
+from tfx.utils import path_utils
 
 import conftest
 from components.movielens_example_gen import spans
@@ -99,6 +101,17 @@ def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, movielens):
   assert new_step["warm_started_from"].startswith(outputs["RankingTrainer_2018_01_02"]["model"].uri)
   assert new_step["eval"]["overall"]["examples"] == 2  # one liked, one not: AUC is defined
   assert new_step["eval"]["overall"]["auc"] in (0.0, 0.5, 1.0)
+
+  # The step's serving model carries the frozen encoders: a new movie is ranked from its text.
+  served = tf.saved_model.load(path_utils.serving_model_path(
+      added_outputs["RankingTrainer_2018_01_03"]["model"].uri)).signatures
+  assert set(served) == {"serving_default", "rank", "rank_with_embeddings", "rank_with_text"}
+  ranked = served["rank_with_text"](
+      history=tf.constant([1, 2], tf.int64), current_item=tf.constant(2, tf.int64),
+      candidates=tf.constant([3, 10 ** 9], tf.int64),
+      candidate_texts=tf.constant(["No Genres Movie", "A film about toys (2030). Genres: Animation"]))
+  assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content"]
+  assert np.isfinite(ranked["scores"].numpy()).all()
 
 
 def test_precomputed_embeddings_replace_the_encoder(tmp_path, movielens):

@@ -54,6 +54,7 @@ CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
 _RQVAE_ENCODE, _RQVAE_INPUT, _RQVAE_CODES = "encode", "embeddings", "codes"
 _TEXT_INPUT, _TEXT_OUTPUT = "text", "embedding"
 
+_WARMUP_UNKNOWN_ITEM = -1  # never a catalog id: warms up the content path
 _REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([], tf.int64, name=CURRENT_ITEM),
             tf.TensorSpec([None], tf.int64, name=CANDIDATES)]
 
@@ -101,9 +102,15 @@ class _Serving(tf.Module):
             SCORED_BY: scored_by}
 
   def embed_texts(self, texts, candidates):
+    """Content vectors [C, D] of the candidates' texts; only unknown candidates' are computed."""
     tf.debugging.assert_equal(tf.size(texts), tf.size(candidates),
                               message="candidate_texts needs one text per candidate")
-    return self.text_encoder.signatures[SERVING_DEFAULT](**{_TEXT_INPUT: texts})[_TEXT_OUTPUT]
+    unknown = tf.where(self.model.items.rows(candidates) < 0)
+    shape = tf.stack([tf.size(candidates, out_type=tf.int64), self.content_dim])
+    embed = lambda: self.text_encoder.signatures[SERVING_DEFAULT](
+        **{_TEXT_INPUT: tf.gather_nd(texts, unknown)})[_TEXT_OUTPUT]
+    return tf.cond(tf.size(unknown) > 0, lambda: tf.scatter_nd(unknown, embed(), shape),
+                   lambda: tf.zeros(shape, tf.float32))
 
 
 def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFunction]:
@@ -126,18 +133,23 @@ def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFu
 
 
 def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optional[int]):
-  """One request per signature, on catalog items (TF Serving's SavedModel warmup format)."""
+  """One request per signature on catalog items, plus an unknown one where content is read (TF
+  Serving's SavedModel warmup format)."""
   items = [int(i) for i in sample_items] or [NO_ITEM]
   example = tf.train.Example()
   example.features.feature["item_id"].int64_list.value.append(items[0])
   example.features.feature["history"].int64_list.value.extend(items[1:])
-  inputs = {SERVING_DEFAULT: {"examples": tf.make_tensor_proto([example.SerializeToString()])}}
-  rank = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64), CURRENT_ITEM: tf.make_tensor_proto(items[0], tf.int64),
-          CANDIDATES: tf.make_tensor_proto(items, tf.int64)}
-  inputs[RANK] = rank
-  inputs[RANK_WITH_EMBEDDINGS] = {**rank, CANDIDATE_EMBEDDINGS: tf.make_tensor_proto(
-      tf.zeros([len(items), content_dim or 0]).numpy())}
-  inputs[RANK_WITH_TEXT] = {**rank, CANDIDATE_TEXTS: tf.make_tensor_proto([b"warmup"] * len(items))}
+  user = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64), CURRENT_ITEM: tf.make_tensor_proto(items[0], tf.int64)}
+  with_unknown = items + [_WARMUP_UNKNOWN_ITEM]
+  inputs = {
+      SERVING_DEFAULT: {"examples": tf.make_tensor_proto([example.SerializeToString()])},
+      RANK: {**user, CANDIDATES: tf.make_tensor_proto(items, tf.int64)},
+      RANK_WITH_EMBEDDINGS: {**user, CANDIDATES: tf.make_tensor_proto(with_unknown, tf.int64),
+                             CANDIDATE_EMBEDDINGS: tf.make_tensor_proto(
+                                 tf.ones([len(with_unknown), content_dim or 0]).numpy())},
+      RANK_WITH_TEXT: {**user, CANDIDATES: tf.make_tensor_proto(with_unknown, tf.int64),
+                       CANDIDATE_TEXTS: tf.make_tensor_proto([b"warmup"] * len(with_unknown))},
+  }
   for name in signatures:
     request = predict_pb2.PredictRequest()
     request.model_spec.signature_name = name
