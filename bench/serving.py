@@ -2,10 +2,9 @@
 
 Starts the server in its own process on a copy of the pushed model (version 1), then for 1, 8 and 32
 concurrent clients sends `rank` requests (20 history items, 100 candidates) for at most --requests
-requests or --seconds seconds per level, and prints p50/p99 latency, requests/s and failures. Then
-the swap: under the same load (8 clients), version 2 is published (copied, then renamed into
-place); the window from publication until version 2 answers every request is compared with the
-steady state. Targets (issue 6): p99 < 10 ms with one client, no failed request and p99 at most 2x
+requests or --seconds seconds, and prints p50/p99 latency, requests/s and failures; then, under the
+same load, publishes the next version (copied, then renamed into place) and reports the window from
+publication until the new version answers (plus 2 s for the old one's unloading) the same way. Targets (issue 6): p99 < 10 ms with one client, no failed request and p99 at most 2x
 during the swap.
 
   .venv/bin/python bench/serving.py [--clients 1,8,32] [--requests 3000] [--seconds 20]
@@ -90,11 +89,34 @@ def _summary(latencies, seconds):
           f"{len(ms) / seconds:7.1f} req/s")
 
 
+def _p99(latencies) -> float:
+  return float(np.percentile([latency for _, latency in latencies], 99))
+
+
+def _swap(port, clients, request_of, source, base, version):
+  """Load from `clients` while `version` is published; the latencies from publication until the
+  new version answers, that window's length, and the Load."""
+  load = Load(port, clients, 10 ** 9, 600, request_of).run()
+  time.sleep(2)
+  published = time.monotonic()
+  staging = os.path.join(base, ".staging")
+  shutil.copytree(source, staging)
+  os.rename(staging, os.path.join(base, str(version)))
+  while not load.versions or load.versions[-1] != version:
+    if time.monotonic() - published > 600:
+      load.stop()
+      raise RuntimeError(f"version {version} was not served within 600 s of its publication")
+    time.sleep(0.05)
+  served = time.monotonic()
+  time.sleep(2)  # the old version is unloaded after the new one serves
+  load.stop()
+  return [(t, latency) for t, latency in load.latencies if published <= t <= served + 2], served - published, load
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_base_path", default=os.path.join(configs.OUTPUT_ROOT, "serving", NAME))
   parser.add_argument("--clients", default="1,8,32")
-  parser.add_argument("--swap_clients", type=int, default=8)
   parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per level")
   parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
   parser.add_argument("--candidates", type=int, default=100)
@@ -121,34 +143,18 @@ def main(argv=None) -> None:
       print(f"model {source} ({os.cpu_count()} CPUs, server and clients on this machine), "
             f"{args.candidates} candidates per request")
       Load(port, 1, 200, 30, request_of).run().join()  # warm-up
-      steady = {}
+      version = 1
       for clients in [int(c) for c in args.clients.split(",")]:
-        load = Load(port, clients, args.requests, args.seconds, request_of).run().join()
-        steady[clients] = load
-        print(f"{clients:>3} clients: {_summary(load.latencies, load.end_time - load.start_time)}  "
-              f"failed {len(load.failures)}")
-
-      clients = args.swap_clients
-      load = Load(port, clients, 10 ** 9, 300, request_of).run()
-      time.sleep(2)
-      published = time.monotonic()
-      staging = os.path.join(base, ".staging")
-      shutil.copytree(source, staging)
-      os.rename(staging, os.path.join(base, "2"))
-      while not load.versions or load.versions[-1] != 2:
-        time.sleep(0.05)
-      swapped = time.monotonic()
-      time.sleep(2)
-      load.stop()
-      during = [(t, latency) for t, latency in load.latencies if published <= t <= swapped]
-      baseline = steady.get(clients) or load
-      p99 = lambda latencies: np.percentile([latency for _, latency in latencies], 99)
-      print(f"swap, {clients} clients: version 2 published, serving it {swapped - published:.1f} s later; "
-            f"{_summary(during, swapped - published)}  failed {len(load.failures)}")
-      print(f"  p99 during swap / steady p99 at {clients} clients: {p99(during) / p99(baseline.latencies):.2f}x; "
-            f"versions answered: {sorted(set(load.versions))}")
-      for failure in sorted(set(load.failures))[:5]:
-        print("  failure:", failure)
+        steady = Load(port, clients, args.requests, args.seconds, request_of).run().join()
+        print(f"{clients:>3} clients, steady: {_summary(steady.latencies, steady.end_time - steady.start_time)}  "
+              f"failed {len(steady.failures)}")
+        version += 1
+        during, seconds, swap = _swap(port, clients, request_of, source, base, version)
+        ratio = _p99(during) / _p99(steady.latencies) if during else float("nan")
+        print(f"{clients:>3} clients, swap:   {_summary(during, seconds)}  failed {len(swap.failures)}  "
+              f"p99 {ratio:.2f}x steady; version {version} served {seconds:.1f} s after it was published")
+        for failure in sorted(set(swap.failures))[:5]:
+          print("  failure:", failure)
     finally:
       server.terminate()
       server.wait()

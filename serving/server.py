@@ -127,6 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
+  # Request threads wait at most this long for the GIL while a new version loads (default 5 ms).
+  # (A lower OS priority for the loading thread made it worse: it is preempted holding the GIL.)
+  sys.setswitchinterval(0.0005)
   try:
     server, port, models = serve(args.model_name, args.model_base_path, args.host, args.port,
                                  args.model_version_policy, args.file_system_poll_wait_seconds,

@@ -170,16 +170,16 @@ def test_malformed_requests_get_tf_serving_status_codes_and_the_server_serves_on
 
 def test_version_swap_under_concurrent_load_fails_no_request(running, export_dir):
   base, channel, models, _ = running
-  errors, versions_seen, stop = [], [], threading.Event()
+  errors, seen_by_client, stop = [], [[] for _ in range(8)], threading.Event()
 
-  def client():
+  def client(versions_seen):
     while not stop.is_set():
       try:
         versions_seen.append(_predict(channel, _rank()).model_spec.version.value)
       except grpc.RpcError as e:
         errors.append(e)
 
-  clients = [threading.Thread(target=client) for _ in range(8)]
+  clients = [threading.Thread(target=client, args=(seen,)) for seen in seen_by_client]
   for thread in clients:
     thread.start()
   time.sleep(0.5)
@@ -198,8 +198,9 @@ def test_version_swap_under_concurrent_load_fails_no_request(running, export_dir
   for thread in clients:
     thread.join()
   assert not errors, errors[:3]
-  assert versions_seen[0] == 1 and versions_seen[-1] == 3 and len(versions_seen) > 50
-  assert versions_seen == sorted(versions_seen)  # never back to an older version
+  for versions_seen in seen_by_client:
+    assert versions_seen[0] == 1 and versions_seen[-1] == 3 and len(versions_seen) > 10
+    assert versions_seen == sorted(versions_seen)  # a client never goes back to an older version
   # latest:2 keeps versions 2 and 3; a pinned request reaches the older one.
   assert _predict(channel, _rank(version=2)).model_spec.version.value == 2
   states = {s.version: s.state for s in _status(channel).model_version_status}

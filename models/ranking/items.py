@@ -42,6 +42,13 @@ def _mean_weights(history: tf.RaggedTensor, per_item: tf.RaggedTensor) -> Tuple[
   return pieces, weights
 
 
+def _keep_rows(pieces: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
+  """`pieces` with the rows where `keep` is False emptied."""
+  flat_keep = tf.repeat(keep, pieces.row_lengths())
+  return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(pieces.flat_values, flat_keep),
+                                          pieces.row_lengths() * tf.cast(keep, tf.int64))
+
+
 class PieceItems(tf.keras.layers.Layer):
   """Random hashing and SID adaptations: pieces summed from one TPUEmbedding table."""
 
@@ -52,7 +59,11 @@ class PieceItems(tf.keras.layers.Layer):
     super().__init__(**kwargs)
     self.tokenizer = tokenizer
     self.rows = CatalogRows(catalog.item_ids)
-    self._codes = tf.constant(catalog.codes, tf.int64)
+    if tokenizer.uses_codes:
+      # The catalog's pieces are computed once: a lookup per item then, not a tokenization.
+      catalog_pieces = tokenizer(tf.constant(catalog.item_ids, tf.int64), tf.constant(catalog.codes, tf.int64))
+      self._piece_values = tf.constant(catalog_pieces.flat_values)
+      self._piece_splits = tf.constant(catalog_pieces.row_splits)
     table = tf.tpu.experimental.embedding.TableConfig(
         vocabulary_size=tokenizer.num_rows, dim=dim, combiner="sum", name="item_pieces",
         initializer=tf.keras.initializers.TruncatedNormal(stddev=dim ** -0.5, seed=seed))
@@ -64,22 +75,18 @@ class PieceItems(tf.keras.layers.Layer):
     """[n] ids -> [n, (pieces)]; no pieces for unknown ids (every id but NO_ITEM when hashing ids)
     unless `content_codes` [n, L] gives their SID (rows of -1: no content)."""
     ids = tf.cast(ids, tf.int64)
+    if not self.tokenizer.uses_codes:
+      return _keep_rows(self.tokenizer(ids, None), tf.not_equal(ids, NO_ITEM))
     rows = self.rows(ids)
-    if self.tokenizer.uses_codes:
-      known = rows >= 0
-      codes = tf.gather(self._codes, tf.maximum(rows, 0))
-      if content_codes is not None:
-        content_codes = tf.cast(content_codes, tf.int64)
-        from_content = ~known & tf.reduce_all(content_codes >= 0, axis=1)
-        codes = tf.where(from_content[:, None], content_codes, codes)
-        known |= from_content
-      pieces = self.tokenizer(ids, codes)
-    else:
-      known = tf.not_equal(ids, NO_ITEM)
-      pieces = self.tokenizer(ids, None)
-    keep = tf.repeat(known, pieces.row_lengths())
-    return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(pieces.flat_values, keep),
-                                            pieces.row_lengths() * tf.cast(known, tf.int64))
+    known = rows >= 0
+    catalog = tf.RaggedTensor.from_row_splits(self._piece_values, self._piece_splits, validate=False)
+    pieces = _keep_rows(tf.gather(catalog, tf.maximum(rows, 0)), known)
+    if content_codes is None:
+      return pieces
+    content_codes = tf.cast(content_codes, tf.int64)
+    from_content = ~known & tf.reduce_all(content_codes >= 0, axis=1)
+    new_items = self.tokenizer(ids, tf.where(from_content[:, None], content_codes, 0))
+    return tf.concat([pieces, _keep_rows(new_items, from_content)], axis=1)
 
   def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
            candidate_codes: Optional[tf.Tensor] = None) -> Vectors:
