@@ -5,7 +5,9 @@ import os
 from typing import Dict
 
 import grpc
+import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
 
 from serving.versions import WARMUP_FILE, Servable
@@ -36,51 +38,51 @@ def _op_error(error: tf.errors.OpError) -> ServingError:
   return ServingError(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), message)
 
 
-def _inputs(signature_name: str, specs: Dict[str, tf.TensorSpec], request: predict_pb2.PredictRequest,
-            max_batch_size: int) -> Dict[str, tf.Tensor]:
-  sent, expected = set(request.inputs), set(specs)
+def _inputs(signature_name: str, signature: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest,
+            max_batch_size: int) -> Dict[str, np.ndarray]:
+  """The request's inputs checked against the signature: tensor name -> value."""
+  sent, expected = set(request.inputs), set(signature.inputs)
   if sent != expected:
     raise _invalid(
         f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}}) != "
         f"len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
         f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
-  tensors = {}
-  for key, spec in specs.items():
-    proto = request.inputs[key]
-    if proto.dtype != spec.dtype.as_datatype_enum:
+  feed = {}
+  for key, info in signature.inputs.items():
+    proto, dtype, shape = request.inputs[key], tf.dtypes.as_dtype(info.dtype), tf.TensorShape(info.tensor_shape)
+    if proto.dtype != info.dtype:
       got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "no dtype"
-      raise _invalid(f"input '{key}' of signature '{signature_name}' must be {spec.dtype.name}, got {got}")
+      raise _invalid(f"input '{key}' of signature '{signature_name}' must be {dtype.name}, got {got}")
     try:
       array = tf.make_ndarray(proto)
     except (ValueError, TypeError) as e:
-      raise _invalid(f"input '{key}' is not a valid {spec.dtype.name} tensor: {e}") from e
-    if not spec.shape.is_compatible_with(array.shape):
+      raise _invalid(f"input '{key}' is not a valid {dtype.name} tensor: {e}") from e
+    if not shape.is_compatible_with(array.shape):
       raise _invalid(f"input '{key}' of signature '{signature_name}' has shape {list(array.shape)}, expected "
-                     f"{spec.shape.as_list() if spec.shape.rank is not None else 'any'} (-1/None: any size)")
+                     f"{shape.as_list() if shape.rank is not None else 'any'} (None: any size)")
     if array.ndim and array.shape[0] > max_batch_size:
       raise _invalid(f"Task size {array.shape[0]} of input '{key}' is larger than maximum input batch size "
                      f"{max_batch_size}")
-    tensors[key] = tf.constant(array, dtype=spec.dtype)
-  return tensors
+    feed[info.name] = array
+  return feed
 
 
 def predict(servable: Servable, request: predict_pb2.PredictRequest,
             max_batch_size: int) -> predict_pb2.PredictResponse:
   signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-  function = servable.signatures.get(signature_name)
-  if function is None:
+  signature = servable.signature_defs.get(signature_name)
+  if signature is None:
     raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.')
-  inputs = _inputs(signature_name, function.structured_input_signature[1], request, max_batch_size)
-  output_names = list(function.structured_outputs)
-  wanted = list(request.output_filter) or output_names
+  feed = _inputs(signature_name, signature, request, max_batch_size)
+  wanted = list(request.output_filter) or list(signature.outputs)
   for alias in wanted:
-    if alias not in output_names:
+    if alias not in signature.outputs:
       raise _invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
-                     f"{{{','.join(sorted(output_names))}}}.")
+                     f"{{{','.join(sorted(signature.outputs))}}}.")
   if len(set(wanted)) != len(wanted):
     raise _invalid(f"duplicate output tensor alias in output_filter: {list(request.output_filter)}")
   try:
-    outputs = function(**inputs)
+    outputs = servable.session.run({alias: signature.outputs[alias].name for alias in wanted}, feed)
   except tf.errors.OpError as e:
     raise _op_error(e) from e
   response = predict_pb2.PredictResponse()
@@ -88,7 +90,7 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest,
   response.model_spec.version.value = servable.version
   response.model_spec.signature_name = signature_name
   for alias in wanted:
-    response.outputs[alias].CopyFrom(tf.make_tensor_proto(outputs[alias].numpy()))
+    response.outputs[alias].CopyFrom(tf.make_tensor_proto(outputs[alias]))
   return response
 
 

@@ -18,7 +18,6 @@ import tensorflow as tf
 import tensorflow_text  # pylint: disable=unused-import  # registers the tf-text ops, as TF Serving links them in
 from absl import logging
 from tensorflow.core.protobuf import meta_graph_pb2
-from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
 from tensorflow_serving.apis import get_model_status_pb2
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -27,19 +26,24 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 @dataclasses.dataclass
 class Servable:
-  """One loaded version: its signatures (concrete functions) and their SignatureDefs."""
+  """One loaded version: a session over its MetaGraph, and its SignatureDefs (tensor names)."""
   name: str
   version: int
   path: str
-  signatures: Dict[str, tf.types.experimental.ConcreteFunction]
+  session: tf.compat.v1.Session
   signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
-  saved_model: object  # keeps the SavedModel's variables and resources alive
 
 
 def load(name: str, version: int, path: str) -> Servable:
-  saved_model = tf.saved_model.load(path)
-  meta_graph = loader_impl.parse_saved_model(path).meta_graphs[0]
-  return Servable(name, version, path, dict(saved_model.signatures), dict(meta_graph.signature_def), saved_model)
+  """Loads the SavedModel's `serve` MetaGraph into its own graph and session, as TF Serving's
+  SavedModelBundle does: graph import and variable restore run in TensorFlow's C++ code, which keeps
+  a load from holding Python's GIL against the requests being served (unlike tf.saved_model.load,
+  whose object-graph revival is Python). The session closes when the last request using it ends."""
+  graph = tf.Graph()
+  session = tf.compat.v1.Session(graph=graph)
+  with graph.as_default():
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], path)
+  return Servable(name, version, path, session, dict(meta_graph.signature_def))
 
 
 class VersionPolicy:
