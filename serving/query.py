@@ -49,6 +49,13 @@ def _ids(text: Optional[str]) -> List[int]:
   return [int(part) for part in text.split(",") if part.strip()] if text else []
 
 
+def set_model_spec(spec, model_name: str, version: Optional[int] = None) -> None:
+  """Fills a request's model_spec: the model, and the version when pinned (else the latest)."""
+  spec.name = model_name
+  if version is not None:
+    spec.version.value = version
+
+
 class ModelUnavailable(Exception):
   """The model did not become available: still loading at the deadline, or every version failed."""
 
@@ -59,7 +66,7 @@ def wait_until_available(channel: grpc.Channel, model_name: str, seconds: float)
   while True:
     try:
       request = get_model_status_pb2.GetModelStatusRequest()
-      request.model_spec.name = model_name
+      set_model_spec(request.model_spec, model_name)
       states = stub.GetModelStatus(request, timeout=5).model_version_status
       if any(status.state == AVAILABLE for status in states):
         return
@@ -79,9 +86,7 @@ def rank_request(model_name: str, history: Sequence[int], current_item: int, can
                  texts: Optional[Sequence[str]] = None, version: Optional[int] = None) -> predict_pb2.PredictRequest:
   """A PredictRequest for the `rank` signature, or `rank_with_text` when texts are given."""
   request = predict_pb2.PredictRequest()
-  request.model_spec.name = model_name
-  if version is not None:
-    request.model_spec.version.value = version
+  set_model_spec(request.model_spec, model_name, version)
   request.model_spec.signature_name = signatures.RANK_WITH_TEXT if texts is not None else signatures.RANK
   request.inputs[signatures.HISTORY].CopyFrom(tf.make_tensor_proto(list(history), tf.int64))
   request.inputs[signatures.CURRENT_ITEM].CopyFrom(tf.make_tensor_proto(current_item, tf.int64))
@@ -93,9 +98,7 @@ def rank_request(model_name: str, history: Sequence[int], current_item: int, can
 
 def _signature_names(channel: grpc.Channel, model_name: str, version: Optional[int]) -> List[str]:
   request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-  request.model_spec.name = model_name
-  if version is not None:
-    request.model_spec.version.value = version
+  set_model_spec(request.model_spec, model_name, version)
   response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=10)
   signature_defs = get_model_metadata_pb2.SignatureDefMap()
   response.metadata["signature_def"].Unpack(signature_defs)

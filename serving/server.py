@@ -30,6 +30,9 @@ DEFAULT_MAX_BATCH_SIZE = 1000
 
 
 def _model_spec_version(model_spec) -> Optional[int]:
+  """The pinned version (None: latest); refuses a spec without a name or with a version label."""
+  if not model_spec.name:
+    raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
   if model_spec.version_label:
     raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"Unrecognized servable version label: {model_spec.version_label}")
@@ -43,8 +46,6 @@ class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_ser
     self._models, self._max_batch_size = models, max_batch_size
 
   def _servable(self, model_spec) -> Servable:
-    if not model_spec.name:
-      raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
     version = _model_spec_version(model_spec)
     servable = self._models.get(version) if model_spec.name == self._models.name else None
     if servable is None:
@@ -75,8 +76,6 @@ class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_ser
 
   def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
-    if not spec.name:
-      raise predict.ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
     version = _model_spec_version(spec)
     states = self._models.states() if spec.name == self._models.name else {}
     if not states:

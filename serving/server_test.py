@@ -67,9 +67,7 @@ def _rank(candidates=(1, 5, 9), history=(2, 3), version=None):
 
 def _status(channel, name=NAME, version=None):
   request = get_model_status_pb2.GetModelStatusRequest()
-  request.model_spec.name = name
-  if version is not None:
-    request.model_spec.version.value = version
+  query.set_model_spec(request.model_spec, name, version)
   return model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
 
 
@@ -157,7 +155,7 @@ def test_malformed_requests_get_tf_serving_status_codes_and_the_server_serves_on
 
   stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
   metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["tags"])
-  metadata.model_spec.name = NAME
+  query.set_model_spec(metadata.model_spec, NAME)
   assert _error(lambda: stub.GetModelMetadata(metadata))[0] == grpc.StatusCode.INVALID_ARGUMENT
   assert _error(lambda: stub.Classify(classification_pb2.ClassificationRequest()))[0] == \
       grpc.StatusCode.UNIMPLEMENTED
