@@ -51,7 +51,7 @@ def run_movielens_example_gen(input_base: str, out_dir: pathlib.Path, **props):
   """Calls MovieLensExampleGen's Do() on fresh artifacts; returns (examples, items, report dict)."""
   import json  # pylint: disable=g-import-not-at-top
   from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components import artifacts  # pylint: disable=g-import-not-at-top
+  from formats import artifacts  # pylint: disable=g-import-not-at-top
   from components.movielens_example_gen import executor  # pylint: disable=g-import-not-at-top
   out = {"examples": [standard_artifacts.Examples()], "items": [standard_artifacts.Examples()],
          "report": [artifacts.IngestionReport()]}
@@ -109,7 +109,7 @@ def examples_artifact(path: pathlib.Path, splits):
 def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_levels: int = 0):
   """A SemanticIds artifact for items 1..len(codes), all with suffix 0; num_levels (default: the
   codes' length) is what its properties claim."""
-  from components import artifacts, semantic_ids  # pylint: disable=g-import-not-at-top
+  from formats import artifacts, semantic_ids  # pylint: disable=g-import-not-at-top
   artifact = artifacts.SemanticIds()
   artifact.uri = str(path)
   _gzip_records(os.path.join(artifact.uri, f"{semantic_ids.FILE_PREFIX}-0{semantic_ids.FILE_SUFFIX}"),
@@ -121,7 +121,7 @@ def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_lev
 
 def embeddings_artifact(path: pathlib.Path, vectors):
   """An ItemEmbeddings artifact for items 1..len(vectors)."""
-  from components import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
+  from formats import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
   artifact = artifacts.ItemEmbeddings()
   artifact.uri = str(path)
   _gzip_records(os.path.join(artifact.uri, f"{item_embeddings.FILE_PREFIX}-0{item_embeddings.FILE_SUFFIX}"),

@@ -20,7 +20,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
-from components import sid_vocabulary  # pylint: disable=g-import-not-at-top
+from formats import sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer.component import RankingTrainer, executor_properties  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top

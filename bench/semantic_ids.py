@@ -21,7 +21,7 @@ from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-impo
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 
-from components import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
+from formats import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
 from components.semantic_id_assigner import executor as assigner  # pylint: disable=g-import-not-at-top
 from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
 from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from components import artifacts, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
+from formats import artifacts, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
 from models.sid_adaptation import spm, tokenizers  # pylint: disable=g-import-not-at-top
 from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
 

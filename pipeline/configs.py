@@ -9,7 +9,7 @@ first rated (the cold-start slice). Everything before 2016 is the `backfill` spl
 import os
 from typing import Any, Dict
 
-from components.movielens_example_gen import spans
+from formats import spans
 
 PIPELINE_NAME = "sid_ranking"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

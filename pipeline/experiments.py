@@ -28,9 +28,9 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
 
-from components import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
+from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.figures import plt, save_png  # pylint: disable=g-import-not-at-top
-from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
+from formats import spans  # pylint: disable=g-import-not-at-top
 from models.ranking import evaluation  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking.catalog import Catalog  # pylint: disable=g-import-not-at-top

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
-from components.errors import InputDataError  # pylint: disable=g-import-not-at-top
+from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from pipeline import configs, pipeline, progress, summary  # pylint: disable=g-import-not-at-top
 
 

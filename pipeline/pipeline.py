@@ -11,7 +11,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 import schemas
 from components.content_embedder.component import ContentEmbedder
 from components.embedding_importer.component import EmbeddingImporter
-from components.movielens_example_gen import spans
+from formats import spans
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.ranking_trainer.component import RankingTrainer
 from components.rqvae_trainer.component import RQVAETrainer

@@ -12,7 +12,7 @@ from tfx import v1 as tfx
 from tfx.utils import path_utils
 
 import conftest
-from components.movielens_example_gen import spans
+from formats import spans
 from models.ranking import trainer as ranking_trainer
 from pipeline import configs, local_runner, pipeline, progress, summary
 

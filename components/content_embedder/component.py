@@ -11,7 +11,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components import artifacts
+from formats import artifacts
 from components.content_embedder import executor
 
 

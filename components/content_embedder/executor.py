@@ -16,7 +16,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import item_corpus, item_embeddings
+from formats import item_corpus, item_embeddings
 models_stub = None
 from models.content_encoder import encoder as content_encoder
 

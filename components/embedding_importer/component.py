@@ -15,7 +15,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components import artifacts, fingerprint
+from formats import artifacts
+from components import fingerprint
 from components.embedding_importer import executor
 
 

@@ -9,8 +9,8 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import item_corpus, item_embeddings
-from components.errors import InputDataError
+from formats import item_corpus, item_embeddings
+from formats.errors import InputDataError
 
 
 def load_npz(path: str):

@@ -3,9 +3,9 @@ import pytest
 
 import conftest
 
-from components import artifacts, item_embeddings
+from formats import artifacts, item_embeddings
 from components.embedding_importer import executor
-from components.errors import InputDataError
+from formats.errors import InputDataError
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,10 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import item_corpus
-from components.errors import InputDataError
-from components.movielens_example_gen import features, rows, spans
+from formats import item_corpus
+from formats.errors import InputDataError
+from components.movielens_example_gen import features, rows
+from formats import spans
 
 RATINGS_FILE = "ratings.csv"
 MOVIES_FILE = "movies.csv"

@@ -5,8 +5,9 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 
 import conftest
-from components.errors import InputDataError
-from components.movielens_example_gen import executor, features, spans
+from formats.errors import InputDataError
+from components.movielens_example_gen import executor, features
+from formats import spans
 
 def _read(artifact, split):
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*"))

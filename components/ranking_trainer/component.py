@@ -25,7 +25,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import proto_utils
 
-from components import artifacts
+from formats import artifacts
 from components.ranking_trainer import executor
 from models.ranking.config import RankingConfig
 

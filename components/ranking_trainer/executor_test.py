@@ -9,7 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 import conftest
-from components import artifacts, sid_vocabulary
+from formats import artifacts, sid_vocabulary
 from components.ranking_trainer import executor
 from components.ranking_trainer.component import RankingTrainer, executor_properties
 from models.ranking import trainer

@@ -17,7 +17,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components import artifacts
+from formats import artifacts
 from components.rqvae_trainer import executor
 
 

@@ -15,8 +15,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import item_corpus, item_embeddings
-from components.errors import InputDataError
+from formats import item_corpus, item_embeddings
+from formats.errors import InputDataError
 from models.rqvae import model as rqvae
 from models.rqvae import saved_model
 

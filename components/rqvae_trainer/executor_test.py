@@ -7,8 +7,8 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 import conftest
-from components import artifacts, item_embeddings
-from components.errors import InputDataError
+from formats import artifacts, item_embeddings
+from formats.errors import InputDataError
 from components.rqvae_trainer import component, executor
 from models.rqvae import saved_model
 

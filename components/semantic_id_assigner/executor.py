@@ -16,8 +16,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import item_embeddings, semantic_ids
-from components.errors import InputDataError
+from formats import item_embeddings, semantic_ids
+from formats.errors import InputDataError
 from models.rqvae import saved_model
 
 STATS_FILE = ".collision_stats.json"

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import conftest
-from components import artifacts, semantic_ids
-from components.errors import InputDataError
+from formats import artifacts, semantic_ids
+from formats.errors import InputDataError
 from components.semantic_id_assigner import executor
 
 

@@ -12,7 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import item_corpus, item_embeddings, semantic_ids
+from formats import item_corpus, item_embeddings, semantic_ids
 from components.sid_quality_report import baselines, metrics, plots
 from models.rqvae import model as rqvae
 from models.rqvae import saved_model

@@ -16,8 +16,8 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import item_corpus, semantic_ids, sid_vocabulary
-from components.errors import InputDataError
+from formats import item_corpus, semantic_ids, sid_vocabulary
+from formats.errors import InputDataError
 from components.sid_vocab_builder import adaptation_report
 from models.sid_adaptation import spm
 

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import conftest
-from components import artifacts, sid_vocabulary
-from components.errors import InputDataError
+from formats import artifacts, sid_vocabulary
+from formats.errors import InputDataError
 from components.sid_vocab_builder import adaptation_report, executor
 from models.sid_adaptation import spm, tokenizers
 

@@ -19,7 +19,7 @@ from absl import logging
 from tfx.components.trainer import fn_args_utils
 from tfx.utils import path_utils
 
-from components import artifacts, item_embeddings, semantic_ids, sid_vocabulary
+from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary
 from models.ranking import evaluation
 from models.ranking import model as ranking
 from models.ranking import signatures

@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from components.movielens_example_gen import spans
+from formats import spans
 
 
 def _ts(date: str) -> int:

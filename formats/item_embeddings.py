@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import types
 
-from components.errors import InputDataError
+from formats.errors import InputDataError
 
 FILE_PREFIX = "embeddings"
 FILE_SUFFIX = ".tfrecord.gz"
