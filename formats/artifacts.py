@@ -31,3 +31,10 @@ class SidVocabulary(Artifact):
 class SidAdaptationReport(Artifact):
   """report.json and figure4.png: embedding lookups per item and table rows used per SID adaptation."""
   TYPE_NAME = "sid_ranking.SidAdaptationReport"
+
+
+class FeatureState(Artifact):
+  """What the interaction features need from the past, after a span: per user the recent items and
+  counters, per item its first-seen span and counters (formats/feature_state.py). Carried from one
+  daily run to the next, so that no run re-reads history. Custom property `span`: the last span in it."""
+  TYPE_NAME = "sid_ranking.FeatureState"

@@ -5,7 +5,7 @@ Span numbers count periods since the Unix epoch (UTC): days since 1970-01-01, we
 """
 
 import datetime
-from typing import Dict
+from typing import Any, Dict, Iterable, List, Optional
 
 PERIODS = ("day", "week", "month")
 _SECONDS_PER_DAY = 86400
@@ -67,3 +67,28 @@ def span_of_split(name: str) -> int:
 def describe(spans: Dict[int, int], period: str) -> Dict[str, int]:
   """{'span_N (YYYY-MM-DD)': count} in span order, for reports."""
   return {f"{split_name(s)} ({span_start(s, period).isoformat()})": n for s, n in sorted(spans.items())}
+
+
+SPAN_PROPERTY = "span"
+
+
+def latest_span(artifacts: Iterable[Any]) -> Optional[int]:
+  """The largest `span` of artifacts (TFX artifacts: property or custom property), None if none has one."""
+  found = []
+  for artifact in artifacts:
+    if artifact.has_custom_property(SPAN_PROPERTY):
+      found.append(artifact.get_int_custom_property(SPAN_PROPERTY))
+    elif SPAN_PROPERTY in artifact.PROPERTIES and artifact.has_property(SPAN_PROPERTY):
+      found.append(artifact.span)
+  return max(found, default=None)
+
+
+def inherit_span(input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]]) -> None:
+  """Marks every output with the latest span of the inputs: what data it knows about, so that the daily
+  runs' resolvers (components/resolvers.py) pick only artifacts from before their span."""
+  span = latest_span(a for artifacts in input_dict.values() for a in artifacts or [])
+  if span is None:
+    return
+  for artifacts in output_dict.values():
+    for artifact in artifacts:
+      artifact.set_int_custom_property(SPAN_PROPERTY, span)

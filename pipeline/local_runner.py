@@ -1,6 +1,12 @@
-"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner engine, SQLite ML Metadata.
+"""The main command, locally (LocalDagRunner, Beam's direct engine, SQLite ML Metadata): from a MovieLens-format
+directory to a served ranking model, through the production loop.
 
-  python -m pipeline.local_runner [--data_root DIR] [--output_root DIR] [--precomputed_embeddings F]
+  python -m pipeline.local_runner [--data_root DIR] [--output_root DIR] [--span_period P] [--start_date D]
+
+1. Chooses the span period and dates from the data (unless given) and says what it chose and why.
+2. Partitions the data into span folders (pipeline/partition.py), as a daily export would land them.
+3. Runs the SID refresh pipeline on everything before the first span.
+4. Replays the daily pipeline over the first `--replay_spans` spans, one run per span (pipeline/replay.py).
 """
 
 import argparse
@@ -10,11 +16,12 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from pipeline import configs, pipeline, progress, summary  # pylint: disable=g-import-not-at-top
+from pipeline import configs, data_profile, partition, pipeline, replay, runs, summary  # pylint: disable=g-import-not-at-top
+
+INPUT_DIR = "input"
+# The main command's replay: enough spans to evaluate, bless and push; pipeline/replay.py runs the rest.
+REPLAY_SPANS = 3
 
 
 def _args(argv):
@@ -22,55 +29,51 @@ def _args(argv):
   parser.add_argument("--data_root", default=configs.DATA_ROOT,
                       help="MovieLens-format directory (ratings.csv, movies.csv, optional tags.csv)")
   parser.add_argument("--output_root", default=configs.OUTPUT_ROOT,
-                      help="where artifacts and the ML Metadata database go")
-  parser.add_argument("--span_period", default=configs.SPAN_PERIOD, choices=("day", "week", "month"))
-  parser.add_argument("--start_date", default=configs.START_DATE,
-                      help="first span's date; earlier interactions form the 'backfill' split")
+                      help="where the span partitions, artifacts and the ML Metadata database go")
+  parser.add_argument("--span_period", choices=("day", "week", "month"),
+                      help="default: chosen from the data (the finest period dense enough)")
+  parser.add_argument("--start_date", help="first daily span's date; earlier data is the SID refresh's "
+                      "backfill (default: chosen from the data)")
+  parser.add_argument("--replay_spans", type=int, default=REPLAY_SPANS,
+                      help="daily runs to replay after the SID refresh")
   parser.add_argument("--precomputed_embeddings", default=None,
                       help=".npz with item_ids and embeddings, used instead of the MiniLM encoder")
   parser.add_argument("--no_cache", action="store_true", help="re-run every component")
   return parser.parse_args(argv)
 
 
-def _error_chain_message(error: BaseException) -> str:
-  """The message of the InputDataError behind an error, if any (Beam wraps executor errors)."""
-  while error is not None:
-    if isinstance(error, InputDataError):
-      return str(error)
-    error = error.__cause__ or error.__context__
-  return ""
+def prepare(args) -> configs.PipelineConfig:
+  """Chooses the loop's settings, partitions the data into span folders and saves the settings."""
+  choice = data_profile.choose(data_profile.profile(args.data_root), span_period=args.span_period,
+                               start_date=args.start_date)
+  print("Settings chosen from the data:")
+  for reason in choice.reasons:
+    print(f"  {reason}")
+  input_base = os.path.join(args.output_root, INPUT_DIR)
+  partition.ensure_partitioned(args.data_root, input_base, choice.span_period, choice.start_date)
+  config = configs.PipelineConfig(
+      input_base=input_base, output_root=args.output_root, span_period=choice.span_period,
+      start_date=choice.start_date, rqvae_v0_cutoff=choice.v0_cutoff,
+      precomputed_embeddings=args.precomputed_embeddings, enable_cache=not args.no_cache)
+  runs.save_config(config)
+  return config
 
 
 def main(argv=None) -> int:
   args = _args(argv)
-  metadata_path = os.path.join(args.output_root, "metadata.sqlite")
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-  sid_pipeline = pipeline.create_pipeline(**{
-      **configs.pipeline_args(args.span_period),
-      "start_date": args.start_date,
-      "pipeline_root": os.path.join(args.output_root, "pipeline_root"),
-      "data_root": args.data_root,
-      "serving_model_dir": os.path.join(args.output_root, "serving", configs.PIPELINE_NAME),
-      "precomputed_embeddings": args.precomputed_embeddings,
-      "metadata_connection_config": connection,
-      "enable_cache": not args.no_cache})
-
-  print(f"Pipeline {configs.PIPELINE_NAME}: data {args.data_root} -> {args.output_root}", flush=True)
-  # The runner logs each component's start and end; show those, not the libraries' chatter.
-  with progress.watch(quiet_other_handlers=True) as watcher:
-    try:
-      tfx.orchestration.LocalDagRunner().run(sid_pipeline)
-    except Exception as error:  # pylint: disable=broad-except
-      message = _error_chain_message(error)
-      if not message:
-        raise
-      print(f"\nStopped after {watcher.elapsed():.0f}s: input data refused.\n{message}",
-            file=sys.stderr)
+  try:
+    config = prepare(args)
+    print(f"\nSID refresh: {config.input_base}/backfill -> {config.output_root}", flush=True)
+    if runs.run(pipeline.create_sid_refresh_pipeline(config, runs.connection(config))) is None:
       return 2
-  print(f"\nFinished in {watcher.elapsed():.0f}s "
-        f"({sum(1 for s in watcher.finished.values() if s['cached'])} of {len(watcher.finished)} "
-        f"components from cache).")
-  summary.print_summary(metadata_store.MetadataStore(connection), configs.PIPELINE_NAME)
+    summary.print_summary(runs.store(config), config.pipeline_name)
+    span_list = replay.spans_to_run(config, None, None, args.replay_spans)
+    print(f"\nDaily loop: {len(span_list)} runs, one per {config.span_period} span", flush=True)
+    records = replay.replay(config, span_list)
+  except (InputDataError, RuntimeError) as error:
+    print(f"\nStopped: {error}", file=sys.stderr)
+    return 2
+  print(f"Replay report: {replay.write_report(config, records)}")
   return 0
 
 

@@ -2,10 +2,12 @@
 
 Builds the model of `custom_config['ranking']` over the frozen catalog (Semantic IDs, content
 embeddings) and vocabulary, restores the previous step's weights and optimizer state when the
-Trainer has a base model, trains on the step's span(s) and exports the serving SavedModel (with
-the frozen RQ-VAE and content encoder, see signatures.py) plus a checkpoint for the next step. `model_run_dir/metrics.json` holds the step's own figures: examples
-trained on, seconds, and AUC on the evaluation span overall and per item segment (TFMA's
-Evaluator computes the same slices for blessing).
+Trainer has a base model, scores the evaluation span with it, then trains on the step's span(s) and
+exports the serving SavedModel (with the frozen RQ-VAE and content encoder, see signatures.py) plus a
+checkpoint for the next step. In a daily run the evaluation span is the span about to be trained on, so
+the score is the incoming model's on data it has never seen: what TFMA's Evaluator computes in the same run
+for blessing. `model_run_dir/metrics.json` holds the step's own figures: examples trained on, seconds,
+and that AUC overall and per item segment.
 """
 
 import json
@@ -91,6 +93,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   else:
     model(_BUILD_BATCH)
 
+  unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
   train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed)
   examples = sum(int(batch[ranking.LABEL].shape[0]) for batch in train)
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
@@ -105,7 +108,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
              "missing_splits": custom_config.get("missing_splits", []),
              "train_examples": examples, "train_seconds": seconds,
              "epochs": epochs, "train_examples_per_second": examples * epochs / seconds if examples else None,
-             "eval": _evaluate(model, catalog, fn_args.eval_files)}
+             "eval": unseen}
   logging.info("Ranking step: %s", json.dumps(metrics))
 
   signatures.export(model, fn_args.serving_model_dir, sample_items=catalog.item_ids[:8],

@@ -1,0 +1,131 @@
+"""One daily run: the daily pipeline for one span, as a scheduler starts it (cron on Kubeflow, or here).
+
+  python -m pipeline.daily_run --output_root outputs --span 17590     (or --date 2018-02-28)
+
+Reads the loop's settings from <output_root>/config.json (written by the main command), checks that the
+span's input exists and that a SID refresh has run, runs the pipeline, and writes the run's figures to
+<output_root>/runs/span-<N>.json last: its presence means the span is done (pipeline/replay.py skips it).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+
+from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
+from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
+from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
+from pipeline import pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
+from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
+
+RUNS_DIR = "runs"
+SPAN_DIR = "span-{}"
+
+
+def record_path(output_root: str, span: int) -> str:
+  return os.path.join(output_root, RUNS_DIR, f"span-{span}.json")
+
+
+def input_spans(input_base: str) -> List[int]:
+  """The spans the partitioned input holds, in order."""
+  found = []
+  for name in tf.io.gfile.listdir(input_base) if tf.io.gfile.isdir(input_base) else []:
+    name = name.rstrip("/")
+    if name.startswith("span-") and name[len("span-"):].isdigit():
+      found.append(int(name[len("span-"):]))
+  return sorted(found)
+
+
+def check_span(config: PipelineConfig, span: int) -> None:
+  """A clear refusal, naming the span and what exists, for a span the loop cannot run."""
+  first = spans.span_of_date(config.start_date, config.span_period)
+  date = spans.span_start(span, config.span_period).isoformat()
+  existing = input_spans(config.input_base)
+  if span < first:
+    raise InputDataError(f"span {span} ({date}) is before the loop's first span {first} ({config.start_date}): "
+                         f"it belongs to the backfill the SID refresh learned from")
+  if span not in existing:
+    have = (f"spans {existing[0]} ({spans.span_start(existing[0], config.span_period)}) .. {existing[-1]} "
+            f"({spans.span_start(existing[-1], config.span_period)})" if existing else "no span")
+    raise InputDataError(f"no input for {config.span_period} span {span} ({date}) under {config.input_base}: "
+                         f"it holds {have}")
+  if not runs.store(config).get_artifacts_by_type(artifacts.SidVocabulary.TYPE_NAME):
+    raise InputDataError(f"no SID refresh in {config.metadata_path}: run the main command first")
+
+
+def _json(path: str) -> Dict[str, Any]:
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def run_record(config: PipelineConfig, span: int, seconds: float, components: Dict[str, Dict]) -> Dict[str, Any]:
+  """The figures of the span's run, from its artifacts in ML Metadata."""
+  outputs = summary.latest_run_outputs(runs.store(config), config.pipeline_name)
+  report = _json(os.path.join(outputs["SpanExampleGen"]["report"].uri, "ingestion_report.json"))
+  record = {"span": span, "date": spans.span_start(span, config.span_period).isoformat(),
+            "seconds": round(seconds, 1), "components": components,
+            "interactions": report["interactions"]["written"], "new_items": report["items"]["new"],
+            "bad_rows": report["bad_rows"]["total"]}
+  trainer = outputs.get("RankingTrainer", {})
+  if trainer:
+    step = _json(os.path.join(trainer["model_run"].uri, ranking_trainer.METRICS_FILE))
+    record["trained_examples"] = step["train_examples"]
+    record["trainer_scored"] = step["eval"]
+  evaluation = outputs.get("Evaluator", {}).get("evaluation")
+  if evaluation:
+    record["evaluated_model_span"] = spans.latest_span(
+        [summary.as_artifact(outputs["LatestModel"]["model"], standard_artifacts.Model)])
+    record["tfma"] = tfma_results.sliced_auc(evaluation.uri)
+    record["blessed"] = bool(outputs["Evaluator"]["blessing"].custom_properties["blessed"].int_value)
+  pushed = outputs.get("Pusher", {}).get("pushed_model")
+  if pushed is not None and pushed.custom_properties["pushed"].int_value:
+    record["pushed_version"] = pushed.custom_properties["pushed_version"].string_value
+  return record
+
+
+def run_span(config: PipelineConfig, span: int) -> Optional[Dict[str, Any]]:
+  """Runs span `span` (its finished components come from the cache) and records it; None if refused."""
+  check_span(config, span)
+  start = time.monotonic()
+  components = runs.run(pipeline.create_daily_pipeline(config, span, runs.connection(config)))
+  if components is None:
+    return None
+  record = run_record(config, span, time.monotonic() - start, components)
+  path = record_path(config.output_root, span)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    json.dump(record, f, indent=1)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  return record
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--output_root", required=True)
+  when = parser.add_mutually_exclusive_group(required=True)
+  when.add_argument("--span", type=int, help="span number (formats/spans.py)")
+  when.add_argument("--date", help="a date inside the span (YYYY-MM-DD)")
+  args = parser.parse_args(argv)
+  try:
+    config = runs.load_config(args.output_root)
+    span = args.span if args.span is not None else spans.span_of_date(args.date, config.span_period)
+    record = run_span(config, span)
+  except (InputDataError, ValueError) as error:
+    print(f"Refused: {error}", file=sys.stderr)
+    return 2
+  if record is None:
+    return 2
+  print(json.dumps({k: v for k, v in record.items() if k != "components"}))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,133 @@
+"""Replays the daily loop over a range of spans: one daily pipeline run per span, each its own process as a
+scheduler would start it; resumable after a kill; writes a report (table and plot).
+
+  python -m pipeline.replay --output_root outputs [--first_span N] [--last_span M | --spans K]
+
+Spans already recorded (<output_root>/runs/span-<N>.json, written last by each run) are skipped; a span
+whose run was killed is run again and its finished components come from TFX's cache. Writes
+<output_root>/replay/report.md, report.json and report.png.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from formats import spans
+from formats.errors import InputDataError
+from pipeline import daily_run, runs
+from pipeline.configs import PipelineConfig
+
+REPORT_DIR = "replay"
+
+
+def _run_in_process(output_root: str, span: int) -> Dict[str, float]:
+  """Runs one span as `python -m pipeline.daily_run`: (exit code, wall seconds, peak RSS in MB)."""
+  start = time.monotonic()
+  child = subprocess.Popen([sys.executable, "-m", "pipeline.daily_run", "--output_root", output_root,
+                            "--span", str(span)], stdout=subprocess.DEVNULL)
+  _, status, usage = os.wait4(child.pid, 0)
+  child.returncode = os.waitstatus_to_exitcode(status)
+  return {"returncode": child.returncode, "process_seconds": round(time.monotonic() - start, 1),
+          "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def spans_to_run(config: PipelineConfig, first: Optional[int], last: Optional[int], count: Optional[int]
+                 ) -> List[int]:
+  existing = [s for s in daily_run.input_spans(config.input_base)
+              if s >= spans.span_of_date(config.start_date, config.span_period)]
+  if not existing:
+    raise InputDataError(f"{config.input_base} holds no span from {config.start_date} on")
+  first = existing[0] if first is None else first
+  chosen = [s for s in existing if s >= first and (last is None or s <= last)]
+  return chosen[:count] if count else chosen
+
+
+def replay(config: PipelineConfig, span_list: Sequence[int], stream=sys.stdout) -> List[Dict[str, Any]]:
+  """Runs every span of `span_list` not yet recorded, in order; stops at the first refused or failed one."""
+  for span in span_list:
+    if os.path.exists(daily_run.record_path(config.output_root, span)):
+      print(f"span {span}: already done", file=stream, flush=True)
+      continue
+    process = _run_in_process(config.output_root, span)
+    if process["returncode"] != 0:
+      raise RuntimeError(f"the daily run of span {span} failed (exit {process['returncode']}); "
+                         f"re-run the replay to resume from it")
+    path = daily_run.record_path(config.output_root, span)
+    with open(path) as f:
+      record = json.load(f)
+    record.update(process)
+    with open(path, "w") as f:
+      json.dump(record, f, indent=1)
+    print(f"span {span} ({record['date']}): {record['interactions']} interactions, {record['new_items']} new "
+          f"items, {process['process_seconds']}s, peak {process['peak_rss_mb']:.0f} MB"
+          f"{', pushed ' + record['pushed_version'] if record.get('pushed_version') else ''}",
+          file=stream, flush=True)
+  return [_load(config, s) for s in span_list if os.path.exists(daily_run.record_path(config.output_root, s))]
+
+
+def _load(config: PipelineConfig, span: int) -> Dict[str, Any]:
+  with open(daily_run.record_path(config.output_root, span)) as f:
+    return json.load(f)
+
+
+def _auc(record: Dict[str, Any], name: str) -> str:
+  auc = record.get("tfma", {}).get(name, {}).get("auc")
+  return "n/a" if auc is None else f"{auc:.3f}"
+
+
+def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
+  """report.md (table), report.json and report.png (wall time, peak memory and AUC per span)."""
+  from components.figures import plt, save_png  # pylint: disable=g-import-not-at-top
+  out = os.path.join(config.output_root, REPORT_DIR)
+  os.makedirs(out, exist_ok=True)
+  lines = [f"# Daily loop replay: {len(records)} {config.span_period} spans\n",
+           "Each row is one daily pipeline run. AUC is TFMA's, of the model trained through the previous "
+           "span, on this span (which it has never seen): the previous step's AUC on the next span.\n",
+           "| # | span | date | interactions | new items | wall s | peak MB | AUC | cold-start | long-tail "
+           "| blessed | pushed version |", "|" + "---|" * 12]
+  for i, r in enumerate(records):
+    lines.append(f"| {i} | {r['span']} | {r['date']} | {r['interactions']:,} | {r['new_items']} | "
+                 f"{r.get('process_seconds', r['seconds'])} | {r.get('peak_rss_mb', 'n/a')} | {_auc(r, 'overall')} | "
+                 f"{_auc(r, 'cold_start')} | {_auc(r, 'long_tail')} | {'yes' if r.get('blessed') else 'no'} | "
+                 f"{r.get('pushed_version', '')} |")
+  with open(os.path.join(out, "report.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  with open(os.path.join(out, "report.json"), "w") as f:
+    json.dump(records, f, indent=1)
+  figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+  index = range(len(records))
+  axes[0].plot(index, [r.get("process_seconds", r["seconds"]) for r in records], marker="o")
+  axes[0].set(title="wall time per daily run", xlabel="span index", ylabel="seconds")
+  axes[1].plot(index, [r.get("peak_rss_mb", 0) for r in records], marker="o")
+  axes[1].set(title="peak memory per daily run", xlabel="span index", ylabel="MB")
+  for name in ("overall", "cold_start", "long_tail"):
+    axes[2].plot(index, [r.get("tfma", {}).get(name, {}).get("auc") for r in records], marker="o", label=name)
+  axes[2].set(title="AUC on the span, before training on it", xlabel="span index")
+  axes[2].legend()
+  save_png(figure, os.path.join(out, "report.png"))
+  return os.path.join(out, "report.md")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--output_root", required=True)
+  parser.add_argument("--first_span", type=int, help="default: the loop's first span")
+  parser.add_argument("--last_span", type=int)
+  parser.add_argument("--spans", type=int, help="run at most this many spans")
+  args = parser.parse_args(argv)
+  try:
+    config = runs.load_config(args.output_root)
+    records = replay(config, spans_to_run(config, args.first_span, args.last_span, args.spans))
+  except (InputDataError, RuntimeError) as error:
+    print(f"Replay stopped: {error}", file=sys.stderr)
+    return 2
+  print(f"Replay report: {write_report(config, records)}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,74 @@
+"""Running the pipelines locally (LocalDagRunner, SQLite ML Metadata) and the loop's saved settings.
+
+`<output_root>/config.json` holds the PipelineConfig the main command chose, so that a scheduler (or
+pipeline/replay.py) starts each daily run with nothing but the output root and a span.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Dict, Optional, TextIO
+
+from ml_metadata import metadata_store
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+
+from formats.errors import InputDataError
+from pipeline import progress
+from pipeline.configs import PipelineConfig
+
+CONFIG_FILE = "config.json"
+
+
+def save_config(config: PipelineConfig) -> str:
+  os.makedirs(config.output_root, exist_ok=True)
+  path = os.path.join(config.output_root, CONFIG_FILE)
+  with open(path + ".tmp", "w") as f:
+    json.dump(dataclasses.asdict(config), f, indent=1)
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def load_config(output_root: str) -> PipelineConfig:
+  path = os.path.join(output_root, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise InputDataError(f"{path} not found: run the main command (pipeline.local_runner) first, which "
+                         f"partitions the data, runs the SID refresh and saves the loop's settings there")
+  with open(path) as f:
+    return PipelineConfig(**json.load(f))
+
+
+def connection(config: PipelineConfig):
+  return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+
+
+def store(config: PipelineConfig) -> metadata_store.MetadataStore:
+  return metadata_store.MetadataStore(connection(config))
+
+
+def error_chain_message(error: BaseException) -> str:
+  """The message of the InputDataError behind an error, if any (Beam and TFX wrap executor errors)."""
+  while error is not None:
+    if isinstance(error, InputDataError):
+      return str(error)
+    error = error.__cause__ or error.__context__
+  return ""
+
+
+def run(pipeline: tfx_pipeline.Pipeline, stream: TextIO = sys.stdout) -> Optional[Dict[str, Dict]]:
+  """Runs a pipeline with component progress on `stream`; returns {component: {seconds, cached}}, or None
+  after printing why when the input data was refused (no stack trace for bad input)."""
+  with progress.watch(stream, quiet_other_handlers=True) as watcher:
+    try:
+      tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # pylint: disable=broad-except
+      message = error_chain_message(error)
+      if not message:
+        raise
+      print(f"\nStopped after {watcher.elapsed():.0f}s: input data refused.\n{message}", file=sys.stderr)
+      return None
+  cached = sum(1 for s in watcher.finished.values() if s["cached"])
+  print(f"{pipeline.pipeline_info.pipeline_name}: finished in {watcher.elapsed():.0f}s "
+        f"({cached} of {len(watcher.finished)} components from cache).", file=stream, flush=True)
+  return watcher.finished

@@ -1,0 +1,53 @@
+"""Ingestion and validation: SpanExampleGen (one span, or the backfill) and TFDV against schemas/."""
+
+import dataclasses
+from typing import List, Optional, Union
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_node
+from tfx.orchestration import data_types
+from tfx.proto import range_config_pb2
+
+import schemas
+from components.span_example_gen.component import SpanExampleGen
+from pipeline.configs import PipelineConfig
+
+BACKFILL_PATTERN = "backfill"
+
+
+@dataclasses.dataclass
+class Ingestion:
+  example_gen: SpanExampleGen
+  nodes: List[base_node.BaseNode]
+
+
+def ingestion(config: PipelineConfig, previous_state=None, validate_items: bool = False,
+              range_config: Optional[Union[range_config_pb2.RangeConfig, data_types.RuntimeParameter]] = None
+              ) -> Ingestion:
+  """Without `range_config`: the backfill (everything before config.start_date); with it: the span it
+  names (or, as a runtime parameter, the span the scheduler passes), continuing from `previous_state`."""
+  backfill = range_config is None
+  example_gen = SpanExampleGen(
+      input_base=config.input_base, span_period=config.span_period,
+      span_pattern=BACKFILL_PATTERN if backfill else "span-{SPAN}", range_config=range_config,
+      previous_state=previous_state, end_date=config.start_date if backfill else None,
+      history_length=config.history_length, max_tags=config.max_tags,
+      bad_row_policy=config.bad_row_policy, max_bad_row_fraction=config.max_bad_row_fraction)
+  statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  schema = tfx.components.ImportSchemaGen(schema_file=schemas.INTERACTIONS_SCHEMA).with_id("InteractionsSchema")
+  validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
+                                              schema=schema.outputs["schema"])
+  nodes = [example_gen, statistics, schema, validator]
+  if validate_items:
+    item_statistics = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["items"]).with_id("ItemStatisticsGen")
+    items_schema = tfx.components.ImportSchemaGen(schema_file=schemas.ITEMS_SCHEMA).with_id("ItemsSchema")
+    nodes += [item_statistics, items_schema, tfx.components.ExampleValidator(
+        statistics=item_statistics.outputs["statistics"],
+        schema=items_schema.outputs["schema"]).with_id("ItemExampleValidator")]
+  return Ingestion(example_gen, nodes)
+
+
+def static_span(span: int) -> range_config_pb2.RangeConfig:
+  return range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+      start_span_number=span, end_span_number=span))

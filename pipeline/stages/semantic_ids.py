@@ -1,0 +1,81 @@
+"""Content embeddings and Semantic IDs: the SID refresh's full build, and the daily runs' new items.
+
+Node ids are shared by both shapes where the role is the same (SemanticIdAssigner), so that a daily
+run's resolver finds the latest Semantic IDs whichever shape wrote them (pipeline/stages/frozen.py).
+"""
+
+import dataclasses
+from typing import List, Optional
+
+from tfx.dsl.components.base import base_node
+from tfx.types import channel
+
+from components.content_embedder.component import ContentEmbedder
+from components.embedding_importer.component import EmbeddingImporter
+from components.rqvae_trainer.component import RQVAETrainer
+from components.semantic_id_assigner.component import SemanticIdAssigner
+from components.sid_quality_report.component import SidQualityReport
+from components.sid_vocab_builder.component import SidVocabBuilder
+from pipeline.configs import PipelineConfig
+
+# The split of SpanExampleGen's examples (the backfill's interactions in the SID refresh).
+INTERACTIONS_SPLIT = "interactions"
+
+
+@dataclasses.dataclass
+class SidArtifacts:
+  """Channels of the frozen SID artifacts the ranking stage consumes."""
+  semantic_ids: channel.BaseChannel
+  embeddings: channel.BaseChannel
+  vocabulary: channel.BaseChannel
+  sid_encoder: channel.BaseChannel
+  text_encoder: Optional[channel.BaseChannel]
+
+
+def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: channel.BaseChannel
+                ) -> tuple[SidArtifacts, List[base_node.BaseNode]]:
+  """Item embeddings, RQ-VAE v1 (and v0 with config.rqvae_v0_cutoff), every item's SID, the quality
+  report and SentencePiece vocabularies learned from the backfill's impressions."""
+  if config.precomputed_embeddings:
+    embedder = EmbeddingImporter(items=items, embeddings_path=config.precomputed_embeddings,
+                                 dim=config.embedding_dim)
+  else:
+    embedder = ContentEmbedder(items=items, batch_size=config.embedding_batch_size)
+  embeddings = embedder.outputs["embeddings"]
+  rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae, version="v1")
+  assigner = SemanticIdAssigner(embeddings=embeddings, model=rqvae.outputs["model"])
+  nodes = [embedder, rqvae, assigner]
+  assigner_v0 = None
+  if config.rqvae_v0_cutoff:
+    rqvae_v0 = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae,
+                            train_items_first_seen_before=config.rqvae_v0_cutoff,
+                            version="v0").with_id("RQVAETrainerV0")
+    assigner_v0 = SemanticIdAssigner(embeddings=embeddings,
+                                     model=rqvae_v0.outputs["model"]).with_id("SemanticIdAssignerV0")
+    nodes += [rqvae_v0, assigner_v0]
+  report = SidQualityReport(
+      embeddings=embeddings, items=items, semantic_ids=assigner.outputs["semantic_ids"],
+      model=rqvae.outputs["model"],
+      semantic_ids_v0=assigner_v0.outputs["semantic_ids"] if assigner_v0 else None)
+  vocabulary = SidVocabBuilder(semantic_ids=assigner.outputs["semantic_ids"], examples=examples, items=items,
+                               table_budgets=config.sid_table_budgets, train_splits=[INTERACTIONS_SPLIT])
+  nodes += [report, vocabulary]
+  return SidArtifacts(semantic_ids=assigner.outputs["semantic_ids"], embeddings=embeddings,
+                      vocabulary=vocabulary.outputs["vocabulary"], sid_encoder=rqvae.outputs["model"],
+                      text_encoder=embedder.outputs.get("encoder")), nodes
+
+
+def new_items(config: PipelineConfig, items: channel.BaseChannel, frozen: SidArtifacts
+              ) -> tuple[SidArtifacts, List[base_node.BaseNode]]:
+  """The span's new items embedded by the frozen encoder and given SIDs by the frozen RQ-VAE, appended to
+  the latest catalog: no retraining, old items untouched. With precomputed embeddings there is no encoder
+  for new content: new items then have no SID and are scored by the model's fallback."""
+  if config.precomputed_embeddings:
+    return frozen, []
+  embedder = ContentEmbedder(items=items, batch_size=config.embedding_batch_size,
+                             previous_embeddings=frozen.embeddings,
+                             export_encoder=False).with_id("NewItemEmbedder")
+  assigner = SemanticIdAssigner(embeddings=embedder.outputs["embeddings"], model=frozen.sid_encoder,
+                                previous_semantic_ids=frozen.semantic_ids)
+  return dataclasses.replace(frozen, semantic_ids=assigner.outputs["semantic_ids"],
+                             embeddings=embedder.outputs["embeddings"]), [embedder, assigner]
