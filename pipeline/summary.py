@@ -61,7 +61,7 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
   for node in sorted(outputs):
     for key, artifact in sorted(outputs[node].items()):
       say(f"  {node + '.' + key:<38} {artifact.uri}")
-  report = outputs.get("MovieLensExampleGen", {}).get("report")
+  report = outputs.get("SpanExampleGen", {}).get("report")
   if report:
     path = os.path.join(report.uri, example_gen_executor.REPORT_FILE)
     with tf.io.gfile.GFile(path) as f:
@@ -119,28 +119,22 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
                 if "keys_sharing_a_row" in row else "")
       say(f"  {name:<20} rows {row['table_rows']:>7,} (used {row['rows_used']:>6,}), lookups per item "
           f"head {row['lookups_head']:.2f} / rest {row['lookups_rest'] or 0:.2f}{shared}")
-  steps = sorted((node for node in outputs if node.startswith("RankingTrainer_")),
-                 key=lambda node: (not node.endswith("_Warmup"), node))
-  if steps:
-    say("Ranking, continuous training (AUC on the next span; n/a where a slice holds one class):")
-  for node in steps:
-    with tf.io.gfile.GFile(os.path.join(outputs[node]["model_run"].uri, ranking_trainer.METRICS_FILE)) as f:
+  trainer = outputs.get("RankingTrainer", {})
+  if trainer:
+    with tf.io.gfile.GFile(os.path.join(trainer["model_run"].uri, ranking_trainer.METRICS_FILE)) as f:
       step = json.load(f)
-    evaluation = step["eval"]
-    aucs = ", ".join(f"{name} {_auc(evaluation.get(name, {}))}" for name in ("overall", "cold_start", "long_tail"))
-    blessing = outputs.get(node.replace("RankingTrainer_", "Evaluator_"), {}).get("blessing")
-    blessed = blessing is not None and blessing.custom_properties["blessed"].int_value == 1
-    say(f"  {node[len('RankingTrainer_'):]:<11} trained on {step['train_examples']:>6,} "
-        f"({', '.join(step['missing_splits']) + ' empty, ' if step['missing_splits'] else ''}"
-        f"{step['train_seconds']:.1f}s); eval {evaluation.get('overall', {}).get('examples', 0):,}: {aucs}; "
-        f"{'blessed' if blessed else 'not blessed'}")
+    scored = step["eval"]
+    aucs = ", ".join(f"{name} {_auc(scored.get(name, {}))}" for name in ("overall", "cold_start", "long_tail"))
+    say(f"Ranking model ({step['config']['representation']}): trained on {step['train_examples']:,} interactions "
+        f"in {step['train_seconds']:.1f}s" + ("" if not scored.get("overall") else
+        f"; before that, scored them at AUC {aucs}") + f" ({trainer['model'].uri})")
   pushed = outputs.get("Pusher", {}).get("pushed_model")
   if pushed:
     props = pushed.custom_properties
     if "pushed" in props and props["pushed"].int_value:
       say(f"Pushed for serving: {props['pushed_destination'].string_value}")
     else:
-      say("Not pushed: the last step's model was not blessed")
+      say("Not pushed: the evaluated model was not blessed")
 
 
 def _auc(slice_metrics) -> str:

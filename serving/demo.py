@@ -23,15 +23,21 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+def most_active_user(data_root: str) -> int:
+  _, ratings = query.read_movielens(data_root)
+  return max(ratings, key=lambda user: (len(ratings[user]), -user))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_base_path", required=True)
   parser.add_argument("--model_name", default="sid_ranking")
-  parser.add_argument("--user", type=int, default=414)
+  parser.add_argument("--user", type=int, help="default: the user with the most ratings in --data_root")
   parser.add_argument("--data_root", default=query.DATA_ROOT)
   args = parser.parse_args(argv)
   if not versions.versions_on_disk(args.model_base_path):
     sys.exit(f"No model version under {args.model_base_path}: no step was blessed yet, so nothing was pushed.")
+  user = args.user if args.user is not None else most_active_user(args.data_root)
   port = free_port()
   log_path = os.path.join(os.path.dirname(os.path.abspath(args.model_base_path)), "server.log")
   print(f"Serving {args.model_base_path} on 127.0.0.1:{port} (log: {log_path})", flush=True)
@@ -41,7 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
          "--model_base_path", args.model_base_path, "--port", str(port)],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=log, stderr=subprocess.STDOUT)
     try:
-      query.main(["--server", f"127.0.0.1:{port}", "--model_name", args.model_name, "--user", str(args.user),
+      query.main(["--server", f"127.0.0.1:{port}", "--model_name", args.model_name, "--user", str(user),
                   "--data_root", args.data_root, "--new_item", NEW_ITEM, "--wait_seconds", "300"])
     finally:
       server.terminate()

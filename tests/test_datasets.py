@@ -1,0 +1,47 @@
+"""tests/datasets.py: shifted and user-subset MovieLens copies."""
+
+import pathlib
+
+import conftest
+from pipeline import data_profile
+from tests import datasets
+
+SHIFT = 631152000  # 20 x 365.25 days
+TAGS = conftest.TINY_TAGS + f'2,2,"heist, classic",{conftest.DAY0 + 7}\n'
+RATINGS = conftest.TINY_RATINGS + "3,1,4.0,not-a-time\n" + f"4,3,1.0,{conftest.DAY0 + 5}\n"
+
+
+def _copy(tmp_path: pathlib.Path, **kwargs) -> pathlib.Path:
+  src = conftest.write_movielens(tmp_path / "src", ratings=RATINGS, tags=TAGS)
+  return pathlib.Path(datasets.shifted_movielens(src, str(tmp_path / "dst"), **kwargs))
+
+
+def test_every_timestamp_moves_twenty_years_and_the_rest_stays_verbatim(tmp_path):
+  dst = _copy(tmp_path)
+  d0 = conftest.DAY0 + SHIFT
+  day = conftest.DAY
+  assert (dst / "ratings.csv").read_text() == (
+      f"userId,movieId,rating,timestamp\n1,1,4.0,{d0}\n1,2,3.0,{d0 + 1}\n1,3,5.0,{d0 + day}\n"
+      f"2,2,4.5,{d0 + day + 5}\n2,1,2.0,{d0 + 2 * day}\n3,1,4.0,not-a-time\n4,3,1.0,{d0 + 5}\n")
+  assert (dst / "tags.csv").read_text() == (
+      f'userId,movieId,tag,timestamp\n1,1,Pixar,{d0}\n2,1,pixar,{d0 + 3}\n2,1,toys,{d0 + 4}\n'
+      f'2,2,"heist, classic",{d0 + 7}\n')
+  assert (dst / "movies.csv").read_text() == conftest.TINY_MOVIES
+  assert data_profile.profile(str(dst)).first_date.isoformat() == "2038-01-01"
+
+
+def test_a_user_fraction_keeps_the_ratings_and_tags_of_the_drawn_users(tmp_path):
+  dst = _copy(tmp_path, years=0, user_fraction=0.5, seed=0)
+  # random.Random(0).sample([1, 2, 4], 2) draws users 2 and 4; the unparsable row stays.
+  d0, day = conftest.DAY0, conftest.DAY
+  assert (dst / "ratings.csv").read_text() == (
+      f"userId,movieId,rating,timestamp\n2,2,4.5,{d0 + day + 5}\n2,1,2.0,{d0 + 2 * day}\n"
+      f"3,1,4.0,not-a-time\n4,3,1.0,{d0 + 5}\n")
+  assert (dst / "tags.csv").read_text() == (
+      f'userId,movieId,tag,timestamp\n2,1,pixar,{d0 + 3}\n2,1,toys,{d0 + 4}\n2,2,"heist, classic",{d0 + 7}\n')
+
+
+def test_without_tags_no_tags_file_is_written(tmp_path):
+  src = conftest.write_movielens(tmp_path / "src", tags=None)
+  dst = pathlib.Path(datasets.shifted_movielens(src, str(tmp_path / "dst"), years=1))
+  assert sorted(p.name for p in dst.iterdir()) == ["movies.csv", "ratings.csv"]
