@@ -24,15 +24,23 @@ def to_example(item_id: int, codes: Sequence[int], suffix: int) -> bytes:
       "item_id": int64([item_id]), "codes": int64(codes), "suffix": int64([suffix])})).SerializeToString()
 
 
+def from_example(record: bytes) -> Tuple[int, Tuple[int, ...], int]:
+  """(item_id, codes, suffix) of one record."""
+  feature = tf.train.Example.FromString(record).features.feature
+  return (feature["item_id"].int64_list.value[0], tuple(feature["codes"].int64_list.value),
+          feature["suffix"].int64_list.value[0])
+
+
+def files_pattern(uri: str) -> str:
+  return os.path.join(uri, f"{FILE_PREFIX}*{FILE_SUFFIX}")
+
+
 def load(artifact: types.Artifact) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(item_ids [N], codes [N, L], suffixes [N]) sorted by item id."""
-  ids, codes, suffixes = [], [], []
-  files = tf.io.gfile.glob(os.path.join(artifact.uri, f"{FILE_PREFIX}*{FILE_SUFFIX}"))
-  for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-    feature = tf.train.Example.FromString(record).features.feature
-    ids.append(feature["item_id"].int64_list.value[0])
-    codes.append(list(feature["codes"].int64_list.value))
-    suffixes.append(feature["suffix"].int64_list.value[0])
+  files = tf.io.gfile.glob(files_pattern(artifact.uri))
+  rows = [from_example(record)
+          for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()]
+  ids, codes, suffixes = zip(*rows) if rows else ((), (), ())
   order = np.argsort(ids)
   return (np.asarray(ids, np.int64)[order], np.asarray(codes, np.int64)[order],
           np.asarray(suffixes, np.int64)[order])

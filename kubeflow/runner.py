@@ -1,28 +1,48 @@
-"""Compiles the pipeline for Kubeflow Pipelines (KFP v2 / Vertex AI Pipelines) with
-KubeflowV2DagRunner: the same create_pipeline(...) as the local runner, only the config differs.
+"""Compiles the SID refresh or the daily pipeline for Kubeflow Pipelines (KFP v2 / Vertex AI Pipelines) with
+KubeflowV2DagRunner: the same pipelines as the local runs, only the config differs.
 
-  python -m kubeflow.runner --image IMAGE --pipeline_root gs://BUCKET/root --data_root gs://BUCKET/ml \\
+  python -m kubeflow.runner --pipeline sid_refresh|daily --image IMAGE --pipeline_root gs://BUCKET/sid_ranking \\
+      --data_root gs://BUCKET/input --span_period month --start_date 2016-01-01 \\
       [--beam_runner DataflowRunner --project P --region R --temp_location gs://BUCKET/tmp] [--output F]
 
-Writes the pipeline spec (JSON) to upload with the KFP UI/SDK or submit to Vertex AI. The image is
-built from kubeflow/Dockerfile. With --beam_runner DataflowRunner the Beam components (ExampleGen,
-ContentEmbedder, SemanticIdAssigner, SidVocabBuilder, StatisticsGen, Evaluator) run on Dataflow,
-shipping the project with --setup_file; the default keeps Beam in the component's container.
+--data_root is the span-partitioned input (backfill/ and span-<N>/ folders, pipeline/partition.py). The
+daily spec takes its span as the runtime parameter `range_config` (kubeflow.SPAN_PARAMETER, a RangeConfig
+JSON) whose default, empty, ingests the latest span present when the run starts: what the daily schedule
+(kubeflow/schedule.py) runs. Compiling reads no data: SpanExampleGen's driver resolves the span and
+fingerprints its files at run time.
+
+The daily spec's resolvers are TFX's stock ones (pipeline/stages/ranking.py says what differs), which
+TFX 1.16 compiles to queries by artifact type alone (the spec's resolver executors): the project's own
+types (FeatureState, SemanticIds, ItemEmbeddings, SidVocabulary) all query as "tfx.Artifact", and every
+Model (RQ-VAE, text encoder, ranking model) as "tfx.Model", so these queries cannot tell them apart.
+
+Writes the spec to --output: a .yaml file holds the PipelineSpec that KFP's client uploads, any other name a
+PipelineJob JSON for Vertex AI. The image is built from kubeflow/Dockerfile. With --beam_runner
+DataflowRunner the Beam components run on Dataflow, shipping the project with --setup_file; the default
+keeps Beam in the component's container.
 """
 
 import argparse
+import json
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import yaml  # pylint: disable=g-import-not-at-top
+from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
+from tfx.orchestration import data_types  # pylint: disable=g-import-not-at-top
+from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
 
+import kubeflow  # pylint: disable=g-import-not-at-top
+from formats import spans  # pylint: disable=g-import-not-at-top
 from pipeline import configs, pipeline  # pylint: disable=g-import-not-at-top
 
-SPEC_FILE = "sid_ranking_pipeline.json"
-# KFP pipeline names allow [a-z0-9-] only.
+SID_REFRESH, DAILY = "sid_refresh", "daily"
+# KFP pipeline names allow [a-z0-9-] only. Both pipelines share it, so that the daily runs' resolvers
+# find the refresh's artifacts.
 PIPELINE_NAME = configs.PIPELINE_NAME.replace("_", "-")
 # Inside the image (kubeflow/Dockerfile) the project lives here.
 IMAGE_PROJECT_ROOT = "/pipeline"
@@ -39,25 +59,52 @@ def beam_args(runner: str, project: Optional[str], region: Optional[str], temp_l
           f"--temp_location={temp_location}", f"--setup_file={IMAGE_PROJECT_ROOT}/setup.py"]
 
 
-def compile_pipeline(image: str, pipeline_root: str, data_root: str, output: str,
-                     beam_pipeline_args: List[str]) -> str:
-  sid_pipeline = pipeline.create_pipeline(**{
-      **configs.pipeline_args(), "pipeline_name": PIPELINE_NAME, "pipeline_root": pipeline_root,
-      "data_root": data_root, "serving_model_dir": os.path.join(pipeline_root, "serving", configs.PIPELINE_NAME),
-      "beam_pipeline_args": beam_pipeline_args})
+def _build_pipeline(name: str, config: configs.PipelineConfig) -> tfx_pipeline.Pipeline:
+  if name == DAILY:
+    return pipeline.create_daily_pipeline(config, data_types.RuntimeParameter(
+        name=kubeflow.SPAN_PARAMETER, ptype=str, default=kubeflow.LATEST_SPAN))
+  return pipeline.create_sid_refresh_pipeline(config)
+
+
+def compile_pipeline(name: str, config: configs.PipelineConfig, image: str, output: str) -> str:
+  """Writes pipeline `name` compiled with `config` to `output` (see the module docstring for the format)."""
+  defaults = {kubeflow.SPAN_PARAMETER: kubeflow.LATEST_SPAN} if name == DAILY else {}
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
-      output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))
-  runner.run(sid_pipeline, write_out=True)
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+          display_name=f"{config.pipeline_name}-{name.replace('_', '-')}", default_image=image,
+          use_pipeline_spec_2_1=True))
+  job = runner.run(_build_pipeline(name, config), parameter_values=defaults, write_out=False)
+  _add_defaults(job["pipelineSpec"], defaults, config.pipeline_root)
+  with fileio.open(output, "w") as f:
+    if output.endswith((".yaml", ".yml")):
+      yaml.safe_dump(job["pipelineSpec"], f, sort_keys=True)
+    else:
+      json.dump(job, f, sort_keys=True, indent=1)
   return output
+
+
+def _add_defaults(spec: Dict[str, Any], defaults: Dict[str, Any], pipeline_root: str) -> None:
+  """What TFX's compiler leaves to the PipelineJob's runtimeConfig, in the spec itself, as KFP's own
+  compiler writes it: a run or a recurring run from the spec alone gets the parameters' defaults and the
+  pipeline root."""
+  for name, value in defaults.items():
+    spec["root"]["inputDefinitions"]["parameters"][name].update(defaultValue=value, isOptional=True)
+  spec["defaultPipelineRoot"] = pipeline_root
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--pipeline", required=True, choices=(SID_REFRESH, DAILY))
   parser.add_argument("--image", required=True, help="the pipeline image built from kubeflow/Dockerfile")
-  parser.add_argument("--pipeline_root", required=True, help="e.g. gs://BUCKET/sid_ranking")
-  parser.add_argument("--data_root", required=True, help="MovieLens-format directory, e.g. gs://BUCKET/ml")
-  parser.add_argument("--output", default=SPEC_FILE)
+  parser.add_argument("--pipeline_root", required=True,
+                      help="the loop's output root, e.g. gs://BUCKET/sid_ranking: TFX's pipeline root is "
+                           "<it>/pipeline_root, pushed models go to <it>/serving/sid_ranking")
+  parser.add_argument("--data_root", required=True,
+                      help="the span-partitioned input (backfill/, span-<N>/), e.g. gs://BUCKET/input")
+  parser.add_argument("--span_period", required=True, choices=spans.PERIODS)
+  parser.add_argument("--start_date", required=True,
+                      help="the first daily span's start date; the SID refresh learns from everything before")
+  parser.add_argument("--output", help="default: <pipeline>.yaml")
   parser.add_argument("--beam_runner", default="DirectRunner", choices=("DirectRunner", "DataflowRunner"))
   parser.add_argument("--project")
   parser.add_argument("--region")
@@ -67,7 +114,10 @@ def main(argv=None) -> int:
     beam = beam_args(args.beam_runner, args.project, args.region, args.temp_location)
   except ValueError as e:
     parser.error(str(e))
-  print(compile_pipeline(args.image, args.pipeline_root, args.data_root, args.output, beam))
+  config = configs.PipelineConfig(
+      input_base=args.data_root, output_root=args.pipeline_root, span_period=args.span_period,
+      start_date=args.start_date, pipeline_name=PIPELINE_NAME, beam_pipeline_args=beam)
+  print(compile_pipeline(args.pipeline, config, args.image, args.output or f"{args.pipeline}.yaml"))
   return 0
 
 

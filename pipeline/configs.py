@@ -8,22 +8,18 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
+from pipeline import beam_runners
+
 PIPELINE_NAME = "sid_ranking"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ROOT = os.path.join(PROJECT_ROOT, "data", "ml-latest-small")
 OUTPUT_ROOT = os.path.join(PROJECT_ROOT, "outputs")
 
-# in_memory keeps start-up cheap on a laptop; use multi_processing (and direct_num_workers=0 for all
-# cores) for larger corpora, or --runner=DataflowRunner/FlinkRunner/SparkRunner with --setup_file.
-BEAM_PIPELINE_ARGS = [
-    # The DirectRunner's own engine, without its attempt to download the Prism runner binary.
-    "--runner=FnApiRunner",
-    "--direct_running_mode=in_memory",
-    "--direct_num_workers=1",
-    # Ships the project to remote workers (Dataflow, Flink, Spark); locally it only stops TFX
-    # from building an ephemeral package of itself before each Beam job.
-    f"--setup_file={os.path.join(PROJECT_ROOT, 'setup.py')}",
-]
+# in_memory keeps start-up cheap on a laptop; for larger corpora use beam_runners.local_args(
+# "multi_processing", 0) (every core), beam_runners.dask_args(scheduler) for a Dask cluster (which
+# executors run there: tests/test_beam_runners.py), or --runner=DataflowRunner/FlinkRunner/SparkRunner
+# with --setup_file.
+BEAM_PIPELINE_ARGS = beam_runners.local_args("in_memory", 1)
 
 # RQ-VAE for ~10k items: 3 levels x 256 codes (TIGER used 3 x 256 for 12k items), a 32-d latent.
 RQVAE_CONFIG = {"num_levels": 3, "codebook_size": 256, "latent_dim": 32, "hidden_dim": 256,

@@ -33,13 +33,17 @@ def create_sid_refresh_pipeline(
 
 def create_daily_pipeline(
     config: PipelineConfig,
-    span: int,
+    span: ingestion.Span,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx_pipeline.Pipeline:
-  """One daily run: span `span` of config.input_base, continuing from the latest artifacts before it."""
+  """One daily run: span `span` of config.input_base, continuing from the latest artifacts before it.
+
+  On Kubeflow `span` is a runtime parameter (a RangeConfig JSON; empty: the latest span present when the
+  run starts) and the latest artifacts are the newest ones: pipeline/stages/ranking.py says what differs.
+  """
   state = ranking.latest_state(span)
   span_input = ingestion.ingestion(config, previous_state=state.outputs["state"],
-                                   range_config=ingestion.static_span(span))
+                                   range_config=ingestion.span_range(span))
   frozen, frozen_resolver = ranking.latest_sid_artifacts(span)
   sids, new_item_nodes = semantic_ids.new_items(config, span_input.example_gen.outputs["items"], frozen)
   step = ranking.daily(config, span, span_input.example_gen.outputs["examples"], sids)

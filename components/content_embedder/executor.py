@@ -2,11 +2,13 @@
 
 The encoder is exported once as a SavedModel (string -> 384 floats) into the `encoder` artifact and
 every Beam worker loads that same file once; the serving model can later embed unknown items' text
-with the identical graph.
+with the identical graph. With previous embeddings (daily runs) only the items absent from them are
+embedded, and their records are copied unchanged; without `export_encoder` the encoder goes to the
+execution's temp folder instead, and only when there is something to embed.
 """
 
 import os
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import AbstractSet, Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -16,8 +18,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from formats import item_corpus, item_embeddings
-models_stub = None
+from formats import item_corpus, item_embeddings, spans
+from formats.errors import InputDataError
 from models.content_encoder import encoder as content_encoder
 
 
@@ -44,33 +46,68 @@ def _id_and_text(record: bytes) -> Tuple[int, str]:
           features["content_text"].bytes_list.value[0].decode("utf-8"))
 
 
+def _previous_ids(previous: Optional[types.Artifact]) -> AbstractSet[int]:
+  """Ids of the previous embeddings, after checking that their vectors fit this encoder."""
+  if previous is None:
+    return frozenset()
+  dim = previous.get_int_custom_property("dim")
+  if dim != content_encoder.EMBEDDING_DIM:
+    raise InputDataError(
+        f"the previous item embeddings at {previous.uri} are {dim}-d, {content_encoder.MODEL_NAME} "
+        f"gives {content_encoder.EMBEDDING_DIM}-d: embed every item again (no previous_embeddings)")
+  return frozenset(int(i) for i in item_embeddings.load(previous)[0])
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    spans.inherit_span(input_dict, output_dict)
     items = artifact_utils.get_single_instance(input_dict["items"])
+    previous = (artifact_utils.get_single_instance(input_dict["previous_embeddings"])
+                if input_dict.get("previous_embeddings") else None)
     encoder = artifact_utils.get_single_instance(output_dict["encoder"])
     output = artifact_utils.get_single_instance(output_dict["embeddings"])
-    saved_model_dir = path_utils.serving_model_path(encoder.uri)
-    content_encoder.export_saved_model(saved_model_dir)
+    previous_ids = _previous_ids(previous)
+    corpus_ids = item_corpus.read_ids(items)
+    new_ids = set(corpus_ids) - previous_ids
+    export = bool(exec_properties.get("export_encoder", 1))
+    saved_model_dir = (path_utils.serving_model_path(encoder.uri) if export
+                       # The launcher removes its temp folder after the run: 89 MB that nobody reads again.
+                       else os.path.join(self._get_tmp_dir(), "encoder"))
+    if export or new_ids:
+      content_encoder.export_saved_model(saved_model_dir)
+    encoder.set_int_custom_property("exported", int(export))
     batch_size = int(exec_properties.get("batch_size") or 64)
 
     with self._make_beam_pipeline() as p:
-      _ = (p
-           | "ReadItems" >> beam.io.ReadFromTFRecord(item_corpus.files_pattern(items))
-           | "IdAndText" >> beam.Map(_id_and_text)
-           # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only adds noise.
-           | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
-           | "Embed" >> beam.ParDo(_Embed(saved_model_dir))
-           | "ToExample" >> beam.MapTuple(item_embeddings.to_example)
+      parts = []
+      if new_ids:
+        parts.append(
+            p
+            | "ReadItems" >> beam.io.ReadFromTFRecord(item_corpus.files_pattern(items))
+            | "IdAndText" >> beam.Map(_id_and_text)
+            | "OnlyNew" >> beam.Filter(lambda item, known: item[0] not in known, known=previous_ids)
+            # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only adds noise.
+            | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+            | "Embed" >> beam.ParDo(_Embed(saved_model_dir))
+            | "ToExample" >> beam.MapTuple(item_embeddings.to_example))
+      if previous is not None:
+        # The records themselves, so that an item's vector never changes once published.
+        parts.append(p | "ReadPrevious" >> beam.io.ReadFromTFRecord(
+            item_embeddings.files_pattern(previous.uri)))
+      _ = (tuple(parts)
+           | "Merge" >> beam.Flatten(pipeline=p)
            | "Write" >> beam.io.WriteToTFRecord(
                os.path.join(output.uri, item_embeddings.FILE_PREFIX),
                file_name_suffix=item_embeddings.FILE_SUFFIX))
 
     # The encoder never yields NaN or zero vectors for valid weights; checking anyway keeps a broken
-    # encoder from publishing garbage that every later stage would inherit.
+    # encoder from publishing garbage that every later stage would inherit. Previous items that
+    # left the corpus keep their vectors (and so their Semantic IDs).
     ids, vectors = item_embeddings.load(output)
-    item_embeddings.check(ids, vectors, content_encoder.EMBEDDING_DIM, item_corpus.read_ids(items),
+    item_embeddings.check(ids, vectors, content_encoder.EMBEDDING_DIM, set(corpus_ids) | previous_ids,
                           source="ContentEmbedder output")
     item_embeddings.set_properties(output, dim=content_encoder.EMBEDDING_DIM, count=len(ids),
                                    source=content_encoder.MODEL_NAME)
+    output.set_int_custom_property("new_items", len(new_ids))

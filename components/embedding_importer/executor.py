@@ -9,7 +9,7 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from formats import item_corpus, item_embeddings
+from formats import item_corpus, item_embeddings, spans
 from formats.errors import InputDataError
 
 
@@ -34,6 +34,7 @@ class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    spans.inherit_span(input_dict, output_dict)
     path = exec_properties["embeddings_path"]
     ids, vectors = load_npz(path)
     dim = int(exec_properties.get("dim") or vectors.shape[1])

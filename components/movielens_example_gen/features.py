@@ -1,6 +1,6 @@
 """tf.Example encodings of interactions and items: the contract with schemas/*.pbtxt."""
 
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -14,6 +14,17 @@ NEVER = -1  # `first_seen` of an item nobody rated.
 # before it (on ml-latest-small: 23% of 2016-18 interactions), or else head (68%).
 COLD_START, LONG_TAIL, HEAD = "cold_start", "long_tail", "head"
 HEAD_MIN_PRIOR_INTERACTIONS = 10
+
+
+class PriorCounts(NamedTuple):
+  """A user's or an item's interactions strictly before an example: a causal counter."""
+  count: int = 0
+  liked: int = 0
+  rating_sum: float = 0.0
+
+  def add(self, rating: float) -> "PriorCounts":
+    return PriorCounts(self.count + 1, self.liked + int(rating >= LIKED_MIN_RATING),
+                       self.rating_sum + rating)
 
 
 def item_segment(span: int, item_first_seen_span: int, item_prior_interactions: int) -> str:
@@ -34,20 +45,26 @@ def _bytes(values: Iterable[str]) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
 
-def user_interactions(ratings: Sequence[rows.Rating], history_length: int
-                     ) -> Iterable[Tuple[rows.Rating, List[int]]]:
-  """Each of a user's ratings in time order with the items rated strictly before it (oldest first).
+def user_interactions(ratings: Sequence[rows.Rating], history_length: int,
+                      earlier_items: Sequence[int] = ()) -> Iterable[Tuple[rows.Rating, List[int]]]:
+  """Each of a user's ratings in time order with the items rated strictly before it (oldest first):
+  `earlier_items` (from earlier inputs, oldest first), then the earlier of `ratings`.
 
   Ratings within the same second keep file order: MovieLens bulk imports share timestamps, and the
   file order is the only order left.
   """
   ordered = sorted(ratings, key=lambda r: (r.timestamp, r.line))
-  for i, rating in enumerate(ordered):
-    yield rating, [r.item_id for r in ordered[max(0, i - history_length):i]]
+  items = list(earlier_items) + [r.item_id for r in ordered]
+  for i, rating in enumerate(ordered, start=len(earlier_items)):
+    yield rating, items[max(0, i - history_length):i]
 
 
 def interaction_example(rating: rows.Rating, history: Sequence[int], span: int,
-                        item_first_seen_span: int, item_prior_interactions: int) -> tf.train.Example:
+                        item_first_seen_span: int, item_prior_interactions: int,
+                        user_prior: PriorCounts = PriorCounts(),
+                        item_prior: PriorCounts = PriorCounts()) -> tf.train.Example:
+  """`item_prior_interactions` counts the item's ratings in spans before `span` (what the segment is
+  cut by); `user_prior` and `item_prior` count every interaction strictly before this one."""
   return tf.train.Example(features=tf.train.Features(feature={
       "user_id": _int64([rating.user_id]),
       "item_id": _int64([rating.item_id]),
@@ -60,6 +77,12 @@ def interaction_example(rating: rows.Rating, history: Sequence[int], span: int,
       "item_first_seen_span": _int64([item_first_seen_span]),
       "item_prior_interactions": _int64([item_prior_interactions]),
       "item_segment": _bytes([item_segment(span, item_first_seen_span, item_prior_interactions)]),
+      "user_prior_interactions": _int64([user_prior.count]),
+      "user_prior_liked": _int64([user_prior.liked]),
+      "user_prior_rating_sum": _float([user_prior.rating_sum]),
+      "item_prior_count_all": _int64([item_prior.count]),
+      "item_prior_liked": _int64([item_prior.liked]),
+      "item_prior_rating_sum": _float([item_prior.rating_sum]),
   }))
 
 

@@ -1,8 +1,15 @@
 """GenericExecutor that hands run_fn the frozen SID artifacts' URIs (through custom_config) and
 tolerates spans without interactions: ExampleGen writes no split for an empty span, so a step on
-it trains on nothing (run_fn carries the base model over) and says so, rather than failing."""
+it trains on nothing (run_fn carries the base model over) and says so, rather than failing.
 
-from typing import Any, Dict, List
+The output model records the spans it was trained on, for the span-aware resolvers
+(components/resolvers.py): int custom property `span`, the last one, and string `trained_spans`,
+the first and the last, e.g. "17590", "17588..17590" or "backfill..17589". A split `span_N` is
+span N, a split `backfill` comes before every span, and any other split (the daily ingestion's one
+split) is the examples artifact's own `span` property.
+"""
+
+from typing import Any, Dict, List, Tuple
 
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
@@ -11,14 +18,40 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.resolvers import SPAN
+from formats import spans
+
 SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
 # The frozen RQ-VAE and content encoder, bundled into the serving model for unknown items.
 SID_ENCODER, TEXT_ENCODER = "sid_encoder", "text_encoder"
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
          standard_component_specs.EVAL_ARGS_KEY: trainer_pb2.EvalArgs}
+TRAINED_SPANS = "trained_spans"
+BACKFILL_SPLIT = "backfill"
+
+
+def trained_spans(examples: types.Artifact, train_splits: List[str]) -> Tuple[int, str]:
+  """(last span, description) of a step on `train_splits`; a backfill alone is span -1, before all."""
+  numbered = sorted({spans.span_of_split(s) if s.startswith("span_") else examples.span
+                     for s in train_splits if s != BACKFILL_SPLIT})
+  parts = ([BACKFILL_SPLIT] if BACKFILL_SPLIT in train_splits else []) + [str(n) for n in numbered]
+  last = numbered[-1] if numbered else -1
+  return last, parts[0] if len(parts) == 1 else f"{parts[0]}..{parts[-1]}"
 
 
 class Executor(trainer_executor.GenericExecutor):
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    super().Do(input_dict, output_dict, exec_properties)
+    train_args = proto_utils.json_to_proto(exec_properties[standard_component_specs.TRAIN_ARGS_KEY],
+                                           trainer_pb2.TrainArgs())
+    last, description = trained_spans(
+        artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
+        list(train_args.splits))
+    model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
+    model.set_int_custom_property(SPAN, last)
+    model.set_string_custom_property(TRAINED_SPANS, description)
 
   def _GetFnArgs(self, input_dict: Dict[str, List[types.Artifact]],
                  output_dict: Dict[str, List[types.Artifact]],

@@ -71,6 +71,10 @@ def _scores(model):
   return serve(examples=tf.constant(records))["probability"].numpy()
 
 
+def _spans(model):
+  return model.get_int_custom_property("span"), model.get_string_custom_property("trained_spans")
+
+
 @pytest.fixture(scope="module")
 def warmup(tmp_path_factory, inputs):
   return _train(tmp_path_factory.mktemp("warmup"), inputs, "warmup", ["backfill"], ["span_1"])
@@ -82,8 +86,10 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
   assert metrics["train_examples"] == 24 and metrics["eval"]["overall"]["examples"] == 4
   assert 0 <= metrics["eval"]["overall"]["auc"] <= 1
   assert os.path.exists(os.path.join(trainer.checkpoint_dir(path_utils.serving_model_path(warmup.uri)), "ckpt.index"))
+  assert _spans(warmup) == (-1, "backfill")  # before every span
 
   step, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_2"], base_model=warmup)
+  assert _spans(step) == (1, "1")
   assert metrics["warm_started_from"] == path_utils.serving_model_path(warmup.uri)
   assert metrics["epochs"] == 1 and metrics["train_examples"] == 4
   assert metrics["eval"]["unknown_candidates"] == 1 and metrics["eval"]["overall"]["examples"] == 4
@@ -101,8 +107,18 @@ def test_an_empty_span_carries_the_model_over_and_says_so(tmp_path, inputs, warm
   warmup, _ = warmup
   carried, metrics = _train(tmp_path, inputs, "empty", ["span_7"], ["span_8"], base_model=warmup)
   assert metrics["missing_splits"] == ["span_7", "span_8"]
+  assert _spans(carried) == (7, "7")  # the step of span 7, even without data
   assert metrics["train_examples"] == 0 and metrics["eval"] == {"examples": 0}
   np.testing.assert_allclose(_scores(carried), _scores(warmup), rtol=1e-6)
+
+
+def test_a_model_records_the_last_span_it_was_trained_on():
+  daily = standard_artifacts.Examples()
+  daily.span = 17590  # the daily ingestion's one split holds the artifact's span
+  assert executor.trained_spans(daily, ["interactions"]) == (17590, "17590")
+  whole = standard_artifacts.Examples()  # one split per span
+  assert executor.trained_spans(whole, ["backfill", "span_17588", "span_17589"]) == (17589, "backfill..17589")
+  assert executor.trained_spans(whole, ["span_17590", "span_17588"]) == (17590, "17588..17590")
 
 
 def test_unknown_ranking_settings_are_refused_when_the_pipeline_is_built():

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from formats import item_corpus, item_embeddings
+from formats import item_corpus, item_embeddings, spans
 from formats.errors import InputDataError
 from models.rqvae import model as rqvae
 from models.rqvae import saved_model
@@ -43,6 +43,7 @@ class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    spans.inherit_span(input_dict, output_dict)
     embeddings_artifact = artifact_utils.get_single_instance(input_dict["embeddings"])
     ids, vectors = item_embeddings.load(embeddings_artifact)
     cutoff = exec_properties.get("train_items_first_seen_before") or ""

@@ -16,12 +16,13 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from formats import item_corpus, semantic_ids, sid_vocabulary
+from formats import item_corpus, semantic_ids, sid_vocabulary, spans
 from formats.errors import InputDataError
 from components.sid_vocab_builder import adaptation_report
 from models.sid_adaptation import spm
 
-COUNTS_FILE = ".impressions.tsv"
+SCRATCH_DIR = ".impressions"
+COUNTS_FILE = "counts.tsv"
 REPORT_JSON = "report.json"
 
 
@@ -37,21 +38,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if unknown:
       raise InputDataError(f"training splits {unknown} are not in the examples "
                            f"(available: {', '.join(available)})")
+    patterns = [os.path.join(artifact_utils.get_split_uri([examples], s), "*") for s in splits]
+    counts_path = os.path.join(scratch, COUNTS_FILE)
     with self._make_beam_pipeline() as p:
-      _ = ([p | f"Read[{s}]" >> beam.io.ReadFromTFRecord(
-          os.path.join(artifact_utils.get_split_uri([examples], s), "*")) for s in splits]
-           | "Flatten" >> beam.Flatten()
+      _ = (p
+           # Patterns read with ReadAll, not a Read of a source, which Beam's DaskRunner cannot run.
+           | "Patterns" >> beam.Create(patterns)
+           | "Read" >> beam.io.ReadAllFromTFRecord()
            | "ItemIds" >> beam.Map(_item_id)
            | "Count" >> beam.combiners.Count.PerElement()
            | "Format" >> beam.MapTuple(lambda item, n: f"{item}\t{n}")
-           | "Write" >> beam.io.WriteToText(scratch, shard_name_template=""))
-    with tf.io.gfile.GFile(scratch) as f:
+           | "Write" >> beam.io.WriteToText(counts_path, shard_name_template=""))
+    with tf.io.gfile.GFile(counts_path) as f:
       counts = dict(tuple(map(int, line.split("\t"))) for line in f if line.strip())
-    tf.io.gfile.remove(scratch)
+    # The whole folder: the DaskRunner leaves the sink's beam-temp-* copies beside the file.
+    tf.io.gfile.rmtree(scratch)
     return counts
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    spans.inherit_span(input_dict, output_dict)
     sids = artifact_utils.get_single_instance(input_dict["semantic_ids"])
     examples = artifact_utils.get_single_instance(input_dict["examples"])
     items = artifact_utils.get_single_instance(input_dict["items"])
@@ -71,7 +77,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         spm.check_vocab_size(budget, levels, k)
     except ValueError as e:
       raise InputDataError(f"SID vocabulary: {e}") from e
-    counts = self._impressions(examples, splits, os.path.join(vocabulary.uri, COUNTS_FILE))
+    counts = self._impressions(examples, splits, os.path.join(vocabulary.uri, SCRATCH_DIR))
     if not counts:
       raise InputDataError(f"no interactions in the training splits {splits}: nothing to learn "
                            "a vocabulary from")

@@ -100,6 +100,16 @@ def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_
   np.testing.assert_allclose(fresh(batch).numpy(), trained(batch).numpy(), rtol=1e-6)
   assert fresh.optimizer.iterations.numpy() == trained.optimizer.iterations.numpy() > 0
   assert fresh.embedding_optimizer.iterations.numpy() == trained.embedding_optimizer.iterations.numpy()
+  # One more step on the same batch gives the same weights only if the optimizers' slots (Adam
+  # moments, Adagrad accumulators) were restored too, not only their iteration counters.
+  for model in (trained, fresh):
+    model.train_step(batch)
+  state = lambda model: (model.trainable_variables + model.optimizer.variables
+                         + model.embedding_optimizer.variables)
+  assert len(state(fresh)) == len(state(trained))
+  for after_warm_start, after_original in zip(state(fresh), state(trained)):
+    np.testing.assert_allclose(after_warm_start.numpy(), after_original.numpy(), rtol=1e-6,
+                               err_msg=after_original.name)
   other = ranking.build(RankingConfig(representation="unigram", embedding_dim=4, hidden_units=(8,)), catalog)
   with pytest.raises(ValueError, match=r"differ in \{'representation': \('spm', 'unigram'\)"):
     ranking.warm_start(other, str(tmp_path), batch)

@@ -13,6 +13,8 @@ from components.span_example_gen.component import SpanExampleGen
 from pipeline.configs import PipelineConfig
 
 BACKFILL_PATTERN = "backfill"
+# A daily run's span: a number (local runs), or on Kubeflow a runtime parameter holding a RangeConfig JSON.
+Span = Union[int, data_types.RuntimeParameter]
 
 
 @dataclasses.dataclass
@@ -48,6 +50,10 @@ def ingestion(config: PipelineConfig, previous_state=None, validate_items: bool 
   return Ingestion(example_gen, nodes)
 
 
-def static_span(span: int) -> range_config_pb2.RangeConfig:
+def span_range(span: Span) -> Union[range_config_pb2.RangeConfig, data_types.RuntimeParameter]:
+  """Span `span` as a static range. A runtime parameter is the range itself: the example-gen driver reads
+  it at run time (a RangeConfig JSON; empty for the latest span present), the only span value it sees."""
+  if isinstance(span, data_types.RuntimeParameter):
+    return span
   return range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
       start_span_number=span, end_span_number=span))

@@ -13,12 +13,14 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
+from tfx.orchestration import data_types
 from tfx.types import channel, standard_artifacts
 
 from components.ranking_trainer.component import RankingTrainer
 from components.resolvers import LatestBeforeSpan, LatestBlessedBeforeSpan
 from formats import artifacts
 from pipeline.configs import PipelineConfig
+from pipeline.stages.ingestion import Span
 from pipeline.stages.semantic_ids import INTERACTIONS_SPLIT, SidArtifacts
 
 RANKING_TRAINER = "RankingTrainer"
@@ -29,16 +31,36 @@ def _trained_models() -> tfx.dsl.Channel:
                          output_key="model")
 
 
-def latest_state(span: int) -> tfx.dsl.Resolver:
+def _resolver(node_id: str, span: Span, blessed: bool = False, **channels: tfx.dsl.Channel
+              ) -> tfx.dsl.Resolver:
+  """The latest artifacts of `channels` of a span before `span`; with `blessed`, the latest blessed model
+  and its blessing of a span before span - 1 (span - 1's model is blessed in run `span` only).
+
+  On Kubeflow `span` is a runtime parameter, unknown when the spec is compiled, and the compiler accepts
+  only TFX's stock LatestArtifactStrategy and LatestBlessedModelStrategy, which take the newest LIVE
+  artifacts whatever their span. Daily runs in order resolve the same; a re-run of a killed span N does
+  not: it resolves the state (and the model) the killed attempt wrote. SpanExampleGen refuses a
+  previous_state of span N with a clear error, so nothing is applied twice; mark the killed attempt's
+  artifacts not LIVE in ML Metadata (or run the span with pipeline/daily_run.py) to run it again.
+  """
+  if isinstance(span, data_types.RuntimeParameter):
+    strategy, config = (tfx.dsl.experimental.LatestBlessedModelStrategy if blessed
+                        else tfx.dsl.experimental.LatestArtifactStrategy), None
+  else:
+    strategy, config = ((LatestBlessedBeforeSpan, {"span": span - 1}) if blessed
+                        else (LatestBeforeSpan, {"span": span}))
+  return tfx.dsl.Resolver(strategy_class=strategy, config=config, **channels).with_id(node_id)
+
+
+def latest_state(span: Span) -> tfx.dsl.Resolver:
   """The feature state after the latest span before `span` (a daily run's, or the SID refresh's backfill)."""
-  return tfx.dsl.Resolver(strategy_class=LatestBeforeSpan, config={"span": span},
-                          state=tfx.dsl.Channel(type=artifacts.FeatureState)).with_id("LatestFeatureState")
+  return _resolver("LatestFeatureState", span, state=tfx.dsl.Channel(type=artifacts.FeatureState))
 
 
-def latest_sid_artifacts(span: int) -> tuple[SidArtifacts, tfx.dsl.Resolver]:
+def latest_sid_artifacts(span: Span) -> tuple[SidArtifacts, tfx.dsl.Resolver]:
   """The SID refresh's frozen models and vocabulary, and the latest catalog (refresh or daily) before `span`."""
-  resolver = tfx.dsl.Resolver(
-      strategy_class=LatestBeforeSpan, config={"span": span},
+  resolver = _resolver(
+      "LatestSidArtifacts", span,
       semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
                                    output_key="semantic_ids"),
       embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
@@ -46,8 +68,7 @@ def latest_sid_artifacts(span: int) -> tuple[SidArtifacts, tfx.dsl.Resolver]:
       sid_encoder=tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id="RQVAETrainer",
                                   output_key="model"),
       text_encoder=tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id="ContentEmbedder",
-                                   output_key="encoder"),
-  ).with_id("LatestSidArtifacts")
+                                   output_key="encoder"))
   return SidArtifacts(**{key: resolver.outputs[key] for key in (
       "semantic_ids", "embeddings", "vocabulary", "sid_encoder", "text_encoder")}), resolver
 
@@ -65,14 +86,12 @@ def warmup(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtif
   return RankingStage(trainer, [trainer])
 
 
-def daily(config: PipelineConfig, span: int, examples: channel.BaseChannel, sids: SidArtifacts) -> RankingStage:
+def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sids: SidArtifacts) -> RankingStage:
   """Evaluate the latest model on span `span` against the latest blessed one, push it if blessed, and
   train the next model on the span, warm-started from it."""
-  latest_model = tfx.dsl.Resolver(strategy_class=LatestBeforeSpan, config={"span": span},
-                                  model=_trained_models()).with_id("LatestModel")
-  blessed_model = tfx.dsl.Resolver(
-      strategy_class=LatestBlessedBeforeSpan, config={"span": span - 1}, model=_trained_models(),
-      model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing)).with_id("LatestBlessedModel")
+  latest_model = _resolver("LatestModel", span, model=_trained_models())
+  blessed_model = _resolver("LatestBlessedModel", span, blessed=True, model=_trained_models(),
+                            model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing))
   evaluator = tfx.components.Evaluator(
       examples=examples, model=latest_model.outputs["model"], baseline_model=blessed_model.outputs["model"],
       eval_config=eval_config(config.min_auc, config.max_auc_regression), example_splits=[INTERACTIONS_SPLIT])

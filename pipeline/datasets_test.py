@@ -4,7 +4,7 @@ import pathlib
 
 import conftest
 from pipeline import data_profile
-from tests import datasets
+from pipeline import datasets
 
 SHIFT = 631152000  # 20 x 365.25 days
 TAGS = conftest.TINY_TAGS + f'2,2,"heist, classic",{conftest.DAY0 + 7}\n'
@@ -45,3 +45,14 @@ def test_without_tags_no_tags_file_is_written(tmp_path):
   src = conftest.write_movielens(tmp_path / "src", tags=None)
   dst = pathlib.Path(datasets.shifted_movielens(src, str(tmp_path / "dst"), years=1))
   assert sorted(p.name for p in dst.iterdir()) == ["movies.csv", "ratings.csv"]
+
+
+def test_month_per_day_stream_maps_each_month_to_one_day(tmp_path):
+  jan, feb_mid, dec = 1451606400, 1451606400 + (31 + 14) * 86400, 1420070400  # 2016-01-01, 2016-02-15, 2015-01-01
+  src = conftest.write_movielens(tmp_path / "src", ratings=f"userId,movieId,rating,timestamp\n1,1,4.0,{dec}\n"
+                                 f"1,2,3.0,{jan}\n2,1,5.0,{feb_mid}\n", tags=None)
+  dst = datasets.month_per_day_stream(src, str(tmp_path / "dst"), "2016-01-01")
+  lines = (pathlib.Path(dst) / "ratings.csv").read_text().splitlines()
+  # February has 29 days in 2016: the 15th at 00:00 is 14/29 of the month, so 14/29 of day 1.
+  assert lines == ["userId,movieId,rating,timestamp", f"1,1,4.0,{dec}", f"1,2,3.0,{jan}",
+                   f"2,1,5.0,{jan + 86400 + int(14 / 29 * 86400)}"]

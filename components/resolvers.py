@@ -1,0 +1,84 @@
+"""Span-aware Resolver strategies for the daily loop: one pipeline run per span N.
+
+TFX's LatestArtifactStrategy and LatestBlessedModelStrategy pick the artifact with the highest id.
+In run N that can be one a killed earlier attempt of run N published (its span is N): the warm
+start would then differ from the first attempt's, TFX's cache would miss and span N would be
+trained twice. These strategies pick by the artifacts' int custom property `span` (RankingTrainer's
+model, the ingestion's FeatureState) among spans before N, ties by the highest id.
+
+Example, in the run of span N:
+  latest = tfx.dsl.Resolver(
+      strategy_class=LatestBeforeSpan, config={"span": N},
+      model=tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id="RankingTrainer",
+                            output_key="model")).with_id("LatestModel")
+  baseline = tfx.dsl.Resolver(
+      strategy_class=LatestBlessedBeforeSpan, config={"span": N},
+      model=tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id="RankingTrainer",
+                            output_key="model"),
+      model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing,
+                                     producer_component_id="Evaluator", output_key="blessing"),
+  ).with_id("BaselineModel")
+Nothing qualifying (the first run) resolves to empty lists, never None: the inputs they feed are
+optional. Channels with a producer_component_id resolve within the pipeline_name, so the daily and
+the SID refresh pipelines (one name, other nodes) see each other's artifacts.
+"""
+
+from typing import Dict, List
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
+from tfx.dsl.components.common import resolver
+
+SPAN = "span"
+MODEL, MODEL_BLESSING = "model", "model_blessing"
+_BLESSED = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY
+_CURRENT_MODEL_ID = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
+ArtifactDict = Dict[str, List[types.Artifact]]
+
+
+def _live(artifact: types.Artifact) -> bool:
+  return artifact.mlmd_artifact.state == metadata_store_pb2.Artifact.LIVE
+
+
+def _latest_first_before(artifacts: List[types.Artifact], span: int) -> List[types.Artifact]:
+  """The LIVE artifacts with a `span` before `span`, highest span first, then highest id."""
+  kept = [a for a in artifacts
+          if _live(a) and a.has_custom_property(SPAN) and a.get_int_custom_property(SPAN) < span]
+  return sorted(kept, key=lambda a: (a.get_int_custom_property(SPAN), a.id), reverse=True)
+
+
+class _BeforeSpan(resolver.ResolverStrategy):
+  """A strategy configured with the run's span; the artifacts bring their properties, so it reads
+  nothing more from the store."""
+
+  def __init__(self, span: int):
+    self._span = span
+
+
+class LatestBeforeSpan(_BeforeSpan):
+  """For each input key, the latest artifact of a span before `span` ([] when none)."""
+
+  def resolve_artifacts(self, store: metadata_store.MetadataStore,
+                        input_dict: ArtifactDict) -> ArtifactDict:
+    del store
+    return {key: _latest_first_before(artifacts, self._span)[:1] for key, artifacts in input_dict.items()}
+
+
+class LatestBlessedBeforeSpan(_BeforeSpan):
+  """The latest blessed `model` of a span before `span` and its `model_blessing` ([] and [] when none).
+
+  A blessing, as LatestBlessedModelStrategy reads it, is a ModelBlessing with custom property
+  blessed=1 whose current_model_id is the model's id.
+  """
+
+  def resolve_artifacts(self, store: metadata_store.MetadataStore,
+                        input_dict: ArtifactDict) -> ArtifactDict:
+    del store
+    blessings = {b.get_int_custom_property(_CURRENT_MODEL_ID): b for b in input_dict[MODEL_BLESSING]
+                 if _live(b) and b.get_int_custom_property(_BLESSED) == 1}
+    for model in _latest_first_before(input_dict[MODEL], self._span):
+      if model.id in blessings:
+        return {MODEL: [model], MODEL_BLESSING: [blessings[model.id]]}
+    return {MODEL: [], MODEL_BLESSING: []}

@@ -1,0 +1,482 @@
+"""Beam executor of SpanExampleGen: one span's MovieLens files + the previous FeatureState -> the
+span's interactions, its new items, the next FeatureState and an ingestion report.
+
+Two shuffles, and nothing from earlier spans but the state:
+  1. by item: this input's movies, ratings and tags with the item's state. Ratings of unknown items are
+     bad rows; a repeated (user, movie) keeps the earliest; each rating gets its item's first-seen span
+     and counters; a new item gets its item record; the item's next state is written.
+  2. by user: those ratings with the user's state: history, user counters, the interaction examples and
+     the user's next state.
+Users and items without new rows pass through to the next state unchanged. An item's content (title,
+genres, tags) is read once, in the input where it is new: a known item listed again (a daily dump of
+the catalog) and its later tags are counted in the report and left out.
+
+Duplicates: a (user, movie) repeated within one input keeps its earliest rating (the others are bad
+rows), but a user re-rating a movie in a later span is a new interaction: the state keeps only each
+user's recent items, not every item they ever rated. So one backfill-mode run over all the data and
+span-by-span runs give the same examples unless a user rates a movie again in a later span.
+"""
+
+import bisect
+import dataclasses
+import datetime
+import json
+import os
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx import types
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.utils import proto_utils
+
+from components.movielens_example_gen import features, rows
+from formats import feature_state, item_corpus, spans
+from formats.errors import InputDataError
+
+RATINGS, MOVIES, TAGS = "ratings", "movies", "tags"
+# Input split name -> the file it reads in the span's directory, and that file's header.
+FILES = {RATINGS: "ratings.csv", MOVIES: "movies.csv", TAGS: "tags.csv"}
+HEADERS = {RATINGS: rows.RATINGS_HEADER, MOVIES: rows.MOVIES_HEADER, TAGS: rows.TAGS_HEADER}
+INTERACTIONS_SPLIT = "interactions"
+ITEMS_SPLIT = item_corpus.ITEMS_SPLIT
+REPORT_FILE = "ingestion_report.json"
+QUARANTINE_FILE = "quarantine.jsonl"
+BAD_ROW_POLICIES = ("quarantine", "fail")
+_MAX_EXAMPLES_SHOWN = 20
+_EXAMPLES_FILE_SUFFIX = ".tfrecord.gz"
+
+
+def check_policy(policy: str) -> str:
+  if policy not in BAD_ROW_POLICIES:
+    raise ValueError(f"bad_row_policy must be one of {', '.join(BAD_ROW_POLICIES)}, got {policy!r}")
+  return policy
+
+
+def _date(timestamp: int) -> str:
+  return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).date().isoformat()
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanWindow:
+  """The spans a run ingests: span `first` == `last` in span mode; in backfill mode (`first` None)
+  every span before end_date's. `last` is the span of the state the run writes."""
+  period: str
+  last: int
+  first: Optional[int] = None
+  end_date: str = ""
+
+  @classmethod
+  def of(cls, exec_properties: Dict[str, Any]) -> "SpanWindow":
+    period = spans.check_period(exec_properties["span_period"])
+    end_date = exec_properties.get("end_date") or ""
+    if end_date:
+      return cls(period, spans.span_of_date(end_date, period) - 1, None, end_date)
+    span = int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME])
+    return cls(period, span, span)
+
+  def start(self) -> Optional[str]:
+    return None if self.first is None else spans.span_start(self.first, self.period).isoformat()
+
+  def end(self) -> str:
+    """The last day of the window."""
+    return (spans.span_start(self.last + 1, self.period) - datetime.timedelta(days=1)).isoformat()
+
+  def problem(self, timestamp: int) -> str:
+    """Why a rating at `timestamp` does not belong to this input, or ''."""
+    span = spans.span_of(timestamp, self.period)
+    if self.first is None and span > self.last:
+      return f"timestamp {_date(timestamp)} not before end_date {self.end_date}"
+    if self.first is not None and span != self.first:
+      return f"timestamp {_date(timestamp)} outside span {self.first} ({self.start()}..{self.end()})"
+    return ""
+
+
+class _ItemFeatures(NamedTuple):
+  """What an interaction needs from its item, computed where the item's ratings meet."""
+  first_seen_span: int
+  prior_interactions: int  # Ratings of the item in spans before the interaction's.
+  prior: features.PriorCounts  # Every rating of the item strictly before the interaction.
+
+
+def input_paths(exec_properties: Dict[str, Any]) -> Dict[str, str]:
+  """Split name -> file, from the input_config whose patterns the driver resolved to the run's span."""
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(exec_properties["input_config"], input_config)
+  paths = {s.name: os.path.join(exec_properties["input_base"], s.pattern) for s in input_config.splits}
+  if sorted(paths) != sorted(HEADERS):
+    raise ValueError(f"input_config must have the splits {', '.join(HEADERS)}, got {', '.join(paths)}")
+  return paths
+
+
+def check_inputs(paths: Dict[str, str]) -> None:
+  """InputDataError for a missing or empty file or a wrong header."""
+  for name, path in paths.items():
+    if not tf.io.gfile.exists(path):
+      raise InputDataError(f"{path}: required file is missing (an input directory holds ratings.csv, "
+                           f"movies.csv and tags.csv, each at least with its header)")
+    first = next(rows.read_numbered_lines(path, open_fn=tf.io.gfile.GFile), None)
+    if first is None:
+      raise InputDataError(f"{path}: file is empty")
+    problem = rows.check_header(first, HEADERS[name])
+    if problem:
+      raise InputDataError(f"{os.path.dirname(path)}/{problem}")
+
+
+def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow) -> None:
+  """InputDataError unless the previous state ends before this run's span, in the same period."""
+  if previous is None:
+    return
+  span, period = feature_state.span_of(previous), feature_state.period_of(previous)
+  if period != window.period:
+    raise InputDataError(f"previous_state {previous.uri} holds {period} spans (up to span {span}) but "
+                         f"this run ingests {window.period} span {window.last}")
+  if span >= window.last:
+    raise InputDataError(f"previous_state {previous.uri} already includes span {span}; this run "
+                         f"ingests span {window.last}, which must come after it")
+  for prefix in (feature_state.USERS_PREFIX, feature_state.ITEMS_PREFIX):
+    if not tf.io.gfile.glob(feature_state.files_pattern(previous.uri, prefix)):
+      raise InputDataError(f"previous_state {previous.uri} (span {span}) has no "
+                           f"{feature_state.files_pattern('', prefix)} files")
+
+
+def _read_lines(path: str) -> Iterable[rows.CsvLine]:
+  lines = rows.read_numbered_lines(path, open_fn=tf.io.gfile.GFile)
+  next(lines, None)  # The header, checked before the pipeline starts.
+  return lines
+
+
+def _parse_rating(line: rows.CsvLine, window: SpanWindow) -> Union[rows.Rating, rows.BadRow]:
+  rating = rows.parse_rating(line)
+  problem = "" if isinstance(rating, rows.BadRow) else window.problem(rating.timestamp)
+  return rows.BadRow(line.file, line.number, problem, line.text) if problem else rating
+
+
+def _rating_text(rating: rows.Rating) -> str:
+  return f"{rating.user_id},{rating.item_id},{rating.rating},{rating.timestamp}"
+
+
+def _unknown_item(item_id: int, ratings: Iterable[rows.Rating], tags: Sequence[rows.Tag],
+                  known_from: str) -> Iterable[beam.pvalue.TaggedOutput]:
+  reason = f"movieId {item_id} absent from {known_from}"
+  for r in ratings:
+    yield beam.pvalue.TaggedOutput("bad", rows.BadRow(FILES[RATINGS], r.line, reason, _rating_text(r)))
+  if tags:
+    yield beam.pvalue.TaggedOutput("bad", rows.BadRow(FILES[TAGS], 0, reason, f"{len(tags)} tags"))
+
+
+def _first_per_user(item_id: int, ratings: Iterable[rows.Rating]
+                    ) -> Tuple[List[rows.Rating], List[rows.BadRow]]:
+  """The item's ratings in time order (same second: file order), each user's earliest only; the
+  repeated ones as bad rows."""
+  kept: Dict[int, rows.Rating] = {}
+  bad = []
+  for r in sorted(ratings, key=lambda r: (r.timestamp, r.line)):
+    if r.user_id in kept:
+      bad.append(rows.BadRow(FILES[RATINGS], r.line,
+                             f"duplicate rating of movieId {item_id} by userId {r.user_id} "
+                             f"(kept line {kept[r.user_id].line})", f"{r.rating},{r.timestamp}"))
+    else:
+      kept[r.user_id] = r
+  return list(kept.values()), bad
+
+
+def _duplicate_movies(item_id: int, movies: List[rows.Movie]) -> List[rows.BadRow]:
+  return [rows.BadRow(FILES[MOVIES], duplicate.line,
+                      f"duplicate movieId {item_id} (first on line {movies[0].line})", duplicate.title)
+          for duplicate in movies[1:]]
+
+
+def _known_item_stats(movies: List[rows.Movie], tags: List[rows.Tag]
+                      ) -> Iterable[beam.pvalue.TaggedOutput]:
+  """A known item re-listed in movies.csv is ignored; its new tags are too (its content was fixed
+  when it was new), but counted so that the report shows what was left out."""
+  if movies:
+    yield beam.pvalue.TaggedOutput("stats", ("items", "already_known"))
+  for _ in tags:
+    yield beam.pvalue.TaggedOutput("stats", ("items", "tags_of_known_items"))
+
+
+def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tags: int,
+               known_from: str) -> Iterable[Any]:
+  """Per item: its ratings keyed by user with the item's features, its next state and, for an item
+  new in this input, its item record; ratings and tags of an unknown item are bad rows."""
+  movies = sorted(grouped["movies"], key=lambda m: m.line)
+  [state] = grouped["state"] or [None]
+  if state is None and not movies:
+    yield from _unknown_item(item_id, grouped["ratings"], grouped["tags"], known_from)
+    return
+  ratings, bad_rows = _first_per_user(item_id, grouped["ratings"])
+  new_movie = None if state else movies[0]
+  if state is None:
+    bad_rows += _duplicate_movies(item_id, movies)
+    state = feature_state.ItemState(item_id, feature_state.NEVER, 0, 0, 0.0, new_movie.title)
+  else:
+    yield from _known_item_stats(movies, grouped["tags"])
+  for bad in bad_rows:
+    yield beam.pvalue.TaggedOutput("bad", bad)
+  rating_spans = [spans.span_of(r.timestamp, period) for r in ratings]
+  first_seen_span = state.first_seen_span
+  if first_seen_span == feature_state.NEVER and ratings:
+    first_seen_span = rating_spans[0]
+    yield beam.pvalue.TaggedOutput("stats", ("items", "first_rated"))
+  prior = features.PriorCounts(state.ratings, state.liked, state.rating_sum)
+  for rating, span in zip(ratings, rating_spans):
+    earlier_spans = state.ratings + bisect.bisect_left(rating_spans, span)
+    yield rating.user_id, (rating, _ItemFeatures(first_seen_span, earlier_spans, prior))
+    prior = prior.add(rating.rating)
+  if new_movie:
+    yield beam.pvalue.TaggedOutput("items", features.item_example(
+        new_movie, features.aggregate_tags(grouped["tags"], max_tags),
+        ratings[0].timestamp if ratings else features.NEVER, first_seen_span, len(ratings)))
+  yield beam.pvalue.TaggedOutput("state", feature_state.item_record(state._replace(
+      first_seen_span=first_seen_span, ratings=prior.count, liked=prior.liked,
+      rating_sum=prior.rating_sum)))
+
+
+def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history_length: int
+               ) -> Iterable[Any]:
+  """Per user: the interaction examples in time order and the user's next state."""
+  [state] = grouped["state"] or [feature_state.UserState(user_id, (), feature_state.NEVER, 0, 0, 0.0)]
+  item_features = {rating.line: item for rating, item in grouped["rated"]}
+  prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
+  recent, last_timestamp = list(state.recent_items), state.last_timestamp
+  for rating, history in features.user_interactions([r for r, _ in grouped["rated"]], history_length,
+                                                    state.recent_items):
+    item = item_features[rating.line]
+    span = spans.span_of(rating.timestamp, period)
+    yield features.interaction_example(rating, history, span, item.first_seen_span,
+                                       item.prior_interactions, prior, item.prior).SerializeToString()
+    for stat, counted in (("valid", True), ("liked", rating.rating >= features.LIKED_MIN_RATING),
+                          ("same_second_as_previous", rating.timestamp == last_timestamp),
+                          ("new_item_interactions", item.first_seen_span == span)):
+      if counted:
+        yield beam.pvalue.TaggedOutput("stats", ("interactions", stat))
+    prior = prior.add(rating.rating)
+    recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
+  if grouped["rated"]:
+    yield beam.pvalue.TaggedOutput("stats", ("interactions", "users"))
+  yield beam.pvalue.TaggedOutput("state", feature_state.user_record(state._replace(
+      recent_items=tuple(recent), last_timestamp=last_timestamp, interactions=prior.count,
+      liked=prior.liked, rating_sum=prior.rating_sum)))
+
+
+def _item_kinds(item: tf.train.Example) -> List[Tuple[str, str]]:
+  """Counted properties of a new item: rated or not, and content gaps worth knowing before embedding."""
+  feature = item.features.feature
+  kinds = ["new", "rated" if feature["num_ratings"].int64_list.value[0] else "never_rated"]
+  if not feature["genres"].bytes_list.value:
+    kinds.append("no_genres")
+  if not feature["year"].int64_list.value[0]:
+    kinds.append("no_year_in_title")
+  if feature["tags"].bytes_list.value:
+    kinds.append("with_tags")
+  return [("items", kind) for kind in kinds]
+
+
+def _bad_reason(bad: rows.BadRow) -> Tuple[str, str]:
+  """Bad rows are counted by reason without the details in parentheses (which line was kept...)."""
+  return "bad_rows", bad.reason.split(" (")[0]
+
+
+def _parsed(p: beam.Pipeline, name: str, path: str, window: SpanWindow) -> beam.PCollection:
+  """Every line of an input file (but the header) as a typed row or a BadRow."""
+  parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: rows.parse_movie,
+           TAGS: rows.parse_tag}[name]
+  return (p | f"Path{name}" >> beam.Create([path])
+          | f"Read{name}" >> beam.FlatMap(_read_lines)
+          | f"Reshuffle{name}" >> beam.Reshuffle()
+          | f"Parse{name}" >> beam.Map(parse))
+
+
+def _previous_records(p: beam.Pipeline, previous: Optional[types.Artifact], prefix: str, parse
+                      ) -> beam.PCollection:
+  """(id, state) of every user or item in the previous state; none without one."""
+  if previous is None:
+    return p | f"No{prefix}" >> beam.Create([])
+  return (p | f"Read{prefix}" >> beam.io.ReadFromTFRecord(
+              feature_state.files_pattern(previous.uri, prefix))
+          | f"Parse{prefix}" >> beam.Map(parse)
+          | f"Key{prefix}" >> beam.Map(lambda state: (state[0], state)))
+
+
+def _write_split(records: beam.PCollection, uri: str, split: str) -> None:
+  """Serialized tf.Examples as one split in TFX's layout (an empty split still gets an empty file)."""
+  _ = records | f"Write{split}" >> beam.io.WriteToTFRecord(
+      os.path.join(uri, f"Split-{split}", "data"), file_name_suffix=_EXAMPLES_FILE_SUFFIX)
+
+
+def _write_stats(counted: List[beam.PCollection], bad: beam.PCollection, path: str) -> None:
+  """One small JSON-lines file for the report: each counted (kind, name) with its count, and the
+  first bad rows (by file and line)."""
+  counts = (counted
+            | "AllCounts" >> beam.Flatten()
+            | "Count" >> beam.combiners.Count.PerElement()
+            | "CountsJson" >> beam.MapTuple(lambda key, n: ("count", key, n)))
+  first_bad = (bad
+               | "FirstBad" >> beam.combiners.Top.Smallest(_MAX_EXAMPLES_SHOWN,
+                                                           key=lambda b: (b.file, b.line))
+               | "FirstBadJson" >> beam.Map(lambda bads: ("first_bad", None,
+                                                          [b.describe() for b in bads])))
+  _ = ((counts, first_bad)
+       | "AllStats" >> beam.Flatten()
+       | "StatsToJson" >> beam.Map(json.dumps)
+       | "WriteStats" >> beam.io.WriteToText(path, shard_name_template=""))
+
+
+def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Artifact],
+            window: SpanWindow, exec_properties: Dict[str, Any], outputs: Dict[str, types.Artifact],
+            stats_path: str) -> None:
+  """The Beam pipeline: parse, join by item, join by user, write the outputs and the counts."""
+  good, bad, counted = {}, [], []
+  for name, path in paths.items():
+    parsed = _parsed(p, name, path, window)
+    both = parsed | f"Split{name}" >> beam.Partition(
+        lambda row, _: int(isinstance(row, rows.BadRow)), 2)
+    good[name] = both[0] | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row))
+    bad.append(both[1])
+    counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: ("rows_read", n)))
+
+  known_from = "movies.csv" + ("" if previous is None else " and the previous state")
+  by_item = ({"movies": good[MOVIES], "ratings": good[RATINGS], "tags": good[TAGS],
+              "state": _previous_records(p, previous, feature_state.ITEMS_PREFIX,
+                                         feature_state.parse_item)}
+             | "JoinByItem" >> beam.CoGroupByKey()
+             | "PerItem" >> beam.FlatMap(
+                 lambda kv: _join_item(*kv, period=window.period, known_from=known_from,
+                                       max_tags=int(exec_properties["max_tags"]))
+             ).with_outputs("items", "state", "bad", "stats", main="rated"))
+  by_user = ({"rated": by_item["rated"],
+              "state": _previous_records(p, previous, feature_state.USERS_PREFIX,
+                                         feature_state.parse_user)}
+             | "JoinByUser" >> beam.CoGroupByKey()
+             | "PerUser" >> beam.FlatMap(
+                 lambda kv: _join_user(*kv, period=window.period,
+                                       history_length=int(exec_properties["history_length"]))
+             ).with_outputs("state", "stats", main="examples"))
+
+  _write_split(by_user["examples"], outputs["examples"].uri, INTERACTIONS_SPLIT)
+  _write_split(by_item["items"] | "SerializeItems" >> beam.Map(lambda e: e.SerializeToString()),
+               outputs["items"].uri, ITEMS_SPLIT)
+  for prefix, records in ((feature_state.USERS_PREFIX, by_user["state"]),
+                          (feature_state.ITEMS_PREFIX, by_item["state"])):
+    _ = records | f"WriteState{prefix}" >> beam.io.WriteToTFRecord(
+        os.path.join(outputs["state"].uri, prefix), file_name_suffix=feature_state.FILE_SUFFIX)
+    counted.append(records | f"Count{prefix}" >> beam.Map(lambda _, n=prefix: ("state", n)))
+  all_bad = (*bad, by_item["bad"]) | "AllBad" >> beam.Flatten()
+  _ = (all_bad
+       | "BadToJson" >> beam.Map(lambda b: json.dumps(b._asdict()))
+       | "WriteQuarantine" >> beam.io.WriteToText(
+           os.path.join(outputs["report"].uri, QUARANTINE_FILE), shard_name_template=""))
+  counted += [by_item["stats"], by_user["stats"],
+              by_item["items"] | "ItemKinds" >> beam.FlatMap(_item_kinds),
+              all_bad | "BadReasons" >> beam.Map(_bad_reason)]
+  _write_stats(counted, all_bad, stats_path)
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Ingests one span (or the backfill) on top of the previous FeatureState."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    policy = check_policy(exec_properties.get("bad_row_policy") or "quarantine")
+    window = SpanWindow.of(exec_properties)
+    previous = (input_dict.get("previous_state") or [None])[0]
+    check_previous_state(previous, window)
+    paths = input_paths(exec_properties)
+    check_inputs(paths)
+    outputs = {key: artifact_utils.get_single_instance(output_dict[key])
+               for key in ("examples", "items", "state", "report")}
+    stats_path = os.path.join(outputs["report"].uri, ".stats")
+
+    with self._make_beam_pipeline() as p:
+      _ingest(p, paths, previous, window, exec_properties, outputs, stats_path)
+
+    stats = _read_stats(stats_path)
+    _enforce_policy(policy, float(exec_properties.get("max_bad_row_fraction") or 0.0), stats,
+                    os.path.dirname(paths[RATINGS]))
+    _publish(outputs, window, previous)
+    report = _report(exec_properties, paths, window, previous, stats,
+                     os.path.join(outputs["report"].uri, QUARANTINE_FILE))
+    with tf.io.gfile.GFile(os.path.join(outputs["report"].uri, REPORT_FILE), "w") as f:
+      json.dump(report, f, indent=1)
+
+
+def _read_stats(path: str) -> Dict[str, Any]:
+  """{'first_bad': [described bad rows], kind: {name: count}} from the pipeline's small stats file."""
+  stats: Dict[str, Any] = {kind: {} for kind in ("rows_read", "interactions", "items", "state",
+                                                  "bad_rows")}
+  with tf.io.gfile.GFile(path) as f:
+    for line in f:
+      what, key, value = json.loads(line)
+      if what == "first_bad":
+        stats["first_bad"] = value
+      else:
+        stats[key[0]][key[1]] = value
+  tf.io.gfile.remove(path)
+  return stats
+
+
+def _enforce_policy(policy: str, max_fraction: float, stats: Dict[str, Any], input_dir: str) -> None:
+  """Stops the run, naming file, line and reason, when bad rows are refused or too many."""
+  total_bad = sum(stats["bad_rows"].values())
+  if not total_bad:
+    return
+  fraction = total_bad / max(sum(stats["rows_read"].values()), 1)
+  if policy == "quarantine" and fraction <= max_fraction:
+    return
+  why = ("bad_row_policy='fail'" if policy == "fail" else
+         f"{fraction:.2%} of rows are bad, above max_bad_row_fraction={max_fraction:.2%}")
+  shown = "\n  ".join(stats["first_bad"])
+  raise InputDataError(f"{input_dir}: {total_bad} bad input rows ({why}); first ones:\n  {shown}")
+
+
+def _publish(outputs: Dict[str, types.Artifact], window: SpanWindow,
+             previous: Optional[types.Artifact]) -> None:
+  """Split names, spans and formats on the output artifacts, for the downstream components and the
+  resolvers that pick an artifact by span."""
+  for key, split in (("examples", INTERACTIONS_SPLIT), ("items", ITEMS_SPLIT)):
+    artifact = outputs[key]
+    artifact.split_names = artifact_utils.encode_split_names([split])
+    artifact.span = window.last
+    artifact.set_int_custom_property(spans.SPAN_PROPERTY, window.last)
+    artifact.set_string_custom_property("span_period", window.period)
+    artifact.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+  feature_state.set_properties(outputs["state"], window.last, window.period,
+                               previous.uri if previous else "")
+  outputs["report"].set_int_custom_property(spans.SPAN_PROPERTY, window.last)
+
+
+def _report(exec_properties: Dict[str, Any], paths: Dict[str, str], window: SpanWindow,
+            previous: Optional[types.Artifact], stats: Dict[str, Any], quarantine: str
+            ) -> Dict[str, Any]:
+  interactions = stats["interactions"]
+  valid = interactions.get("valid", 0)
+  return {
+      "input_base": exec_properties["input_base"],
+      "input_files": paths,
+      "span_period": window.period,
+      "span": window.last,
+      "span_start": window.start(),
+      "span_end": window.end(),
+      "end_date": window.end_date or None,
+      "previous_state": ({"uri": previous.uri, "span": feature_state.span_of(previous)}
+                         if previous else None),
+      "rows_read": {name: stats["rows_read"].get(name, 0) for name in FILES.values()},
+      "interactions": {
+          "valid": valid, "liked_fraction": round(interactions.get("liked", 0) / max(valid, 1), 4),
+          **{k: interactions.get(k, 0) for k in ("users", "same_second_as_previous",
+                                                  "new_item_interactions")}},
+      "items": {k: stats["items"].get(k, 0) for k in (
+          "new", "rated", "never_rated", "no_genres", "no_year_in_title", "with_tags", "first_rated",
+          "already_known", "tags_of_known_items")},
+      "state": {k: stats["state"].get(k, 0) for k in ("users", "items")},
+      "bad_rows": {"total": sum(stats["bad_rows"].values()),
+                   "by_reason": dict(sorted(stats["bad_rows"].items(), key=lambda kv: (-kv[1], kv[0]))),
+                   "policy": exec_properties.get("bad_row_policy") or "quarantine",
+                   "examples": stats.get("first_bad", [])},
+      "quarantine": quarantine,
+  }

@@ -1,0 +1,117 @@
+"""The FeatureState artifact's format: what interaction features need from the past, after a span.
+
+A daily ingestion reads only its span's files; the users' recent items and counters and the items'
+first-seen spans and counters come from the previous run's state, and the run writes previous state +
+its span as the next one. Files: `<uri>/users-*.tfrecord.gz` and `<uri>/items-*.tfrecord.gz`, GZIP
+TFRecords of tf.Example (one record per user or item, written and read by Beam). Custom properties:
+`span` (the last span it includes), `span_period`, `previous_state_uri` ('' for the first state).
+"""
+
+import os
+from typing import Dict, Iterable, NamedTuple, Tuple
+
+import tensorflow as tf
+from tfx import types
+
+from formats import spans
+
+USERS_PREFIX = "users"
+ITEMS_PREFIX = "items"
+FILE_SUFFIX = ".tfrecord.gz"
+NEVER = -1  # `first_seen_span` of an item nobody rated yet.
+SPAN_PERIOD_PROPERTY = "span_period"
+PREVIOUS_STATE_PROPERTY = "previous_state_uri"
+
+
+class UserState(NamedTuple):
+  user_id: int
+  recent_items: Tuple[int, ...]  # Oldest first, at most the ingestion's history_length.
+  last_timestamp: int
+  interactions: int
+  liked: int
+  rating_sum: float
+
+
+class ItemState(NamedTuple):
+  item_id: int
+  first_seen_span: int  # NEVER if never rated.
+  ratings: int
+  liked: int
+  rating_sum: float
+  title: str
+
+
+def _int64(values: Iterable[int]) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _example(**feature: tf.train.Feature) -> bytes:
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def user_record(state: UserState) -> bytes:
+  return _example(
+      user_id=_int64([state.user_id]), recent_items=_int64(state.recent_items),
+      last_timestamp=_int64([state.last_timestamp]), interactions=_int64([state.interactions]),
+      liked=_int64([state.liked]),
+      rating_sum=tf.train.Feature(float_list=tf.train.FloatList(value=[state.rating_sum])))
+
+
+def item_record(state: ItemState) -> bytes:
+  return _example(
+      item_id=_int64([state.item_id]), first_seen_span=_int64([state.first_seen_span]),
+      ratings=_int64([state.ratings]), liked=_int64([state.liked]),
+      rating_sum=tf.train.Feature(float_list=tf.train.FloatList(value=[state.rating_sum])),
+      title=tf.train.Feature(bytes_list=tf.train.BytesList(value=[state.title.encode("utf-8")])))
+
+
+def parse_user(record: bytes) -> UserState:
+  feature = tf.train.Example.FromString(record).features.feature
+  single = lambda name: feature[name].int64_list.value[0]
+  return UserState(single("user_id"), tuple(feature["recent_items"].int64_list.value),
+                   single("last_timestamp"), single("interactions"), single("liked"),
+                   feature["rating_sum"].float_list.value[0])
+
+
+def parse_item(record: bytes) -> ItemState:
+  feature = tf.train.Example.FromString(record).features.feature
+  single = lambda name: feature[name].int64_list.value[0]
+  return ItemState(single("item_id"), single("first_seen_span"), single("ratings"), single("liked"),
+                   feature["rating_sum"].float_list.value[0],
+                   feature["title"].bytes_list.value[0].decode("utf-8"))
+
+
+def files_pattern(uri: str, prefix: str) -> str:
+  return os.path.join(uri, f"{prefix}-*{FILE_SUFFIX}")
+
+
+def _read(artifact: types.Artifact, prefix: str, parse) -> Dict[int, NamedTuple]:
+  files = tf.io.gfile.glob(files_pattern(artifact.uri, prefix))
+  records = tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()
+  return {state[0]: state for state in map(parse, records)}
+
+
+def read_users(artifact: types.Artifact) -> Dict[int, UserState]:
+  """Every user's state in memory: for tests and small tools, not for the pipeline (use Beam)."""
+  return _read(artifact, USERS_PREFIX, parse_user)
+
+
+def read_items(artifact: types.Artifact) -> Dict[int, ItemState]:
+  """Every item's state in memory: for tests and small tools, not for the pipeline (use Beam)."""
+  return _read(artifact, ITEMS_PREFIX, parse_item)
+
+
+def set_properties(artifact: types.Artifact, span: int, span_period: str,
+                   previous_state_uri: str) -> None:
+  artifact.set_int_custom_property(spans.SPAN_PROPERTY, span)
+  artifact.set_string_custom_property(SPAN_PERIOD_PROPERTY, span_period)
+  artifact.set_string_custom_property(PREVIOUS_STATE_PROPERTY, previous_state_uri)
+
+
+def span_of(artifact: types.Artifact) -> int:
+  """The last span the state includes."""
+  return artifact.get_int_custom_property(spans.SPAN_PROPERTY)
+
+
+def period_of(artifact: types.Artifact) -> str:
+  return artifact.get_string_custom_property(SPAN_PERIOD_PROPERTY)

@@ -1,0 +1,37 @@
+"""FeatureState records, files and properties."""
+
+import conftest
+from formats import artifacts, feature_state
+
+_write_gzip_records = conftest._gzip_records  # pylint: disable=protected-access
+
+USER = feature_state.UserState(user_id=7, recent_items=(3, 1, 2), last_timestamp=conftest.DAY0,
+                               interactions=5, liked=2, rating_sum=17.5)
+ITEM = feature_state.ItemState(item_id=2, first_seen_span=17532, ratings=4, liked=3, rating_sum=15.5,
+                               title="Heat, The (1995)")
+NEVER_RATED = feature_state.ItemState(item_id=9, first_seen_span=feature_state.NEVER, ratings=0,
+                                      liked=0, rating_sum=0.0, title="Amélie (2001)")
+
+
+def test_records_round_trip():
+  assert feature_state.parse_user(feature_state.user_record(USER)) == USER
+  assert feature_state.parse_item(feature_state.item_record(ITEM)) == ITEM
+  assert feature_state.parse_item(feature_state.item_record(NEVER_RATED)) == NEVER_RATED
+
+
+def test_files_are_read_back_by_id_and_properties_name_the_span(tmp_path):
+  state = artifacts.FeatureState()
+  state.uri = str(tmp_path)
+  _write_gzip_records(str(tmp_path / "users-00000-of-00001.tfrecord.gz"),
+                      [feature_state.user_record(USER)])
+  # Two shards, as Beam may write them.
+  _write_gzip_records(str(tmp_path / "items-00000-of-00002.tfrecord.gz"),
+                      [feature_state.item_record(ITEM)])
+  _write_gzip_records(str(tmp_path / "items-00001-of-00002.tfrecord.gz"),
+                      [feature_state.item_record(NEVER_RATED)])
+  assert feature_state.read_users(state) == {7: USER}
+  assert feature_state.read_items(state) == {2: ITEM, 9: NEVER_RATED}
+  feature_state.set_properties(state, span=17535, span_period="day", previous_state_uri="/prev")
+  assert feature_state.span_of(state) == 17535
+  assert feature_state.period_of(state) == "day"
+  assert state.get_string_custom_property(feature_state.PREVIOUS_STATE_PROPERTY) == "/prev"
