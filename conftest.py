@@ -47,22 +47,38 @@ def tiny_movielens(tmp_path: pathlib.Path) -> str:
   return write_movielens(tmp_path / "movielens")
 
 
-def run_movielens_example_gen(input_base: str, out_dir: pathlib.Path, **props):
-  """Calls MovieLensExampleGen's Do() on fresh artifacts; returns (examples, items, report dict)."""
+def run_span_example_gen(input_base: str, out_dir: pathlib.Path, span: int = None, previous=None,
+                         end_date: str = None, **props):
+  """Resolves the run as TFX's FileBasedDriver does, then calls SpanExampleGen's Do() on fresh artifacts:
+  span `span` (or the latest) of a partitioned input, or its backfill with `end_date`. Returns
+  ({output key: artifact}, report dict)."""
   import json  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from formats import artifacts  # pylint: disable=g-import-not-at-top
-  from components.movielens_example_gen import executor  # pylint: disable=g-import-not-at-top
-  out = {"examples": [standard_artifacts.Examples()], "items": [standard_artifacts.Examples()],
-         "report": [artifacts.IngestionReport()]}
-  for key, [artifact] in out.items():
-    artifact.uri = str(out_dir / "out" / key)
-  defaults = dict(span_period="day", history_length=20, max_tags=10, bad_row_policy="quarantine",
-                  max_bad_row_fraction=1.0)
-  executor.Executor(beam_context()).Do({}, out, dict(defaults, input_base=input_base, **props))
-  with open(os.path.join(out["report"][0].uri, executor.REPORT_FILE)) as f:
+  from tfx.components.example_gen import driver  # pylint: disable=g-import-not-at-top
+  from tfx.proto import range_config_pb2  # pylint: disable=g-import-not-at-top
+  from components.span_example_gen import component, executor  # pylint: disable=g-import-not-at-top
+  gen = component.SpanExampleGen(
+      input_base=input_base, span_period=props.pop("span_period", "day"),
+      span_pattern=component.BACKFILL_PATTERN if end_date else "span-{SPAN}", end_date=end_date,
+      range_config=range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+          start_span_number=span, end_span_number=span)) if span is not None else None,
+      max_bad_row_fraction=props.pop("max_bad_row_fraction", 1.0), **props)
+  exec_properties = driver.FileBasedDriver(None).resolve_exec_properties(dict(gen.exec_properties), None, None)
+  outputs = {key: [channel.type()] for key, channel in gen.outputs.items()}
+  for key, [artifact] in outputs.items():
+    artifact.uri = str(out_dir / key)
+    os.makedirs(artifact.uri)
+  executor.Executor(beam_context()).Do({"previous_state": [previous] if previous else []}, outputs,
+                                       exec_properties)
+  with open(os.path.join(outputs["report"][0].uri, executor.REPORT_FILE)) as f:
     report = json.load(f)
-  return out["examples"][0], out["items"][0], report
+  return {key: artifact for key, [artifact] in outputs.items()}, report
+
+
+def tiny_items(tmp: pathlib.Path):
+  """The item corpus (Examples, split 'items') of the tiny MovieLens data, ingested as a backfill."""
+  write_movielens(tmp / "ml" / "backfill")
+  outputs, _ = run_span_example_gen(str(tmp / "ml"), tmp / "ingested", end_date="2018-01-05")
+  return outputs["items"]
 
 
 def beam_context():

@@ -2,7 +2,10 @@
 the examples' files, TPUEmbedding tables with the embedding optimizer) vs a plain Keras model with
 ordinary tf.keras.layers.Embedding tables of the same size, same tower and same data, in one run.
 
-  .venv/bin/python bench/ranking.py [--split backfill]     (after ./scripts/run_pipeline.sh)
+  .venv/bin/python bench/ranking.py [--output_root outputs] [--split interactions]     (after the main command)
+
+It trains on the loop's latest examples (the latest daily span's, or the SID refresh's backfill) over its
+latest catalog, with the loop's ranking settings.
 """
 
 import argparse
@@ -20,13 +23,19 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
+from bench import loop  # pylint: disable=g-import-not-at-top
 from formats import sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer.component import RankingTrainer, executor_properties  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer  # pylint: disable=g-import-not-at-top
 from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
-from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+from pipeline import summary  # pylint: disable=g-import-not-at-top
+
+# RankingTrainer's inputs: (output key, the nodes that write it); the latest such artifact is taken.
+SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semantic_ids", "SemanticIdAssigner"),
+           "vocabulary": ("vocabulary", "SidVocabBuilder"), "embeddings": ("embeddings", *summary.EMBEDDING_NODES),
+           "sid_encoder": ("model", "RQVAETrainer")}
 
 
 class PlainKerasRanker(tf.keras.Model):
@@ -52,27 +61,23 @@ class PlainKerasRanker(tf.keras.Model):
 
 
 def main(argv=None) -> None:
-  args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  args.add_argument("--split", default="backfill")
-  args = args.parse_args(argv)
-  outputs = summary.latest_outputs_at(configs.METADATA_PATH, configs.PIPELINE_NAME)
-  config = RankingConfig.from_dict(configs.RANKING_CONFIG)
-  inputs = {"examples": outputs["MovieLensExampleGen"]["examples"],
-            "semantic_ids": outputs["SemanticIdAssigner"]["semantic_ids"],
-            "vocabulary": outputs["SidVocabBuilder"]["vocabulary"],
-            "embeddings": outputs.get("ContentEmbedder", outputs.get("EmbeddingImporter"))["embeddings"],
-            "sid_encoder": outputs["RQVAETrainer"]["model"]}
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--split", default="interactions")
+  args, loop_config = loop.parse(parser, argv)
+  outputs = summary.latest_outputs_at(loop_config.metadata_path, loop_config.pipeline_name)
+  config = RankingConfig.from_dict(loop_config.ranking)
   spec = RankingTrainer.SPEC_CLASS
-  input_dict = {key: [summary.as_artifact(raw, spec.INPUTS[key].type)] for key, raw in inputs.items()}
+  input_dict = {key: [summary.latest_artifact(outputs, spec.INPUTS[key].type, output_key, *nodes)]
+                for key, (output_key, *nodes) in SOURCES.items()}
   print(f"{config.name}, batch {config.batch_size}, split {args.split}; {os.cpu_count()} CPUs")
 
   with tempfile.TemporaryDirectory() as tmp:
     output_dict = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
     for key, [artifact] in output_dict.items():
       artifact.uri = os.path.join(tmp, key)
-    component = RankingTrainer(examples=tfx.dsl.Channel(type=standard_artifacts.Examples), **{
-        key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in inputs},
-        train_splits=[args.split], eval_splits=[args.split], ranking_config=configs.RANKING_CONFIG)
+    component = RankingTrainer(**{key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in input_dict},
+                               train_splits=[args.split], eval_splits=[args.split],
+                               ranking_config=loop_config.ranking)
     start = time.perf_counter()
     trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
     wall = time.perf_counter() - start
@@ -106,4 +111,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  loop.run(main)

@@ -2,9 +2,13 @@
 bare frozen model, the Beam job (SemanticIdAssigner) and FAISS ResidualQuantizer.compute_codes at the
 same L, K and D, in one run on the pipeline's item embeddings.
 
-  .venv/bin/python bench/semantic_ids.py      (after ./scripts/run_pipeline.sh)
+  .venv/bin/python bench/semantic_ids.py [--output_root outputs]      (after the main command)
+
+The embeddings are the loop's latest (every item seen so far); the RQ-VAE settings and Beam arguments are
+the loop's.
 """
 
+import argparse
 import os
 import sys
 import tempfile
@@ -21,26 +25,25 @@ from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-impo
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 
+from bench import loop  # pylint: disable=g-import-not-at-top
 from formats import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
 from components.semantic_id_assigner import executor as assigner  # pylint: disable=g-import-not-at-top
 from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
 from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
-from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
-
-
-def _latest_embeddings() -> artifacts.ItemEmbeddings:
-  outputs = summary.latest_outputs_at(configs.METADATA_PATH, configs.PIPELINE_NAME)
-  return summary.as_artifact(outputs["ContentEmbedder"]["embeddings"], artifacts.ItemEmbeddings)
+from pipeline import summary  # pylint: disable=g-import-not-at-top
 
 
 def _rate(label: str, items: int, seconds: float) -> None:
   print(f"{label:<44} {items / seconds:>10,.0f} items/s ({seconds:.2f}s for {items:,})")
 
 
-def main() -> None:
-  embeddings_artifact = _latest_embeddings()
+def main(argv=None) -> None:
+  _, loop_config = loop.parse(argparse.ArgumentParser(description=__doc__.splitlines()[0]), argv)
+  embeddings_artifact = summary.latest_artifact(
+      summary.latest_outputs_at(loop_config.metadata_path, loop_config.pipeline_name), artifacts.ItemEmbeddings,
+      "embeddings", *summary.EMBEDDING_NODES)
   _, embeddings = item_embeddings.load(embeddings_artifact)
-  config = rqvae.RQVAEConfig(**{**configs.RQVAE_CONFIG, "input_dim": embeddings.shape[1]})
+  config = rqvae.RQVAEConfig(**{**loop_config.rqvae, "input_dim": embeddings.shape[1]})
   print(f"{len(embeddings):,} items, D={config.input_dim}, L={config.num_levels}, K={config.codebook_size}")
 
   model = rqvae.RQVAE(config)
@@ -77,7 +80,7 @@ def main() -> None:
     model_artifact.uri = tmp
     output = artifacts.SemanticIds()
     output.uri = os.path.join(tmp, "sids")
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=loop_config.beam_pipeline_args)
     start = time.perf_counter()
     assigner.Executor(context).Do({"embeddings": [embeddings_artifact], "model": [model_artifact]},
                                   {"semantic_ids": [output]}, {"batch_size": 1024})
@@ -85,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  loop.run(main)

@@ -7,8 +7,10 @@ same load, publishes the next version (copied, then renamed into place) and repo
 publication until the new version answers (plus 2 s for the old one's unloading) the same way. Targets (issue 6): p99 < 10 ms with one client, no failed request and p99 at most 2x
 during the swap.
 
-  .venv/bin/python bench/serving.py [--clients 1,8,32] [--requests 3000] [--seconds 20]
-      (after ./scripts/run_pipeline.sh, which pushes a model to outputs/serving/sid_ranking)
+  .venv/bin/python bench/serving.py [--output_root outputs] [--clients 1,8,32] [--requests 3000] [--seconds 20]
+      (after the main command, whose daily runs push a model to <output_root>/serving/<pipeline name>)
+
+Requests draw their movies from the loop's backfill input (<input_base>/backfill/movies.csv).
 """
 
 import argparse
@@ -27,10 +29,9 @@ import grpc  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
 
-from pipeline import configs  # pylint: disable=g-import-not-at-top
+from bench import loop  # pylint: disable=g-import-not-at-top
+from pipeline import partition  # pylint: disable=g-import-not-at-top
 from serving import demo, query, versions  # pylint: disable=g-import-not-at-top
-
-NAME = configs.PIPELINE_NAME
 
 
 class Load:
@@ -115,31 +116,33 @@ def _swap(port, clients, request_of, source, base, version):
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model_base_path", default=os.path.join(configs.OUTPUT_ROOT, "serving", NAME))
+  parser.add_argument("--model_base_path", help="default: the loop's serving directory")
   parser.add_argument("--clients", default="1,8,32")
   parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per level")
   parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
   parser.add_argument("--candidates", type=int, default=100)
-  args = parser.parse_args(argv)
-  on_disk = versions.versions_on_disk(args.model_base_path)
+  args, config = loop.parse(parser, argv)
+  model_base_path = args.model_base_path or config.serving_model_dir
+  on_disk = versions.versions_on_disk(model_base_path)
   if not on_disk:
-    sys.exit(f"No model under {args.model_base_path}: run ./scripts/run_pipeline.sh first.")
+    sys.exit(f"No model under {model_base_path}: no daily run has pushed one yet (pipeline.replay runs more).")
   source = on_disk[max(on_disk)]
-  titles, _ = query.read_movielens(query.DATA_ROOT)
+  titles, _ = query.read_movielens(os.path.join(config.input_base, partition.BACKFILL))
   movies = np.array(sorted(titles))
+  name = config.pipeline_name
 
   def request_of(rng):
     history = rng.choice(movies, 20, replace=False).tolist()
-    return query.rank_request(NAME, history, history[-1], rng.choice(movies, args.candidates, replace=False).tolist())
+    return query.rank_request(name, history, history[-1], rng.choice(movies, args.candidates, replace=False).tolist())
 
   with tempfile.TemporaryDirectory() as base:
     shutil.copytree(source, os.path.join(base, "1"))
     port = demo.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "serving.server", "--model_name", NAME, "--model_base_path",
+    server = subprocess.Popen([sys.executable, "-m", "serving.server", "--model_name", name, "--model_base_path",
                                base, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
       with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        query.wait_until_available(channel, NAME, 300)
+        query.wait_until_available(channel, name, 300)
       print(f"model {source} ({os.cpu_count()} CPUs, server and clients on this machine), "
             f"{args.candidates} candidates per request")
       Load(port, 1, 200, 30, request_of).run().join()  # warm-up
@@ -161,4 +164,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  loop.run(main)

@@ -1,10 +1,12 @@
 """SID adaptation benchmark: SentencePiece training time per table budget, and tokenization
 throughput (SIDs/s) in graph (tensorflow-text, as the ranking model runs it) vs the sentencepiece
-Python library, plus the other adaptations in graph, in one run on the pipeline's Semantic IDs.
+Python library, plus the other adaptations in graph, in one run on the loop's Semantic IDs of the items
+the vocabulary was learned over (the SID refresh's: a SID never changes once published).
 
-  .venv/bin/python bench/sid_adaptation.py      (after ./scripts/run_pipeline.sh)
+  .venv/bin/python bench/sid_adaptation.py [--output_root outputs]      (after the main command)
 """
 
+import argparse
 import os
 import sys
 import time
@@ -17,17 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from bench import loop  # pylint: disable=g-import-not-at-top
 from formats import artifacts, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
 from models.sid_adaptation import spm, tokenizers  # pylint: disable=g-import-not-at-top
-from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+from pipeline import summary  # pylint: disable=g-import-not-at-top
 
 BATCH = 1024
 MIN_SECONDS = 2.0
-
-
-def _latest(node: str, key: str, artifact_type):
-  outputs = summary.latest_outputs_at(configs.METADATA_PATH, configs.PIPELINE_NAME)
-  return summary.as_artifact(outputs[node][key], artifact_type)
 
 
 Tokenize = Callable[[np.ndarray, np.ndarray], object]
@@ -50,12 +48,17 @@ def _in_graph(tokenizer: tokenizers.SidTokenizer) -> Tokenize:
   return lambda ids, codes: call(tf.constant(ids), tf.constant(codes)).numpy()
 
 
-def main() -> None:
-  ids, codes, _ = semantic_ids.load(_latest("SemanticIdAssigner", "semantic_ids", artifacts.SemanticIds))
-  vocabulary = _latest("SidVocabBuilder", "vocabulary", artifacts.SidVocabulary)
+def main(argv=None) -> None:
+  _, config = loop.parse(argparse.ArgumentParser(description=__doc__.splitlines()[0]), argv)
+  outputs = summary.latest_outputs_at(config.metadata_path, config.pipeline_name)
+  ids, codes, _ = semantic_ids.load(summary.latest_artifact(outputs, artifacts.SemanticIds, "semantic_ids",
+                                                            "SemanticIdAssigner"))
+  vocabulary = summary.latest_artifact(outputs, artifacts.SidVocabulary, "vocabulary", "SidVocabBuilder")
   settings = sid_vocabulary.settings(vocabulary)
   impression_ids, impressions = sid_vocabulary.load_impressions(vocabulary)
-  assert np.array_equal(impression_ids, ids), "vocabulary and Semantic IDs come from different runs"
+  learned_over = np.isin(ids, impression_ids)  # the daily runs' new items came after the vocabulary
+  ids, codes = ids[learned_over], codes[learned_over]
+  assert np.array_equal(impression_ids, ids), "vocabulary and Semantic IDs come from different SID refreshes"
   levels, k = settings["num_levels"], settings["codebook_size"]
   print(f"{len(ids):,} items, L={levels}, K={k}; {int(impressions.sum()):,} impressions in "
         f"{', '.join(settings['train_splits'])}; batches of {BATCH}; {os.cpu_count()} CPUs")
@@ -84,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  loop.run(main)

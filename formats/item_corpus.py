@@ -1,4 +1,4 @@
-"""Reading the item corpus (the `items` Examples artifact of MovieLensExampleGen)."""
+"""Reading the item corpus (the `items` Examples artifact of SpanExampleGen)."""
 
 import os
 from typing import Dict, List

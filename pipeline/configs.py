@@ -15,10 +15,10 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ROOT = os.path.join(PROJECT_ROOT, "data", "ml-latest-small")
 OUTPUT_ROOT = os.path.join(PROJECT_ROOT, "outputs")
 
-# in_memory keeps start-up cheap on a laptop; for larger corpora use beam_runners.local_args(
-# "multi_processing", 0) (every core), beam_runners.dask_args(scheduler) for a Dask cluster (which
-# executors run there: tests/test_beam_runners.py), or --runner=DataflowRunner/FlinkRunner/SparkRunner
-# with --setup_file.
+# in_memory keeps start-up cheap on a laptop; for larger corpora use
+# beam_runners.local_args("multi_processing", 0) (every core), beam_runners.dask_args(scheduler)
+# for a Dask cluster (which executors run there: tests/test_beam_runners.py), or
+# --runner=DataflowRunner/FlinkRunner/SparkRunner with --setup_file.
 BEAM_PIPELINE_ARGS = beam_runners.local_args("in_memory", 1)
 
 # RQ-VAE for ~10k items: 3 levels x 256 codes (TIGER used 3 x 256 for 12k items), a 32-d latent.

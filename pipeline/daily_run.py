@@ -68,11 +68,12 @@ def _json(path: str) -> Dict[str, Any]:
 
 def run_record(config: PipelineConfig, span: int, seconds: float, components: Dict[str, Dict]) -> Dict[str, Any]:
   """The figures of the span's run, from its artifacts in ML Metadata."""
-  outputs = summary.latest_run_outputs(runs.store(config), config.pipeline_name)
+  store = runs.store(config)
+  outputs = summary.latest_run_outputs(store, config.pipeline_name)
   report = _json(os.path.join(outputs["SpanExampleGen"]["report"].uri, "ingestion_report.json"))
   record = {"span": span, "date": spans.span_start(span, config.span_period).isoformat(),
             "seconds": round(seconds, 1), "components": components,
-            "interactions": report["interactions"]["written"], "new_items": report["items"]["new"],
+            "interactions": report["interactions"]["valid"], "new_items": report["items"]["new"],
             "bad_rows": report["bad_rows"]["total"]}
   trainer = outputs.get("RankingTrainer", {})
   if trainer:
@@ -81,10 +82,12 @@ def run_record(config: PipelineConfig, span: int, seconds: float, components: Di
     record["trainer_scored"] = step["eval"]
   evaluation = outputs.get("Evaluator", {}).get("evaluation")
   if evaluation:
-    record["evaluated_model_span"] = spans.latest_span(
-        [summary.as_artifact(outputs["LatestModel"]["model"], standard_artifacts.Model)])
+    blessing = outputs["Evaluator"]["blessing"].custom_properties
+    [model] = store.get_artifacts_by_id([blessing["current_model_id"].int_value])
+    record["evaluated_model"] = {"id": model.id, "uri": model.uri,
+                                 "span": spans.latest_span([summary.as_artifact(model, standard_artifacts.Model)])}
     record["tfma"] = tfma_results.sliced_auc(evaluation.uri)
-    record["blessed"] = bool(outputs["Evaluator"]["blessing"].custom_properties["blessed"].int_value)
+    record["blessed"] = bool(blessing["blessed"].int_value)
   pushed = outputs.get("Pusher", {}).get("pushed_model")
   if pushed is not None and pushed.custom_properties["pushed"].int_value:
     record["pushed_version"] = pushed.custom_properties["pushed_version"].string_value

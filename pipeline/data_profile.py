@@ -18,7 +18,7 @@ import statistics
 import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from components.movielens_example_gen import rows
+from components.span_example_gen import rows
 from formats import spans
 from formats.errors import InputDataError
 
@@ -30,6 +30,9 @@ PLURALS = {"day": "days", "week": "weeks", "month": "months"}
 _SECONDS_PER_DAY = 86400
 # Consecutive spans shown by the command: two weeks of daily runs.
 _WINDOW_SPANS = 14
+
+# Below this median per span, a span is too sparse to train and evaluate a ranking model on.
+MIN_INTERACTIONS_PER_SPAN = 100
 
 
 def check_files(data_root: str) -> Dict[str, str]:
@@ -287,17 +290,18 @@ def _replay_reason(counts: Dict[int, int], replay: List[int], period: str) -> st
 
 
 def _v0_cutoff(data: DataProfile, start_date: str) -> Tuple[str, str]:
-  """The median first-rating date of the backfill's items: v0 sees about half of them."""
+  """The day after the median first-rating date of the backfill's items: v0 sees about half of them, and
+  at least one (v0 trains on the items first rated before the cut-off)."""
   start = datetime.datetime.fromisoformat(start_date).replace(tzinfo=datetime.timezone.utc).timestamp()
   firsts = sorted(t for t in data.item_first_rated.values() if t < start)
-  cutoff = spans.span_start(statistics.median_low(firsts) // _SECONDS_PER_DAY, "day").isoformat()
-  return cutoff, (f"v0_cutoff {cutoff}: the median first-rating date of the {len(firsts):,} items "
-                  f"first rated before {start_date}")
+  cutoff = spans.span_start(statistics.median_low(firsts) // _SECONDS_PER_DAY + 1, "day").isoformat()
+  return cutoff, (f"v0_cutoff {cutoff}: the day after the median first-rating date of the {len(firsts):,} "
+                  f"items first rated before {start_date}")
 
 
 def choose(data: DataProfile, span_period: Optional[str] = None, start_date: Optional[str] = None,
-           min_interactions_per_span: int = 100, min_spans: int = 14, backfill_fraction: float = 0.7,
-           recent_spans: int = 18, replay_length: int = 7) -> Choice:
+           min_interactions_per_span: int = MIN_INTERACTIONS_PER_SPAN, min_spans: int = 14,
+           backfill_fraction: float = 0.7, recent_spans: int = 18, replay_length: int = 7) -> Choice:
   """The span period, start date, replay spans and v0 cutoff for `data`, each with its reason.
 
   The period is the finest whose recent spans (the last `recent_spans`, or the first from a given

@@ -36,7 +36,7 @@ def test_profile_counts_ratings_per_day_and_first_ratings_per_movie(tmp_path):
 
 def test_choose_takes_the_finest_dense_period_and_a_start_with_70_percent_before_it(daily):
   choice = data_profile.choose(daily, min_interactions_per_span=5, min_spans=5)
-  assert (choice.span_period, choice.start_date, choice.v0_cutoff) == ("week", "2018-04-09", "2018-02-18")
+  assert (choice.span_period, choice.start_date, choice.v0_cutoff) == ("week", "2018-04-09", "2018-02-19")
   assert choice.replay_spans == list(range(WEEK0 + 14, WEEK0 + 20))
   assert choice.reasons == [
       "week spans: the 18 weeks 2018-01-15..2018-05-14 hold a median of 7 ratings per week (>= 5 wanted); "
@@ -44,7 +44,8 @@ def test_choose_takes_the_finest_dense_period_and_a_start_with_70_percent_before
       "start_date 2018-04-09: the backfill before it holds 70.0% of the 140 ratings (70% wanted) and 6 week "
       "spans follow from it, to 2018-05-14 (at least 5 wanted)",
       f"replay spans {WEEK0 + 14}..{WEEK0 + 19} (2018-04-09..2018-05-14): 42 ratings, 7 to 7 per week",
-      "v0_cutoff 2018-02-18: the median first-rating date of the 98 items first rated before 2018-04-09"]
+      "v0_cutoff 2018-02-19: the day after the median first-rating date of the 98 items first rated "
+      "before 2018-04-09"]
 
 
 def test_choose_starts_earlier_to_leave_min_spans_after_the_start(daily):

@@ -1,16 +1,19 @@
-"""The paper's ranking experiments on the pipeline's artifacts (Singh et al. 2023, figures 2 and 3,
+"""The paper's ranking experiments on the production loop's artifacts (Singh et al. 2023, figures 2 and 3,
 appendix A.2), mean +/- std over seeds.
 
-  .venv/bin/python -m pipeline.experiments [--seeds 3] [--only spm,random_hash] [--output DIR]
-  (after ./scripts/run_pipeline.sh; about 20 s per arm and seed on 2 CPUs)
+  .venv/bin/python -m pipeline.experiments [--output_root outputs] [--seeds 3] [--only spm,random_hash]
+      [--output DIR]
+  (after the main command; about 20 s per arm and seed on 2 CPUs)
 
-Each arm (item representation x table budget, or dense x tower width; with and without history)
-is trained as the pipeline trains it, continuously: on `backfill`, then span by span in time
-order, each span evaluated by the model trained on the spans before it (day N+1 by the model of
-day N) and then trained on. AUC is computed per span, overall and on the cold-start, long-tail and
-head slices (models/ranking/evaluation.py), averaged over spans weighted by examples, and
-reported relative to random hashing at the smallest table, per seed. Writes report.json,
-report.md and figures.png.
+The experiments cover the SID refresh's backfill plus the daily spans the loop has run so far (the main
+command runs a few; `python -m pipeline.replay --output_root outputs` runs the rest). Each arm (item
+representation x table budget, or dense x tower width; with and without history) is trained as the loop
+trains it, continuously: on the backfill, then span by span in span order, each span evaluated by the
+model trained on the spans before it (day N+1 by the model of day N) and then trained on. Every arm uses
+the loop's latest catalog: every item seen so far, with its Semantic ID and content embedding. AUC is
+computed per span, overall and on the cold-start, long-tail and head slices
+(models/ranking/evaluation.py), averaged over spans weighted by examples, and reported relative to random
+hashing at the smallest table, per seed. Writes report.json, report.md and figures.png.
 """
 
 import argparse
@@ -19,66 +22,133 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
+from tfx import types  # pylint: disable=g-import-not-at-top
 from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
+from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 
-from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.figures import plt, save_png  # pylint: disable=g-import-not-at-top
+from components.span_example_gen import executor as example_gen  # pylint: disable=g-import-not-at-top
+from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
 from formats import spans  # pylint: disable=g-import-not-at-top
+from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from models.ranking import evaluation  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking.catalog import Catalog  # pylint: disable=g-import-not-at-top
 from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
 from models.ranking.items import PieceItems  # pylint: disable=g-import-not-at-top
+from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
 from models.sid_adaptation import spm  # pylint: disable=g-import-not-at-top
 from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+from pipeline import runs as pipeline_runs  # pylint: disable=g-import-not-at-top
 
 EVAL_SPEC = {**ranking.TRAINING_SPEC, "item_segment": tf.io.FixedLenFeature([], tf.string)}
 STABILITY_ARMS = ("unigram", "prefix_ngram", "spm")
+EXAMPLE_GEN, BACKFILL = "SpanExampleGen", "backfill"
+# SpanExampleGen's exec property in backfill mode only: the first daily span's start.
+END_DATE = "end_date"
+_MAX_NAMED = 10
 
 
 @dataclasses.dataclass
 class Inputs:
-  splits: Dict[str, Dict[str, tf.Tensor]]   # "backfill", then span splits in time order
-  catalogs: Dict[str, Catalog]              # "v1" (and "v0": RQ-VAE trained on older items only)
+  splits: Dict[str, Dict[str, tf.Tensor]]   # "backfill", then "span_<N>" in span order
+  catalogs: Dict[str, Catalog]              # "v1" (and "v0": RQ-VAE trained on older items only), same items
   spm_models: Dict[int, bytes]              # SidVocabulary's model per table budget (v1 SIDs)
-  impressions: np.ndarray                   # per catalog item, in the vocabulary's training splits
+  impressions: np.ndarray                   # per catalog item, in the vocabulary's training split
 
 
-def _read_split(examples: standard_artifacts.Examples, split: str) -> Dict[str, tf.Tensor]:
-  files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
-  records = tf.constant(list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()))
-  return tf.io.parse_example(records, EVAL_SPEC)
+def _read_split(examples: types.Artifact) -> Dict[str, tf.Tensor]:
+  files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], example_gen.INTERACTIONS_SPLIT), "*"))
+  records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+  return tf.io.parse_example(tf.constant(records, tf.string), EVAL_SPEC)
 
 
-def load_inputs(metadata_path: str) -> Inputs:
-  """The latest run's interactions, Semantic IDs (v1, v0), vocabularies and content embeddings."""
-  outputs = summary.latest_outputs_at(metadata_path, configs.PIPELINE_NAME)
-  examples = summary.as_artifact(outputs["MovieLensExampleGen"]["examples"], standard_artifacts.Examples)
-  names = artifact_utils.decode_split_names(examples.split_names)
-  ordered = ["backfill"] + sorted((n for n in names if n != "backfill"), key=spans.span_of_split)
-  embedding_node = "ContentEmbedder" if "ContentEmbedder" in outputs else "EmbeddingImporter"
-  embedding_ids, content = item_embeddings.load(
-      summary.as_artifact(outputs[embedding_node]["embeddings"], artifacts.ItemEmbeddings))
-  vocabulary = summary.as_artifact(outputs["SidVocabBuilder"]["vocabulary"], artifacts.SidVocabulary)
-  settings = sid_vocabulary.settings(vocabulary)
-  catalogs = {}
-  for version, node in (("v1", "SemanticIdAssigner"), ("v0", "SemanticIdAssignerV0")):
-    if node in outputs:
-      ids, codes, _ = semantic_ids.load(summary.as_artifact(outputs[node]["semantic_ids"], artifacts.SemanticIds))
-      if not np.array_equal(ids, embedding_ids):
-        raise ValueError(f"{node} and {embedding_node} cover different items")
-      catalogs[version] = Catalog(ids, codes, settings["codebook_size"], content)
-  _, impressions = sid_vocabulary.load_impressions(vocabulary)
-  return Inputs(splits={name: _read_split(examples, name) for name in ordered}, catalogs=catalogs,
-                spm_models={b: sid_vocabulary.load_model(vocabulary, b) for b in settings["table_budgets"]},
-                impressions=impressions)
+def interaction_sequence(store: metadata_store.MetadataStore, pipeline_name: str
+                         ) -> List[Tuple[str, types.Artifact]]:
+  """("backfill", the latest SID refresh's examples), then ("span_<N>", the latest examples of span N) for
+  every later span the daily runs ingested, in span order (a re-run span: its last run)."""
+  ingested = [(summary.as_artifact(raw, standard_artifacts.Examples), execution) for raw, execution in
+              summary.output_history(store, pipeline_name, EXAMPLE_GEN, "examples")]
+  backfills = [a for a, execution in ingested if END_DATE in execution.custom_properties]
+  if not backfills:
+    raise InputDataError(f"no backfill ingested by {pipeline_name}.{EXAMPLE_GEN} in ML Metadata: run the "
+                         f"main command (pipeline.local_runner) first")
+  backfill = backfills[-1]
+  span_of = lambda artifact: artifact.get_int_custom_property(spans.SPAN_PROPERTY)
+  latest: Dict[int, types.Artifact] = {}
+  for artifact, execution in ingested:  # oldest first: a span's last run wins
+    if END_DATE not in execution.custom_properties and span_of(artifact) > span_of(backfill):
+      latest[span_of(artifact)] = artifact
+  return [(BACKFILL, backfill)] + [(spans.split_name(span), latest[span]) for span in sorted(latest)]
+
+
+def _named(ids: np.ndarray) -> str:
+  more = f" and {len(ids) - _MAX_NAMED} more" if len(ids) > _MAX_NAMED else ""
+  return ", ".join(str(i) for i in ids[:_MAX_NAMED]) + more
+
+
+def _check_covered(ids: np.ndarray, of: str, by_ids: np.ndarray, by: str) -> None:
+  """InputDataError naming the items of `ids` (those of `of`) absent from `by_ids` (those of `by`)."""
+  missing = np.setdiff1d(ids, by_ids)
+  if missing.size:
+    raise InputDataError(f"{by} lack {missing.size} of the items of {of}: {_named(missing)}")
+
+
+def _v0_codes(v0_sids: types.Artifact, v0_model: types.Artifact, ids: np.ndarray, content: np.ndarray
+              ) -> np.ndarray:
+  """RQ-VAE v0's codes for every item of `ids`: from its Semantic IDs (the SID refresh's items), and for
+  the items new since then from the frozen v0 model, as the daily runs encode new items with v1."""
+  v0_ids, v0_codes, _ = semantic_ids.load(v0_sids)
+  _check_covered(v0_ids, f"the v0 Semantic IDs at {v0_sids.uri}", ids, "the latest Semantic IDs")
+  known = np.isin(ids, v0_ids)
+  codes = np.zeros((len(ids), v0_codes.shape[1]), np.int64)
+  codes[known] = v0_codes[np.searchsorted(v0_ids, ids[known])]
+  if not known.all():
+    encode = saved_model.load_signatures(path_utils.serving_model_path(v0_model.uri))[saved_model.ENCODE]
+    codes[~known] = encode(embeddings=tf.constant(content[~known], tf.float32))[saved_model.CODES_KEY].numpy()
+  return codes
+
+
+def _impressions(vocabulary: types.Artifact, ids: np.ndarray) -> np.ndarray:
+  """The vocabulary's impressions per item of `ids`; 0 for items new since its training split."""
+  impressed, counts = sid_vocabulary.load_impressions(vocabulary)
+  per_item = dict(zip(impressed.tolist(), counts.tolist()))
+  return np.array([per_item.get(i, 0) for i in ids.tolist()], np.int64)
+
+
+def load_inputs(output_root: str) -> Inputs:
+  """The loop's interactions (interaction_sequence, spans without any left out), its latest catalog with
+  v1 and v0 Semantic IDs and content embeddings, and the SID refresh's vocabularies."""
+  config = pipeline_runs.load_config(output_root)
+  store = summary.readonly_store(config.metadata_path)
+  outputs = summary.latest_node_outputs(store, config.pipeline_name)
+  sids = summary.latest_artifact(outputs, artifacts.SemanticIds, "semantic_ids", "SemanticIdAssigner")
+  embeddings = summary.latest_artifact(outputs, artifacts.ItemEmbeddings, "embeddings", *summary.EMBEDDING_NODES)
+  vocabulary = summary.latest_artifact(outputs, artifacts.SidVocabulary, "vocabulary", "SidVocabBuilder")
+  ids, codes, _ = semantic_ids.load(sids)
+  embedding_ids, content = item_embeddings.load(embeddings)
+  named_sids, named_embeddings = f"the Semantic IDs at {sids.uri}", f"the item embeddings at {embeddings.uri}"
+  _check_covered(ids, named_sids, embedding_ids, named_embeddings)
+  _check_covered(embedding_ids, named_embeddings, ids, named_sids)
+  catalogs = {"v1": Catalog(ids, codes, sids.get_int_custom_property("codebook_size"), content)}
+  if "SemanticIdAssignerV0" in outputs:
+    v0_sids = summary.latest_artifact(outputs, artifacts.SemanticIds, "semantic_ids", "SemanticIdAssignerV0")
+    v0_model = summary.latest_artifact(outputs, standard_artifacts.Model, "model", "RQVAETrainerV0")
+    catalogs["v0"] = Catalog(ids, _v0_codes(v0_sids, v0_model, ids, content),
+                             v0_sids.get_int_custom_property("codebook_size"), content)
+  read = ((name, _read_split(examples)) for name, examples in interaction_sequence(store, config.pipeline_name))
+  budgets = sid_vocabulary.settings(vocabulary)["table_budgets"]
+  return Inputs(splits={name: features for name, features in read if len(features["liked"])},
+                catalogs=catalogs, spm_models={b: sid_vocabulary.load_model(vocabulary, b) for b in budgets},
+                impressions=_impressions(vocabulary, ids))
 
 
 def grid(budgets: List[int]) -> List[Dict[str, Any]]:
@@ -222,18 +292,23 @@ def _args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--only", default="", help="comma-separated representations to run (default: all)")
-  parser.add_argument("--metadata", default=configs.METADATA_PATH, help="the pipeline's ML Metadata")
-  parser.add_argument("--output", default=os.path.join(configs.OUTPUT_ROOT, "experiments"))
+  parser.add_argument("--output_root", default=configs.OUTPUT_ROOT, help="the main command's output root")
+  parser.add_argument("--output", help="default: <output_root>/experiments")
   return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
   args = _args(argv)
-  inputs = load_inputs(args.metadata)
+  try:
+    inputs = load_inputs(args.output_root)
+  except InputDataError as error:
+    print(f"Experiments stopped: {error}", file=sys.stderr)
+    return 2
+  output = args.output or os.path.join(args.output_root, "experiments")
   budgets = sorted(inputs.spm_models)
   only = set(filter(None, args.only.split(",")))
-  tf.io.gfile.makedirs(args.output)
-  progress = os.path.join(args.output, "runs.jsonl")
+  tf.io.gfile.makedirs(output)
+  progress = os.path.join(output, "runs.jsonl")
   done = []
   if tf.io.gfile.exists(progress):  # resume: a crash loses at most the run in flight
     with tf.io.gfile.GFile(progress) as f:
@@ -261,8 +336,8 @@ def main(argv=None) -> int:
     overall, cold = run["slices"]["overall"]["auc"], run["slices"]["cold_start"]["auc"]
     print(f"{config.name:<32} {version} seed {seed}: AUC {overall:.4f}, cold-start "
           f"{cold if cold is None else round(cold, 4)} ({run['seconds']:.0f}s)", flush=True)
-  _write(args.output, done, budgets)
-  print(f"Report: {os.path.join(args.output, 'report.md')}")
+  _write(output, done, budgets)
+  print(f"Report: {os.path.join(output, 'report.md')}")
   return 0
 
 

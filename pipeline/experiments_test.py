@@ -1,7 +1,113 @@
-import pytest
+import os
 
+import numpy as np
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+import conftest
+from formats import artifacts, sid_vocabulary, spans
+from formats.errors import InputDataError
 from models.ranking import evaluation
-from pipeline import experiments
+from pipeline import configs, experiments
+from pipeline import runs as pipeline_runs
+
+K = 4
+VECTORS = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)  # items 1..4
+
+
+def _record(store: metadata_store.MetadataStore, node_id: str, outputs, **exec_properties) -> None:
+  """Records in ML Metadata, as a pipeline run would, a successful execution of `node_id` that output
+  `outputs` ({output key: artifact})."""
+  execution = metadata_store_pb2.Execution(
+      type_id=store.put_execution_type(metadata_store_pb2.ExecutionType(name=node_id)),
+      last_known_state=metadata_store_pb2.Execution.COMPLETE)
+  for name, value in exec_properties.items():
+    execution.custom_properties[name].string_value = value
+  written = []
+  for key, artifact in outputs.items():
+    artifact.type_id = store.put_artifact_type(artifact.artifact_type)
+    event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
+    event.path.steps.add().key = key
+    written.append((artifact.mlmd_artifact, event))
+  node = metadata_store_pb2.Context(type_id=store.put_context_type(metadata_store_pb2.ContextType(name="node")),
+                                    name=f"{configs.PIPELINE_NAME}.{node_id}")
+  store.put_execution(execution, written, [node], reuse_context_if_already_exist=True)
+
+
+def _examples(path, span: int, item_ids):
+  """SpanExampleGen's examples artifact of `span`: one interaction per item id."""
+  rows = [dict(item_id=i, current_item=0, history=[], liked=1, item_segment="head") for i in item_ids]
+  artifact = conftest.examples_artifact(path, {"interactions": rows})
+  artifact.set_int_custom_property(spans.SPAN_PROPERTY, span)
+  return artifact
+
+
+@pytest.fixture(name="v0_rqvae", scope="module")
+def _v0_rqvae(tmp_path_factory):
+  return conftest.rqvae_artifact(tmp_path_factory.mktemp("rqvae_v0"), VECTORS, num_levels=2, codebook_size=K)
+
+
+@pytest.fixture(name="loop")
+def _loop(tmp_path, v0_rqvae):
+  """A loop's ML Metadata after the SID refresh (backfill = span 9, items 1..3) and daily runs of spans
+  10 (twice), 11 (new item 4) and 12 (no interactions): (output root, store, in-memory v0 RQ-VAE)."""
+  config = configs.PipelineConfig(input_base=str(tmp_path / "input"), output_root=str(tmp_path / "out"),
+                                  span_period="day", start_date=spans.span_start(10, "day").isoformat())
+  pipeline_runs.save_config(config)
+  store = metadata_store.MetadataStore(pipeline_runs.connection(config))
+  vocabulary = artifacts.SidVocabulary()
+  vocabulary.uri = str(tmp_path / "vocabulary")
+  os.makedirs(vocabulary.uri)
+  sid_vocabulary.write(vocabulary, {4: b"spm4", 8: b"spm8"}, {"table_budgets": [4, 8], "codebook_size": K},
+                       np.array([1, 2, 3]), np.array([5, 0, 2]))
+  v0_model, v0 = v0_rqvae
+  _record(store, "SpanExampleGen", {"examples": _examples(tmp_path / "backfill", 9, [1, 2, 3])},
+          end_date=config.start_date)
+  _record(store, "ContentEmbedder", {"embeddings": conftest.embeddings_artifact(tmp_path / "embeddings",
+                                                                                VECTORS[:3])})
+  _record(store, "RQVAETrainerV0", {"model": v0_model})
+  _record(store, "SemanticIdAssignerV0", {"semantic_ids": conftest.semantic_ids_artifact(
+      tmp_path / "v0", [[3, 3], [2, 2], [1, 1]], K)})
+  _record(store, "SidVocabBuilder", {"vocabulary": vocabulary})
+  _record(store, "SpanExampleGen", {"examples": _examples(tmp_path / "span10", 10, [1])})
+  _record(store, "SpanExampleGen", {"examples": _examples(tmp_path / "span11", 11, [4, 2])})
+  _record(store, "SpanExampleGen", {"examples": _examples(tmp_path / "span10_again", 10, [3, 1])})
+  _record(store, "SpanExampleGen", {"examples": _examples(tmp_path / "span12", 12, [])})
+  _record(store, "NewItemEmbedder", {"embeddings": conftest.embeddings_artifact(tmp_path / "embeddings_11",
+                                                                                VECTORS)})
+  _record(store, "SemanticIdAssigner", {"semantic_ids": conftest.semantic_ids_artifact(
+      tmp_path / "sids_11", [[0, 1], [1, 2], [2, 3], [3, 0]], K)})
+  return config.output_root, store, v0
+
+
+def test_inputs_are_the_backfill_then_each_spans_latest_run_over_the_latest_catalog(loop):
+  output_root, _, v0 = loop
+  inputs = experiments.load_inputs(output_root)
+  assert [(name, split["item_id"].numpy().tolist()) for name, split in inputs.splits.items()] == [
+      ("backfill", [1, 2, 3]), ("span_10", [3, 1]), ("span_11", [4, 2])]
+  v1, v0_catalog = inputs.catalogs["v1"], inputs.catalogs["v0"]
+  assert v1.item_ids.tolist() == v0_catalog.item_ids.tolist() == [1, 2, 3, 4]
+  assert v1.codes.tolist() == [[0, 1], [1, 2], [2, 3], [3, 0]]
+  # Item 4 is new since the SID refresh: encoded by the frozen v0 RQ-VAE.
+  assert v0_catalog.codes.tolist() == [[3, 3], [2, 2], [1, 1], v0.encode(VECTORS[3:]).numpy()[0].tolist()]
+  np.testing.assert_array_equal(v1.content, VECTORS)
+  assert inputs.impressions.tolist() == [5, 0, 2, 0]
+  assert inputs.spm_models == {4: b"spm4", 8: b"spm8"}
+
+
+def test_embeddings_that_miss_catalog_items_are_refused(loop, tmp_path):
+  output_root, store, _ = loop
+  _record(store, "NewItemEmbedder", {"embeddings": conftest.embeddings_artifact(tmp_path / "embeddings_12",
+                                                                                VECTORS[:3])})
+  with pytest.raises(InputDataError, match=r"item embeddings at .*embeddings_12 lack 1 of the items of the "
+                                           r"Semantic IDs at .*sids_11: 4$"):
+    experiments.load_inputs(output_root)
+
+
+def test_no_loop_output_is_refused(tmp_path):
+  with pytest.raises(InputDataError, match=r"config.json not found: run the main command"):
+    experiments.load_inputs(str(tmp_path))
 
 
 def _run(arm, representation, seed, auc, history=False):

@@ -10,6 +10,7 @@ directory to a served ranking model, through the production loop.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -38,6 +39,10 @@ def _args(argv):
                       help="daily runs to replay after the SID refresh")
   parser.add_argument("--precomputed_embeddings", default=None,
                       help=".npz with item_ids and embeddings, used instead of the MiniLM encoder")
+  parser.add_argument("--min_span_interactions", type=int, default=data_profile.MIN_INTERACTIONS_PER_SPAN,
+                      help="the median interactions per span a span period needs to be chosen or accepted")
+  parser.add_argument("--config", help="JSON file of PipelineConfig fields to override (model settings, "
+                      "blessing thresholds, Beam arguments: see pipeline/configs.py)")
   parser.add_argument("--no_cache", action="store_true", help="re-run every component")
   return parser.parse_args(argv)
 
@@ -45,16 +50,20 @@ def _args(argv):
 def prepare(args) -> configs.PipelineConfig:
   """Chooses the loop's settings, partitions the data into span folders and saves the settings."""
   choice = data_profile.choose(data_profile.profile(args.data_root), span_period=args.span_period,
-                               start_date=args.start_date)
+                               start_date=args.start_date, min_interactions_per_span=args.min_span_interactions)
   print("Settings chosen from the data:")
   for reason in choice.reasons:
     print(f"  {reason}")
   input_base = os.path.join(args.output_root, INPUT_DIR)
   partition.ensure_partitioned(args.data_root, input_base, choice.span_period, choice.start_date)
-  config = configs.PipelineConfig(
-      input_base=input_base, output_root=args.output_root, span_period=choice.span_period,
-      start_date=choice.start_date, rqvae_v0_cutoff=choice.v0_cutoff,
-      precomputed_embeddings=args.precomputed_embeddings, enable_cache=not args.no_cache)
+  overrides = {}
+  if args.config:
+    with open(args.config) as f:
+      overrides = json.load(f)
+  config = configs.PipelineConfig(**{
+      "rqvae_v0_cutoff": choice.v0_cutoff, **overrides, "input_base": input_base,
+      "output_root": args.output_root, "span_period": choice.span_period, "start_date": choice.start_date,
+      "precomputed_embeddings": args.precomputed_embeddings, "enable_cache": not args.no_cache})
   runs.save_config(config)
   return config
 

@@ -43,7 +43,7 @@ def spans_to_run(config: PipelineConfig, first: Optional[int], last: Optional[in
     raise InputDataError(f"{config.input_base} holds no span from {config.start_date} on")
   first = existing[0] if first is None else first
   chosen = [s for s in existing if s >= first and (last is None or s <= last)]
-  return chosen[:count] if count else chosen
+  return chosen if count is None else chosen[:count]
 
 
 def replay(config: PipelineConfig, span_list: Sequence[int], stream=sys.stdout) -> List[Dict[str, Any]]:
@@ -108,7 +108,7 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
     axes[2].plot(index, [r.get("tfma", {}).get(name, {}).get("auc") for r in records], marker="o", label=name)
   axes[2].set(title="AUC on the span, before training on it", xlabel="span index")
   axes[2].legend()
-  save_png(figure, os.path.join(out, "report.png"))
+  save_png(figure, out, "report.png")
   return os.path.join(out, "report.md")
 
 

@@ -3,18 +3,22 @@
 import json
 import os
 import sys
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components.movielens_example_gen import executor as example_gen_executor
+from components.span_example_gen import executor as example_gen_executor
 from components.sid_vocab_builder import executor as sid_vocab_executor
+from formats.errors import InputDataError
 from models.ranking import trainer as ranking_trainer
 
 _OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+# The nodes that write ItemEmbeddings: the SID refresh's (one or the other) and the daily runs'.
+EMBEDDING_NODES = ("ContentEmbedder", "EmbeddingImporter", "NewItemEmbedder")
 
 
 def latest_run_outputs(store: metadata_store.MetadataStore, pipeline_name: str
@@ -66,11 +70,12 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
     path = os.path.join(report.uri, example_gen_executor.REPORT_FILE)
     with tf.io.gfile.GFile(path) as f:
       ingestion = json.load(f)
-    splits = ingestion["splits"]
+    window = (f"before {ingestion['end_date']} (backfill)" if ingestion["end_date"] else
+              f"in {ingestion['span_period']} span {ingestion['span']} ({ingestion['span_start']})")
     say(f"\nIngestion report: {path}")
-    say(f"  interactions {ingestion['interactions']['written']:,} in {len(splits)} splits "
-        f"({ingestion['span_period']} spans), liked {ingestion['interactions']['liked_fraction']:.1%}; "
-        f"items {ingestion['items']['total']:,} ({ingestion['items'].get('never_rated', 0)} never rated); "
+    say(f"  interactions {ingestion['interactions']['valid']:,} {window}, liked "
+        f"{ingestion['interactions']['liked_fraction']:.1%}, users {ingestion['interactions']['users']:,}; "
+        f"new items {ingestion['items']['new']:,} ({ingestion['items'].get('never_rated', 0)} never rated); "
         f"bad rows {ingestion['bad_rows']['total']}")
   for node, label in (("ExampleValidator", "interactions"), ("ItemExampleValidator", "items")):
     anomalies = outputs.get(node, {}).get("anomalies")
@@ -141,13 +146,63 @@ def _auc(slice_metrics) -> str:
   return "n/a" if slice_metrics.get("auc") is None else f"{slice_metrics['auc']:.3f}"
 
 
+def latest_node_outputs(store: metadata_store.MetadataStore, pipeline_name: str
+                        ) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
+  """{node id: {output key: artifact}} of each node's most recent successful execution, in any run: the
+  SID refresh's artifacts beside the latest daily run's (benches, experiments)."""
+  outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
+  for node in store.get_contexts_by_type("node"):
+    if not node.name.startswith(pipeline_name + "."):
+      continue
+    executions = [e for e in store.get_executions_by_context(node.id) if e.last_known_state in _DONE]
+    if not executions:
+      continue
+    latest = max(executions, key=lambda e: (e.create_time_since_epoch, e.id))
+    events = [e for e in store.get_events_by_execution_ids([latest.id]) if e.type in _OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs[node.name[len(pipeline_name) + 1:]] = {e.path.steps[0].key: artifacts[e.artifact_id] for e in events}
+  return outputs
+
+
 def latest_outputs_at(metadata_path: str, pipeline_name: str
                       ) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
-  """latest_run_outputs of the SQLite ML Metadata store at `metadata_path` (benches, experiments)."""
-  store = metadata_store.MetadataStore(
+  """latest_node_outputs of the SQLite ML Metadata store at `metadata_path` (benches, experiments)."""
+  return latest_node_outputs(readonly_store(metadata_path), pipeline_name)
+
+
+def readonly_store(metadata_path: str) -> metadata_store.MetadataStore:
+  """The SQLite ML Metadata store at `metadata_path`, read-only (benches, experiments)."""
+  if not tf.io.gfile.exists(metadata_path):
+    raise InputDataError(f"{metadata_path} not found: run the main command (pipeline.local_runner) first")
+  return metadata_store.MetadataStore(
       metadata_store_pb2.ConnectionConfig(sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
           filename_uri=metadata_path, connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)))
-  return latest_run_outputs(store, pipeline_name)
+
+
+def output_history(store: metadata_store.MetadataStore, pipeline_name: str, node_id: str, key: str
+                   ) -> List[Tuple[metadata_store_pb2.Artifact, metadata_store_pb2.Execution]]:
+  """Every artifact that successful executions of node `node_id` output under `key`, in any run, oldest
+  first, each with the execution that produced it (not a later one that took it from the cache)."""
+  node = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+  executions = {e.id: e for e in (store.get_executions_by_context(node.id) if node else [])
+                if e.last_known_state in _DONE}
+  producer: Dict[int, metadata_store_pb2.Execution] = {}
+  for event in sorted(store.get_events_by_execution_ids(list(executions)), key=lambda e: e.execution_id):
+    if event.type in _OUTPUT and event.path.steps[0].key == key:
+      producer.setdefault(event.artifact_id, executions[event.execution_id])
+  return [(a, producer[a.id]) for a in sorted(store.get_artifacts_by_id(list(producer)), key=lambda a: a.id)]
+
+
+def latest_artifact(outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]], artifact_type, key: str,
+                    *node_ids: str):
+  """The newest `key` output of the nodes `node_ids` in `outputs` (latest_node_outputs), as an
+  `artifact_type` (ML Metadata ids grow with time: e.g. the latest ItemEmbeddings of EMBEDDING_NODES);
+  InputDataError naming the nodes that ran when none of these did."""
+  found = [outputs[node][key] for node in node_ids if key in outputs.get(node, {})]
+  if not found:
+    raise InputDataError(f"no {' or '.join(f'{node}.{key}' for node in node_ids)} in ML Metadata (nodes "
+                         f"that ran: {', '.join(sorted(outputs)) or 'none'}): run the main command first")
+  return as_artifact(max(found, key=lambda a: a.id), artifact_type)
 
 
 def as_artifact(raw: metadata_store_pb2.Artifact, artifact_type):

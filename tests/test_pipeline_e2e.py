@@ -1,131 +1,157 @@
-"""The whole pipeline under LocalDagRunner on a tiny MovieLens directory."""
+"""The production loop end to end on a tiny MovieLens directory: partition, SID refresh, then one daily
+pipeline run per span, with the joins checked: resolver -> warm start, TFMA -> blessing -> push -> served
+answer, a killed run resumed from the cache, and a not-blessed model not pushed."""
 
-import io
 import json
 import os
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from ml_metadata import metadata_store
-from tfx import v1 as tfx
-from tfx.utils import path_utils
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tfx.components.pusher import executor as pusher_executor
 
 import conftest
 from formats import spans
 from models.ranking import trainer as ranking_trainer
-from pipeline import configs, local_runner, pipeline, progress, summary
+from pipeline import daily_run, datasets, local_runner, runs, summary
+from serving import query, server
 
-DAY1, DAY2 = (spans.span_of(conftest.DAY0 + d * conftest.DAY, "day") for d in (1, 2))
-# A fourth day, so that two continuous-training steps each have a next day to be evaluated on.
-RATINGS = conftest.TINY_RATINGS + f"1,4,4.0,{conftest.DAY0 + 3 * conftest.DAY}\n" \
-    f"2,3,1.0,{conftest.DAY0 + 3 * conftest.DAY + 9}\n"
-SID_AND_RANKING_NODES = {"MovieLensExampleGen", "StatisticsGen", "SchemaGen", "InteractionsSchema",
-                         "ExampleValidator", "ItemStatisticsGen", "ItemsSchema", "ItemExampleValidator",
-                         "ContentEmbedder", "RQVAETrainer", "SemanticIdAssigner", "RQVAETrainerV0",
-                         "SemanticIdAssignerV0", "SidQualityReport", "SidVocabBuilder",
-                         "RankingTrainer_Warmup", "Evaluator_Warmup", "RankingTrainer_2018_01_02",
-                         "Evaluator_2018_01_02", "Pusher"}
-
-
-@pytest.fixture
-def movielens(tmp_path):
-  return conftest.write_movielens(tmp_path / "movielens", ratings=RATINGS)
-
-
-def _run(tmp_path, data_root, **overrides):
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      str(tmp_path / "metadata.sqlite"))
-  kwargs = dict(
-      pipeline_name="e2e", pipeline_root=str(tmp_path / "root"), data_root=data_root,
-      span_period="day", start_date="2018-01-02", history_length=configs.HISTORY_LENGTH,
-      max_tags=configs.MAX_TAGS, bad_row_policy="quarantine", max_bad_row_fraction=0.0,
-      embedding_batch_size=2,
-      rqvae_config={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8,
-                    "epochs": 2, "batch_size": 4, "kmeans_iterations": 2},
-      sid_table_budgets=[5, 8], sid_vocab_train_splits=["backfill"],
-      ranking_config={"representation": "spm", "table_rows": 8, "embedding_dim": 4, "hidden_units": [8]},
-      ranking_spans=[DAY1], min_auc=0.5, serving_model_dir=str(tmp_path / "serving"),
-      rqvae_v0_cutoff="2018-01-02", beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
-      metadata_connection_config=connection)
-  kwargs.update(overrides)
-  with progress.watch(io.StringIO()) as watcher:
-    tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(**kwargs))
-  store = metadata_store.MetadataStore(connection)
-  return watcher, summary.latest_run_outputs(store, "e2e"), store
+# The tiny data runs 20 years later than conftest's (2038): nothing may depend on the bundled data's dates.
+YEARS = 20
+DAY0 = conftest.DAY0 + 7305 * conftest.DAY  # 2038-01-01: 20 years of 365 days and 5 leap days later
+START = "2038-01-02"
+D1, D2, D3 = (spans.span_of(DAY0 + d * conftest.DAY, "day") for d in (1, 2, 3))
+MOVIES = conftest.TINY_MOVIES + "5,New On Day One (2018),Comedy\n6,New On Day Two (2018),Drama|Romance\n"
+RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
+    f"{user},{item},{rating},{conftest.DAY0 + day * conftest.DAY + second}\n"
+    for user, item, rating, day, second in (
+        (1, 1, 4.0, 0, 0), (1, 2, 3.0, 0, 1), (2, 2, 4.5, 0, 2), (2, 3, 1.0, 0, 3), (3, 1, 5.0, 0, 4),
+        (3, 3, 2.0, 0, 5),  # backfill: the SID refresh's day
+        (1, 3, 5.0, 1, 0), (1, 5, 1.0, 1, 1), (2, 1, 2.0, 1, 2), (2, 5, 4.0, 1, 3),
+        (1, 6, 4.0, 2, 0), (3, 2, 1.0, 2, 1), (3, 5, 4.5, 2, 2), (2, 6, 2.0, 2, 3),
+        (3, 6, 5.0, 3, 0), (4, 2, 2.0, 3, 1)))
+TINY = dict(rqvae={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8, "epochs": 2,
+                   "batch_size": 4, "kmeans_iterations": 2},
+            sid_table_budgets=[5, 8], embedding_batch_size=2,
+            ranking={"representation": "spm", "table_rows": 8, "embedding_dim": 4, "hidden_units": [8]},
+            # Every model whose AUC is defined is blessed, unless a test says otherwise.
+            min_auc=0.0, max_auc_regression=1.0)
 
 
-def test_pipeline_runs_end_to_end_then_hits_the_cache(tmp_path, movielens):
-  watcher, outputs, store = _run(tmp_path, movielens)
-  assert set(outputs) == SID_AND_RANKING_NODES
-  assert not any(s["cached"] for s in watcher.finished.values())
-  embeddings = outputs["ContentEmbedder"]["embeddings"]
-  assert embeddings.custom_properties["count"].int_value == 4
-  assert embeddings.custom_properties["dim"].int_value == 384
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+  """The main command with flags only, on the tiny data shifted by 20 years: data profile, partition, SID
+  refresh, and no daily run yet; returns the loop's config."""
+  root = tmp_path_factory.mktemp("loop")
+  data = datasets.shifted_movielens(conftest.write_movielens(root / "movielens", movies=MOVIES, ratings=RATINGS),
+                                    str(root / "shifted"), years=YEARS)
+  (root / "tiny.json").write_text(json.dumps(TINY))
+  assert local_runner.main([
+      "--data_root", data, "--output_root", str(root / "out"), "--span_period", "day", "--start_date", START,
+      "--min_span_interactions", "1", "--replay_spans", "0", "--config", str(root / "tiny.json")]) == 0
+  config = runs.load_config(str(root / "out"))
+  assert (config.span_period, config.start_date, config.input_base) == ("day", START, str(root / "out" / "input"))
+  return config
+
+
+def _outputs(config):
+  return summary.latest_run_outputs(runs.store(config), config.pipeline_name)
+
+
+def _completed_in_latest_run(config):
+  """Nodes whose execution completed in the latest pipeline run."""
+  store = runs.store(config)
+  run = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
+  completed = {e.id for e in store.get_executions_by_context(run.id)
+               if e.last_known_state == metadata_store_pb2.Execution.COMPLETE}
+  prefix = config.pipeline_name + "."
+  return {node.name[len(prefix):] for node in store.get_contexts_by_type("node") if node.name.startswith(prefix)
+          and completed & {e.id for e in store.get_executions_by_context(node.id)}}
+
+
+def _json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def test_sid_refresh_builds_the_frozen_inputs_and_the_warmup_model(loop):
+  outputs = _outputs(loop)
+  assert outputs["ContentEmbedder"]["embeddings"].custom_properties["count"].int_value == 4  # 1-4
   assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 4
-  assert outputs["RQVAETrainerV0"]["model"].custom_properties["train_items"].int_value == 2
-  report_dir = outputs["SidQualityReport"]["report"].uri
-  assert sorted(os.listdir(report_dir)) == ["prefix_similarity.png", "report.html", "report.json",
-                                            "utilisation.png"]
-  vocabulary = outputs["SidVocabBuilder"]["vocabulary"]
-  assert vocabulary.custom_properties["impressions"].int_value == 2  # the backfill day's ratings
-  assert sorted(os.listdir(vocabulary.uri)) == ["item_impressions.tsv", "spm_5.model", "spm_8.model",
-                                            "vocabulary.json"]
-  assert summary.anomaly_lines(outputs["ExampleValidator"]["anomalies"].uri) == []
-  assert summary.anomaly_lines(outputs["ItemExampleValidator"]["anomalies"].uri) == []
-  text = io.StringIO()
-  summary.print_summary(store, "e2e", stream=text)
-  assert "interactions 7 in 4 splits (day spans), liked 57.1%; items 4 (0 never rated)" in text.getvalue()
-
-  # Continuous training: the day-1 step restores the warm-up step and is evaluated on day 2.
-  step = json.load(open(os.path.join(outputs["RankingTrainer_2018_01_02"]["model_run"].uri,
-                                     ranking_trainer.METRICS_FILE)))
-  assert step["warm_started_from"].startswith(outputs["RankingTrainer_Warmup"]["model"].uri)
-  assert step["train_examples"] == 2 and step["eval"]["overall"]["examples"] == 1
-  assert step["eval"]["overall"]["auc"] is None  # one class on day 2: reported, not a crash
-  blessing = outputs["Evaluator_2018_01_02"]["blessing"]
-  assert blessing.custom_properties["blessed"].int_value == 0
-  assert "pushed" not in outputs["Pusher"]["pushed_model"].custom_properties or \
-      outputs["Pusher"]["pushed_model"].custom_properties["pushed"].int_value == 0
-
-  again, cached_outputs, _ = _run(tmp_path, movielens)
-  assert len(again.finished) == len(SID_AND_RANKING_NODES) and all(s["cached"] for s in again.finished.values())
-  assert cached_outputs["ContentEmbedder"]["embeddings"].id == embeddings.id
-
-  # A new span adds one step; every earlier step comes from the cache.
-  added, added_outputs, _ = _run(tmp_path, movielens, ranking_spans=[DAY1, DAY2])
-  ran = {node for node, status in added.finished.items() if not status["cached"]}
-  assert ran == {"RankingTrainer_2018_01_03", "Evaluator_2018_01_03", "Pusher"}
-  new_step = json.load(open(os.path.join(added_outputs["RankingTrainer_2018_01_03"]["model_run"].uri,
-                                         ranking_trainer.METRICS_FILE)))
-  assert new_step["warm_started_from"].startswith(outputs["RankingTrainer_2018_01_02"]["model"].uri)
-  assert new_step["eval"]["overall"]["examples"] == 2  # one liked, one not: AUC is defined
-  assert new_step["eval"]["overall"]["auc"] in (0.0, 0.5, 1.0)
-
-  # The step's serving model carries the frozen encoders: a new movie is ranked from its text.
-  served = tf.saved_model.load(path_utils.serving_model_path(
-      added_outputs["RankingTrainer_2018_01_03"]["model"].uri)).signatures
-  assert set(served) == {"serving_default", "rank", "rank_with_embeddings", "rank_with_text"}
-  ranked = served["rank_with_text"](
-      history=tf.constant([1, 2], tf.int64), current_item=tf.constant(2, tf.int64),
-      candidates=tf.constant([3, 10 ** 9], tf.int64),
-      candidate_texts=tf.constant(["No Genres Movie", "A film about toys (2030). Genres: Animation"]))
-  assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content"]
-  assert np.isfinite(ranked["scores"].numpy()).all()
+  assert outputs["SidVocabBuilder"]["vocabulary"].custom_properties["impressions"].int_value == 6
+  warmup = outputs["RankingTrainer"]["model"]
+  assert warmup.custom_properties["span"].int_value == D1 - 1
+  step = _json(os.path.join(outputs["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
+  assert step["train_examples"] == 6 and step["warm_started_from"] is None
 
 
-def test_precomputed_embeddings_replace_the_encoder(tmp_path, movielens):
-  path = tmp_path / "vectors.npz"
-  np.savez(path, item_ids=np.arange(1, 5), embeddings=np.eye(4, 16, dtype=np.float32) + 0.1)
-  _, outputs, _ = _run(tmp_path, movielens, precomputed_embeddings=str(path))
-  assert "ContentEmbedder" not in outputs
-  assert outputs["EmbeddingImporter"]["embeddings"].custom_properties["dim"].int_value == 16
+def test_daily_loop_joins(loop, monkeypatch, tmp_path):
+  # Span 1: the warm-up model is scored on span 1 by TFMA and by the trainer, blessed, pushed; then trained on.
+  first = daily_run.run_span(loop, D1)
+  outputs = _outputs(loop)
+  assert first["evaluated_model"]["span"] == D1 - 1 and first["blessed"] and first["pushed_version"]
+  assert first["interactions"] == 4 and first["new_items"] == 1
+  trainer_scored = first["trainer_scored"]
+  for name, figures in first["tfma"].items():
+    assert figures["examples"] == trainer_scored[name]["examples"]
+    assert figures["auc"] == pytest.approx(trainer_scored[name]["auc"], abs=1e-3)
+  # Item 5, first rated in span 1, got a SID from the frozen RQ-VAE: the catalog grew by one.
+  assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 5
+  model_1 = outputs["RankingTrainer"]["model"]
+  assert model_1.custom_properties["span"].int_value == D1
+  assert _json(os.path.join(outputs["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE)
+               )["train_files"] == [os.path.join(outputs["SpanExampleGen"]["examples"].uri, "Split-interactions", "*")]
+
+  # Span 2, killed in the Pusher: nothing recorded; the re-run repeats none of what finished.
+  def killed(*_):
+    raise RuntimeError("killed")
+  monkeypatch.setattr(pusher_executor.Executor, "Do", killed)
+  with pytest.raises(RuntimeError):
+    daily_run.run_span(loop, D2)
+  assert not os.path.exists(daily_run.record_path(loop.output_root, D2))
+  monkeypatch.undo()
+  done_before_the_kill = _completed_in_latest_run(loop)
+  assert {"SpanExampleGen", "Evaluator"} <= done_before_the_kill and "Pusher" not in done_before_the_kill
+  second = daily_run.run_span(loop, D2)
+  assert {name for name in done_before_the_kill if not second["components"][name]["cached"]} == set()
+  assert not second["components"]["Pusher"]["cached"]
+  outputs = _outputs(loop)
+  # The model trained on span 1 (never on span 2) was evaluated on span 2 and pushed.
+  assert second["evaluated_model"]["id"] == model_1.id and second["evaluated_model"]["span"] == D1
+  assert second["pushed_version"] and int(second["pushed_version"]) > int(first["pushed_version"])
+
+  # Blessing -> push -> served answer: the pushed version serves item 5 through its catalog SID,
+  # with the scores of the SavedModel itself.
+  versions = sorted(int(v) for v in os.listdir(loop.serving_model_dir) if v.isdigit())
+  assert versions == sorted([int(first["pushed_version"]), int(second["pushed_version"])])
+  grpc_server, port, models = server.serve("sid_ranking", loop.serving_model_dir, port=0, poll_seconds=0.1)
+  try:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+      query.wait_until_available(channel, "sid_ranking", 60)
+      served = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+          query.rank_request("sid_ranking", [1, 3], 3, [5, 2, 10 ** 9]), timeout=30)
+  finally:
+    grpc_server.stop(0)
+    models.stop()
+  assert [s.decode() for s in served.outputs["scored_by"].string_val] == ["catalog", "catalog", "fallback"]
+  direct = tf.saved_model.load(os.path.join(loop.serving_model_dir, str(versions[-1]))).signatures["rank"](
+      history=tf.constant([1, 3], tf.int64), current_item=tf.constant(3, tf.int64),
+      candidates=tf.constant([5, 2, 10 ** 9], tf.int64))
+  np.testing.assert_array_equal(np.array(served.outputs["scores"].float_val, np.float32),
+                                direct["scores"].numpy())
+
+  # Span 3 with an unreachable AUC floor: not blessed, not pushed; the served versions stay.
+  third = daily_run.run_span(loop.replace(min_auc=1.01), D3)
+  assert third["blessed"] is False and "pushed_version" not in third
+  assert sorted(int(v) for v in os.listdir(loop.serving_model_dir) if v.isdigit()) == versions
 
 
-def test_main_command_reports_refused_input_without_a_stack_trace(tmp_path, capsys):
-  data = conftest.write_movielens(tmp_path / "bad", ratings=conftest.TINY_RATINGS + "1,2,9.0,1514764800\n")
-  assert local_runner.main(["--data_root", data, "--output_root", str(tmp_path / "out")]) == 2
-  err = capsys.readouterr().err
-  assert "input data refused" in err
-  assert "ratings.csv:7: rating out of range [0.5, 5.0]" in err
-  assert "Traceback" not in err
+def test_daily_run_refuses_spans_it_cannot_run(loop, capsys):
+  assert daily_run.main(["--output_root", loop.output_root, "--span", str(D3 + 5)]) == 2
+  assert f"no input for day span {D3 + 5} (2038-01-09) under {loop.input_base}: it holds spans {D1} " \
+      f"(2038-01-02) .. {D3} (2038-01-04)" in capsys.readouterr().err
+  assert daily_run.main(["--output_root", loop.output_root, "--date", "2037-12-01"]) == 2
+  assert "before the loop's first span" in capsys.readouterr().err

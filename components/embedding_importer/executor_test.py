@@ -11,7 +11,7 @@ from formats.errors import InputDataError
 @pytest.fixture(scope="module")
 def items(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("corpus")
-  _, items, _ = conftest.run_movielens_example_gen(conftest.write_movielens(tmp / "ml"), tmp)
+  items = conftest.tiny_items(tmp)
   return items
 
 

@@ -19,7 +19,7 @@ TINY_CONFIG = json.dumps({"num_levels": 2, "codebook_size": 2, "latent_dim": 4, 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("rqvae")
-  _, items, _ = conftest.run_movielens_example_gen(conftest.write_movielens(tmp / "ml"), tmp)
+  items = conftest.tiny_items(tmp)
   embeddings = artifacts.ItemEmbeddings()
   embeddings.uri = str(tmp / "embeddings")
   os.makedirs(embeddings.uri)

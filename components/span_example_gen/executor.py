@@ -33,7 +33,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from components.movielens_example_gen import features, rows
+from components.span_example_gen import features, rows
 from formats import feature_state, item_corpus, spans
 from formats.errors import InputDataError
 

@@ -71,26 +71,8 @@ def _write_as_backfill(base, ratings) -> str:
 
 
 def _ingest(input_base, out_dir, span=None, previous=None, end_date=None, **props):
-  """Resolves the run as TFX's FileBasedDriver does, then runs the executor; returns (outputs, report):
-  a span (or the latest one) in span mode, the backfill with `end_date`."""
-  gen = component.SpanExampleGen(
-      input_base=input_base, span_period="day",
-      span_pattern=component.BACKFILL_PATTERN if end_date else "span-{SPAN}", end_date=end_date,
-      range_config=range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-          start_span_number=span, end_span_number=span)) if span is not None else None,
-      history_length=HISTORY_LENGTH, max_bad_row_fraction=props.pop("max_bad_row_fraction", 1.0),
-      **props)
-  exec_properties = driver.FileBasedDriver(None).resolve_exec_properties(
-      dict(gen.exec_properties), None, None)
-  outputs = {key: [channel.type()] for key, channel in gen.outputs.items()}
-  for key, [artifact] in outputs.items():
-    artifact.uri = str(out_dir / key)
-    os.makedirs(artifact.uri)
-  executor.Executor(conftest.beam_context()).Do(
-      {"previous_state": [previous] if previous else []}, outputs, exec_properties)
-  with open(os.path.join(outputs["report"][0].uri, executor.REPORT_FILE)) as f:
-    report = json.load(f)
-  return {key: artifact for key, [artifact] in outputs.items()}, report
+  return conftest.run_span_example_gen(input_base, out_dir, span, previous, end_date,
+                                       history_length=HISTORY_LENGTH, **props)
 
 
 def _records(artifact, split):
@@ -288,7 +270,7 @@ def test_driver_resolves_the_latest_span_and_fingerprints_its_files(tmp_path):
   assert resolve()["input_fingerprint"] != resolved["input_fingerprint"]
 
 
-def test_runs_under_the_local_dag_runner(tmp_path):
+def test_runs_under_the_local_dag_runner_and_fingerprints_at_run_time(tmp_path):
   ratings = {S: [f"1,1,4.0,{conftest.DAY0}"], S + 1: [f"1,2,3.0,{conftest.DAY0 + D}"]}
   movies = ["1,Toy Story (1995),Adventure|Animation", '2,"Heat, The (1995)",Action|Crime']
   base = _write_partitioned(tmp_path / "input",
@@ -296,11 +278,14 @@ def test_runs_under_the_local_dag_runner(tmp_path):
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(tmp_path / "mlmd.sqlite"))
   gen = component.SpanExampleGen(input_base=base, span_period="day", max_bad_row_fraction=0.0)
-  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-      pipeline_name="span_example_gen", pipeline_root=str(tmp_path / "root"), components=[gen],
-      metadata_connection_config=connection, beam_pipeline_args=configs.BEAM_PIPELINE_ARGS))
+  built = tfx.dsl.Pipeline(
+      pipeline_name="span_example_gen", pipeline_root=str(tmp_path / "root"), components=[gen], enable_cache=True,
+      metadata_connection_config=connection, beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
   store = metadata_store.MetadataStore(connection)
-  [examples] = [a for a in store.get_artifacts_by_type("Examples") if "/examples/" in a.uri]
+  ingested = lambda: sorted((a for a in store.get_artifacts_by_type("Examples") if "/examples/" in a.uri),
+                            key=lambda a: a.id)
+  tfx.orchestration.LocalDagRunner().run(built)
+  [examples] = ingested()
   assert examples.properties["span"].int_value == examples.custom_properties["span"].int_value == S + 1
   fingerprint = examples.custom_properties["input_fingerprint"].string_value
   assert fingerprint.startswith("split:ratings,num_files:1,")
@@ -309,6 +294,18 @@ def test_runs_under_the_local_dag_runner(tmp_path):
   written = standard_artifacts.Examples()
   written.set_mlmd_artifact(examples)
   assert [_as_dict(e)["item_id"] for e in _records(written, "interactions")] == [[2]]
+
+  # The same pipeline object run again: the unchanged span comes from the cache.
+  tfx.orchestration.LocalDagRunner().run(built)
+  assert [a.id for a in ingested()] == [examples.id]
+  # Data changed after the pipeline was built: the driver fingerprints at run time, so no stale cache hit.
+  with open(tmp_path / "input" / f"span-{S + 1}" / "ratings.csv", "a") as f:
+    f.write(f"2,1,5.0,{conftest.DAY0 + D + 9}\n")
+  tfx.orchestration.LocalDagRunner().run(built)
+  [_, changed] = ingested()
+  assert changed.custom_properties["input_fingerprint"].string_value != fingerprint
+  written.set_mlmd_artifact(changed)
+  assert sorted(_as_dict(e)["item_id"] for e in _records(written, "interactions")) == [[1], [2]]
 
 
 def test_compiles_for_kubeflow_v2_with_the_example_gen_driver(tmp_path):

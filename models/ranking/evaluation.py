@@ -1,7 +1,7 @@
 """AUC overall and on the paper's slices, from predictions on the span after training.
 
 Slices (Singh et al. 2023, section 4) follow each interaction's `item_segment`, written by
-MovieLensExampleGen from data before the interaction's span only: `cold_start` (item first seen in
+SpanExampleGen from data before the interaction's span only: `cold_start` (item first seen in
 the evaluated span: the paper's CTR/1D), `long_tail` (fewer than 10 earlier interactions), `head`.
 The pipeline's TFMA Evaluator slices on the same feature. AUC is None where a slice holds one class.
 

@@ -1,4 +1,4 @@
-from components.movielens_example_gen import rows
+from components.span_example_gen import rows
 
 
 def _line(text: str, number: int = 7) -> rows.CsvLine:

@@ -4,7 +4,7 @@ from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 
-from components.movielens_example_gen import rows
+from components.span_example_gen import rows
 
 LIKED_MIN_RATING = 4.0
 NO_ITEM = 0  # `current_item` of a user's first interaction: MovieLens ids start at 1.
