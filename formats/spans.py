@@ -78,7 +78,7 @@ def latest_span(artifacts: Iterable[Any]) -> Optional[int]:
   for artifact in artifacts:
     if artifact.has_custom_property(SPAN_PROPERTY):
       found.append(artifact.get_int_custom_property(SPAN_PROPERTY))
-    elif SPAN_PROPERTY in artifact.PROPERTIES and artifact.has_property(SPAN_PROPERTY):
+    elif SPAN_PROPERTY in (artifact.PROPERTIES or {}) and artifact.has_property(SPAN_PROPERTY):
       found.append(artifact.span)
   return max(found, default=None)
 

@@ -31,3 +31,17 @@ def test_split_names_round_trip_and_bad_input():
     spans.check_period("hour")
   with pytest.raises(ValueError, match="not an ISO date"):
     spans.span_of_date("24/09/2018", "day")
+
+
+def test_inherit_span_marks_outputs_with_the_latest_input_span():
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from formats import artifacts  # pylint: disable=g-import-not-at-top
+  examples, state, sids, out = (standard_artifacts.Examples(), artifacts.FeatureState(), artifacts.SemanticIds(),
+                                standard_artifacts.Model())
+  examples.span = 7
+  state.set_int_custom_property("span", 9)
+  spans.inherit_span({"examples": [examples], "state": [state], "sids": [sids]}, {"model": [out]})
+  assert out.get_int_custom_property("span") == 9
+  unmarked = standard_artifacts.Model()
+  spans.inherit_span({"sids": [sids]}, {"model": [unmarked]})  # no span among the inputs: none set
+  assert not unmarked.has_custom_property("span")

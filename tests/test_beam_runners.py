@@ -43,7 +43,7 @@ def _semantic_id_assigner(tmp_path, request) -> List[types.Artifact]:
 
 
 def _content_embedder(tmp_path, request) -> List[types.Artifact]:
-  # The stand-in encoder: MiniLM itself would take minutes to load in every worker process.
+  # The stand-in encoder: MiniLM would be exported (89 MB), then loaded by every worker process.
   request.getfixturevalue("monkeypatch").setattr(
       content_embedder_test.content_encoder, "export_saved_model",
       content_embedder_test._export_length_encoder)
