@@ -85,7 +85,7 @@ def beam_context():
   """Executor context with the pipeline's local Beam arguments (no Prism download, no packaging)."""
   from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
   from pipeline import configs  # pylint: disable=g-import-not-at-top
-  return base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+  return base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(configs.BEAM_PIPELINE_ARGS))
 
 
 def _gzip_records(path: str, records) -> None:

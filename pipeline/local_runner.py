@@ -77,13 +77,11 @@ def main(argv=None) -> int:
       return 2
     summary.print_summary(runs.store(config), config.pipeline_name)
     span_list = replay.spans_to_run(config, None, None, args.replay_spans)
-    print(f"\nDaily loop: {len(span_list)} runs, one per {config.span_period} span", flush=True)
-    records = replay.replay(config, span_list)
-  except (InputDataError, RuntimeError) as error:
+  except InputDataError as error:
     print(f"\nStopped: {error}", file=sys.stderr)
     return 2
-  print(f"Replay report: {replay.write_report(config, records)}")
-  return 0
+  print(f"\nDaily loop: {len(span_list)} runs, one per {config.span_period} span", flush=True)
+  return replay.replay_and_report(config, span_list)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,19 @@ from pipeline.configs import PipelineConfig
 REPORT_DIR = "replay"
 
 
+def log_path(output_root: str, span: int) -> str:
+  return os.path.join(output_root, daily_run.RUNS_DIR, f"span-{span}.log")
+
+
 def _run_in_process(output_root: str, span: int) -> Dict[str, float]:
-  """Runs one span as `python -m pipeline.daily_run`: (exit code, wall seconds, peak RSS in MB)."""
+  """Runs one span as `python -m pipeline.daily_run`, its output in runs/span-<N>.log: (exit code, wall
+  seconds, peak RSS in MB)."""
   start = time.monotonic()
-  child = subprocess.Popen([sys.executable, "-m", "pipeline.daily_run", "--output_root", output_root,
-                            "--span", str(span)], stdout=subprocess.DEVNULL)
-  _, status, usage = os.wait4(child.pid, 0)
+  os.makedirs(os.path.join(output_root, daily_run.RUNS_DIR), exist_ok=True)
+  with open(log_path(output_root, span), "w") as log:
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.daily_run", "--output_root", output_root,
+                              "--span", str(span)], stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
   child.returncode = os.waitstatus_to_exitcode(status)
   return {"returncode": child.returncode, "process_seconds": round(time.monotonic() - start, 1),
           "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
@@ -54,8 +61,8 @@ def replay(config: PipelineConfig, span_list: Sequence[int], stream=sys.stdout) 
       continue
     process = _run_in_process(config.output_root, span)
     if process["returncode"] != 0:
-      raise RuntimeError(f"the daily run of span {span} failed (exit {process['returncode']}); "
-                         f"re-run the replay to resume from it")
+      raise RuntimeError(f"the daily run of span {span} failed (exit {process['returncode']}, log "
+                         f"{log_path(config.output_root, span)}); re-run the replay to resume from it")
     path = daily_run.record_path(config.output_root, span)
     with open(path) as f:
       record = json.load(f)
@@ -112,6 +119,17 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
   return os.path.join(out, "report.md")
 
 
+def replay_and_report(config: PipelineConfig, span_list: Sequence[int]) -> int:
+  """Replays `span_list` and writes the report: 0, or 2 after saying why a span was refused or failed."""
+  try:
+    records = replay(config, span_list)
+  except (InputDataError, RuntimeError) as error:
+    print(f"Replay stopped: {error}", file=sys.stderr)
+    return 2
+  print(f"Replay report: {write_report(config, records)}")
+  return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--output_root", required=True)
@@ -121,12 +139,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   try:
     config = runs.load_config(args.output_root)
-    records = replay(config, spans_to_run(config, args.first_span, args.last_span, args.spans))
-  except (InputDataError, RuntimeError) as error:
-    print(f"Replay stopped: {error}", file=sys.stderr)
+    span_list = spans_to_run(config, args.first_span, args.last_span, args.spans)
+  except InputDataError as error:
+    print(f"Replay refused: {error}", file=sys.stderr)
     return 2
-  print(f"Replay report: {write_report(config, records)}")
-  return 0
+  return replay_and_report(config, span_list)
 
 
 if __name__ == "__main__":

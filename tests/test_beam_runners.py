@@ -4,15 +4,15 @@ cluster of worker processes. Each executor's outputs (every file, every record, 
 property) must equal its in_memory run's exactly.
 
 Each case runs the executor's Do() through the helpers of its own executor_test.py; CASES is the
-list to extend. DASK_UNSUPPORTED names what keeps an executor off the DaskRunner (see
-pipeline/beam_runners.dask_args); those cases are expected to fail, and must be taken off the list
-once they pass.
+list to extend. Every executor runs on both engines: what the DaskRunner gets wrong, and the
+transforms that avoid it, are in pipeline/beam_runners.py and components/beam_io.py.
 """
 
 import os
 import re
 from typing import Callable, Dict, List
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,6 +26,7 @@ from components.semantic_id_assigner.executor_test import frozen  # noqa: F401  
 from components.sid_vocab_builder import executor_test as sid_vocab_builder_test
 from components.span_example_gen import executor_test as span_example_gen_test
 from models.sid_adaptation import spm
+from components import beam_io
 from pipeline import beam_runners, configs
 
 
@@ -78,15 +79,6 @@ CASES: Dict[str, Callable[..., List[types.Artifact]]] = {
     "SidVocabBuilder": _sid_vocab_builder,
     "SemanticIdAssigner": _semantic_id_assigner,
     "ContentEmbedder": _content_embedder,
-}
-
-# Executor -> the constructs of its pipeline that Beam's DaskRunner cannot run.
-DASK_UNSUPPORTED = {
-    "SpanExampleGen": "ReadFromTFRecord, tagged outputs (Partition, with_outputs) and six sinks",
-    "SemanticIdAssigner": "ReadFromTFRecord, tagged outputs, two sinks, BatchElements and a "
-                          "WriteToTFRecord of runner-chosen shards",
-    "ContentEmbedder": "ReadFromTFRecord, BatchElements and a WriteToTFRecord of runner-chosen "
-                       "shards",
 }
 
 
@@ -147,15 +139,6 @@ def in_memory_outputs(tmp_path_factory):
   return outputs
 
 
-def _engines():
-  """(executor, engine) pairs; the DaskRunner is expected to fail where DASK_UNSUPPORTED says."""
-  for case in CASES:
-    yield pytest.param(case, "multi_processing", id=f"{case}-multi_processing")
-    marks = ([pytest.mark.xfail(strict=True, reason=f"Beam's DaskRunner: {DASK_UNSUPPORTED[case]}")]
-             if case in DASK_UNSUPPORTED else [])
-    yield pytest.param(case, "dask", id=f"{case}-dask", marks=marks)
-
-
 def test_configs_keep_the_in_memory_engine():
   assert configs.BEAM_PIPELINE_ARGS == beam_runners.local_args("in_memory", 1) == [
       "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1",
@@ -165,7 +148,36 @@ def test_configs_keep_the_in_memory_engine():
     beam_runners.local_args("threads")
 
 
-@pytest.mark.parametrize("case, engine", list(_engines()))
+@pytest.mark.parametrize("engine", ["in_memory", "dask"])
+def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, request):
+  args = (beam_runners.dask_args(request.getfixturevalue("dask_address")) if engine == "dask" else
+          beam_runners.local_args())
+  files = {"even": beam_io.TFRecordFiles(str(tmp_path / "even"), ".gz", shards=2),
+           "none": beam_io.TFRecordFiles(str(tmp_path / "none" / "data"), ".gz", shards=2),
+           "sizes": beam_io.TextFile(str(tmp_path / "sizes.txt"))}
+  with beam.Pipeline(argv=args) as p:
+    pairs = p | "Pairs" >> beam.Create([(i, str(i).encode()) for i in range(10)])
+    by_parity = (pairs
+                 | "Tag" >> beam.MapTuple(lambda i, value: ("even" if i % 2 == 0 else "odd", value))
+                 | "ByParity" >> beam_io.ByTag("even", "odd"))
+    sizes = (pairs
+             | "Batch" >> beam_io.Batches(3, 10)
+             | "Sizes" >> beam.Map(lambda batch: str(len(batch))))
+    _ = ({"even": by_parity["even"], "none": p | "None" >> beam.Create([]), "sizes": sizes}
+         | "Write" >> beam_io.WriteFiles(files))
+
+  written = sorted(os.path.relpath(os.path.join(folder, name), tmp_path)
+                   for folder, _, names in os.walk(tmp_path) for name in names)
+  assert written == ["even-00000-of-00002.gz", "even-00001-of-00002.gz",
+                     "none/data-00000-of-00002.gz", "none/data-00001-of-00002.gz", "sizes.txt"]
+  assert sorted(r for path in written[:4] for r in _contents(str(tmp_path / path), "")) == [
+      repr(str(i).encode()) for i in (0, 2, 4, 6, 8)]
+  # Ids modulo 4 keys (10 pairs in batches of 3): {0, 4, 8}, {1, 5, 9}, {2, 6}, {3, 7}.
+  assert sorted((tmp_path / "sizes.txt").read_text().split()) == ["2", "2", "3", "3"]
+
+
+@pytest.mark.parametrize("engine", ["multi_processing", "dask"])
+@pytest.mark.parametrize("case", list(CASES))
 def test_outputs_equal_the_in_memory_run(case, engine, tmp_path, request, monkeypatch,
                                          in_memory_outputs):
   expected = in_memory_outputs(case, request)

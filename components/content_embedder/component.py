@@ -29,6 +29,7 @@ class ContentEmbedderSpec(types.ComponentSpec):
   INPUTS = {
       "items": ChannelParameter(type=standard_artifacts.Examples),
       "previous_embeddings": ChannelParameter(type=artifacts.ItemEmbeddings, optional=True),
+      "frozen_encoder": ChannelParameter(type=standard_artifacts.Model, optional=True),
   }
   OUTPUTS = {
       "embeddings": ChannelParameter(type=artifacts.ItemEmbeddings),
@@ -41,18 +42,21 @@ class ContentEmbedder(base_beam_component.BaseBeamComponent):
 
   With `previous_embeddings`, only the items absent from them are embedded and the output holds the
   previous vectors unchanged plus the new ones. With `export_encoder=False` the encoder SavedModel
-  is not written: the `encoder` output stays empty, with custom property `exported` = 0.
+  is not written: the `encoder` output stays empty, with custom property `exported` = 0. With
+  `frozen_encoder` (the SID refresh's `encoder` output), items are embedded by that SavedModel.
   """
 
   SPEC_CLASS = ContentEmbedderSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, items: types.BaseChannel, batch_size: int = 64,
-               previous_embeddings: Optional[types.BaseChannel] = None, export_encoder: bool = True):
+               previous_embeddings: Optional[types.BaseChannel] = None, export_encoder: bool = True,
+               frozen_encoder: Optional[types.BaseChannel] = None):
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     super().__init__(spec=ContentEmbedderSpec(
-        items=items, previous_embeddings=previous_embeddings, batch_size=batch_size,
+        items=items, previous_embeddings=previous_embeddings, frozen_encoder=frozen_encoder,
+        batch_size=batch_size,
         export_encoder=int(export_encoder),
         embeddings=types.Channel(type=artifacts.ItemEmbeddings),
         encoder=types.Channel(type=standard_artifacts.Model)))

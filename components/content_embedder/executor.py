@@ -4,7 +4,8 @@ The encoder is exported once as a SavedModel (string -> 384 floats) into the `en
 every Beam worker loads that same file once; the serving model can later embed unknown items' text
 with the identical graph. With previous embeddings (daily runs) only the items absent from them are
 embedded, and their records are copied unchanged; without `export_encoder` the encoder goes to the
-execution's temp folder instead, and only when there is something to embed.
+execution's temp folder instead, and only when there is something to embed. The pipeline's shapes
+(components/beam_io.py) are chosen to run on every Beam runner, Dask's included.
 """
 
 import os
@@ -21,6 +22,7 @@ from tfx.utils import path_utils
 from formats import item_corpus, item_embeddings, spans
 from formats.errors import InputDataError
 from models.content_encoder import encoder as content_encoder
+from components import beam_io
 
 
 class _Embed(beam.DoFn):
@@ -72,10 +74,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     corpus_ids = item_corpus.read_ids(items)
     new_ids = set(corpus_ids) - previous_ids
     export = bool(exec_properties.get("export_encoder", 1))
-    saved_model_dir = (path_utils.serving_model_path(encoder.uri) if export
-                       # The launcher removes its temp folder after the run: 89 MB that nobody reads again.
-                       else os.path.join(self._get_tmp_dir(), "encoder"))
-    if export or new_ids:
+    frozen = input_dict.get("frozen_encoder")
+    if frozen:  # The SID refresh's encoder: loading it is faster than building MiniLM again.
+      saved_model_dir = path_utils.serving_model_path(artifact_utils.get_single_uri(frozen))
+    else:
+      saved_model_dir = (path_utils.serving_model_path(encoder.uri) if export
+                         # The launcher removes its temp folder after the run: 89 MB nobody reads again.
+                         else os.path.join(self._get_tmp_dir(), "encoder"))
+    if not frozen and (export or new_ids):
       content_encoder.export_saved_model(saved_model_dir)
     encoder.set_int_custom_property("exported", int(export))
     batch_size = int(exec_properties.get("batch_size") or 64)
@@ -85,22 +91,21 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       if new_ids:
         parts.append(
             p
-            | "ReadItems" >> beam.io.ReadFromTFRecord(item_corpus.files_pattern(items))
+            | "ReadItems" >> beam_io.read_tfrecords(item_corpus.files_pattern(items))
             | "IdAndText" >> beam.Map(_id_and_text)
             | "OnlyNew" >> beam.Filter(lambda item, known: item[0] not in known, known=previous_ids)
             # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only adds noise.
-            | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+            | "Batch" >> beam_io.Batches(batch_size, len(new_ids))
             | "Embed" >> beam.ParDo(_Embed(saved_model_dir))
             | "ToExample" >> beam.MapTuple(item_embeddings.to_example))
       if previous is not None:
         # The records themselves, so that an item's vector never changes once published.
-        parts.append(p | "ReadPrevious" >> beam.io.ReadFromTFRecord(
+        parts.append(p | "ReadPrevious" >> beam_io.read_tfrecords(
             item_embeddings.files_pattern(previous.uri)))
-      _ = (tuple(parts)
-           | "Merge" >> beam.Flatten(pipeline=p)
-           | "Write" >> beam.io.WriteToTFRecord(
-               os.path.join(output.uri, item_embeddings.FILE_PREFIX),
-               file_name_suffix=item_embeddings.FILE_SUFFIX))
+      files = beam_io.TFRecordFiles(os.path.join(output.uri, item_embeddings.FILE_PREFIX),
+                                         item_embeddings.FILE_SUFFIX)
+      _ = ({"embeddings": tuple(parts) | "Merge" >> beam.Flatten(pipeline=p)}
+           | "Write" >> beam_io.WriteFiles({"embeddings": files}))
 
     # The encoder never yields NaN or zero vectors for valid weights; checking anyway keeps a broken
     # encoder from publishing garbage that every later stage would inherit. Previous items that

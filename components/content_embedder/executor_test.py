@@ -37,10 +37,12 @@ def _embed(tmp_path, items, **inputs_and_props):
   embeddings, encoder = artifacts.ItemEmbeddings(), standard_artifacts.Model()
   embeddings.uri, encoder.uri = str(tmp_path / "embeddings"), str(tmp_path / "encoder")
   previous = inputs_and_props.pop("previous_embeddings", None)
+  frozen = inputs_and_props.pop("frozen_encoder", None)
   context = base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=configs.BEAM_PIPELINE_ARGS, tmp_dir=str(tmp_path / "tmp"), unique_id="1")
+      beam_pipeline_args=list(configs.BEAM_PIPELINE_ARGS), tmp_dir=str(tmp_path / "tmp"), unique_id="1")
   executor.Executor(context).Do(
-      {"items": [items], "previous_embeddings": [previous] if previous else []},
+      {"items": [items], "previous_embeddings": [previous] if previous else [],
+       "frozen_encoder": [frozen] if frozen else []},
       {"embeddings": [embeddings], "encoder": [encoder]}, dict(batch_size=2, **inputs_and_props))
   return embeddings, encoder
 
@@ -93,6 +95,18 @@ def test_daily_run_embeds_with_a_temporary_encoder_and_exports_none(tmp_path, mo
   assert embeddings.get_int_custom_property("new_items") == 2
   assert encoder.get_int_custom_property("exported") == 0
   assert not os.path.exists(encoder.uri)
+
+
+def test_daily_run_embeds_with_the_refreshs_frozen_encoder(tmp_path, monkeypatch):
+  monkeypatch.setattr(content_encoder, "export_saved_model", lambda *_: pytest.fail("encoder built"))
+  frozen = standard_artifacts.Model()
+  frozen.uri = str(tmp_path / "refresh_encoder")
+  _export_length_encoder(path_utils.serving_model_path(frozen.uri))
+  embeddings, encoder = _embed(tmp_path, _items(tmp_path, [1, 2, 4]), previous_embeddings=_previous(tmp_path, 2),
+                               export_encoder=0, frozen_encoder=frozen)
+  np.testing.assert_array_equal(item_embeddings.from_example(_records(embeddings)[4])[1],
+                                np.full(DIM, len(TEXTS[4]), np.float32))
+  assert encoder.get_int_custom_property("exported") == 0
 
 
 def test_zero_new_items_copy_the_previous_embeddings_without_building_the_encoder(tmp_path, monkeypatch):

@@ -4,9 +4,11 @@ Workers load the SavedModel once (DoFn.setup) and encode batches; items are then
 codes to give colliding items distinct suffixes. With previous Semantic IDs (daily runs) only the
 items absent from them are encoded: a join by item id separates old from new items, and the join by
 codes puts new items after the old ones that share their codes, all in Beam, so the launcher never
-holds the corpus. Nothing here is specific to the DirectRunner.
+holds the corpus. The pipeline's shapes (components/beam_io.py) are chosen to run on every Beam
+runner, Dask's included: one sink for the SIDs and the collision counts, no tagged outputs.
 """
 
+import heapq
 import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -23,9 +25,12 @@ from formats import item_embeddings, semantic_ids, spans
 from formats.errors import InputDataError
 from models.rqvae import model as rqvae
 from models.rqvae import saved_model
+from components import beam_io
 
 STATS_FILE = ".collision_stats.json"
 _MAX_NAMED = 10
+_SUMMED_STATS = ("items", "new_items", "distinct_codes", "items_sharing_codes",
+                 "items_with_nonzero_suffix", "orphans")
 
 
 class _Encode(beam.DoFn):
@@ -51,39 +56,52 @@ def _keyed_by_id(record: bytes) -> Tuple[int, Tuple[Tuple[int, ...], int, bytes]
   return item_id, (codes, suffix, record)
 
 
-def _split_by_id(item_id: int, grouped: Dict[str, Iterable[Any]]):
-  """An item's embedding and previous SID -> a new item (id, vector), an old one (codes, (suffix,
-  record)) or, tagged `orphans`, an item of the previous SIDs without an embedding."""
+def _merged(stats: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
+  """The collision counts of several groups of shared codes and orphans as one; of none, zeros.
+  Associative, so a Beam combine."""
+  stats = list(stats)
+  merged = {key: sum(s[key] for s in stats) for key in _SUMMED_STATS}
+  merged["largest_collision"] = max((s["largest_collision"] for s in stats), default=0)
+  merged["first_orphans"] = heapq.nsmallest(_MAX_NAMED,
+                                            (i for s in stats for i in s["first_orphans"]))
+  return merged
+
+
+def _group_stats(old: int, new: int) -> Dict[str, Any]:
+  """The collision counts of one group of `old` and `new` items that share their codes."""
+  size = old + new
+  return {**_merged([]), "items": size, "new_items": new, "distinct_codes": 1,
+          "items_sharing_codes": size if size > 1 else 0, "items_with_nonzero_suffix": size - 1,
+          "largest_collision": size}
+
+
+def _orphan_stats(item_id: int) -> Dict[str, Any]:
+  return {**_merged([]), "orphans": 1, "first_orphans": [item_id]}
+
+
+def _split_by_id(item_id: int, grouped: Dict[str, Iterable[Any]]) -> Tuple[str, Any]:
+  """An item's embedding and previous SID -> ("new", (id, vector)), ("old", (codes, (suffix,
+  record))) or, for an item of the previous SIDs without an embedding, ("stats", it as an orphan)."""
   vectors, previous = list(grouped["embeddings"]), list(grouped["previous"])
   if not vectors:
-    yield beam.pvalue.TaggedOutput("orphans", item_id)
-  elif previous:
+    return "stats", _orphan_stats(item_id)
+  if previous:
     codes, suffix, record = previous[0]
-    yield beam.pvalue.TaggedOutput("old", (codes, (suffix, record)))
-  else:
-    yield item_id, vectors[0]
+    return "old", (codes, (suffix, record))
+  return "new", (item_id, vectors[0])
 
 
-def _with_suffixes(codes: Tuple[int, ...], grouped: Dict[str, Iterable[Any]]):
-  """Old items keep their record byte for byte; new ones take the suffixes after the largest old
-  one, in id order, so that no published SID ever changes."""
+def _with_suffixes(codes: Tuple[int, ...], grouped: Dict[str, Iterable[Any]]
+                   ) -> Iterable[Tuple[str, Any]]:
+  """("sid", record) of each item and ("stats", the group's counts): old items keep their record
+  byte for byte; new ones take the suffixes after the largest old one, in id order, so that no
+  published SID ever changes."""
   old, new = list(grouped["old"]), list(grouped["new"])
-  yield from (record for _, record in old)
+  yield from (("sid", record) for _, record in old)
   first = max((suffix for suffix, _ in old), default=-1) + 1
   for item_id, suffix in semantic_ids.disambiguate(new):
-    yield semantic_ids.to_example(item_id, codes, first + suffix)
-  yield beam.pvalue.TaggedOutput("groups", (len(old), len(new)))
-
-
-def _stats_json(groups: List[Tuple[int, int]], first_orphans: List[int], orphans: int) -> str:
-  """Collision counts from the (old, new) item counts of each group of shared codes."""
-  sizes = [old + new for old, new in groups]
-  return json.dumps({"items": sum(sizes), "new_items": sum(new for _, new in groups),
-                     "distinct_codes": len(sizes),
-                     "items_sharing_codes": sum(s for s in sizes if s > 1),
-                     "items_with_nonzero_suffix": sum(s - 1 for s in sizes),
-                     "largest_collision": max(sizes, default=0),
-                     "orphans": orphans, "first_orphans": first_orphans})
+    yield "sid", semantic_ids.to_example(item_id, codes, first + suffix)
+  yield "stats", _group_stats(len(old), len(new))
 
 
 def _check_previous(previous: types.Artifact, config: rqvae.RQVAEConfig, export_dir: str) -> None:
@@ -95,18 +113,28 @@ def _check_previous(previous: types.Artifact, config: rqvae.RQVAEConfig, export_
         f"{config.codebook_size}; assign every item again (no previous_semantic_ids)")
 
 
-def _split(p: beam.Pipeline, vectors: beam.PCollection, previous: Optional[types.Artifact]):
-  """(new items' (id, vector), old items' (codes, (suffix, record)), ids of orphans)."""
+def _split(p: beam.Pipeline, vectors: beam.PCollection, previous: Optional[types.Artifact]
+           ) -> Dict[str, beam.PCollection]:
+  """{"new": items' (id, vector), "old": items' (codes, (suffix, record)), "stats": orphans'
+  counts}."""
   if previous is None:
-    return vectors, p | "NoOldItems" >> beam.Create([]), p | "NoOrphans" >> beam.Create([])
-  split = ({"embeddings": vectors,
-            "previous": (p
-                         | "ReadPrevious" >> beam.io.ReadFromTFRecord(
-                             semantic_ids.files_pattern(previous.uri))
-                         | "KeyPrevious" >> beam.Map(_keyed_by_id))}
-           | "GroupById" >> beam.CoGroupByKey()
-           | "SplitById" >> beam.FlatMapTuple(_split_by_id).with_outputs("old", "orphans", main="new"))
-  return split.new, split.old, split.orphans
+    return {"new": vectors, "old": p | "NoOldItems" >> beam.Create([]),
+            "stats": p | "NoOrphans" >> beam.Create([])}
+  return ({"embeddings": vectors,
+           "previous": (p
+                        | "ReadPrevious" >> beam_io.read_tfrecords(
+                            semantic_ids.files_pattern(previous.uri))
+                        | "KeyPrevious" >> beam.Map(_keyed_by_id))}
+          | "GroupById" >> beam.CoGroupByKey()
+          | "SplitById" >> beam.MapTuple(_split_by_id)
+          | "ByKind" >> beam_io.ByTag("new", "old", "stats"))
+
+
+def _read_stats(path: str) -> Dict[str, Any]:
+  with tf.io.gfile.GFile(path) as f:
+    lines = f.read().splitlines()
+  tf.io.gfile.remove(path)
+  return _merged(json.loads(line) for line in lines)  # No line when there is no item at all.
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -129,31 +157,34 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       _check_previous(previous, config, export_dir)
     batch_size = int(exec_properties.get("batch_size") or 1024)
     stats_path = os.path.join(output.uri, STATS_FILE)
+    # Only the items without a previous SID are encoded: about this many.
+    expected_new = embeddings.get_int_custom_property("count") - (
+        previous.get_int_custom_property("items") if previous else 0)
 
     with self._make_beam_pipeline() as p:
       vectors = (p
-                 | "Read" >> beam.io.ReadFromTFRecord(item_embeddings.files_pattern(embeddings.uri))
+                 | "Read" >> beam_io.read_tfrecords(
+                     item_embeddings.files_pattern(embeddings.uri))
                  | "Parse" >> beam.Map(item_embeddings.from_example))
-      new, old, orphans = _split(p, vectors, previous)
-      encoded = (new
-                 | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+      split = _split(p, vectors, previous)
+      encoded = (split["new"]
+                 | "Batch" >> beam_io.Batches(batch_size, expected_new)
                  | "Encode" >> beam.ParDo(_Encode(export_dir)))
-      assigned = ({"old": old, "new": encoded}
+      assigned = ({"old": split["old"], "new": encoded}
                   | "GroupByCodes" >> beam.CoGroupByKey()
-                  | "Suffixes" >> beam.FlatMapTuple(_with_suffixes).with_outputs("groups", main="examples"))
-      _ = assigned.examples | "Write" >> beam.io.WriteToTFRecord(
-          os.path.join(output.uri, semantic_ids.FILE_PREFIX), file_name_suffix=semantic_ids.FILE_SUFFIX)
-      first_orphans = orphans | "FirstOrphans" >> beam.combiners.Top.Smallest(_MAX_NAMED)
-      orphan_count = orphans | "CountOrphans" >> beam.combiners.Count.Globally()
-      _ = (assigned.groups
-           | "Groups" >> beam.combiners.ToList()
-           | "Stats" >> beam.Map(_stats_json, beam.pvalue.AsSingleton(first_orphans),
-                                 beam.pvalue.AsSingleton(orphan_count))
-           | "WriteStats" >> beam.io.WriteToText(stats_path, shard_name_template=""))
+                  | "Suffixes" >> beam.FlatMapTuple(_with_suffixes)
+                  | "SidsAndStats" >> beam_io.ByTag("sid", "stats"))
+      stats = ((split["stats"], assigned["stats"])
+               | "AllStats" >> beam.Flatten()
+               | "MergeStats" >> beam.CombineGlobally(_merged).without_defaults()
+               | "StatsJson" >> beam.Map(json.dumps))
+      _ = ({"sids": assigned["sid"], "stats": stats}
+           | "Write" >> beam_io.WriteFiles({
+               "sids": beam_io.TFRecordFiles(
+                   os.path.join(output.uri, semantic_ids.FILE_PREFIX), semantic_ids.FILE_SUFFIX),
+               "stats": beam_io.TextFile(stats_path)}))
 
-    with tf.io.gfile.GFile(stats_path) as f:
-      stats = json.load(f)
-    tf.io.gfile.remove(stats_path)
+    stats = _read_stats(stats_path)
     orphans, first_orphans = stats.pop("orphans"), stats.pop("first_orphans")
     if orphans:
       raise InputDataError(f"{orphans} items of the previous Semantic IDs at {previous.uri} have no "

@@ -15,6 +15,10 @@ Duplicates: a (user, movie) repeated within one input keeps its earliest rating 
 rows), but a user re-rating a movie in a later span is a new interaction: the state keeps only each
 user's recent items, not every item they ever rated. So one backfill-mode run over all the data and
 span-by-span runs give the same examples unless a user rates a movie again in a later span.
+
+The pipeline's shapes (components/beam_io.py) are chosen to run on every Beam runner, Dask's
+included: the joins emit (kind, value) pairs instead of tagged outputs, and every output goes
+through one sink.
 """
 
 import bisect
@@ -36,6 +40,7 @@ from tfx.utils import proto_utils
 from components.span_example_gen import features, rows
 from formats import feature_state, item_corpus, spans
 from formats.errors import InputDataError
+from components import beam_io
 
 RATINGS, MOVIES, TAGS = "ratings", "movies", "tags"
 # Input split name -> the file it reads in the span's directory, and that file's header.
@@ -160,12 +165,12 @@ def _rating_text(rating: rows.Rating) -> str:
 
 
 def _unknown_item(item_id: int, ratings: Iterable[rows.Rating], tags: Sequence[rows.Tag],
-                  known_from: str) -> Iterable[beam.pvalue.TaggedOutput]:
+                  known_from: str) -> Iterable[Tuple[str, rows.BadRow]]:
   reason = f"movieId {item_id} absent from {known_from}"
   for r in ratings:
-    yield beam.pvalue.TaggedOutput("bad", rows.BadRow(FILES[RATINGS], r.line, reason, _rating_text(r)))
+    yield "bad", rows.BadRow(FILES[RATINGS], r.line, reason, _rating_text(r))
   if tags:
-    yield beam.pvalue.TaggedOutput("bad", rows.BadRow(FILES[TAGS], 0, reason, f"{len(tags)} tags"))
+    yield "bad", rows.BadRow(FILES[TAGS], 0, reason, f"{len(tags)} tags")
 
 
 def _first_per_user(item_id: int, ratings: Iterable[rows.Rating]
@@ -191,19 +196,20 @@ def _duplicate_movies(item_id: int, movies: List[rows.Movie]) -> List[rows.BadRo
 
 
 def _known_item_stats(movies: List[rows.Movie], tags: List[rows.Tag]
-                      ) -> Iterable[beam.pvalue.TaggedOutput]:
+                      ) -> Iterable[Tuple[str, Tuple[str, str]]]:
   """A known item re-listed in movies.csv is ignored; its new tags are too (its content was fixed
   when it was new), but counted so that the report shows what was left out."""
   if movies:
-    yield beam.pvalue.TaggedOutput("stats", ("items", "already_known"))
+    yield "stats", ("items", "already_known")
   for _ in tags:
-    yield beam.pvalue.TaggedOutput("stats", ("items", "tags_of_known_items"))
+    yield "stats", ("items", "tags_of_known_items")
 
 
 def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tags: int,
-               known_from: str) -> Iterable[Any]:
-  """Per item: its ratings keyed by user with the item's features, its next state and, for an item
-  new in this input, its item record; ratings and tags of an unknown item are bad rows."""
+               known_from: str) -> Iterable[Tuple[str, Any]]:
+  """Per item, as (kind, value) pairs: its ratings keyed by user with the item's features ("rated"),
+  its next state and, for an item new in this input, its item record; ratings and tags of an unknown
+  item are bad rows."""
   movies = sorted(grouped["movies"], key=lambda m: m.line)
   [state] = grouped["state"] or [None]
   if state is None and not movies:
@@ -217,29 +223,30 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   else:
     yield from _known_item_stats(movies, grouped["tags"])
   for bad in bad_rows:
-    yield beam.pvalue.TaggedOutput("bad", bad)
+    yield "bad", bad
   rating_spans = [spans.span_of(r.timestamp, period) for r in ratings]
   first_seen_span = state.first_seen_span
   if first_seen_span == feature_state.NEVER and ratings:
     first_seen_span = rating_spans[0]
-    yield beam.pvalue.TaggedOutput("stats", ("items", "first_rated"))
+    yield "stats", ("items", "first_rated")
   prior = features.PriorCounts(state.ratings, state.liked, state.rating_sum)
   for rating, span in zip(ratings, rating_spans):
     earlier_spans = state.ratings + bisect.bisect_left(rating_spans, span)
-    yield rating.user_id, (rating, _ItemFeatures(first_seen_span, earlier_spans, prior))
+    yield "rated", (rating.user_id, (rating, _ItemFeatures(first_seen_span, earlier_spans, prior)))
     prior = prior.add(rating.rating)
   if new_movie:
-    yield beam.pvalue.TaggedOutput("items", features.item_example(
+    yield "items", features.item_example(
         new_movie, features.aggregate_tags(grouped["tags"], max_tags),
-        ratings[0].timestamp if ratings else features.NEVER, first_seen_span, len(ratings)))
-  yield beam.pvalue.TaggedOutput("state", feature_state.item_record(state._replace(
+        ratings[0].timestamp if ratings else features.NEVER, first_seen_span, len(ratings))
+  yield "state", feature_state.item_record(state._replace(
       first_seen_span=first_seen_span, ratings=prior.count, liked=prior.liked,
-      rating_sum=prior.rating_sum)))
+      rating_sum=prior.rating_sum))
 
 
 def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history_length: int
-               ) -> Iterable[Any]:
-  """Per user: the interaction examples in time order and the user's next state."""
+               ) -> Iterable[Tuple[str, Any]]:
+  """Per user, as (kind, value) pairs: the interaction examples in time order and the user's next
+  state."""
   [state] = grouped["state"] or [feature_state.UserState(user_id, (), feature_state.NEVER, 0, 0, 0.0)]
   item_features = {rating.line: item for rating, item in grouped["rated"]}
   prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
@@ -248,20 +255,21 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
                                                     state.recent_items):
     item = item_features[rating.line]
     span = spans.span_of(rating.timestamp, period)
-    yield features.interaction_example(rating, history, span, item.first_seen_span,
-                                       item.prior_interactions, prior, item.prior).SerializeToString()
+    yield "examples", features.interaction_example(
+        rating, history, span, item.first_seen_span, item.prior_interactions, prior,
+        item.prior).SerializeToString()
     for stat, counted in (("valid", True), ("liked", rating.rating >= features.LIKED_MIN_RATING),
                           ("same_second_as_previous", rating.timestamp == last_timestamp),
                           ("new_item_interactions", item.first_seen_span == span)):
       if counted:
-        yield beam.pvalue.TaggedOutput("stats", ("interactions", stat))
+        yield "stats", ("interactions", stat)
     prior = prior.add(rating.rating)
     recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
   if grouped["rated"]:
-    yield beam.pvalue.TaggedOutput("stats", ("interactions", "users"))
-  yield beam.pvalue.TaggedOutput("state", feature_state.user_record(state._replace(
+    yield "stats", ("interactions", "users")
+  yield "state", feature_state.user_record(state._replace(
       recent_items=tuple(recent), last_timestamp=last_timestamp, interactions=prior.count,
-      liked=prior.liked, rating_sum=prior.rating_sum)))
+      liked=prior.liked, rating_sum=prior.rating_sum))
 
 
 def _item_kinds(item: tf.train.Example) -> List[Tuple[str, str]]:
@@ -297,34 +305,43 @@ def _previous_records(p: beam.Pipeline, previous: Optional[types.Artifact], pref
   """(id, state) of every user or item in the previous state; none without one."""
   if previous is None:
     return p | f"No{prefix}" >> beam.Create([])
-  return (p | f"Read{prefix}" >> beam.io.ReadFromTFRecord(
+  return (p | f"Read{prefix}" >> beam_io.read_tfrecords(
               feature_state.files_pattern(previous.uri, prefix))
           | f"Parse{prefix}" >> beam.Map(parse)
           | f"Key{prefix}" >> beam.Map(lambda state: (state[0], state)))
 
 
-def _write_split(records: beam.PCollection, uri: str, split: str) -> None:
-  """Serialized tf.Examples as one split in TFX's layout (an empty split still gets an empty file)."""
-  _ = records | f"Write{split}" >> beam.io.WriteToTFRecord(
-      os.path.join(uri, f"Split-{split}", "data"), file_name_suffix=_EXAMPLES_FILE_SUFFIX)
+def _files(outputs: Dict[str, types.Artifact], stats_path: str) -> Dict[str, beam_io.Files]:
+  """Where each output of the pipeline goes: the splits in TFX's layout, the state, the report's
+  quarantine and the stats for the report."""
+  split = lambda key, name: beam_io.TFRecordFiles(
+      os.path.join(outputs[key].uri, f"Split-{name}", "data"), _EXAMPLES_FILE_SUFFIX)
+  state = lambda prefix: beam_io.TFRecordFiles(os.path.join(outputs["state"].uri, prefix),
+                                                    feature_state.FILE_SUFFIX)
+  return {"examples": split("examples", INTERACTIONS_SPLIT), "items": split("items", ITEMS_SPLIT),
+          "user_state": state(feature_state.USERS_PREFIX),
+          "item_state": state(feature_state.ITEMS_PREFIX),
+          "quarantine": beam_io.TextFile(os.path.join(outputs["report"].uri, QUARANTINE_FILE)),
+          "stats": beam_io.TextFile(stats_path)}
 
 
-def _write_stats(counted: List[beam.PCollection], bad: beam.PCollection, path: str) -> None:
-  """One small JSON-lines file for the report: each counted (kind, name) with its count, and the
-  first bad rows (by file and line)."""
+def _stats(counted: List[beam.PCollection], bad: beam.PCollection) -> beam.PCollection:
+  """JSON lines for the report: each counted (kind, name) with its count, and the first bad rows (by
+  file and line), a line only when there are any."""
   counts = (counted
             | "AllCounts" >> beam.Flatten()
             | "Count" >> beam.combiners.Count.PerElement()
             | "CountsJson" >> beam.MapTuple(lambda key, n: ("count", key, n)))
+  # Not Top.Smallest, which emits in finish_bundle; without defaults, which need a side input.
   first_bad = (bad
-               | "FirstBad" >> beam.combiners.Top.Smallest(_MAX_EXAMPLES_SHOWN,
-                                                           key=lambda b: (b.file, b.line))
+               | "FirstBad" >> beam.CombineGlobally(beam.combiners.TopCombineFn(
+                   _MAX_EXAMPLES_SHOWN, key=lambda b: (b.file, b.line), reverse=True)
+               ).without_defaults()
                | "FirstBadJson" >> beam.Map(lambda bads: ("first_bad", None,
                                                           [b.describe() for b in bads])))
-  _ = ((counts, first_bad)
-       | "AllStats" >> beam.Flatten()
-       | "StatsToJson" >> beam.Map(json.dumps)
-       | "WriteStats" >> beam.io.WriteToText(path, shard_name_template=""))
+  return ((counts, first_bad)
+          | "AllStats" >> beam.Flatten()
+          | "StatsToJson" >> beam.Map(json.dumps))
 
 
 def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Artifact],
@@ -334,10 +351,10 @@ def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Ar
   good, bad, counted = {}, [], []
   for name, path in paths.items():
     parsed = _parsed(p, name, path, window)
-    both = parsed | f"Split{name}" >> beam.Partition(
-        lambda row, _: int(isinstance(row, rows.BadRow)), 2)
-    good[name] = both[0] | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row))
-    bad.append(both[1])
+    good[name] = (parsed
+                  | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, rows.BadRow))
+                  | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row)))
+    bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, rows.BadRow)))
     counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: ("rows_read", n)))
 
   known_from = "movies.csv" + ("" if previous is None else " and the previous state")
@@ -347,34 +364,30 @@ def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Ar
              | "JoinByItem" >> beam.CoGroupByKey()
              | "PerItem" >> beam.FlatMap(
                  lambda kv: _join_item(*kv, period=window.period, known_from=known_from,
-                                       max_tags=int(exec_properties["max_tags"]))
-             ).with_outputs("items", "state", "bad", "stats", main="rated"))
+                                       max_tags=int(exec_properties["max_tags"])))
+             | "ItemOutputs" >> beam_io.ByTag("rated", "items", "state", "bad", "stats"))
   by_user = ({"rated": by_item["rated"],
               "state": _previous_records(p, previous, feature_state.USERS_PREFIX,
                                          feature_state.parse_user)}
              | "JoinByUser" >> beam.CoGroupByKey()
              | "PerUser" >> beam.FlatMap(
                  lambda kv: _join_user(*kv, period=window.period,
-                                       history_length=int(exec_properties["history_length"]))
-             ).with_outputs("state", "stats", main="examples"))
+                                       history_length=int(exec_properties["history_length"])))
+             | "UserOutputs" >> beam_io.ByTag("examples", "state", "stats"))
 
-  _write_split(by_user["examples"], outputs["examples"].uri, INTERACTIONS_SPLIT)
-  _write_split(by_item["items"] | "SerializeItems" >> beam.Map(lambda e: e.SerializeToString()),
-               outputs["items"].uri, ITEMS_SPLIT)
   for prefix, records in ((feature_state.USERS_PREFIX, by_user["state"]),
                           (feature_state.ITEMS_PREFIX, by_item["state"])):
-    _ = records | f"WriteState{prefix}" >> beam.io.WriteToTFRecord(
-        os.path.join(outputs["state"].uri, prefix), file_name_suffix=feature_state.FILE_SUFFIX)
     counted.append(records | f"Count{prefix}" >> beam.Map(lambda _, n=prefix: ("state", n)))
   all_bad = (*bad, by_item["bad"]) | "AllBad" >> beam.Flatten()
-  _ = (all_bad
-       | "BadToJson" >> beam.Map(lambda b: json.dumps(b._asdict()))
-       | "WriteQuarantine" >> beam.io.WriteToText(
-           os.path.join(outputs["report"].uri, QUARANTINE_FILE), shard_name_template=""))
   counted += [by_item["stats"], by_user["stats"],
               by_item["items"] | "ItemKinds" >> beam.FlatMap(_item_kinds),
               all_bad | "BadReasons" >> beam.Map(_bad_reason)]
-  _write_stats(counted, all_bad, stats_path)
+  _ = ({"examples": by_user["examples"],
+        "items": by_item["items"] | "SerializeItems" >> beam.Map(lambda e: e.SerializeToString()),
+        "user_state": by_user["state"], "item_state": by_item["state"],
+        "quarantine": all_bad | "BadToJson" >> beam.Map(lambda b: json.dumps(b._asdict())),
+        "stats": _stats(counted, all_bad)}
+       | "Write" >> beam_io.WriteFiles(_files(outputs, stats_path)))
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):

@@ -73,7 +73,7 @@ def new_items(config: PipelineConfig, items: channel.BaseChannel, frozen: SidArt
   if config.precomputed_embeddings:
     return frozen, []
   embedder = ContentEmbedder(items=items, batch_size=config.embedding_batch_size,
-                             previous_embeddings=frozen.embeddings,
+                             previous_embeddings=frozen.embeddings, frozen_encoder=frozen.text_encoder,
                              export_encoder=False).with_id("NewItemEmbedder")
   assigner = SemanticIdAssigner(embeddings=embedder.outputs["embeddings"], model=frozen.sid_encoder,
                                 previous_semantic_ids=frozen.semantic_ids)

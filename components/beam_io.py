@@ -1,0 +1,137 @@
+"""Beam transforms that run the same on every Beam engine, Beam 2.72's DaskRunner included, which gets
+several of Beam's own wrong (pipeline/beam_runners.py `dask_args` lists how): `read_tfrecords` for
+ReadFromTFRecord, `ByTag` for tagged outputs, `Batches` for BatchElements and `WriteFiles`, a pipeline's
+one sink, for its several file sinks. The project's Beam executors are built from them.
+"""
+
+import dataclasses
+import math
+import os
+import zlib
+from typing import Any, ClassVar, Dict, Iterable, List, Tuple, Union
+
+import apache_beam as beam
+import tensorflow as tf
+
+
+def read_tfrecords(pattern: str) -> beam.PTransform:
+  """The records of the TFRecord files matching `pattern` (compression from their names): a ReadAll
+  of the pattern, which the DaskRunner runs, where it fails on a Read of a source."""
+  return beam.Create([pattern]) | beam.io.ReadAllFromTFRecord()
+
+
+def _tagged(pair: Tuple[str, Any], tag: str) -> List[Any]:
+  return [pair[1]] if pair[0] == tag else []
+
+
+class ByTag(beam.PTransform):
+  """(tag, value) pairs -> {tag: PCollection of its values}: a DoFn's several outputs without tagged
+  outputs, each of which the DaskRunner would give all of them."""
+
+  def __init__(self, *tags: str):
+    super().__init__()
+    self._tags = tags
+
+  def expand(self, pairs: beam.PCollection) -> Dict[str, beam.PCollection]:
+    return {tag: pairs | tag.capitalize() >> beam.FlatMap(_tagged, tag) for tag in self._tags}
+
+
+def _chunks(values: Iterable[Any], size: int) -> Iterable[List[Any]]:
+  chunk = []
+  for value in values:
+    chunk.append(value)
+    if len(chunk) == size:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk
+
+
+class Batches(beam.PTransform):
+  """(int id, value) pairs -> lists of at most `size` of them. BatchElements emits each bundle's
+  last batch in finish_bundle, which the DaskRunner drops; here the pairs are keyed by id modulo
+  the number of batches that `count` (about how many pairs come) fills, grouped and cut: about one
+  batch a key, spread over the workers."""
+
+  def __init__(self, size: int, count: int):
+    super().__init__()
+    self._size, self._keys = size, max(1, math.ceil(count / size))
+
+  def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+    return (pairs
+            | "Key" >> beam.Map(lambda pair, keys: (pair[0] % keys, pair), keys=self._keys)
+            | "Group" >> beam.GroupByKey()
+            | "Cut" >> beam.FlatMap(lambda group, size: _chunks(group[1], size), size=self._size))
+
+
+@dataclasses.dataclass(frozen=True)
+class TFRecordFiles:
+  """GZIP TFRecord files `<prefix>-SSSSS-of-NNNNN<suffix>`, named as Beam's sinks name them."""
+  prefix: str
+  suffix: str
+  shards: int = 4  # Fixed, as a runner's choice comes in finish_bundle; a few write in parallel.
+
+  def path(self, shard: int) -> str:
+    return f"{self.prefix}-{shard:05d}-of-{self.shards:05d}{self.suffix}"
+
+  @staticmethod
+  def write(path: str, records: Iterable[bytes]) -> None:
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+      for record in records:
+        writer.write(record)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextFile:
+  """One file of lines at `file`."""
+  file: str
+  shards: ClassVar[int] = 1
+
+  def path(self, shard: int) -> str:
+    del shard
+    return self.file
+
+  @staticmethod
+  def write(path: str, lines: Iterable[str]) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+      for line in lines:
+        f.write(line + "\n")
+
+
+Files = Union[TFRecordFiles, TextFile]
+
+
+def _keyed_by_shard(record: Union[bytes, str], name: str, shards: int
+                    ) -> Tuple[Tuple[str, int], Union[bytes, str]]:
+  data = record.encode() if isinstance(record, str) else record
+  return (name, zlib.crc32(data) % shards), record
+
+
+def _write_shard(group: Tuple[Tuple[str, int], Iterable[Any]], files: Dict[str, Files]) -> str:
+  (name, shard), records = group
+  path = files[name].path(shard)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  files[name].write(path, (record for record in records if record is not None))
+  return path
+
+
+class WriteFiles(beam.PTransform):
+  """{name: PCollection of records} -> `files[name]`, every shard written, empty where no record
+  goes; returns the paths. Meant as a pipeline's one sink, applied last: the DaskRunner computes
+  only what feeds the last transform, and Beam's own sinks need finish_bundle or side inputs. A
+  shard (chosen by a hash of the record) is written whole by one call, so a retry rewrites it."""
+
+  def __init__(self, files: Dict[str, Files]):
+    super().__init__()
+    self._files = files
+
+  def expand(self, records: Dict[str, beam.PCollection]) -> beam.PCollection:
+    keyed = [records[name] | f"Key{name}" >> beam.Map(_keyed_by_shard, name, output.shards)
+             for name, output in self._files.items()]
+    # A None (skipped when written) for each shard, so that a shard without records is written too.
+    every_shard = [((name, shard), None)
+                   for name, output in self._files.items() for shard in range(output.shards)]
+    return ((*keyed, self.pipeline | "EveryShard" >> beam.Create(every_shard))
+            | "Flatten" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "Write" >> beam.Map(_write_shard, files=self._files))
