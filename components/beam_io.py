@@ -32,7 +32,8 @@ class ByTag(beam.PTransform):
     super().__init__()
     self._tags = tags
 
-  def expand(self, pairs: beam.PCollection) -> Dict[str, beam.PCollection]:
+  # No annotations on expand: Beam reads them as type hints, and warns on a dict of PCollections.
+  def expand(self, pairs):
     return {tag: pairs | tag.capitalize() >> beam.FlatMap(_tagged, tag) for tag in self._tags}
 
 
@@ -94,6 +95,7 @@ class TextFile:
   @staticmethod
   def write(path: str, lines: Iterable[str]) -> None:
     with tf.io.gfile.GFile(path, "w") as f:
+      f.write("")  # GFile creates the file on its first write: a file without lines too.
       for line in lines:
         f.write(line + "\n")
 
@@ -125,7 +127,7 @@ class WriteFiles(beam.PTransform):
     super().__init__()
     self._files = files
 
-  def expand(self, records: Dict[str, beam.PCollection]) -> beam.PCollection:
+  def expand(self, records):  # {name: PCollection} -> the written paths (see ByTag.expand)
     keyed = [records[name] | f"Key{name}" >> beam.Map(_keyed_by_shard, name, output.shards)
              for name, output in self._files.items()]
     # A None (skipped when written) for each shard, so that a shard without records is written too.

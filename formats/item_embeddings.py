@@ -15,7 +15,7 @@ from formats.errors import InputDataError
 
 FILE_PREFIX = "embeddings"
 FILE_SUFFIX = ".tfrecord.gz"
-_MAX_NAMED = 10
+MAX_NAMED = 10  # Items named in an error, per problem.
 
 
 def to_example(item_id: int, vector: Sequence[float]) -> bytes:
@@ -47,10 +47,9 @@ def load(artifact: types.Artifact) -> Tuple[np.ndarray, np.ndarray]:
   return np.asarray(ids, np.int64)[order], np.stack(vectors)[order] if vectors else np.zeros((0, 0))
 
 
-def _named(ids: Iterable[int]) -> str:
-  ids = sorted(ids)
-  more = f" and {len(ids) - _MAX_NAMED} more" if len(ids) > _MAX_NAMED else ""
-  return ", ".join(str(i) for i in ids[:_MAX_NAMED]) + more
+def _named(count: int, first_ids: Sequence[int]) -> str:
+  more = f" and {count - MAX_NAMED} more" if count > MAX_NAMED else ""
+  return ", ".join(str(i) for i in first_ids[:MAX_NAMED]) + more
 
 
 def vector_problem(vector: np.ndarray, dim: int) -> str:
@@ -64,28 +63,41 @@ def vector_problem(vector: np.ndarray, dim: int) -> str:
   return ""
 
 
+def id_problems(vector_problems: Sequence[str], in_corpus: bool) -> List[str]:
+  """Why the records of one item id are unusable, from each record's vector_problem: theirs, more
+  than one record, an id unknown to the corpus or no record at all; [] when all is well."""
+  problems = sorted({problem for problem in vector_problems if problem})
+  if len(vector_problems) > 1:
+    problems.append("duplicate item ids")
+  if not in_corpus:
+    problems.append("item ids absent from the item corpus")
+  if not vector_problems:
+    problems.append("corpus items without an embedding")
+  return problems
+
+
+def raise_problems(problems: Dict[str, Tuple[int, Sequence[int]]], source: str) -> None:
+  """Raises InputDataError when there are problems (why -> number of items, their smallest ids in
+  order, MAX_NAMED of them or more), naming the first items of each."""
+  if problems:
+    lines = "\n  ".join(f"{why}: {count} items: {_named(count, first_ids)}"
+                        for why, (count, first_ids) in sorted(problems.items()))
+    raise InputDataError(f"{source}: unusable item embeddings:\n  {lines}")
+
+
 def check(ids: Sequence[int], vectors: Sequence[np.ndarray], dim: int,
           corpus_ids: Iterable[int], source: str) -> None:
   """Raises InputDataError naming the items whose embeddings are unusable, duplicated,
   unknown to the corpus or missing from it."""
-  problems: Dict[str, List[int]] = {}
-  for item_id, vector in zip(ids, vectors):
-    problem = vector_problem(np.asarray(vector), dim)
-    if problem:
-      problems.setdefault(problem, []).append(int(item_id))
-  seen, duplicates = set(), set()
-  for item_id in ids:
-    (duplicates if item_id in seen else seen).add(int(item_id))
   corpus = set(int(i) for i in corpus_ids)
-  if duplicates:
-    problems["duplicate item ids"] = sorted(duplicates)
-  if seen - corpus:
-    problems["item ids absent from the item corpus"] = sorted(seen - corpus)
-  if corpus - seen:
-    problems["corpus items without an embedding"] = sorted(corpus - seen)
-  if problems:
-    lines = "\n  ".join(f"{why}: {len(items)} items: {_named(items)}" for why, items in problems.items())
-    raise InputDataError(f"{source}: unusable item embeddings:\n  {lines}")
+  records: Dict[int, List[str]] = {item_id: [] for item_id in corpus}
+  for item_id, vector in zip(ids, vectors):
+    records.setdefault(int(item_id), []).append(vector_problem(np.asarray(vector), dim))
+  problems: Dict[str, List[int]] = {}
+  for item_id, vector_problems in sorted(records.items()):
+    for why in id_problems(vector_problems, item_id in corpus):
+      problems.setdefault(why, []).append(item_id)
+  raise_problems({why: (len(items), items) for why, items in problems.items()}, source)
 
 
 def set_properties(artifact: types.Artifact, dim: int, count: int, source: str) -> None:

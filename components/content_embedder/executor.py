@@ -4,12 +4,16 @@ The encoder is exported once as a SavedModel (string -> 384 floats) into the `en
 every Beam worker loads that same file once; the serving model can later embed unknown items' text
 with the identical graph. With previous embeddings (daily runs) only the items absent from them are
 embedded, and their records are copied unchanged; without `export_encoder` the encoder goes to the
-execution's temp folder instead, and only when there is something to embed. The pipeline's shapes
+execution's temp folder instead, and only when there is something to embed. A join by item id
+separates old from new items and a second one checks the written records (item_embeddings'
+checks, as counts), all in Beam, so that the launcher never holds the corpus. The pipeline's shapes
 (components/beam_io.py) are chosen to run on every Beam runner, Dask's included.
 """
 
+import heapq
+import json
 import os
-from typing import AbstractSet, Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -23,6 +27,10 @@ from formats import item_corpus, item_embeddings, spans
 from formats.errors import InputDataError
 from models.content_encoder import encoder as content_encoder
 from components import beam_io
+
+# The number of new items is unknown until the pipeline has run: they are batched under this many
+# keys, so that as many workers embed and at most as many batches are not full.
+_BATCH_KEYS = 64
 
 
 class _Embed(beam.DoFn):
@@ -48,19 +56,117 @@ def _id_and_text(record: bytes) -> Tuple[int, str]:
           features["content_text"].bytes_list.value[0].decode("utf-8"))
 
 
-def _previous_ids(previous: Optional[types.Artifact]) -> AbstractSet[int]:
-  """Ids of the previous embeddings, after checking that their vectors fit this encoder."""
+def _keyed_previous(record: bytes) -> Tuple[int, bytes]:
+  return item_embeddings.from_example(record)[0], record
+
+
+def _split_by_id(item_id: int, grouped: Dict[str, Iterable[Any]]) -> Iterable[Tuple[str, Any]]:
+  """An item's corpus texts and previous records -> ("old", each record), so that a published vector
+  never changes, or else ("new", (id, each text)) to embed; and ("expected", (id, whether new)):
+  every item of either must come out with one vector, even one that has left the corpus."""
+  previous = list(grouped["previous"])
+  yield "expected", (item_id, not previous)
+  if previous:
+    yield from (("old", record) for record in previous)
+  else:
+    yield from (("new", (item_id, text)) for text in grouped["items"])
+
+
+def _split(p: beam.Pipeline, items: types.Artifact, previous: Optional[types.Artifact]
+           ) -> Dict[str, beam.PCollection]:
+  """{"old": previous records to copy, "new": (id, text) to embed, "expected": (id, is new)}."""
   if previous is None:
-    return frozenset()
+    previous_records = p | "NoPrevious" >> beam.Create([])
+  else:
+    previous_records = (p
+                        | "ReadPrevious" >> beam_io.read_tfrecords(
+                            item_embeddings.files_pattern(previous.uri))
+                        | "KeyPrevious" >> beam.Map(_keyed_previous))
+  return ({"items": (p
+                     | "ReadItems" >> beam_io.read_tfrecords(item_corpus.files_pattern(items))
+                     | "IdAndText" >> beam.Map(_id_and_text)),
+           "previous": previous_records}
+          | "GroupById" >> beam.CoGroupByKey()
+          | "SplitById" >> beam.FlatMapTuple(_split_by_id)
+          | "ByKind" >> beam_io.ByTag("old", "new", "expected"))
+
+
+def _record_problem(record: bytes) -> Tuple[int, str]:
+  item_id, vector = item_embeddings.from_example(record)
+  return item_id, item_embeddings.vector_problem(vector, content_encoder.EMBEDDING_DIM)
+
+
+def _item_stats(item_id: int, grouped: Dict[str, Iterable[Any]]) -> Dict[str, Any]:
+  """The counts of one item id from its written records' problems and whether it is new."""
+  written, expected = list(grouped["written"]), list(grouped["expected"])
+  problems = item_embeddings.id_problems(written, in_corpus=bool(expected))
+  return {"count": len(written), "new_items": int(any(expected)),
+          "problems": {why: [1, [item_id]] for why in problems}}
+
+
+def _merged(stats: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
+  """Several items' counts as one, each problem with its number of items and its first ids, so that
+  the launcher reads one line however large the corpus; of none, zeros. Associative: a Beam
+  combine (Top and Sample emit in finish_bundle, which the DaskRunner loses)."""
+  stats = list(stats)
+  problems: Dict[str, List[Any]] = {}
+  for s in stats:
+    for why, (count, first_ids) in s["problems"].items():
+      total, ids = problems.get(why, (0, []))
+      problems[why] = [total + count, heapq.nsmallest(item_embeddings.MAX_NAMED, ids + first_ids)]
+  return {"count": sum(s["count"] for s in stats), "new_items": sum(s["new_items"] for s in stats),
+          "problems": problems}
+
+
+def _stats(records: beam.PCollection, expected: beam.PCollection) -> beam.PCollection:
+  """The checks of item_embeddings.check on the written records, as one JSON line of counts."""
+  return ({"written": records | "Problems" >> beam.Map(_record_problem), "expected": expected}
+          | "GroupWrittenById" >> beam.CoGroupByKey()
+          | "ItemStats" >> beam.MapTuple(_item_stats)
+          | "MergeStats" >> beam.CombineGlobally(_merged).without_defaults()
+          | "StatsJson" >> beam.Map(json.dumps))
+
+
+def _read_stats(path: str) -> Dict[str, Any]:
+  with tf.io.gfile.GFile(path) as f:
+    return _merged(json.loads(line) for line in f)  # No line when there is no item at all.
+
+
+def _check_previous(previous: types.Artifact) -> None:
+  """The previous vectors must fit this encoder."""
   dim = previous.get_int_custom_property("dim")
   if dim != content_encoder.EMBEDDING_DIM:
     raise InputDataError(
         f"the previous item embeddings at {previous.uri} are {dim}-d, {content_encoder.MODEL_NAME} "
         f"gives {content_encoder.EMBEDDING_DIM}-d: embed every item again (no previous_embeddings)")
-  return frozenset(int(i) for i in item_embeddings.load(previous)[0])
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
+
+  def _count_new(self, items: types.Artifact, previous: Optional[types.Artifact]) -> int:
+    """How many items the previous embeddings lack, by a pipeline of their own."""
+    path = os.path.join(self._get_tmp_dir(), "new_items")
+    with self._make_beam_pipeline() as p:
+      _ = ({"count": (_split(p, items, previous)["new"]
+                      | "Count" >> beam.CombineGlobally(beam.combiners.CountCombineFn())
+                      .without_defaults()
+                      | "CountText" >> beam.Map(str))}
+           | "Write" >> beam_io.WriteFiles({"count": beam_io.TextFile(path)}))
+    with tf.io.gfile.GFile(path) as f:
+      return int(f.read() or 0)
+
+  def _encoder_dir(self, frozen: List[types.Artifact], encoder: types.Artifact, export: bool,
+                   items: types.Artifact, previous: Optional[types.Artifact]) -> Optional[str]:
+    """The SavedModel that embeds the new items; None when it would embed none."""
+    if frozen:  # The SID refresh's encoder: loading it is faster than building MiniLM again.
+      return path_utils.serving_model_path(artifact_utils.get_single_uri(frozen))
+    if export:
+      return content_encoder.export_saved_model(path_utils.serving_model_path(encoder.uri))
+    # Built only when needed, which a count of the new items tells before the pipeline that embeds.
+    if not self._count_new(items, previous):
+      return None
+    # The launcher removes its temp folder after the run: 89 MB nobody reads again.
+    return content_encoder.export_saved_model(os.path.join(self._get_tmp_dir(), "encoder"))
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
@@ -70,49 +176,37 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 if input_dict.get("previous_embeddings") else None)
     encoder = artifact_utils.get_single_instance(output_dict["encoder"])
     output = artifact_utils.get_single_instance(output_dict["embeddings"])
-    previous_ids = _previous_ids(previous)
-    corpus_ids = item_corpus.read_ids(items)
-    new_ids = set(corpus_ids) - previous_ids
+    if previous is not None:
+      _check_previous(previous)
     export = bool(exec_properties.get("export_encoder", 1))
-    frozen = input_dict.get("frozen_encoder")
-    if frozen:  # The SID refresh's encoder: loading it is faster than building MiniLM again.
-      saved_model_dir = path_utils.serving_model_path(artifact_utils.get_single_uri(frozen))
-    else:
-      saved_model_dir = (path_utils.serving_model_path(encoder.uri) if export
-                         # The launcher removes its temp folder after the run: 89 MB nobody reads again.
-                         else os.path.join(self._get_tmp_dir(), "encoder"))
-    if not frozen and (export or new_ids):
-      content_encoder.export_saved_model(saved_model_dir)
+    saved_model_dir = self._encoder_dir(input_dict.get("frozen_encoder"), encoder, export, items,
+                                        previous)
     encoder.set_int_custom_property("exported", int(export))
     batch_size = int(exec_properties.get("batch_size") or 64)
+    stats_path = os.path.join(self._get_tmp_dir(), "stats.json")
 
     with self._make_beam_pipeline() as p:
-      parts = []
-      if new_ids:
+      split = _split(p, items, previous)
+      parts = [split["old"]]
+      if saved_model_dir:
         parts.append(
-            p
-            | "ReadItems" >> beam_io.read_tfrecords(item_corpus.files_pattern(items))
-            | "IdAndText" >> beam.Map(_id_and_text)
-            | "OnlyNew" >> beam.Filter(lambda item, known: item[0] not in known, known=previous_ids)
-            # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only adds noise.
-            | "Batch" >> beam_io.Batches(batch_size, len(new_ids))
+            split["new"]
+            # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only
+            # adds noise. Batches makes count / size keys.
+            | "Batch" >> beam_io.Batches(batch_size, count=batch_size * _BATCH_KEYS)
             | "Embed" >> beam.ParDo(_Embed(saved_model_dir))
             | "ToExample" >> beam.MapTuple(item_embeddings.to_example))
-      if previous is not None:
-        # The records themselves, so that an item's vector never changes once published.
-        parts.append(p | "ReadPrevious" >> beam_io.read_tfrecords(
-            item_embeddings.files_pattern(previous.uri)))
+      records = tuple(parts) | "Merge" >> beam.Flatten()
       files = beam_io.TFRecordFiles(os.path.join(output.uri, item_embeddings.FILE_PREFIX),
-                                         item_embeddings.FILE_SUFFIX)
-      _ = ({"embeddings": tuple(parts) | "Merge" >> beam.Flatten(pipeline=p)}
-           | "Write" >> beam_io.WriteFiles({"embeddings": files}))
+                                    item_embeddings.FILE_SUFFIX)
+      _ = ({"embeddings": records, "stats": _stats(records, split["expected"])}
+           | "Write" >> beam_io.WriteFiles({"embeddings": files,
+                                            "stats": beam_io.TextFile(stats_path)}))
 
     # The encoder never yields NaN or zero vectors for valid weights; checking anyway keeps a broken
-    # encoder from publishing garbage that every later stage would inherit. Previous items that
-    # left the corpus keep their vectors (and so their Semantic IDs).
-    ids, vectors = item_embeddings.load(output)
-    item_embeddings.check(ids, vectors, content_encoder.EMBEDDING_DIM, set(corpus_ids) | previous_ids,
-                          source="ContentEmbedder output")
-    item_embeddings.set_properties(output, dim=content_encoder.EMBEDDING_DIM, count=len(ids),
+    # encoder from publishing garbage that every later stage would inherit.
+    stats = _read_stats(stats_path)
+    item_embeddings.raise_problems(stats["problems"], source="ContentEmbedder output")
+    item_embeddings.set_properties(output, dim=content_encoder.EMBEDDING_DIM, count=stats["count"],
                                    source=content_encoder.MODEL_NAME)
-    output.set_int_custom_property("new_items", len(new_ids))
+    output.set_int_custom_property("new_items", stats["new_items"])

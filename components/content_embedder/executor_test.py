@@ -1,5 +1,6 @@
 """ContentEmbedder's executor: full and incremental (previous embeddings) runs, encoder export."""
 
+import functools
 import os
 
 import numpy as np
@@ -54,14 +55,17 @@ def _records(artifact):
           for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()}
 
 
-def _export_length_encoder(export_dir, model_dir=None):
-  """A stand-in for MiniLM that exports in a second: text -> len(text) * ones(DIM)."""
+def _export_length_encoder(export_dir, model_dir=None, nan_text=""):
+  """A stand-in for MiniLM that exports in a second: text -> len(text) * ones(DIM), NaNs for
+  `nan_text` (none of TEXTS by default)."""
   del model_dir
+
+  def serve(text):
+    lengths = tf.where(text == nan_text, np.nan, tf.cast(tf.strings.length(text), tf.float32))
+    return {content_encoder.OUTPUT_KEY: lengths[:, tf.newaxis] * tf.ones([1, DIM])}
   module = tf.Module()
   module.serve = tf.function(
-      lambda text: {content_encoder.OUTPUT_KEY:
-                    tf.cast(tf.strings.length(text), tf.float32)[:, tf.newaxis] * tf.ones([1, DIM])},
-      input_signature=[tf.TensorSpec([None], tf.string, name=content_encoder.INPUT_KEY)])
+      serve, input_signature=[tf.TensorSpec([None], tf.string, name=content_encoder.INPUT_KEY)])
   tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
   return export_dir
 
@@ -124,3 +128,12 @@ def test_previous_embeddings_of_another_dimension_are_refused(tmp_path):
   with pytest.raises(InputDataError, match=f"previous item embeddings at {previous.uri} are 8-d, "
                                            f"all-MiniLM-L6-v2 gives {DIM}-d"):
     _embed(tmp_path, _items(tmp_path, [1, 2, 4]), previous_embeddings=previous, export_encoder=0)
+
+
+def test_a_nan_vector_from_the_encoder_is_refused_with_the_item_named(tmp_path, monkeypatch):
+  monkeypatch.setattr(content_encoder, "export_saved_model",
+                      functools.partial(_export_length_encoder, nan_text=TEXTS[5]))
+  with pytest.raises(InputDataError, match=r"^ContentEmbedder output: unusable item embeddings:\n"
+                                           r"  NaN or Inf values: 1 items: 5$"):
+    _embed(tmp_path, _items(tmp_path, [1, 2, 4, 5]), previous_embeddings=_previous(tmp_path, 2),
+           export_encoder=0)
