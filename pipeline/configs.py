@@ -60,6 +60,8 @@ class PipelineConfig:
   # below the currently blessed model's AUC on the same span.
   min_auc: float = 0.55
   max_auc_regression: float = 0.01
+  # ... on at least this many interactions: an AUC over a handful of them says nothing.
+  min_eval_examples: int = 50
   precomputed_embeddings: Optional[str] = None
   embedding_dim: Optional[int] = None
   beam_pipeline_args: List[str] = dataclasses.field(default_factory=lambda: list(BEAM_PIPELINE_ARGS))

@@ -8,6 +8,7 @@ span's input exists and that a SID refresh has run, runs the pipeline, and write
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -57,8 +58,6 @@ def check_span(config: PipelineConfig, span: int) -> None:
             f"({spans.span_start(existing[-1], config.span_period)})" if existing else "no span")
     raise InputDataError(f"no input for {config.span_period} span {span} ({date}) under {config.input_base}: "
                          f"it holds {have}")
-  if not runs.store(config).get_artifacts_by_type(artifacts.SidVocabulary.TYPE_NAME):
-    raise InputDataError(f"no SID refresh in {config.metadata_path}: run the main command first")
 
 
 def _json(path: str) -> Dict[str, Any]:
@@ -94,14 +93,29 @@ def run_record(config: PipelineConfig, span: int, seconds: float, components: Di
   return record
 
 
+def has_interactions(config: PipelineConfig, span: int) -> bool:
+  """Whether the span's ratings.csv holds a row after its header."""
+  with tf.io.gfile.GFile(os.path.join(config.input_base, SPAN_DIR.format(span), "ratings.csv")) as f:
+    return any(line.strip() for line in itertools.islice(f, 1, None))
+
+
 def run_span(config: PipelineConfig, span: int) -> Optional[Dict[str, Any]]:
-  """Runs span `span` (its finished components come from the cache) and records it; None if refused."""
+  """Runs span `span` (its finished components come from the cache) and records it; None if refused.
+  A span without interactions is recorded as skipped: nothing to score or train on, and the next span
+  continues from the latest state and model before it."""
   check_span(config, span)
   start = time.monotonic()
-  components = runs.run(pipeline.create_daily_pipeline(config, span, runs.connection(config)))
-  if components is None:
-    return None
-  record = run_record(config, span, time.monotonic() - start, components)
+  if has_interactions(config, span):
+    if not runs.store(config).get_artifacts_by_type(artifacts.SidVocabulary.TYPE_NAME):
+      raise InputDataError(f"no SID refresh in {config.metadata_path}: run the main command first")
+    components = runs.run(pipeline.create_daily_pipeline(config, span, runs.connection(config)))
+    if components is None:
+      return None
+    record = run_record(config, span, time.monotonic() - start, components)
+  else:
+    print(f"span {span}: no interactions, skipped (the next span continues from the one before)")
+    record = {"span": span, "date": spans.span_start(span, config.span_period).isoformat(), "seconds": 0.0,
+              "components": {}, "interactions": 0, "new_items": 0, "bad_rows": 0, "skipped": "no interactions"}
   path = record_path(config.output_root, span)
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:

@@ -64,3 +64,14 @@ def test_span_selection(config):
   assert replay.spans_to_run(config, None, None, 0) == []
   with pytest.raises(InputDataError, match="holds no span from 1970-05-01 on"):
     replay.spans_to_run(config.replace(start_date="1970-05-01"), None, None, None)
+
+
+def test_a_span_without_interactions_is_recorded_as_skipped(config):
+  for span in (101, 102):
+    (open(os.path.join(config.input_base, f"span-{span}", "ratings.csv"), "w")
+     .write("userId,movieId,rating,timestamp\n"))
+  record = daily_run.run_span(config, 102)
+  assert (record["span"], record["interactions"], record["skipped"]) == (102, 0, "no interactions")
+  assert json.load(open(daily_run.record_path(config.output_root, 102))) == record
+  with pytest.raises(InputDataError, match="span 100 .1970-04-11. is before the loop's first span 101"):
+    daily_run.run_span(config, 100)

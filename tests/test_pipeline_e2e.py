@@ -38,7 +38,7 @@ TINY = dict(rqvae={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden
             sid_table_budgets=[5, 8], embedding_batch_size=2,
             ranking={"representation": "spm", "table_rows": 8, "embedding_dim": 4, "hidden_units": [8]},
             # Every model whose AUC is defined is blessed, unless a test says otherwise.
-            min_auc=0.0, max_auc_regression=1.0)
+            min_auc=0.0, max_auc_regression=1.0, min_eval_examples=1)
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,8 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sid
                             model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing))
   evaluator = tfx.components.Evaluator(
       examples=examples, model=latest_model.outputs["model"], baseline_model=blessed_model.outputs["model"],
-      eval_config=eval_config(config.min_auc, config.max_auc_regression), example_splits=[INTERACTIONS_SPLIT])
+      eval_config=eval_config(config.min_auc, config.max_auc_regression, config.min_eval_examples),
+      example_splits=[INTERACTIONS_SPLIT])
   pusher = tfx.components.Pusher(
       model=latest_model.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
@@ -116,9 +117,9 @@ def _trainer(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArt
       ranking_config=config.ranking).with_id(RANKING_TRAINER)
 
 
-def eval_config(min_auc: float, max_auc_regression: float) -> tfma.EvalConfig:
-  """AUC (blessing: >= min_auc overall, and no more than max_auc_regression below the blessed baseline),
-  example count and calibration, overall and per item segment (cold_start, long_tail, head: written by
+def eval_config(min_auc: float, max_auc_regression: float, min_examples: int) -> tfma.EvalConfig:
+  """AUC (blessing: >= min_auc overall, and no more than max_auc_regression below the blessed baseline,
+  on at least min_examples interactions), example count and calibration, overall and per item segment (cold_start, long_tail, head: written by
   the ingestion from earlier spans only)."""
   return tfma.EvalConfig(
       model_specs=[
@@ -129,7 +130,9 @@ def eval_config(min_auc: float, max_auc_regression: float) -> tfma.EvalConfig:
       slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["item_segment"])],
       options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
       metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name="ExampleCount"),
+          tfma.MetricConfig(class_name="ExampleCount", per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+              slicing_specs=[tfma.SlicingSpec()], threshold=tfma.MetricThreshold(
+                  value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_examples})))]),
           # The blessing looks at the overall slice only: a span's cold-start slice holds too few
           # interactions to gate a release on.
           tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[tfma.PerSliceMetricThreshold(
