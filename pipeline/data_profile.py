@@ -33,6 +33,8 @@ _WINDOW_SPANS = 14
 
 # Below this median per span, a span is too sparse to train and evaluate a ranking model on.
 MIN_INTERACTIONS_PER_SPAN = 100
+# The first spans after the chosen start (the main command replays 3) must be dense too.
+_FIRST_SPANS_DENSE = 3
 
 
 def check_files(data_root: str) -> Dict[str, str]:
@@ -244,9 +246,11 @@ def _choose_period(densities: Dict[str, _Density], span_period: Optional[str], s
   return aligned[0]
 
 
-def _default_start(counts: Dict[int, int], period: str, fraction: float, min_spans: int) -> int:
-  """The first span whose backfill holds `fraction` of the ratings, moved earlier if fewer than
-  `min_spans` spans would follow (but never to the first span: the backfill must hold some)."""
+def _default_start(counts: Dict[int, int], period: str, fraction: float, min_spans: int, minimum: int) -> int:
+  """The first span whose backfill holds `fraction` of the ratings, moved later past spans whose next
+  `_FIRST_SPANS_DENSE` hold a median below `minimum` ratings (the loop's first runs score and train on
+  them: a sparse start blesses nothing), then earlier if fewer than `min_spans` spans would follow (but
+  never to the first span: the backfill must hold some)."""
   total, before = sum(counts.values()), 0
   first, last = min(counts), max(counts)
   if first == last:
@@ -258,6 +262,9 @@ def _default_start(counts: Dict[int, int], period: str, fraction: float, min_spa
       start = span
       break
     before += count
+  while start < last and statistics.median(
+      counts.get(s, 0) for s in range(start, start + _FIRST_SPANS_DENSE)) < minimum:
+    start += 1
   return max(first + 1, min(start, last - min_spans + 1))
 
 
@@ -306,8 +313,8 @@ def choose(data: DataProfile, span_period: Optional[str] = None, start_date: Opt
 
   The period is the finest whose recent spans (the last `recent_spans`, or the first from a given
   start_date) hold a median of at least `min_interactions_per_span` ratings. The start date is the
-  first span start with `backfill_fraction` of the ratings before it, moved earlier when needed so
-  that `min_spans` spans follow. A given period or start date is checked, never replaced:
+  first span start with `backfill_fraction` of the ratings before it, moved later past a sparse stretch
+  and earlier when needed so that `min_spans` spans follow. A given period or start date is checked, never replaced:
   InputDataError says what is wrong with it and what the data holds.
   """
   if start_date:
@@ -316,7 +323,7 @@ def choose(data: DataProfile, span_period: Optional[str] = None, start_date: Opt
   period = _choose_period(densities, span_period, start_date, min_interactions_per_span)
   counts = data.span_counts(period)
   start = (check_start_date(data, start_date, period) if start_date
-           else _default_start(counts, period, backfill_fraction, min_spans))
+           else _default_start(counts, period, backfill_fraction, min_spans, min_interactions_per_span))
   first_day = spans.span_start(start, period).isoformat()
   replay = [s for s in counts if start <= s < start + replay_length]
   cutoff, cutoff_reason = _v0_cutoff(data, first_day)

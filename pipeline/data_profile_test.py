@@ -128,3 +128,13 @@ def test_command_prints_the_choice_or_the_problem(tmp_path, capsys):
                      "14 ratings, per day: 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1")
   assert data_profile.main(["--data_root", root, "--span_period", "day"]) == 2
   assert capsys.readouterr().err.startswith("data_profile: day spans would hold a median of 1 ratings")
+
+
+def test_the_default_start_moves_past_a_sparse_stretch():
+  # 70% of the ratings are before span 1, but spans 1..3 hold 5, 2 and 14: the loop starts at span 3,
+  # the first whose next three spans hold a median of at least 100 (14, 150, 200 -> 150).
+  counts = {0: 3000, 1: 5, 2: 2, 3: 14, 4: 150, 5: 200, 6: 180, 7: 170, 8: 160}
+  assert data_profile._default_start(counts, "month", 0.7, min_spans=3, minimum=100) == 3
+  assert data_profile._default_start(counts, "month", 0.7, min_spans=3, minimum=1) == 1
+  # Never so late that fewer than min_spans spans follow.
+  assert data_profile._default_start(counts, "month", 0.7, min_spans=8, minimum=100) == 1
