@@ -31,7 +31,9 @@ from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.common import resolver
 
-SPAN = "span"
+from formats import spans
+
+SPAN = spans.SPAN_PROPERTY
 MODEL, MODEL_BLESSING = "model", "model_blessing"
 _BLESSED = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY
 _CURRENT_MODEL_ID = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY

@@ -24,11 +24,10 @@ from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
-from pipeline import pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
+from pipeline import partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
 from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
 
 RUNS_DIR = "runs"
-SPAN_DIR = "span-{}"
 
 
 def record_path(output_root: str, span: int) -> str:
@@ -40,8 +39,8 @@ def input_spans(input_base: str) -> List[int]:
   found = []
   for name in tf.io.gfile.listdir(input_base) if tf.io.gfile.isdir(input_base) else []:
     name = name.rstrip("/")
-    if name.startswith("span-") and name[len("span-"):].isdigit():
-      found.append(int(name[len("span-"):]))
+    if name.startswith(partition.SPAN_PREFIX) and name[len(partition.SPAN_PREFIX):].isdigit():
+      found.append(int(name[len(partition.SPAN_PREFIX):]))
   return sorted(found)
 
 
@@ -95,7 +94,7 @@ def run_record(config: PipelineConfig, span: int, seconds: float, components: Di
 
 def has_interactions(config: PipelineConfig, span: int) -> bool:
   """Whether the span's ratings.csv holds a row after its header."""
-  with tf.io.gfile.GFile(os.path.join(config.input_base, SPAN_DIR.format(span), "ratings.csv")) as f:
+  with tf.io.gfile.GFile(os.path.join(config.input_base, partition.span_directory(span), "ratings.csv")) as f:
     return any(line.strip() for line in itertools.islice(f, 1, None))
 
 

@@ -90,10 +90,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--dst", required=True)
   parser.add_argument("--years", type=float, default=20)
   parser.add_argument("--user_fraction", type=float, default=1.0)
-  parser.add_argument("--start_date", default="2016-01-01")
+  parser.add_argument("--start_date", help="month_per_day: the first of the month from which months become days")
   args = parser.parse_args(argv)
   if args.kind == "shifted":
     print(shifted_movielens(args.src, args.dst, args.years, args.user_fraction))
+  elif not args.start_date:
+    parser.error("month_per_day needs --start_date")
   else:
     print(month_per_day_stream(args.src, args.dst, args.start_date))
 

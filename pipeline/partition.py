@@ -32,7 +32,9 @@ from pipeline import data_profile
 BACKFILL = "backfill"
 UNPARSED_FILE = "unparsed.csv"
 SUMMARY_FILE = "partition.json"
-_SPAN_PREFIX = "span-"
+SPAN_PREFIX = "span-"
+# The span folders as a TFX input pattern: the ingestion's driver resolves {SPAN} at run time.
+SPAN_PATTERN = SPAN_PREFIX + "{SPAN}"
 _PARTIAL = ".partial"
 _OWN_ENTRY = re.compile(r"(backfill|span-\d+|unparsed\.csv|partition\.json|\.partial)")
 # Below every span number: an unrated movie goes to the backfill, its tags with their own time.
@@ -46,7 +48,7 @@ _KEYS = {data_profile.RATINGS_FILE: ("timestamp", "movieId"), data_profile.MOVIE
 
 
 def span_directory(span: int) -> str:
-  return f"{_SPAN_PREFIX}{span}"
+  return f"{SPAN_PREFIX}{span}"
 
 
 def _kind(file: str) -> str:
@@ -180,7 +182,7 @@ def _copy(paths: Dict[str, str], layout: _Layout, writer: _Writer,
 
 
 def _spans_written(writer: _Writer) -> List[int]:
-  return [int(d[len(_SPAN_PREFIX):]) for d in writer.counts if d != BACKFILL]
+  return [int(d[len(SPAN_PREFIX):]) for d in writer.counts if d != BACKFILL]
 
 
 def _publish(output: str, partial: str, names: List[str]) -> None:

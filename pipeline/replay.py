@@ -36,9 +36,8 @@ def _run_in_process(output_root: str, span: int) -> Dict[str, float]:
   with open(log_path(output_root, span), "w") as log:
     child = subprocess.Popen([sys.executable, "-m", "pipeline.daily_run", "--output_root", output_root,
                               "--span", str(span)], stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(child.pid, 0)
-  child.returncode = os.waitstatus_to_exitcode(status)
-  return {"returncode": child.returncode, "process_seconds": round(time.monotonic() - start, 1),
+    _, status, usage = os.wait4(child.pid, 0)  # the child's own peak memory, unlike Popen.wait()
+  return {"returncode": os.waitstatus_to_exitcode(status), "process_seconds": round(time.monotonic() - start, 1),
           "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 

@@ -35,6 +35,12 @@ def latest_run_outputs(store: metadata_store.MetadataStore, pipeline_name: str
       for execution in store.get_executions_by_context(node.id):
         if execution.id in in_run:
           node_of[execution.id] = node.name[len(pipeline_name) + 1:]
+  return _outputs_by_node(store, node_of)
+
+
+def _outputs_by_node(store: metadata_store.MetadataStore, node_of: Dict[int, str]
+                     ) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
+  """{node id: {output key: artifact}} of the executions in `node_of` (execution id -> node id)."""
   events = [e for e in store.get_events_by_execution_ids(list(node_of)) if e.type in _OUTPUT]
   artifacts = {a.id: a for a in store.get_artifacts_by_id(list({e.artifact_id for e in events}))}
   outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
@@ -150,18 +156,15 @@ def latest_node_outputs(store: metadata_store.MetadataStore, pipeline_name: str
                         ) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
   """{node id: {output key: artifact}} of each node's most recent successful execution, in any run: the
   SID refresh's artifacts beside the latest daily run's (benches, experiments)."""
-  outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
+  node_of = {}
   for node in store.get_contexts_by_type("node"):
     if not node.name.startswith(pipeline_name + "."):
       continue
     executions = [e for e in store.get_executions_by_context(node.id) if e.last_known_state in _DONE]
-    if not executions:
-      continue
-    latest = max(executions, key=lambda e: (e.create_time_since_epoch, e.id))
-    events = [e for e in store.get_events_by_execution_ids([latest.id]) if e.type in _OUTPUT]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs[node.name[len(pipeline_name) + 1:]] = {e.path.steps[0].key: artifacts[e.artifact_id] for e in events}
-  return outputs
+    if executions:
+      latest = max(executions, key=lambda e: (e.create_time_since_epoch, e.id))
+      node_of[latest.id] = node.name[len(pipeline_name) + 1:]
+  return _outputs_by_node(store, node_of)
 
 
 def latest_outputs_at(metadata_path: str, pipeline_name: str

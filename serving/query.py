@@ -1,7 +1,7 @@
 """Ranks candidate movies for a user over gRPC (TF Serving API) and prints them with their titles.
 
 Works against serving/server.py and against TF Serving itself (same protos, same signatures):
-  python -m serving.query --user 414                                # history from ratings.csv
+  python -m serving.query --user USER_ID                            # history from ratings.csv
   python -m serving.query --history 1,260,1196 --candidates 2571,4993,5952,1 \\
       --new_item "Dune: Part Two (2024). Genres: Action, Adventure, Sci-Fi"
 

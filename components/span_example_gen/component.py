@@ -9,7 +9,7 @@ key changes whenever they do:
 Backfill mode: everything in `<input_base>/backfill/`, all of it before `end_date` (the first daily
 span's start):
   example_gen = SpanExampleGen(input_base='data/partitioned', span_period='day',
-                               span_pattern='backfill', end_date='2018-01-01')
+                               span_pattern='backfill', end_date=config.start_date)
 Outputs: `examples` (split 'interactions'), `items` (split 'items': items new in this input),
 `state` (FeatureState for the next run) and `report` (ingestion_report.json, quarantine.jsonl).
 """

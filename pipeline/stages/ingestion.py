@@ -10,9 +10,8 @@ from tfx.proto import range_config_pb2
 
 import schemas
 from components.span_example_gen.component import SpanExampleGen
+from pipeline import partition
 from pipeline.configs import PipelineConfig
-
-BACKFILL_PATTERN = "backfill"
 # A daily run's span: a number (local runs), or on Kubeflow a runtime parameter holding a RangeConfig JSON.
 Span = Union[int, data_types.RuntimeParameter]
 
@@ -31,7 +30,7 @@ def ingestion(config: PipelineConfig, previous_state=None, validate_items: bool 
   backfill = range_config is None
   example_gen = SpanExampleGen(
       input_base=config.input_base, span_period=config.span_period,
-      span_pattern=BACKFILL_PATTERN if backfill else "span-{SPAN}", range_config=range_config,
+      span_pattern=partition.BACKFILL if backfill else partition.SPAN_PATTERN, range_config=range_config,
       previous_state=previous_state, end_date=config.start_date if backfill else None,
       history_length=config.history_length, max_tags=config.max_tags,
       bad_row_policy=config.bad_row_policy, max_bad_row_fraction=config.max_bad_row_fraction)
