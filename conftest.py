@@ -147,17 +147,17 @@ def embeddings_artifact(path: pathlib.Path, vectors):
 
 
 def rqvae_artifact(path: pathlib.Path, vectors, num_levels: int, codebook_size: int):
-  """A frozen RQ-VAE trained briefly on `vectors`: (standard Model artifact with the SavedModel at
-  its serving path, the in-memory model)."""
+  """A frozen RQ-VAE trained briefly on `vectors`: (RQVAEModel artifact with the SavedModel at its
+  serving path, the in-memory model)."""
+  from formats import artifacts  # pylint: disable=g-import-not-at-top
   from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
   from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
   from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
   config = rqvae.RQVAEConfig(input_dim=vectors.shape[1], hidden_dim=16, latent_dim=4, num_levels=num_levels,
                              codebook_size=codebook_size, batch_size=64, epochs=2, kmeans_iterations=3)
   model = rqvae.RQVAE(config)
   rqvae.train(model, vectors, log=lambda _: None)
-  artifact = standard_artifacts.Model()
+  artifact = artifacts.RQVAEModel()
   artifact.uri = str(path)
   saved_model.export(model, path_utils.serving_model_path(artifact.uri))
   return artifact, model

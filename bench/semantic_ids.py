@@ -22,7 +22,6 @@ import faiss  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
-from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 
 from bench import loop  # pylint: disable=g-import-not-at-top
@@ -76,7 +75,7 @@ def main(argv=None) -> None:
       quantizer.compute_codes(embeddings)
     _rate("FAISS ResidualQuantizer.compute_codes", 5 * len(embeddings), time.perf_counter() - start)
 
-    model_artifact = standard_artifacts.Model()
+    model_artifact = artifacts.RQVAEModel()
     model_artifact.uri = tmp
     output = artifacts.SemanticIds()
     output.uri = os.path.join(tmp, "sids")

@@ -12,9 +12,13 @@ JSON) whose default, empty, ingests the latest span present when the run starts:
 fingerprints its files at run time.
 
 The daily spec's resolvers are TFX's stock ones (pipeline/stages/ranking.py says what differs), which
-TFX 1.16 compiles to queries by artifact type alone (the spec's resolver executors): the project's own
-types (FeatureState, SemanticIds, ItemEmbeddings, SidVocabulary) all query as "tfx.Artifact", and every
-Model (RQ-VAE, text encoder, ranking model) as "tfx.Model", so these queries cannot tell them apart.
+TFX 1.16 compiles to queries by artifact type alone (the spec's resolver executors), and every query of a
+custom type as "tfx.Artifact". The compile step rewrites each query to the type its output is declared
+with, and adds a property clause where the shared pipeline name has two producers of the type
+(_query_declared_types). The RQ-VAE and the text encoder have types of their own (formats/artifacts.py),
+so that the ranking model's query ("tfx.Model") finds ranking models only. Verified offline only, on the
+compiled spec (no cluster here): whether Vertex AI / KFP match instance-schema titles and custom
+properties in resolver queries is untested, and the queries assume a killed task leaves no LIVE output.
 
 Writes the spec to --output: a .yaml file holds the PipelineSpec that KFP's client uploads, any other name a
 PipelineJob JSON for Vertex AI. The image is built from kubeflow/Dockerfile. With --beam_runner
@@ -25,6 +29,7 @@ keeps Beam in the component's container.
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -37,8 +42,12 @@ from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-impo
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
 
 import kubeflow  # pylint: disable=g-import-not-at-top
-from formats import spans  # pylint: disable=g-import-not-at-top
+from components.content_embedder import executor as embedder_executor  # pylint: disable=g-import-not-at-top
+from components.rqvae_trainer import executor as rqvae_executor  # pylint: disable=g-import-not-at-top
+from components.semantic_id_assigner import executor as assigner_executor  # pylint: disable=g-import-not-at-top
+from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
 from pipeline import configs, pipeline  # pylint: disable=g-import-not-at-top
+from pipeline.stages.semantic_ids import FROZEN_RQVAE_VERSION  # pylint: disable=g-import-not-at-top
 
 SID_REFRESH, DAILY = "sid_refresh", "daily"
 # KFP pipeline names allow [a-z0-9-] only. Both pipelines share it, so that the daily runs' resolvers
@@ -46,6 +55,17 @@ SID_REFRESH, DAILY = "sid_refresh", "daily"
 PIPELINE_NAME = configs.PIPELINE_NAME.replace("_", "-")
 # Inside the image (kubeflow/Dockerfile) the project lives here.
 IMAGE_PROJECT_ROOT = "/pipeline"
+# The clause a resolver query of a type adds to pick the daily runs' artifact where two nodes of the
+# pipeline name write that type: the SID refresh's v1 RQ-VAE, not v0, and the Semantic IDs it assigned;
+# the refresh's text encoder, not a daily run's empty `encoder` output.
+QUERY_CLAUSES = {
+    artifacts.RQVAEModel.TYPE_NAME:
+        f'metadata.{rqvae_executor.VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
+    artifacts.SemanticIds.TYPE_NAME:
+        f'metadata.{assigner_executor.RQVAE_VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
+    artifacts.TextEncoderModel.TYPE_NAME: f"metadata.{embedder_executor.EXPORTED}.number_value=1",
+}
+_SCHEMA_TITLE = re.compile(r'^schema_title="[^"]*"')
 
 
 def beam_args(runner: str, project: Optional[str], region: Optional[str], temp_location: Optional[str]) -> List[str]:
@@ -75,6 +95,7 @@ def compile_pipeline(name: str, config: configs.PipelineConfig, image: str, outp
           use_pipeline_spec_2_1=True))
   job = runner.run(_build_pipeline(name, config), parameter_values=defaults, write_out=False)
   _add_defaults(job["pipelineSpec"], defaults, config.pipeline_root)
+  _query_declared_types(job["pipelineSpec"])
   with fileio.open(output, "w") as f:
     if output.endswith((".yaml", ".yml")):
       yaml.safe_dump(job["pipelineSpec"], f, sort_keys=True)
@@ -90,6 +111,29 @@ def _add_defaults(spec: Dict[str, Any], defaults: Dict[str, Any], pipeline_root:
   for name, value in defaults.items():
     spec["root"]["inputDefinitions"]["parameters"][name].update(defaultValue=value, isOptional=True)
   spec["defaultPipelineRoot"] = pipeline_root
+
+
+def declared_title(artifact_type: Dict[str, Any]) -> str:
+  """The schema title of an artifactType of the spec (a schemaTitle, or the title of an instanceSchema)."""
+  return artifact_type.get("schemaTitle") or yaml.safe_load(artifact_type["instanceSchema"])["title"]
+
+
+def _query_declared_types(spec: Dict[str, Any]) -> None:
+  """Each resolver query asks for the type its output is declared with, plus QUERY_CLAUSES' clause.
+
+  TFX 1.16's compiler (compiler_utils.get_artifact_title) writes `schema_title="tfx.Artifact"` in the
+  query of every custom type, while the resolver's output is declared with the type's own title: any
+  custom artifact would be resolved. Stock resolvers also ignore the channels' producer_component_id,
+  hence the clauses. Verified on the compiled spec only: no cluster here."""
+  components = {component["executorLabel"]: component for component in spec["components"].values()}
+  for label, executor in spec["deploymentSpec"]["executors"].items():
+    for key, query in executor.get("resolver", {}).get("outputArtifactQueries", {}).items():
+      title = declared_title(components[label]["outputDefinitions"]["artifacts"][key]["artifactType"])
+      query["filter"], found = _SCHEMA_TITLE.subn(f'schema_title="{title}"', query["filter"])
+      if not found:
+        raise ValueError(f"{label}: the query of {key} does not start with schema_title: {query['filter']}")
+      if title in QUERY_CLAUSES:
+        query["filter"] += f" AND {QUERY_CLAUSES[title]}"
 
 
 def main(argv=None) -> int:

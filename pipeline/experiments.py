@@ -141,7 +141,7 @@ def load_inputs(output_root: str) -> Inputs:
   catalogs = {"v1": Catalog(ids, codes, sids.get_int_custom_property("codebook_size"), content)}
   if "SemanticIdAssignerV0" in outputs:
     v0_sids = summary.latest_artifact(outputs, artifacts.SemanticIds, "semantic_ids", "SemanticIdAssignerV0")
-    v0_model = summary.latest_artifact(outputs, standard_artifacts.Model, "model", "RQVAETrainerV0")
+    v0_model = summary.latest_artifact(outputs, artifacts.RQVAEModel, "model", "RQVAETrainerV0")
     catalogs["v0"] = Catalog(ids, _v0_codes(v0_sids, v0_model, ids, content),
                              v0_sids.get_int_custom_property("codebook_size"), content)
   read = ((name, _read_split(examples)) for name, examples in interaction_sequence(store, config.pipeline_name))

@@ -11,7 +11,8 @@ import sys
 from typing import Dict, Optional, TextIO
 
 from ml_metadata import metadata_store
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from formats.errors import InputDataError
@@ -40,7 +41,7 @@ def load_config(output_root: str) -> PipelineConfig:
 
 
 def connection(config: PipelineConfig):
-  return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+  return metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
 def store(config: PipelineConfig) -> metadata_store.MetadataStore:
@@ -61,7 +62,7 @@ def run(pipeline: tfx_pipeline.Pipeline, stream: TextIO = sys.stdout) -> Optiona
   after printing why when the input data was refused (no stack trace for bad input)."""
   with progress.watch(stream, quiet_other_handlers=True) as watcher:
     try:
-      tfx.orchestration.LocalDagRunner().run(pipeline)
+      LocalDagRunner().run(pipeline)
     except Exception as error:  # pylint: disable=broad-except
       message = error_chain_message(error)
       if not message:

@@ -3,6 +3,8 @@ span as a runtime parameter, and the daily schedule is planned and created as KF
 
 import inspect
 import json
+import subprocess
+import sys
 import types
 
 import kfp
@@ -10,7 +12,13 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow.v2 import compiler_utils
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+from tfx.types.artifact import Artifact
+from tfx.utils import import_utils
 
+import formats
+from formats import artifacts
 from formats.errors import InputDataError
 from kubeflow import runner, schedule
 
@@ -78,6 +86,81 @@ def test_sid_refresh_job_has_every_component_and_no_parameter(compiled):
   assert "inputDefinitions" not in spec["root"]
   assert job["displayName"] == "sid-ranking-sid-refresh" and spec["pipelineInfo"] == {"name": "sid-ranking"}
   assert job["runtimeConfig"] == {"gcsOutputDirectory": "gs://bucket/root/pipeline_root"}
+
+
+def _artifact_types(node):
+  """Every artifactType in a spec (components' input and output definitions)."""
+  if isinstance(node, dict):
+    if "artifactType" in node:
+      yield node["artifactType"]
+    for value in node.values():
+      yield from _artifact_types(value)
+  elif isinstance(node, list):
+    for value in node:
+      yield from _artifact_types(value)
+
+
+def test_every_artifact_type_loads_in_the_container_by_its_title(compiled):
+  """As TFX's KFP v2 entrypoint does: the class path from the type schema, then the class by that path."""
+  _, daily, refresh, _ = compiled
+  loaded = {}
+  for artifact_type in [*_artifact_types(daily), *_artifact_types(refresh["pipelineSpec"])]:
+    schema = json_format.ParseDict(artifact_type, pipeline_spec_pb2.ArtifactTypeSchema())
+    title = runner.declared_title(artifact_type)
+    class_path = kubeflow_v2_entrypoint_utils._retrieve_class_path(schema)  # pylint: disable=protected-access
+    loaded[title] = import_utils.import_class_by_path(class_path)
+  assert sorted(loaded) == [
+      "formats.FeatureState", "formats.IngestionReport", "formats.ItemEmbeddings", "formats.RQVAEModel",
+      "formats.SemanticIds", "formats.SidAdaptationReport", "formats.SidQualityReport", "formats.SidVocabulary",
+      "formats.TextEncoderModel", "tfx.ExampleAnomalies", "tfx.ExampleStatistics", "tfx.Examples", "tfx.Model",
+      "tfx.ModelBlessing", "tfx.ModelEvaluation", "tfx.ModelRun", "tfx.PushedModel", "tfx.Schema"]
+  for title, cls in loaded.items():
+    assert cls.TYPE_NAME == (title[len("tfx."):] if title in compiler_utils.TITLE_TO_CLASS_PATH else title)
+  assert loaded["formats.RQVAEModel"] is artifacts.RQVAEModel
+
+
+def test_formats_exposes_every_artifact_type_without_importing_tfx():
+  declared = {name for name, value in vars(artifacts).items()
+              if isinstance(value, type) and issubclass(value, Artifact) and value is not Artifact}
+  assert formats._ARTIFACT_TYPES == declared  # pylint: disable=protected-access
+  assert all(getattr(formats, name).TYPE_NAME == f"formats.{name}" for name in declared)
+  with pytest.raises(AttributeError, match="module 'formats' has no attribute 'Model'"):
+    getattr(formats, "Model")
+  imported = subprocess.run(
+      [sys.executable, "-c", "import sys, formats, formats.spans; print('tfx' in sys.modules)"],
+      capture_output=True, text=True, check=True)
+  assert imported.stdout == "False\n"
+
+
+def test_daily_resolvers_query_the_types_their_outputs_are_declared_with(compiled):
+  _, spec, _, _ = compiled
+  executors = spec["deploymentSpec"]["executors"]
+  queries = {(label, key): query["filter"] for label, e in executors.items() if "resolver" in e
+             for key, query in e["resolver"]["outputArtifactQueries"].items()}
+  live = " AND state=LIVE"
+  assert queries == {
+      ("LatestFeatureState_executor", "state"): 'schema_title="formats.FeatureState"' + live,
+      ("LatestSidArtifacts_executor", "embeddings"): 'schema_title="formats.ItemEmbeddings"' + live,
+      ("LatestSidArtifacts_executor", "semantic_ids"):
+          'schema_title="formats.SemanticIds"' + live + ' AND metadata.rqvae_version.string_value="v1"',
+      ("LatestSidArtifacts_executor", "sid_encoder"):
+          'schema_title="formats.RQVAEModel"' + live + ' AND metadata.version.string_value="v1"',
+      ("LatestSidArtifacts_executor", "text_encoder"):
+          'schema_title="formats.TextEncoderModel"' + live + " AND metadata.exported.number_value=1",
+      ("LatestSidArtifacts_executor", "vocabulary"): 'schema_title="formats.SidVocabulary"' + live,
+      ("LatestModel_executor", "model"): 'schema_title="tfx.Model"' + live,
+      ("LatestBlessedModel-model-blessing-resolver_executor", "model_blessing"):
+          'schema_title="tfx.ModelBlessing"' + live + " AND metadata.blessed.number_value=1",
+      ("LatestBlessedModel-model-resolver_executor", "model"):
+          'schema_title="tfx.Model"' + live +
+          " AND name=\"{{$.inputs.artifacts['input'].metadata['current_model_id']}}\""}
+  outputs = {c["executorLabel"]: c["outputDefinitions"]["artifacts"] for c in spec["components"].values()}
+  declared = {(label, key): runner.declared_title(outputs[label][key]["artifactType"]) for label, key in queries}
+  for where, query in queries.items():
+    assert query.startswith(f'schema_title="{declared[where]}" AND ')
+  models = [declared[("LatestModel_executor", "model")], declared[("LatestSidArtifacts_executor", "sid_encoder")],
+            declared[("LatestSidArtifacts_executor", "text_encoder")]]
+  assert models == ["tfx.Model", "formats.RQVAEModel", "formats.TextEncoderModel"]
 
 
 def test_dataflow_needs_project_region_and_temp_location():

@@ -29,11 +29,11 @@ class ContentEmbedderSpec(types.ComponentSpec):
   INPUTS = {
       "items": ChannelParameter(type=standard_artifacts.Examples),
       "previous_embeddings": ChannelParameter(type=artifacts.ItemEmbeddings, optional=True),
-      "frozen_encoder": ChannelParameter(type=standard_artifacts.Model, optional=True),
+      "frozen_encoder": ChannelParameter(type=artifacts.TextEncoderModel, optional=True),
   }
   OUTPUTS = {
       "embeddings": ChannelParameter(type=artifacts.ItemEmbeddings),
-      "encoder": ChannelParameter(type=standard_artifacts.Model),
+      "encoder": ChannelParameter(type=artifacts.TextEncoderModel),
   }
 
 
@@ -59,4 +59,4 @@ class ContentEmbedder(base_beam_component.BaseBeamComponent):
         batch_size=batch_size,
         export_encoder=int(export_encoder),
         embeddings=types.Channel(type=artifacts.ItemEmbeddings),
-        encoder=types.Channel(type=standard_artifacts.Model)))
+        encoder=types.Channel(type=artifacts.TextEncoderModel)))

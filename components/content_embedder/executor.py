@@ -31,6 +31,8 @@ from components import beam_io
 # The number of new items is unknown until the pipeline has run: they are batched under this many
 # keys, so that as many workers embed and at most as many batches are not full.
 _BATCH_KEYS = 64
+# Int custom property of the `encoder` output: 1 when it holds the encoder, 0 when it is empty.
+EXPORTED = "exported"
 
 
 class _Embed(beam.DoFn):
@@ -181,7 +183,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     export = bool(exec_properties.get("export_encoder", 1))
     saved_model_dir = self._encoder_dir(input_dict.get("frozen_encoder"), encoder, export, items,
                                         previous)
-    encoder.set_int_custom_property("exported", int(export))
+    encoder.set_int_custom_property(EXPORTED, int(export))
     batch_size = int(exec_properties.get("batch_size") or 64)
     stats_path = os.path.join(self._get_tmp_dir(), "stats.json")
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
-from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 import conftest
@@ -35,7 +34,7 @@ def _previous(tmp_path, count, dim=DIM):
 
 def _embed(tmp_path, items, **inputs_and_props):
   """Runs Do(); keyword `previous_embeddings` is an input, the others are exec properties."""
-  embeddings, encoder = artifacts.ItemEmbeddings(), standard_artifacts.Model()
+  embeddings, encoder = artifacts.ItemEmbeddings(), artifacts.TextEncoderModel()
   embeddings.uri, encoder.uri = str(tmp_path / "embeddings"), str(tmp_path / "encoder")
   previous = inputs_and_props.pop("previous_embeddings", None)
   frozen = inputs_and_props.pop("frozen_encoder", None)
@@ -103,7 +102,7 @@ def test_daily_run_embeds_with_a_temporary_encoder_and_exports_none(tmp_path, mo
 
 def test_daily_run_embeds_with_the_refreshs_frozen_encoder(tmp_path, monkeypatch):
   monkeypatch.setattr(content_encoder, "export_saved_model", lambda *_: pytest.fail("encoder built"))
-  frozen = standard_artifacts.Model()
+  frozen = artifacts.TextEncoderModel()
   frozen.uri = str(tmp_path / "refresh_encoder")
   _export_length_encoder(path_utils.serving_model_path(frozen.uri))
   embeddings, encoder = _embed(tmp_path, _items(tmp_path, [1, 2, 4]), previous_embeddings=_previous(tmp_path, 2),

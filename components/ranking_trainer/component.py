@@ -39,8 +39,8 @@ class RankingTrainerSpec(types.ComponentSpec):
       executor.SEMANTIC_IDS: ChannelParameter(type=artifacts.SemanticIds),
       executor.VOCABULARY: ChannelParameter(type=artifacts.SidVocabulary),
       executor.EMBEDDINGS: ChannelParameter(type=artifacts.ItemEmbeddings),
-      executor.SID_ENCODER: ChannelParameter(type=standard_artifacts.Model),
-      executor.TEXT_ENCODER: ChannelParameter(type=standard_artifacts.Model, optional=True),
+      executor.SID_ENCODER: ChannelParameter(type=artifacts.RQVAEModel),
+      executor.TEXT_ENCODER: ChannelParameter(type=artifacts.TextEncoderModel, optional=True),
   }
   OUTPUTS = standard_component_specs.TrainerSpec.OUTPUTS
 

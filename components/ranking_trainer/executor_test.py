@@ -51,7 +51,7 @@ def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
   component = RankingTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
       vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-      sid_encoder=tfx.dsl.Channel(type=standard_artifacts.Model), train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
+      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(tmp_path / name / key)
@@ -127,5 +127,5 @@ def test_unknown_ranking_settings_are_refused_when_the_pipeline_is_built():
                    semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
                    vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary),
                    embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-                   sid_encoder=tfx.dsl.Channel(type=standard_artifacts.Model),
+                   sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel),
                    train_splits=["span_1"], eval_splits=["span_2"], ranking_config={"layers": 3})

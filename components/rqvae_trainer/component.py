@@ -31,7 +31,7 @@ class RQVAETrainerSpec(types.ComponentSpec):
       "embeddings": ChannelParameter(type=artifacts.ItemEmbeddings),
       "items": ChannelParameter(type=standard_artifacts.Examples),
   }
-  OUTPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}
+  OUTPUTS = {"model": ChannelParameter(type=artifacts.RQVAEModel)}
 
 
 class RQVAETrainer(base_component.BaseComponent):
@@ -48,4 +48,4 @@ class RQVAETrainer(base_component.BaseComponent):
     super().__init__(spec=RQVAETrainerSpec(
         embeddings=embeddings, items=items, config=config_json,
         train_items_first_seen_before=train_items_first_seen_before, version=version,
-        model=types.Channel(type=standard_artifacts.Model)))
+        model=types.Channel(type=artifacts.RQVAEModel)))

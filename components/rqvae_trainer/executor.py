@@ -21,6 +21,8 @@ from models.rqvae import model as rqvae
 from models.rqvae import saved_model
 
 HISTORY_FILE = "training_history.json"
+# String custom property of the model: the `version` exec property (v1, or v0 on early items only).
+VERSION = "version"
 
 
 def config_from(overrides_json: str, input_dim: int) -> rqvae.RQVAEConfig:
@@ -68,7 +70,7 @@ class Executor(base_executor.BaseExecutor):
     with tf.io.gfile.GFile(os.path.join(output.uri, HISTORY_FILE), "w") as f:
       json.dump(history, f)
     final = history[-1]
-    output.set_string_custom_property("version", exec_properties.get("version") or "v1")
+    output.set_string_custom_property(VERSION, exec_properties.get("version") or "v1")
     output.set_int_custom_property("train_items", len(ids))
     output.set_string_custom_property("train_items_first_seen_before", cutoff)
     output.set_float_custom_property("training_seconds", training_seconds)

@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.types import standard_artifacts
 
 import conftest
 from formats import artifacts, item_embeddings
@@ -32,7 +31,7 @@ def inputs(tmp_path_factory):
 
 
 def _train(inputs, tmp_path, **props):
-  model = standard_artifacts.Model()
+  model = artifacts.RQVAEModel()
   model.uri = str(tmp_path / "model")
   executor.Executor().Do(inputs, {"model": [model]}, dict({"config": TINY_CONFIG}, **props))
   return model

@@ -14,7 +14,6 @@ from typing import Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from formats import artifacts
@@ -25,7 +24,7 @@ class SemanticIdAssignerSpec(types.ComponentSpec):
   PARAMETERS = {"batch_size": ExecutionParameter(type=int)}
   INPUTS = {
       "embeddings": ChannelParameter(type=artifacts.ItemEmbeddings),
-      "model": ChannelParameter(type=standard_artifacts.Model),
+      "model": ChannelParameter(type=artifacts.RQVAEModel),
       "previous_semantic_ids": ChannelParameter(type=artifacts.SemanticIds, optional=True),
   }
   OUTPUTS = {"semantic_ids": ChannelParameter(type=artifacts.SemanticIds)}

@@ -13,6 +13,7 @@ def frozen(tmp_path_factory):
   artifact, model = conftest.rqvae_artifact(
       tmp_path_factory.mktemp("model"), np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32),
       num_levels=2, codebook_size=4)
+  artifact.set_string_custom_property("version", "v1")  # as RQVAETrainer records it
   return model, artifact
 
 
@@ -45,6 +46,7 @@ def test_every_item_gets_a_unique_sid_from_the_frozen_model(tmp_path, frozen):
   copies = suffixes[[0] + list(range(30, 40))]
   assert sorted(copies.tolist())[-1] >= 10
   assert output.get_int_custom_property("items") == 40
+  assert output.get_string_custom_property("rqvae_version") == "v1"
   assert output.get_int_custom_property("largest_collision") >= 11
   assert output.get_int_custom_property("items_with_nonzero_suffix") == 40 - len({tuple(c) for c in codes})
 

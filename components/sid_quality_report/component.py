@@ -25,7 +25,7 @@ class SidQualityReportSpec(types.ComponentSpec):
       "embeddings": ChannelParameter(type=artifacts.ItemEmbeddings),
       "items": ChannelParameter(type=standard_artifacts.Examples),
       "semantic_ids": ChannelParameter(type=artifacts.SemanticIds),
-      "model": ChannelParameter(type=standard_artifacts.Model),
+      "model": ChannelParameter(type=artifacts.RQVAEModel),
       "semantic_ids_v0": ChannelParameter(type=artifacts.SemanticIds, optional=True),
   }
   OUTPUTS = {"report": ChannelParameter(type=artifacts.SidQualityReport)}

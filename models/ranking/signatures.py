@@ -33,11 +33,13 @@ Example:
        candidates=tf.constant([3, 4, 5], tf.int64))["ranking"]
 """
 
+import functools
 import os
 from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 
 from models.ranking.catalog import NO_ITEM
 from models.ranking.items import DenseItems
@@ -54,6 +56,9 @@ CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
 _RQVAE_ENCODE, _RQVAE_INPUT, _RQVAE_CODES = "encode", "embeddings", "codes"
 _TEXT_INPUT, _TEXT_OUTPUT = "text", "embedding"
 
+# The signatures are plain TensorFlow: AutoGraph's conversion of the model's call graph cost seconds
+# per export and nothing else.
+_graph_function = functools.partial(tf.function, autograph=False)
 _WARMUP_UNKNOWN_ITEM = -1  # never a catalog id: warms up the content path
 _REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([], tf.int64, name=CURRENT_ITEM),
             tf.TensorSpec([None], tf.int64, name=CANDIDATES)]
@@ -114,18 +119,18 @@ class _Serving(tf.Module):
 
 
 def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(serialized):
     tf.debugging.assert_positive(tf.size(serialized), message="no examples to score")
     return {PROBABILITY: tf.sigmoid(serving.model(tf.io.parse_example(serialized, FEATURE_SPEC)))}
 
   signatures = {SERVING_DEFAULT: serve_examples,
-                RANK: tf.function(serving.rank, input_signature=_REQUEST)}
+                RANK: _graph_function(serving.rank, input_signature=_REQUEST)}
   if serving.content_dim:
     embeddings_spec = tf.TensorSpec([None, serving.content_dim], tf.float32, name=CANDIDATE_EMBEDDINGS)
-    signatures[RANK_WITH_EMBEDDINGS] = tf.function(serving.rank, input_signature=_REQUEST + [embeddings_spec])
+    signatures[RANK_WITH_EMBEDDINGS] = _graph_function(serving.rank, input_signature=_REQUEST + [embeddings_spec])
     if serving.text_encoder is not None:
-      @tf.function(input_signature=_REQUEST + [tf.TensorSpec([None], tf.string, name=CANDIDATE_TEXTS)])
+      @_graph_function(input_signature=_REQUEST + [tf.TensorSpec([None], tf.string, name=CANDIDATE_TEXTS)])
       def rank_with_text(history, current_item, candidates, texts):
         return serving.rank(history, current_item, candidates, serving.embed_texts(texts, candidates))
       signatures[RANK_WITH_TEXT] = rank_with_text
@@ -166,8 +171,10 @@ def export(model: RankingModel, export_dir: str, sample_items: Sequence[int],
   serving = _Serving(model, sid_encoder, text_encoder)
   signatures = _signatures(serving)
   # A plain tf.Module, not a Keras SavedModel: servers and TFMA see only the signatures, and no
-  # optimizer or training configuration is shipped.
-  tf.saved_model.save(serving, export_dir, signatures=signatures)
+  # optimizer or training configuration is shipped. Nor are Keras's traces of every layer's call (what
+  # keras.Model.save(save_traces=False) skips): they doubled the export time and nothing loads them.
+  with keras_saving.keras_option_scope(save_traces=False):
+    tf.saved_model.save(serving, export_dir, signatures=signatures)
   tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(WARMUP_FILE)))
   with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
     for log in _warmup_requests(signatures, sample_items, serving.content_dim):

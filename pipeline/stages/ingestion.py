@@ -3,7 +3,9 @@
 import dataclasses
 from typing import List, Optional, Union
 
-from tfx import v1 as tfx
+from tfx.components.example_validator.component import ExampleValidator
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
 from tfx.dsl.components.base import base_node
 from tfx.orchestration import data_types
 from tfx.proto import range_config_pb2
@@ -34,16 +36,16 @@ def ingestion(config: PipelineConfig, previous_state=None, validate_items: bool 
       previous_state=previous_state, end_date=config.start_date if backfill else None,
       history_length=config.history_length, max_tags=config.max_tags,
       bad_row_policy=config.bad_row_policy, max_bad_row_fraction=config.max_bad_row_fraction)
-  statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-  schema = tfx.components.ImportSchemaGen(schema_file=schemas.INTERACTIONS_SCHEMA).with_id("InteractionsSchema")
-  validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
+  statistics = StatisticsGen(examples=example_gen.outputs["examples"])
+  schema = ImportSchemaGen(schema_file=schemas.INTERACTIONS_SCHEMA).with_id("InteractionsSchema")
+  validator = ExampleValidator(statistics=statistics.outputs["statistics"],
                                               schema=schema.outputs["schema"])
   nodes = [example_gen, statistics, schema, validator]
   if validate_items:
-    item_statistics = tfx.components.StatisticsGen(
+    item_statistics = StatisticsGen(
         examples=example_gen.outputs["items"]).with_id("ItemStatisticsGen")
-    items_schema = tfx.components.ImportSchemaGen(schema_file=schemas.ITEMS_SCHEMA).with_id("ItemsSchema")
-    nodes += [item_statistics, items_schema, tfx.components.ExampleValidator(
+    items_schema = ImportSchemaGen(schema_file=schemas.ITEMS_SCHEMA).with_id("ItemsSchema")
+    nodes += [item_statistics, items_schema, ExampleValidator(
         statistics=item_statistics.outputs["statistics"],
         schema=items_schema.outputs["schema"]).with_id("ItemExampleValidator")]
   return Ingestion(example_gen, nodes)

@@ -11,9 +11,14 @@ from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
-from tfx import v1 as tfx
+from tfx.components.evaluator.component import Evaluator
+from tfx.components.pusher.component import Pusher
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.dsl.components.base import base_node
 from tfx.orchestration import data_types
+from tfx.proto import pusher_pb2
 from tfx.types import channel, standard_artifacts
 
 from components.ranking_trainer.component import RankingTrainer
@@ -26,13 +31,13 @@ from pipeline.stages.semantic_ids import INTERACTIONS_SPLIT, SidArtifacts
 RANKING_TRAINER = "RankingTrainer"
 
 
-def _trained_models() -> tfx.dsl.Channel:
-  return tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=RANKING_TRAINER,
+def _trained_models() -> channel.Channel:
+  return channel.Channel(type=standard_artifacts.Model, producer_component_id=RANKING_TRAINER,
                          output_key="model")
 
 
-def _resolver(node_id: str, span: Span, blessed: bool = False, **channels: tfx.dsl.Channel
-              ) -> tfx.dsl.Resolver:
+def _resolver(node_id: str, span: Span, blessed: bool = False, **channels: channel.Channel
+              ) -> Resolver:
   """The latest artifacts of `channels` of a span before `span`; with `blessed`, the latest blessed model
   and its blessing of a span before span - 1 (span - 1's model is blessed in run `span` only).
 
@@ -44,30 +49,30 @@ def _resolver(node_id: str, span: Span, blessed: bool = False, **channels: tfx.d
   artifacts not LIVE in ML Metadata (or run the span with pipeline/daily_run.py) to run it again.
   """
   if isinstance(span, data_types.RuntimeParameter):
-    strategy, config = (tfx.dsl.experimental.LatestBlessedModelStrategy if blessed
-                        else tfx.dsl.experimental.LatestArtifactStrategy), None
+    strategy, config = (LatestBlessedModelStrategy if blessed
+                        else LatestArtifactStrategy), None
   else:
     strategy, config = ((LatestBlessedBeforeSpan, {"span": span - 1}) if blessed
                         else (LatestBeforeSpan, {"span": span}))
-  return tfx.dsl.Resolver(strategy_class=strategy, config=config, **channels).with_id(node_id)
+  return Resolver(strategy_class=strategy, config=config, **channels).with_id(node_id)
 
 
-def latest_state(span: Span) -> tfx.dsl.Resolver:
+def latest_state(span: Span) -> Resolver:
   """The feature state after the latest span before `span` (a daily run's, or the SID refresh's backfill)."""
-  return _resolver("LatestFeatureState", span, state=tfx.dsl.Channel(type=artifacts.FeatureState))
+  return _resolver("LatestFeatureState", span, state=channel.Channel(type=artifacts.FeatureState))
 
 
-def latest_sid_artifacts(span: Span) -> tuple[SidArtifacts, tfx.dsl.Resolver]:
+def latest_sid_artifacts(span: Span) -> tuple[SidArtifacts, Resolver]:
   """The SID refresh's frozen models and vocabulary, and the latest catalog (refresh or daily) before `span`."""
   resolver = _resolver(
       "LatestSidArtifacts", span,
-      semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
+      semantic_ids=channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
                                    output_key="semantic_ids"),
-      embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-      vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary),
-      sid_encoder=tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id="RQVAETrainer",
+      embeddings=channel.Channel(type=artifacts.ItemEmbeddings),
+      vocabulary=channel.Channel(type=artifacts.SidVocabulary),
+      sid_encoder=channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
                                   output_key="model"),
-      text_encoder=tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id="ContentEmbedder",
+      text_encoder=channel.Channel(type=artifacts.TextEncoderModel, producer_component_id="ContentEmbedder",
                                    output_key="encoder"))
   return SidArtifacts(**{key: resolver.outputs[key] for key in (
       "semantic_ids", "embeddings", "vocabulary", "sid_encoder", "text_encoder")}), resolver
@@ -91,15 +96,15 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sid
   train the next model on the span, warm-started from it."""
   latest_model = _resolver("LatestModel", span, model=_trained_models())
   blessed_model = _resolver("LatestBlessedModel", span, blessed=True, model=_trained_models(),
-                            model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing))
-  evaluator = tfx.components.Evaluator(
+                            model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing))
+  evaluator = Evaluator(
       examples=examples, model=latest_model.outputs["model"], baseline_model=blessed_model.outputs["model"],
       eval_config=eval_config(config.min_auc, config.max_auc_regression, config.min_eval_examples),
       example_splits=[INTERACTIONS_SPLIT])
-  pusher = tfx.components.Pusher(
+  pusher = Pusher(
       model=latest_model.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
+      push_destination=pusher_pb2.PushDestination(
+          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
   trainer = _trainer(config, examples, sids, base_model=latest_model.outputs["model"],
                      scored_before_training=True)
   return RankingStage(trainer, [latest_model, blessed_model, evaluator, pusher, trainer])

@@ -20,6 +20,8 @@ from pipeline.configs import PipelineConfig
 
 # The split of SpanExampleGen's examples (the backfill's interactions in the SID refresh).
 INTERACTIONS_SPLIT = "interactions"
+# The version of the RQ-VAE that the daily runs use (the other, v0, is for comparison only).
+FROZEN_RQVAE_VERSION = "v1"
 
 
 @dataclasses.dataclass
@@ -42,7 +44,8 @@ def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: ch
   else:
     embedder = ContentEmbedder(items=items, batch_size=config.embedding_batch_size)
   embeddings = embedder.outputs["embeddings"]
-  rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae, version="v1")
+  rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae,
+                       version=FROZEN_RQVAE_VERSION)
   assigner = SemanticIdAssigner(embeddings=embeddings, model=rqvae.outputs["model"])
   nodes = [embedder, rqvae, assigner]
   assigner_v0 = None
