@@ -24,6 +24,7 @@ from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
 from bench import loop  # pylint: disable=g-import-not-at-top
+from formats import interaction_features as fields  # pylint: disable=g-import-not-at-top
 from formats import sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer.component import RankingTrainer, executor_properties  # pylint: disable=g-import-not-at-top
@@ -35,11 +36,11 @@ from pipeline import summary  # pylint: disable=g-import-not-at-top
 # RankingTrainer's inputs: (output key, the nodes that write it); the latest such artifact is taken.
 SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semantic_ids", "SemanticIdAssigner"),
            "vocabulary": ("vocabulary", "SidVocabBuilder"), "embeddings": ("embeddings", *summary.EMBEDDING_NODES),
-           "sid_encoder": ("model", "RQVAETrainer")}
+           "sid_encoder": ("model", "RQVAETrainer"), "feature_state": ("state", "SpanExampleGen")}
 
 
 class PlainKerasRanker(tf.keras.Model):
-  """The same pieces and tower, with a tf.keras.layers.Embedding table updated by Adam."""
+  """The same pieces, counters and tower, with a tf.keras.layers.Embedding table updated by Adam."""
 
   def __init__(self, reference: ranking.RankingModel):
     super().__init__()
@@ -47,6 +48,7 @@ class PlainKerasRanker(tf.keras.Model):
     self.table = tf.keras.layers.Embedding(reference.items.tokenizer.num_rows, reference.config.embedding_dim)
     self.tower = tf.keras.models.clone_model(reference.tower)
     self.use_history = reference.config.use_history
+    self.use_counters = reference.config.use_counters
 
   def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(self.table(pieces), axis=1)
@@ -57,6 +59,8 @@ class PlainKerasRanker(tf.keras.Model):
     parts = [self._sum(self.pieces(features["item_id"])), self._sum(self.pieces(features["current_item"]))]
     if self.use_history:
       parts.append(tf.reduce_mean(per_item, axis=1))
+    if self.use_counters:
+      parts.append(fields.counter_features(features))
     return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)
 
 
@@ -98,7 +102,7 @@ def main(argv=None) -> None:
       model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
                     loss=lambda labels, logits: tf.keras.losses.binary_crossentropy(
                         tf.cast(labels, tf.float32), logits, from_logits=True))
-      data = ranking.dataset(files, config.batch_size).map(lambda f: (f, f[ranking.LABEL])).cache()
+      data = ranking.dataset(files, config.batch_size).map(lambda f: (f, f[fields.LABEL])).cache()
     else:
       data = ranking.dataset(files, config.batch_size).cache()
     for _ in data:  # fill the cache: time training, not parsing

@@ -10,6 +10,7 @@ TFRecords of tf.Example (one record per user or item, written and read by Beam).
 import os
 from typing import Dict, Iterable, NamedTuple, Tuple
 
+import numpy as np
 import tensorflow as tf
 from tfx import types
 
@@ -30,6 +31,7 @@ class UserState(NamedTuple):
   interactions: int
   liked: int
   rating_sum: float
+  recent_liked: Tuple[int, ...] = ()  # Per recent item, 1 if liked.
 
 
 class ItemState(NamedTuple):
@@ -52,6 +54,7 @@ def _example(**feature: tf.train.Feature) -> bytes:
 def user_record(state: UserState) -> bytes:
   return _example(
       user_id=_int64([state.user_id]), recent_items=_int64(state.recent_items),
+      recent_liked=_int64(state.recent_liked),
       last_timestamp=_int64([state.last_timestamp]), interactions=_int64([state.interactions]),
       liked=_int64([state.liked]),
       rating_sum=tf.train.Feature(float_list=tf.train.FloatList(value=[state.rating_sum])))
@@ -68,9 +71,13 @@ def item_record(state: ItemState) -> bytes:
 def parse_user(record: bytes) -> UserState:
   feature = tf.train.Example.FromString(record).features.feature
   single = lambda name: feature[name].int64_list.value[0]
-  return UserState(single("user_id"), tuple(feature["recent_items"].int64_list.value),
-                   single("last_timestamp"), single("interactions"), single("liked"),
-                   feature["rating_sum"].float_list.value[0])
+  state = UserState(single("user_id"), tuple(feature["recent_items"].int64_list.value),
+                    single("last_timestamp"), single("interactions"), single("liked"),
+                    feature["rating_sum"].float_list.value[0], tuple(feature["recent_liked"].int64_list.value))
+  if len(state.recent_liked) != len(state.recent_items):
+    raise ValueError(f"user {state.user_id}'s state has {len(state.recent_items)} recent items but "
+                     f"{len(state.recent_liked)} labels: a state written before history labels; run a SID refresh")
+  return state
 
 
 def parse_item(record: bytes) -> ItemState:
@@ -115,3 +122,29 @@ def span_of(artifact: types.Artifact) -> int:
 
 def period_of(artifact: types.Artifact) -> str:
   return artifact.get_string_custom_property(SPAN_PERIOD_PROPERTY)
+
+
+class CounterSnapshot(NamedTuple):
+  """Every user's and item's counters after the state's last span, as arrays: what a serving model
+  looks up at request time (an interaction right after that span would carry exactly these).
+  `users` and `items` hold (count, liked, rating sum) per row of `user_ids` and `item_ids`."""
+  user_ids: np.ndarray  # [U] int64
+  users: np.ndarray     # [U, 3] float64
+  item_ids: np.ndarray  # [I] int64
+  items: np.ndarray     # [I, 3] float64
+
+  @classmethod
+  def empty(cls) -> "CounterSnapshot":
+    return cls(np.zeros([0], np.int64), np.zeros([0, 3]), np.zeros([0], np.int64), np.zeros([0, 3]))
+
+
+def counter_snapshot(artifact: types.Artifact) -> CounterSnapshot:
+  """The state's counters in memory. They become constants of the serving model, which holds one row
+  per user and item; at a scale where that is too much, serving reads them from a feature store."""
+  users = sorted(read_users(artifact).values())
+  items = sorted(read_items(artifact).values())
+  return CounterSnapshot(
+      np.array([u.user_id for u in users], np.int64),
+      np.array([(u.interactions, u.liked, u.rating_sum) for u in users], np.float64).reshape(-1, 3),
+      np.array([i.item_id for i in items], np.int64),
+      np.array([(i.ratings, i.liked, i.rating_sum) for i in items], np.float64).reshape(-1, 3))

@@ -2,8 +2,13 @@
 appendix A.2), mean +/- std over seeds.
 
   .venv/bin/python -m pipeline.experiments [--output_root outputs] [--seeds 3] [--only spm,random_hash]
-      [--output DIR]
+      [--data_root DIR [--span_period month] [--start_date 2016-01-01]]
+      [--history with|without|both] [--ranking '{"use_counters": true}'] [--output DIR]
   (after the main command; about 20 s per arm and seed on 2 CPUs)
+
+Beside the arms, the report holds the counting baselines on the same spans (models/ranking/baselines.py:
+item like-rate, user like-rate, logistic regression on counters). `--ranking` sets RankingConfig fields
+for every arm (the model around the item representation: user id, counters, cross layers...).
 
 The experiments cover the SID refresh's backfill plus the daily spans the loop has run so far (the main
 command runs a few; `python -m pipeline.replay --output_root outputs` runs the rest). Each arm (item
@@ -37,19 +42,19 @@ from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 from components.figures import plt, save_png  # pylint: disable=g-import-not-at-top
 from components.span_example_gen import executor as example_gen  # pylint: disable=g-import-not-at-top
 from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
+from formats import interaction_features as fields  # pylint: disable=g-import-not-at-top
 from formats import spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from models.ranking import evaluation  # pylint: disable=g-import-not-at-top
+from models.ranking import baselines, evaluation  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking.catalog import Catalog  # pylint: disable=g-import-not-at-top
 from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
 from models.ranking.items import PieceItems  # pylint: disable=g-import-not-at-top
 from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
 from models.sid_adaptation import spm  # pylint: disable=g-import-not-at-top
-from pipeline import configs, summary  # pylint: disable=g-import-not-at-top
+from pipeline import configs, local_runner, summary  # pylint: disable=g-import-not-at-top
 from pipeline import runs as pipeline_runs  # pylint: disable=g-import-not-at-top
 
-EVAL_SPEC = {**ranking.TRAINING_SPEC, "item_segment": tf.io.FixedLenFeature([], tf.string)}
 STABILITY_ARMS = ("unigram", "prefix_ngram", "spm")
 EXAMPLE_GEN, BACKFILL = "SpanExampleGen", "backfill"
 # SpanExampleGen's exec property in backfill mode only: the first daily span's start.
@@ -68,7 +73,7 @@ class Inputs:
 def _read_split(examples: types.Artifact) -> Dict[str, tf.Tensor]:
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], example_gen.INTERACTIONS_SPLIT), "*"))
   records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
-  return tf.io.parse_example(tf.constant(records, tf.string), EVAL_SPEC)
+  return tf.io.parse_example(tf.constant(records, tf.string), fields.EVALUATION_SPEC)
 
 
 def interaction_sequence(store: metadata_store.MetadataStore, pipeline_name: str
@@ -124,7 +129,7 @@ def _impressions(vocabulary: types.Artifact, ids: np.ndarray) -> np.ndarray:
   return np.array([per_item.get(i, 0) for i in ids.tolist()], np.int64)
 
 
-def load_inputs(output_root: str) -> Inputs:
+def load_inputs(output_root: str, max_spans: Optional[int] = None) -> Inputs:
   """The loop's interactions (interaction_sequence, spans without any left out), its latest catalog with
   v1 and v0 Semantic IDs and content embeddings, and the SID refresh's vocabularies."""
   config = pipeline_runs.load_config(output_root)
@@ -144,9 +149,12 @@ def load_inputs(output_root: str) -> Inputs:
     v0_model = summary.latest_artifact(outputs, artifacts.RQVAEModel, "model", "RQVAETrainerV0")
     catalogs["v0"] = Catalog(ids, _v0_codes(v0_sids, v0_model, ids, content),
                              v0_sids.get_int_custom_property("codebook_size"), content)
-  read = ((name, _read_split(examples)) for name, examples in interaction_sequence(store, config.pipeline_name))
+  sequence = interaction_sequence(store, config.pipeline_name)
+  if max_spans is not None:  # the backfill, then the first max_spans spans
+    sequence = sequence[:max_spans + 1]
+  read = ((name, _read_split(examples)) for name, examples in sequence)
   budgets = sid_vocabulary.settings(vocabulary)["table_budgets"]
-  return Inputs(splits={name: features for name, features in read if len(features["liked"])},
+  return Inputs(splits={name: features for name, features in read if len(features[fields.LABEL])},
                 catalogs=catalogs, spm_models={b: sid_vocabulary.load_model(vocabulary, b) for b in budgets},
                 impressions=_impressions(vocabulary, ids))
 
@@ -162,7 +170,7 @@ def grid(budgets: List[int]) -> List[Dict[str, Any]]:
 def _batches(features: Dict[str, tf.Tensor], batch_size: int, seed: Optional[int]) -> tf.data.Dataset:
   data = tf.data.Dataset.from_tensor_slices(features)
   if seed is not None:
-    data = data.shuffle(len(features["liked"]), seed=seed)
+    data = data.shuffle(len(features[fields.LABEL]), seed=seed)
   return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -174,9 +182,9 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
   for index, features in enumerate(inputs.splits.values()):
     if index:  # every span is evaluated before the model sees it
       scores = model.predict(_batches(features, 4096, None), verbose=0)
-      per_span.append(evaluation.sliced_auc(features["liked"].numpy(), scores,
-                                            evaluation.slice_masks(features["item_segment"].numpy())))
-      candidates.append(features["item_id"].numpy())
+      per_span.append(evaluation.sliced_auc(features[fields.LABEL].numpy(), scores,
+                                            evaluation.slice_masks(features[fields.ITEM_SEGMENT].numpy())))
+      candidates.append(features[fields.ITEM_ID].numpy())
     model.fit(_batches(features, config.batch_size, config.seed + index),
               epochs=config.epochs if index else config.warmup_epochs, verbose=0)
   lookups, rows = None, None
@@ -188,9 +196,25 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
           "slices": evaluation.mean_over_spans(per_span)}
 
 
+def run_baselines(inputs: Inputs) -> List[Dict[str, Any]]:
+  """The counting baselines (models/ranking/baselines.py) on the spans the arms are evaluated on; the
+  logistic regression is refitted before each span on every interaction before it."""
+  splits = list(inputs.splits.values())
+  per_span: Dict[str, List[Dict[str, Any]]] = {}
+  for index in range(1, len(splits)):
+    features = splits[index]
+    masks = evaluation.slice_masks(features[fields.ITEM_SEGMENT].numpy())
+    for name, score in baselines.scorers(baselines.CounterRegression().fit(splits[:index])).items():
+      per_span.setdefault(name, []).append(
+          evaluation.sliced_auc(features[fields.LABEL].numpy(), score(features), masks))
+  return [{"arm": name, "slices": evaluation.mean_over_spans(results)} for name, results in per_span.items()]
+
+
 def _baseline(run: Dict[str, Any], budgets: List[int]) -> str:
-  return RankingConfig(representation="random_hash", table_rows=min(budgets),
-                       use_history=run["use_history"]).name
+  """Random hashing at the smallest budget, with the run's other settings (history, counters...)."""
+  settings = {f.name: run[f.name] for f in dataclasses.fields(RankingConfig) if f.name in run}
+  return RankingConfig.from_dict({**settings, "representation": "random_hash", "table_rows": min(budgets),
+                                  "width_multiplier": 1.0}).name
 
 
 def aggregate(runs: List[Dict[str, Any]], budgets: List[int]) -> List[Dict[str, Any]]:
@@ -227,11 +251,19 @@ def _cell(stat: Dict[str, Any], digits: int = 4, sign: bool = False) -> str:
   return f"{stat['mean']:{'+' if sign else ''}.{digits}f} ± {stat['std']:.{digits}f}"
 
 
-def markdown(rows: List[Dict[str, Any]], runs: List[Dict[str, Any]], budgets: List[int]) -> str:
+def markdown(rows: List[Dict[str, Any]], runs: List[Dict[str, Any]], budgets: List[int],
+             counting: List[Dict[str, Any]]) -> str:
   seeds = sorted({r["seed"] for r in runs})
   lines = [f"# Ranking experiments: mean ± std over seeds {seeds}", "",
            f"Baseline for relative AUC: random hashing at {min(budgets):,} rows, same history setting "
-           "and seed. Evaluated spans: each by the model trained on the spans before it.", ""]
+           "and seed. Evaluated spans: each by the model trained on the spans before it.", "",
+           "## Counting baselines (same spans, no model)", "",
+           "| baseline | AUC | cold-start AUC | long-tail AUC |", "|---|---|---|---|"]
+  auc_cell = lambda value: "n/a" if value is None else f"{value:.4f}"
+  for baseline in counting:
+    lines.append(f"| {baseline['arm']} | " + " | ".join(auc_cell(baseline["slices"][s]["auc"])
+                                                      for s in ("overall", "cold_start", "long_tail")) + " |")
+  lines.append("")
   for history in (False, True):
     lines += [f"## {'With' if history else 'Without'} user history", "",
               "| arm | rows | lookups/item | AUC | rel. % | cold-start AUC | rel. % | long-tail AUC | rel. % |",
@@ -279,12 +311,12 @@ def figures(directory: str, rows: List[Dict[str, Any]]) -> str:
   return save_png(figure, directory, "figures.png")
 
 
-def _write(directory: str, runs: List[Dict[str, Any]], budgets: List[int]) -> None:
+def _write(directory: str, runs: List[Dict[str, Any]], budgets: List[int], counting: List[Dict[str, Any]]) -> None:
   rows = aggregate(runs, budgets)
   with tf.io.gfile.GFile(os.path.join(directory, "report.json"), "w") as f:
-    json.dump({"table_budgets": budgets, "arms": rows, "runs": runs}, f, indent=1)
+    json.dump({"table_budgets": budgets, "baselines": counting, "arms": rows, "runs": runs}, f, indent=1)
   with tf.io.gfile.GFile(os.path.join(directory, "report.md"), "w") as f:
-    f.write(markdown(rows, runs, budgets))
+    f.write(markdown(rows, runs, budgets, counting))
   figures(directory, rows)
 
 
@@ -292,15 +324,38 @@ def _args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--only", default="", help="comma-separated representations to run (default: all)")
+  parser.add_argument("--ranking", default="{}", help="JSON of RankingConfig settings every arm gets, e.g. "
+                      "'{\"use_counters\": false}' (default: the pipeline's defaults)")
+  parser.add_argument("--history", choices=("with", "without", "both"), default="both",
+                      help="which user-history settings to run")
   parser.add_argument("--output_root", default=configs.OUTPUT_ROOT, help="the main command's output root")
+  parser.add_argument("--max_spans", type=int, help="evaluate only the first N spans (e.g. to choose settings "
+                      "on early months and report on the rest)")
+  parser.add_argument("--data_root", help="a MovieLens-format directory: first run the loop on it into "
+                      "--output_root, over every span (pipeline.local_runner; resumable)")
+  parser.add_argument("--span_period", help="with --data_root (default: chosen from the data)")
+  parser.add_argument("--start_date", help="with --data_root: the first evaluated span's date (default: chosen "
+                      "from the data)")
   parser.add_argument("--output", help="default: <output_root>/experiments")
   return parser.parse_args(argv)
 
 
+def _run_loop(args) -> int:
+  """The main command's loop on --data_root, over every span: the experiments' input."""
+  argv = ["--data_root", args.data_root, "--output_root", args.output_root, "--replay_spans", local_runner.ALL_SPANS]
+  for flag in ("span_period", "start_date"):
+    if getattr(args, flag):
+      argv += [f"--{flag}", getattr(args, flag)]
+  return local_runner.main(argv)
+
+
 def main(argv=None) -> int:
   args = _args(argv)
+  if args.data_root and _run_loop(args):
+    print("Experiments stopped: the loop on --data_root did not finish", file=sys.stderr)
+    return 2
   try:
-    inputs = load_inputs(args.output_root)
+    inputs = load_inputs(args.output_root, args.max_spans)
   except InputDataError as error:
     print(f"Experiments stopped: {error}", file=sys.stderr)
     return 2
@@ -314,9 +369,21 @@ def main(argv=None) -> int:
     with tf.io.gfile.GFile(progress) as f:
       done = [json.loads(line) for line in f if line.strip()]
   finished = {(r["arm"], r["seed"], r.get("catalog", "v1")) for r in done}
-  stability = [dict(representation=r, table_rows=budgets[len(budgets) // 2], use_history=True)
+  try:
+    overrides = json.loads(args.ranking)
+    if not isinstance(overrides, dict):
+      raise ValueError(f"expected a JSON object, got {args.ranking}")
+    RankingConfig.from_dict(overrides)
+  except ValueError as error:
+    print(f"Experiments stopped: --ranking: {error}", file=sys.stderr)
+    return 2
+  stability = [{**dict(representation=r, table_rows=budgets[len(budgets) // 2], use_history=True), **overrides}
                for r in STABILITY_ARMS] if "v0" in inputs.catalogs else []
-  plan = [(arm, seed, "v1") for seed in range(args.seeds) for arm in grid(budgets)]
+  histories = {"with": (True,), "without": (False,), "both": (False, True)}[args.history]
+  # Overrides can make arms identical (e.g. one table size for all): each runs once.
+  arms = list({json.dumps(a, sort_keys=True): a for a in ({**arm, **overrides} for arm in grid(budgets)
+                                                          if arm["use_history"] in histories)}.values())
+  plan = [(arm, seed, "v1") for seed in range(args.seeds) for arm in arms]
   plan += [(arm, seed, "v0") for seed in range(args.seeds) for arm in stability]
   plan = [p for p in plan if not only or p[0]["representation"] in only]
   print(f"{len(inputs.splits) - 1} evaluated spans; {len(plan)} runs, {len(finished)} already done", flush=True)
@@ -336,7 +403,7 @@ def main(argv=None) -> int:
     overall, cold = run["slices"]["overall"]["auc"], run["slices"]["cold_start"]["auc"]
     print(f"{config.name:<32} {version} seed {seed}: AUC {overall:.4f}, cold-start "
           f"{cold if cold is None else round(cold, 4)} ({run['seconds']:.0f}s)", flush=True)
-  _write(output, done, budgets)
+  _write(output, done, budgets, run_baselines(inputs))
   print(f"Report: {os.path.join(output, 'report.md')}")
   return 0
 

@@ -2,13 +2,15 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 import conftest
 from formats import artifacts, sid_vocabulary, spans
+from formats import interaction_features as fields
 from formats.errors import InputDataError
-from models.ranking import evaluation
+from models.ranking import baselines, evaluation
 from pipeline import configs, experiments
 from pipeline import runs as pipeline_runs
 
@@ -94,6 +96,7 @@ def test_inputs_are_the_backfill_then_each_spans_latest_run_over_the_latest_cata
   np.testing.assert_array_equal(v1.content, VECTORS)
   assert inputs.impressions.tolist() == [5, 0, 2, 0]
   assert inputs.spm_models == {4: b"spm4", 8: b"spm8"}
+  assert list(experiments.load_inputs(output_root, max_spans=1).splits) == ["backfill", "span_10"]
 
 
 def test_embeddings_that_miss_catalog_items_are_refused(loop, tmp_path):
@@ -117,17 +120,45 @@ def _run(arm, representation, seed, auc, history=False):
 
 
 def test_relative_auc_is_against_the_smallest_random_hash_of_the_same_seed_and_setting():
-  runs = [_run("random_hash@1024-history", "random_hash", 0, 0.60), _run("random_hash@1024-history", "random_hash", 1, 0.50),
-          _run("spm@4096-history", "spm", 0, 0.66), _run("spm@4096-history", "spm", 1, 0.55)]
+  runs = [_run("random_hash@1024-history+counters", "random_hash", 0, 0.60),
+          _run("random_hash@1024-history+counters", "random_hash", 1, 0.50),
+          _run("spm@4096-history+counters", "spm", 0, 0.66), _run("spm@4096-history+counters", "spm", 1, 0.55)]
   rows = {r["arm"]: r for r in experiments.aggregate(runs, budgets=[1024, 4096])}
-  spm = rows["spm@4096-history"]
+  spm = rows["spm@4096-history+counters"]
   assert spm["overall_auc"]["mean"] == pytest.approx(0.605) and spm["overall_auc"]["n"] == 2
   assert spm["overall_relative_pct"]["mean"] == pytest.approx(10.0)  # +10% for both seeds
   assert spm["overall_relative_pct"]["std"] == pytest.approx(0.0, abs=1e-9)
-  assert rows["random_hash@1024-history"]["overall_relative_pct"]["mean"] == pytest.approx(0.0)
+  assert rows["random_hash@1024-history+counters"]["overall_relative_pct"]["mean"] == pytest.approx(0.0)
 
 
 def test_grid_covers_every_representation_and_both_history_settings():
   arms = experiments.grid([1024, 4096, 16384])
   assert len(arms) == 2 * (3 * 3 + 3 + 2)
   assert {a["representation"] for a in arms} == {"random_hash", "spm", "prefix_ngram", "dense", "unigram", "bigram"}
+
+
+def test_counting_baselines_score_each_evaluated_span_and_enter_the_report():
+  def split(rows):
+    return tf.io.parse_example([conftest.example(**row).SerializeToString() for row in rows],
+                               fields.EVALUATION_SPEC)
+  # Liked exactly when the item was liked before: the item like-rate ranks perfectly, the user's is flat.
+  rows = lambda n: [dict(item_id=i, liked=i % 2, item_segment="head", item_prior_count_all=4,
+                         item_prior_liked=4 * (i % 2)) for i in range(1, n + 1)]
+  inputs = experiments.Inputs(splits={"backfill": split(rows(6)), "span_10": split(rows(4)),
+                                      "span_11": split(rows(8))}, catalogs={}, spm_models={}, impressions=None)
+  counting = {b["arm"]: b["slices"] for b in experiments.run_baselines(inputs)}
+  assert counting[baselines.ITEM_LIKE_RATE]["overall"] == {"auc": 1.0, "examples": 12, "spans": 2}
+  assert counting[baselines.USER_LIKE_RATE]["overall"]["auc"] == 0.5
+  assert counting[baselines.COUNTER_REGRESSION]["overall"]["auc"] == 1.0
+  report = experiments.markdown([], [{"seed": 0, "slices": counting[baselines.ITEM_LIKE_RATE]}], [4],
+                                experiments.run_baselines(inputs))
+  assert "| item like-rate | 1.0000 | n/a | n/a |" in report.splitlines()
+
+
+def test_a_data_directory_is_first_run_through_the_loop_over_every_span(tmp_path, monkeypatch, capsys):
+  calls = []
+  monkeypatch.setattr(experiments.local_runner, "main", lambda argv: calls.append(argv) or 2)
+  assert experiments.main(["--data_root", "movielens", "--output_root", str(tmp_path), "--span_period", "week"]) == 2
+  assert calls == [["--data_root", "movielens", "--output_root", str(tmp_path), "--replay_spans", "all",
+                    "--span_period", "week"]]
+  assert "the loop on --data_root did not finish" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +24,16 @@ from pipeline import configs, data_profile, partition, pipeline, replay, runs, s
 INPUT_DIR = "input"
 # The main command's replay: enough spans to evaluate, bless and push; pipeline/replay.py runs the rest.
 REPLAY_SPANS = 3
+ALL_SPANS = "all"
+
+
+def _span_count(text: str) -> Optional[int]:
+  """A count of spans, or None for 'all'."""
+  if text == ALL_SPANS:
+    return None
+  if not text.isdigit():
+    raise argparse.ArgumentTypeError(f"expected a number of spans or {ALL_SPANS!r}, got {text!r}")
+  return int(text)
 
 
 def _args(argv):
@@ -35,8 +46,8 @@ def _args(argv):
                       help="default: chosen from the data (the finest period dense enough)")
   parser.add_argument("--start_date", help="first daily span's date; earlier data is the SID refresh's "
                       "backfill (default: chosen from the data)")
-  parser.add_argument("--replay_spans", type=int, default=REPLAY_SPANS,
-                      help="daily runs to replay after the SID refresh")
+  parser.add_argument("--replay_spans", type=_span_count, default=REPLAY_SPANS,
+                      help="daily runs to replay after the SID refresh, or 'all'")
   parser.add_argument("--precomputed_embeddings", default=None,
                       help=".npz with item_ids and embeddings, used instead of the MiniLM encoder")
   parser.add_argument("--min_span_interactions", type=int, default=data_profile.MIN_INTERACTIONS_PER_SPAN,

@@ -27,7 +27,8 @@ def create_sid_refresh_pipeline(
   backfill = ingestion.ingestion(config, validate_items=True)
   sids, sid_nodes = semantic_ids.sid_refresh(
       config, items=backfill.example_gen.outputs["items"], examples=backfill.example_gen.outputs["examples"])
-  warmup = ranking.warmup(config, backfill.example_gen.outputs["examples"], sids)
+  warmup = ranking.warmup(config, backfill.example_gen.outputs["examples"], backfill.example_gen.outputs["state"],
+                          sids)
   return _pipeline(config, [*backfill.nodes, *sid_nodes, *warmup.nodes], metadata_connection_config)
 
 
@@ -46,7 +47,8 @@ def create_daily_pipeline(
                                    range_config=ingestion.span_range(span))
   frozen, frozen_resolver = ranking.latest_sid_artifacts(span)
   sids, new_item_nodes = semantic_ids.new_items(config, span_input.example_gen.outputs["items"], frozen)
-  step = ranking.daily(config, span, span_input.example_gen.outputs["examples"], sids)
+  step = ranking.daily(config, span, span_input.example_gen.outputs["examples"],
+                       span_input.example_gen.outputs["state"], sids)
   return _pipeline(config, [state, *span_input.nodes, frozen_resolver, *new_item_nodes, *step.nodes],
                    metadata_connection_config)
 

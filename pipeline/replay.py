@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from formats import spans
 from formats.errors import InputDataError
+from models.ranking import trainer as ranking_trainer
 from pipeline import daily_run, runs
 from pipeline.configs import PipelineConfig
 
@@ -69,7 +70,8 @@ def replay(config: PipelineConfig, span_list: Sequence[int], stream=sys.stdout) 
     with open(path, "w") as f:
       json.dump(record, f, indent=1)
     print(f"span {span} ({record['date']}): {record['interactions']} interactions, {record['new_items']} new "
-          f"items, {process['process_seconds']}s, peak {process['peak_rss_mb']:.0f} MB"
+          f"items, {process['process_seconds']}s, peak {process['peak_rss_mb']:.0f} MB, AUC {_auc(record, 'overall')} "
+          f"(item like-rate {_baseline_auc(record)})"
           f"{', pushed ' + record['pushed_version'] if record.get('pushed_version') else ''}",
           file=stream, flush=True)
   return [_load(config, s) for s in span_list if os.path.exists(daily_run.record_path(config.output_root, s))]
@@ -81,7 +83,14 @@ def _load(config: PipelineConfig, span: int) -> Dict[str, Any]:
 
 
 def _auc(record: Dict[str, Any], name: str) -> str:
-  auc = record.get("tfma", {}).get(name, {}).get("auc")
+  return _formatted(record.get("tfma", {}).get(name, {}).get("auc"))
+
+
+def _baseline_auc(record: Dict[str, Any]) -> str:
+  return _formatted(record.get("trainer_scored", {}).get(ranking_trainer.ITEM_LIKE_RATE, {}).get("overall", {}).get("auc"))
+
+
+def _formatted(auc: Optional[float]) -> str:
   return "n/a" if auc is None else f"{auc:.3f}"
 
 
@@ -92,12 +101,13 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
   os.makedirs(out, exist_ok=True)
   lines = [f"# Daily loop replay: {len(records)} {config.span_period} spans\n",
            "Each row is one daily pipeline run. AUC is TFMA's, of the model trained through the previous "
-           "span, on this span (which it has never seen): the previous step's AUC on the next span.\n",
-           "| # | span | date | interactions | new items | wall s | peak MB | AUC | cold-start | long-tail "
-           "| blessed | pushed version |", "|" + "---|" * 12]
+           "span, on this span (which it has never seen): the previous step's AUC on the next span. Beside it, "
+           "the item like-rate baseline's AUC on the same interactions (models/ranking/baselines.py).\n",
+           "| # | span | date | interactions | new items | wall s | peak MB | AUC | item like-rate AUC | cold-start "
+           "| long-tail | blessed | pushed version |", "|" + "---|" * 13]
   for i, r in enumerate(records):
     lines.append(f"| {i} | {r['span']} | {r['date']} | {r['interactions']:,} | {r['new_items']} | "
-                 f"{r.get('process_seconds', r['seconds'])} | {r.get('peak_rss_mb', 'n/a')} | {_auc(r, 'overall')} | "
+                 f"{r.get('process_seconds', r['seconds'])} | {r.get('peak_rss_mb', 'n/a')} | {_auc(r, 'overall')} | {_baseline_auc(r)} | "
                  f"{_auc(r, 'cold_start')} | {_auc(r, 'long_tail')} | {'yes' if r.get('blessed') else 'no'} | "
                  f"{r.get('pushed_version', '')} |")
   with open(os.path.join(out, "report.md"), "w") as f:

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from formats.interaction_features import LIKED_MIN_RATING, NO_USER
 from models.ranking import signatures
 
 DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ml-latest-small")
@@ -33,15 +34,16 @@ NEW_ITEM_IDS = 10 ** 9  # ids of --new_item movies: far above any catalog id
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 
 
-def read_movielens(data_root: str) -> Tuple[Dict[int, str], Dict[int, List[Tuple[int, int]]]]:
-  """movie id -> "title. Genres: ..." and user id -> [(timestamp, movie id)]."""
+def read_movielens(data_root: str) -> Tuple[Dict[int, str], Dict[int, List[Tuple[int, int, int]]]]:
+  """movie id -> "title. Genres: ..." and user id -> [(timestamp, movie id, liked)]."""
   with open(os.path.join(data_root, "movies.csv"), newline="", encoding="utf-8") as f:
     titles = {int(row["movieId"]): f"{row['title']}. Genres: {row['genres'].replace('|', ', ')}"
               for row in csv.DictReader(f)}
-  ratings: Dict[int, List[Tuple[int, int]]] = {}
+  ratings: Dict[int, List[Tuple[int, int, int]]] = {}
   with open(os.path.join(data_root, "ratings.csv"), newline="", encoding="utf-8") as f:
     for row in csv.DictReader(f):
-      ratings.setdefault(int(row["userId"]), []).append((int(row["timestamp"]), int(row["movieId"])))
+      ratings.setdefault(int(row["userId"]), []).append(
+          (int(row["timestamp"]), int(row["movieId"]), int(float(row["rating"]) >= LIKED_MIN_RATING)))
   return titles, ratings
 
 
@@ -83,14 +85,20 @@ def wait_until_available(channel: grpc.Channel, model_name: str, seconds: float)
 
 
 def rank_request(model_name: str, history: Sequence[int], current_item: int, candidates: Sequence[int],
-                 texts: Optional[Sequence[str]] = None, version: Optional[int] = None) -> predict_pb2.PredictRequest:
-  """A PredictRequest for the `rank` signature, or `rank_with_text` when texts are given."""
+                 texts: Optional[Sequence[str]] = None, version: Optional[int] = None,
+                 user_id: int = NO_USER, history_liked: Optional[Sequence[int]] = None) -> predict_pb2.PredictRequest:
+  """A PredictRequest for the `rank` signature, or `rank_with_text` when texts are given. The model
+  looks the user's and the candidates' counters up itself (NO_USER: none). `history_liked` defaults to
+  every history item liked."""
   request = predict_pb2.PredictRequest()
   set_model_spec(request.model_spec, model_name, version)
   request.model_spec.signature_name = signatures.RANK_WITH_TEXT if texts is not None else signatures.RANK
   request.inputs[signatures.HISTORY].CopyFrom(tf.make_tensor_proto(list(history), tf.int64))
+  labels = [1] * len(history) if history_liked is None else list(history_liked)
+  request.inputs[signatures.HISTORY_LIKED].CopyFrom(tf.make_tensor_proto(labels, tf.int64))
   request.inputs[signatures.CURRENT_ITEM].CopyFrom(tf.make_tensor_proto(current_item, tf.int64))
   request.inputs[signatures.CANDIDATES].CopyFrom(tf.make_tensor_proto(list(candidates), tf.int64))
+  request.inputs[signatures.USER_ID].CopyFrom(tf.make_tensor_proto(user_id, tf.int64))
   if texts is not None:
     request.inputs[signatures.CANDIDATE_TEXTS].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts]))
   return request
@@ -128,14 +136,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   if args.user is not None:
     if args.user not in ratings:
       parser.error(f"user {args.user} has no ratings in {args.data_root}")
-    rated = [movie for _, movie in sorted(ratings[args.user])]
+    ordered = sorted(ratings[args.user])
+    rated = [movie for _, movie, _ in ordered]
     history = rated[-HISTORY_LENGTH:]
+    history_liked = [liked for _, _, liked in ordered][-HISTORY_LENGTH:]
   else:
     rated = history = _ids(args.history)
+    history_liked = None  # given ids: every one counts as liked
   current = args.current_item if args.current_item is not None else (history[-1] if history else 0)
   candidates = _ids(args.candidates)
   if not candidates:
-    popularity = Counter(movie for user in ratings.values() for _, movie in user)
+    popularity = Counter(movie for user in ratings.values() for _, movie, _ in user)
     seen = set(rated)
     candidates = [movie for movie, _ in popularity.most_common() if movie not in seen][:args.num_candidates]
   new_ids = list(range(NEW_ITEM_IDS, NEW_ITEM_IDS + len(args.new_item)))
@@ -152,7 +163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           texts = [names.get(c, "") for c in candidates]
         else:
           print("note: the served model has no content encoder (rank_with_text); new items get the fallback score")
-      request = rank_request(args.model_name, history, current, candidates, texts, args.model_version)
+      request = rank_request(args.model_name, history, current, candidates, texts, args.model_version,
+                             args.user if args.user is not None else NO_USER, history_liked)
       start = time.perf_counter()
       response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
       milliseconds = (time.perf_counter() - start) * 1e3

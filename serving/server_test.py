@@ -14,6 +14,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      model_service_pb2_grpc, prediction_service_pb2_grpc)
 
 import conftest
+from formats.feature_state import CounterSnapshot
 from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
@@ -32,7 +33,7 @@ def export_dir(tmp_path_factory):
   model = ranking.build(RankingConfig(representation="dense", embedding_dim=4, hidden_units=(8,)), catalog)
   model({"item_id": tf.constant([1]), "current_item": tf.constant([0]), "history": tf.ragged.constant([[2]])})
   path = str(tmp_path_factory.mktemp("export") / "model")
-  signatures.export(model, path, sample_items=[1, 2, 3])
+  signatures.export(model, path, sample_items=[1, 2, 3], counters=CounterSnapshot.empty())
   return path
 
 
@@ -77,8 +78,9 @@ def test_predict_metadata_and_status(running, export_dir):
   assert (response.model_spec.name, response.model_spec.version.value) == (NAME, 1)
   assert response.model_spec.signature_name == "rank"
   served = tf.saved_model.load(export_dir).signatures["rank"](
-      history=tf.constant([2, 3], tf.int64), current_item=tf.constant(3, tf.int64),
-      candidates=tf.constant([1, 5, 9], tf.int64))
+      history=tf.constant([2, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+      current_item=tf.constant(3, tf.int64),
+      candidates=tf.constant([1, 5, 9], tf.int64), user_id=tf.constant(0, tf.int64))
   np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"]), served["scores"].numpy(), rtol=1e-6)
   assert tf.make_ndarray(response.outputs["ranking"]).tolist() == served["ranking"].numpy().tolist()
 
@@ -96,7 +98,7 @@ def test_predict_metadata_and_status(running, export_dir):
   signature_defs = get_model_metadata_pb2.SignatureDefMap()
   metadata.metadata["signature_def"].Unpack(signature_defs)
   rank = signature_defs.signature_def["rank"]
-  assert set(rank.inputs) == {"history", "current_item", "candidates"}
+  assert set(rank.inputs) == {"history", "history_liked", "current_item", "candidates", "user_id"}
   assert set(rank.outputs) == {"scores", "ranking", "scored_by"}
   assert {"serving_default", "rank_with_embeddings"} <= set(signature_defs.signature_def)
 

@@ -139,8 +139,9 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
     models.stop()
   assert [s.decode() for s in served.outputs["scored_by"].string_val] == ["catalog", "catalog", "fallback"]
   direct = tf.saved_model.load(os.path.join(loop.serving_model_dir, str(versions[-1]))).signatures["rank"](
-      history=tf.constant([1, 3], tf.int64), current_item=tf.constant(3, tf.int64),
-      candidates=tf.constant([5, 2, 10 ** 9], tf.int64))
+      history=tf.constant([1, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+      current_item=tf.constant(3, tf.int64),
+      candidates=tf.constant([5, 2, 10 ** 9], tf.int64), user_id=tf.constant(0, tf.int64))
   np.testing.assert_array_equal(tf.make_ndarray(served.outputs["scores"]),
                                 direct["scores"].numpy())
 

@@ -41,6 +41,7 @@ class RankingTrainerSpec(types.ComponentSpec):
       executor.EMBEDDINGS: ChannelParameter(type=artifacts.ItemEmbeddings),
       executor.SID_ENCODER: ChannelParameter(type=artifacts.RQVAEModel),
       executor.TEXT_ENCODER: ChannelParameter(type=artifacts.TextEncoderModel, optional=True),
+      executor.FEATURE_STATE: ChannelParameter(type=artifacts.FeatureState, optional=True),
   }
   OUTPUTS = standard_component_specs.TrainerSpec.OUTPUTS
 
@@ -55,11 +56,13 @@ class RankingTrainer(base_component.BaseComponent):
                vocabulary: types.BaseChannel, embeddings: types.BaseChannel, sid_encoder: types.BaseChannel,
                train_splits: List[str], eval_splits: List[str], ranking_config: Dict[str, Any],
                base_model: Optional[types.BaseChannel] = None,
-               text_encoder: Optional[types.BaseChannel] = None):
+               text_encoder: Optional[types.BaseChannel] = None,
+               feature_state: Optional[types.BaseChannel] = None):
     config = RankingConfig.from_dict(ranking_config)  # refuses unknown settings now, not at run time
     super().__init__(spec=RankingTrainerSpec(
         examples=examples, semantic_ids=semantic_ids, vocabulary=vocabulary, embeddings=embeddings,
-        sid_encoder=sid_encoder, text_encoder=text_encoder, base_model=base_model, run_fn=RUN_FN,
+        sid_encoder=sid_encoder, text_encoder=text_encoder, feature_state=feature_state, base_model=base_model,
+        run_fn=RUN_FN,
         train_args=trainer_pb2.TrainArgs(splits=train_splits),
         eval_args=trainer_pb2.EvalArgs(splits=eval_splits),
         custom_config=json.dumps({"ranking": json.loads(config.to_json())}),

@@ -44,14 +44,24 @@ def inputs(tmp_path_factory):
           "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, K)],
           "vocabulary": [vocabulary],
           "embeddings": [conftest.embeddings_artifact(root / "embeddings", vectors)],
-          "sid_encoder": [conftest.rqvae_artifact(root / "rqvae", vectors, L, K)[0]]}
+          "sid_encoder": [conftest.rqvae_artifact(root / "rqvae", vectors, L, K)[0]],
+          "feature_state": [_empty_state(root / "state")]}
+
+
+def _empty_state(path):
+  """A FeatureState without users or items: the serving model's counters are all zero."""
+  state = artifacts.FeatureState()
+  state.uri = str(path)
+  os.makedirs(state.uri)
+  return state
 
 
 def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
   component = RankingTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
       vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
+      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
+      train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(tmp_path / name / key)
@@ -98,8 +108,8 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
   served = _signatures(step)
   assert set(served) == {"serving_default", "rank", "rank_with_embeddings"}  # no text encoder given
   ranked = served["rank_with_embeddings"](
-      history=tf.constant([1], tf.int64), current_item=tf.constant(0, tf.int64),
-      candidates=tf.constant([2, 99, 98], tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
+      history=tf.constant([1], tf.int64), history_liked=tf.constant([1], tf.int64), current_item=tf.constant(0, tf.int64),
+      candidates=tf.constant([2, 99, 98], tf.int64), user_id=tf.constant(0, tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
   assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content", b"content"]
 
 

@@ -250,25 +250,26 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   [state] = grouped["state"] or [feature_state.UserState(user_id, (), feature_state.NEVER, 0, 0, 0.0)]
   item_features = {rating.line: item for rating, item in grouped["rated"]}
   prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
-  recent, last_timestamp = list(state.recent_items), state.last_timestamp
-  for rating, history in features.user_interactions([r for r, _ in grouped["rated"]], history_length,
-                                                    state.recent_items):
+  recent, recent_liked, last_timestamp = list(state.recent_items), list(state.recent_liked), state.last_timestamp
+  for rating, history, history_liked in features.user_interactions(
+      [r for r, _ in grouped["rated"]], history_length, state.recent_items, state.recent_liked):
     item = item_features[rating.line]
     span = spans.span_of(rating.timestamp, period)
     yield "examples", features.interaction_example(
-        rating, history, span, item.first_seen_span, item.prior_interactions, prior,
+        rating, history, history_liked, span, item.first_seen_span, item.prior_interactions, prior,
         item.prior).SerializeToString()
-    for stat, counted in (("valid", True), ("liked", rating.rating >= features.LIKED_MIN_RATING),
+    for stat, counted in (("valid", True), ("liked", features.liked(rating.rating)),
                           ("same_second_as_previous", rating.timestamp == last_timestamp),
                           ("new_item_interactions", item.first_seen_span == span)):
       if counted:
         yield "stats", ("interactions", stat)
     prior = prior.add(rating.rating)
     recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
+    recent_liked = (history_liked + [features.liked(rating.rating)])[-history_length:]
   if grouped["rated"]:
     yield "stats", ("interactions", "users")
   yield "state", feature_state.user_record(state._replace(
-      recent_items=tuple(recent), last_timestamp=last_timestamp, interactions=prior.count,
+      recent_items=tuple(recent), recent_liked=tuple(recent_liked), last_timestamp=last_timestamp, interactions=prior.count,
       liked=prior.liked, rating_sum=prior.rating_sum))
 
 

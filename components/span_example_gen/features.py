@@ -5,9 +5,8 @@ from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 import tensorflow as tf
 
 from components.span_example_gen import rows
-
-LIKED_MIN_RATING = 4.0
-NO_ITEM = 0  # `current_item` of a user's first interaction: MovieLens ids start at 1.
+from formats import interaction_features as fields
+from formats.interaction_features import LIKED_MIN_RATING, NO_ITEM
 NEVER = -1  # `first_seen` of an item nobody rated.
 # Evaluation slices of an interaction by its item, from data before the interaction's span only
 # (Singh et al. 2023, section 4): first rated in this span, or rated fewer than this many times
@@ -23,7 +22,7 @@ class PriorCounts(NamedTuple):
   rating_sum: float = 0.0
 
   def add(self, rating: float) -> "PriorCounts":
-    return PriorCounts(self.count + 1, self.liked + int(rating >= LIKED_MIN_RATING),
+    return PriorCounts(self.count + 1, self.liked + liked(rating),
                        self.rating_sum + rating)
 
 
@@ -45,44 +44,53 @@ def _bytes(values: Iterable[str]) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
 
-def user_interactions(ratings: Sequence[rows.Rating], history_length: int,
-                      earlier_items: Sequence[int] = ()) -> Iterable[Tuple[rows.Rating, List[int]]]:
-  """Each of a user's ratings in time order with the items rated strictly before it (oldest first):
-  `earlier_items` (from earlier inputs, oldest first), then the earlier of `ratings`.
+def liked(rating: float) -> int:
+  return int(rating >= LIKED_MIN_RATING)
+
+
+def user_interactions(ratings: Sequence[rows.Rating], history_length: int, earlier_items: Sequence[int] = (),
+                      earlier_liked: Sequence[int] = ()) -> Iterable[Tuple[rows.Rating, List[int], List[int]]]:
+  """Each of a user's ratings in time order with the items rated strictly before it (oldest first) and
+  whether each was liked: `earlier_items` and `earlier_liked` (from earlier inputs, oldest first), then
+  the earlier of `ratings`.
 
   Ratings within the same second keep file order: MovieLens bulk imports share timestamps, and the
   file order is the only order left.
   """
   ordered = sorted(ratings, key=lambda r: (r.timestamp, r.line))
   items = list(earlier_items) + [r.item_id for r in ordered]
+  labels = list(earlier_liked) + [liked(r.rating) for r in ordered]
   for i, rating in enumerate(ordered, start=len(earlier_items)):
-    yield rating, items[max(0, i - history_length):i]
+    start = max(0, i - history_length)
+    yield rating, items[start:i], labels[start:i]
 
 
-def interaction_example(rating: rows.Rating, history: Sequence[int], span: int,
+def _counters(names: fields.Counters, prior: PriorCounts) -> Dict[str, tf.train.Feature]:
+  return {names.count: _int64([prior.count]), names.liked: _int64([prior.liked]),
+          names.rating_sum: _float([prior.rating_sum])}
+
+
+def interaction_example(rating: rows.Rating, history: Sequence[int], history_liked: Sequence[int], span: int,
                         item_first_seen_span: int, item_prior_interactions: int,
                         user_prior: PriorCounts = PriorCounts(),
                         item_prior: PriorCounts = PriorCounts()) -> tf.train.Example:
   """`item_prior_interactions` counts the item's ratings in spans before `span` (what the segment is
   cut by); `user_prior` and `item_prior` count every interaction strictly before this one."""
   return tf.train.Example(features=tf.train.Features(feature={
-      "user_id": _int64([rating.user_id]),
-      "item_id": _int64([rating.item_id]),
+      fields.USER_ID: _int64([rating.user_id]),
+      fields.ITEM_ID: _int64([rating.item_id]),
       "timestamp": _int64([rating.timestamp]),
       "rating": _float([rating.rating]),
-      "liked": _int64([int(rating.rating >= LIKED_MIN_RATING)]),
-      "history": _int64(history),
-      "current_item": _int64([history[-1] if history else NO_ITEM]),
+      fields.LABEL: _int64([liked(rating.rating)]),
+      fields.HISTORY: _int64(history),
+      fields.HISTORY_LIKED: _int64(history_liked),
+      fields.CURRENT_ITEM: _int64([history[-1] if history else NO_ITEM]),
       "span": _int64([span]),
       "item_first_seen_span": _int64([item_first_seen_span]),
       "item_prior_interactions": _int64([item_prior_interactions]),
-      "item_segment": _bytes([item_segment(span, item_first_seen_span, item_prior_interactions)]),
-      "user_prior_interactions": _int64([user_prior.count]),
-      "user_prior_liked": _int64([user_prior.liked]),
-      "user_prior_rating_sum": _float([user_prior.rating_sum]),
-      "item_prior_count_all": _int64([item_prior.count]),
-      "item_prior_liked": _int64([item_prior.liked]),
-      "item_prior_rating_sum": _float([item_prior.rating_sum]),
+      fields.ITEM_SEGMENT: _bytes([item_segment(span, item_first_seen_span, item_prior_interactions)]),
+      **_counters(fields.USER_COUNTERS, user_prior),
+      **_counters(fields.ITEM_COUNTERS, item_prior),
   }))
 
 

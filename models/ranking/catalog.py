@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-NO_ITEM = 0  # `current_item` of a user's first interaction (MovieLens ids start at 1)
+from formats.interaction_features import NO_ITEM
 
 
 @dataclasses.dataclass

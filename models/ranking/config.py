@@ -20,13 +20,24 @@ class RankingConfig:
   table_rows: the embedding table budget for random_hash, spm and prefix_ngram.
   width_multiplier: scales the tower's hidden layers (the paper gives the dense arm 1x, 1.5x, 2x).
   use_history: whether the user's last items are a third item feature, as the paper's two settings.
+  split_history: whether the history is pooled in two vectors, the items the user liked and the others
+    (else one: a disliked item counts as a liked one).
+  use_counters: whether the user's and the item's causal counters (formats/interaction_features.py)
+    feed the tower.
+  user_table_rows: rows of the hashed user-id embedding table (0: no user id feature).
+  cross_layers: DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the tower's input, before the MLP.
   """
   representation: str = "spm"
   table_rows: int = 4096
   embedding_dim: int = 32
-  hidden_units: Tuple[int, ...] = (256, 64)
+  # Chosen on the first 12 months of ml-latest-small from 2016 (README, "Ranker settings").
+  hidden_units: Tuple[int, ...] = (64, 32)
   width_multiplier: float = 1.0
   use_history: bool = True
+  split_history: bool = False
+  use_counters: bool = True
+  user_table_rows: int = 0
+  cross_layers: int = 0
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -42,6 +53,9 @@ class RankingConfig:
     for name in ("table_rows", "embedding_dim", "batch_size", "epochs", "warmup_epochs"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("user_table_rows", "cross_layers"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.width_multiplier <= 0 or not self.hidden_units:
       raise ValueError("the tower needs hidden_units and a positive width_multiplier")
 
@@ -50,7 +64,10 @@ class RankingConfig:
     """e.g. 'spm@4096+history', 'dense x1.5-history'."""
     size = f"@{self.table_rows}" if self.representation in BUDGETED else ""
     width = f" x{self.width_multiplier:g}" if self.width_multiplier != 1 else ""
-    return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}"
+    user = "".join(part for part, used in (("+split", self.split_history), ("+counters", self.use_counters),
+                                           (f"+user@{self.user_table_rows}", self.user_table_rows),
+                                           (f"+cross{self.cross_layers}", self.cross_layers)) if used)
+    return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -24,11 +24,15 @@ from typing import Optional, Tuple
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from models.ranking.catalog import NO_ITEM, Catalog, CatalogRows
+from formats.interaction_features import NO_ITEM
+from models.ranking.catalog import Catalog, CatalogRows
 from models.sid_adaptation import tokenizers
 
 FEATURES = ("candidate", "current", "history")
-Vectors = Tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+# With the history split by label: the items the user did not like, pooled apart (`history` is then the
+# liked ones), a fourth vector.
+OTHER_HISTORY = "other_history"
+Vectors = Tuple[tf.Tensor, ...]
 
 
 def _mean_weights(history: tf.RaggedTensor, per_item: tf.RaggedTensor) -> Tuple[tf.RaggedTensor, tf.RaggedTensor]:
@@ -53,9 +57,11 @@ class PieceItems(tf.keras.layers.Layer):
   """Random hashing and SID adaptations: pieces summed from one TPUEmbedding table."""
 
   CONTENT_INPUT = "candidate_codes"
+  OTHER_HISTORY = OTHER_HISTORY
 
   def __init__(self, tokenizer: tokenizers.SidTokenizer, catalog: Catalog, dim: int,
-               optimizer: tf.tpu.experimental.embedding.Adagrad, seed: int = 0, **kwargs):
+               optimizer: tf.tpu.experimental.embedding.Adagrad, seed: int = 0, split_history: bool = False,
+               **kwargs):
     super().__init__(**kwargs)
     self.tokenizer = tokenizer
     self.rows = CatalogRows(catalog.item_ids)
@@ -67,8 +73,9 @@ class PieceItems(tf.keras.layers.Layer):
     table = tf.tpu.experimental.embedding.TableConfig(
         vocabulary_size=tokenizer.num_rows, dim=dim, combiner="sum", name="item_pieces",
         initializer=tf.keras.initializers.TruncatedNormal(stddev=dim ** -0.5, seed=seed))
+    self._features = FEATURES + ((OTHER_HISTORY,) if split_history else ())
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
-        {name: tf.tpu.experimental.embedding.FeatureConfig(table=table, name=name) for name in FEATURES},
+        {name: tf.tpu.experimental.embedding.FeatureConfig(table=table, name=name) for name in self._features},
         optimizer)
 
   def pieces(self, ids: tf.Tensor, content_codes: Optional[tf.Tensor] = None) -> tf.RaggedTensor:
@@ -89,18 +96,21 @@ class PieceItems(tf.keras.layers.Layer):
     return tf.concat([pieces, _keep_rows(new_items, from_content)], axis=1)
 
   def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
-           candidate_codes: Optional[tf.Tensor] = None) -> Vectors:
-    history_pieces, history_weights = _mean_weights(history, self.pieces(history.flat_values))
-    vectors = self.embedding(
-        {"candidate": self.pieces(candidate, candidate_codes), "current": self.pieces(current), "history": history_pieces},
-        weights={"candidate": None, "current": None, "history": history_weights})
-    return tuple(vectors[name] for name in FEATURES)
+           candidate_codes: Optional[tf.Tensor] = None, other_history: Optional[tf.RaggedTensor] = None) -> Vectors:
+    inputs = {"candidate": self.pieces(candidate, candidate_codes), "current": self.pieces(current)}
+    weights = {"candidate": None, "current": None}
+    for name, items in (("history", history), (OTHER_HISTORY, other_history)):
+      if items is not None:
+        inputs[name], weights[name] = _mean_weights(items, self.pieces(items.flat_values))
+    vectors = self.embedding(inputs, weights=weights)
+    return tuple(vectors[name] for name in self._features)
 
 
 class DenseItems(tf.keras.layers.Layer):
   """The dense content baseline: each item's content embedding (zeros when unknown)."""
 
   CONTENT_INPUT = "candidate_content"
+  OTHER_HISTORY = OTHER_HISTORY
 
   def __init__(self, catalog: Catalog, **kwargs):
     super().__init__(trainable=False, **kwargs)
@@ -118,15 +128,19 @@ class DenseItems(tf.keras.layers.Layer):
     rows = self.rows(ids)
     return tf.gather(self._content, tf.where(rows >= 0, rows, tf.cast(tf.shape(self._content)[0] - 1, tf.int64)))
 
+  def _mean(self, items: tf.RaggedTensor) -> tf.Tensor:
+    """Per row, the mean vector of its known items (zeros when none)."""
+    known = tf.cast(self.rows(items.flat_values) >= 0, tf.float32)
+    count = tf.math.unsorted_segment_sum(known, items.value_rowids(), items.nrows())
+    total = tf.math.unsorted_segment_sum(self._vectors(items.flat_values), items.value_rowids(), items.nrows())
+    return total / tf.maximum(count, 1.0)[:, None]
+
   def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
-           candidate_content: Optional[tf.Tensor] = None) -> Vectors:
+           candidate_content: Optional[tf.Tensor] = None, other_history: Optional[tf.RaggedTensor] = None) -> Vectors:
     candidate_vectors = self._vectors(candidate)
     if candidate_content is not None:
       finite = tf.math.is_finite(candidate_content)
       use = (self.rows(candidate) < 0) & tf.reduce_all(finite, axis=1)
       candidate_vectors = tf.where(use[:, None], tf.where(finite, candidate_content, 0.0), candidate_vectors)
-    known = tf.cast(self.rows(history.flat_values) >= 0, tf.float32)
-    count = tf.math.unsorted_segment_sum(known, history.value_rowids(), history.nrows())
-    total = tf.math.unsorted_segment_sum(self._vectors(history.flat_values), history.value_rowids(),
-                                         history.nrows())
-    return candidate_vectors, self._vectors(current), total / tf.maximum(count, 1.0)[:, None]
+    pooled = tuple(self._mean(items) for items in (history, other_history) if items is not None)
+    return (candidate_vectors, self._vectors(current)) + pooled

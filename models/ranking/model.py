@@ -1,6 +1,8 @@
 """RankingModel: P(liked) of a candidate item from the candidate, the current item and (optionally)
 the user's history, each through the selected item representation, then an MLP tower (TFRS Ranking
-task, sigmoid cross-entropy, AUC). Singh et al. 2023, section 4.
+task, sigmoid cross-entropy, AUC). Singh et al. 2023, section 4. Optionally also the user id (users.py),
+the user's and the item's causal counters (formats/interaction_features.py), and DCN-v2 cross layers
+(Wang et al. 2021, arXiv 2008.13535) before the MLP.
 
 Example:
   model = build(RankingConfig(representation="spm", table_rows=4096), catalog, spm_model=model_bytes)
@@ -13,35 +15,36 @@ the tower uses Adam.
 """
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from formats import interaction_features as fields
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
 from models.ranking.items import DenseItems, PieceItems
+from models.ranking.users import HashedUsers
 from models.sid_adaptation import tokenizers
 
-LABEL = "liked"
 PROBABILITY = "probability"
-# What the model reads from an interaction tf.Example; a missing current item or history is "none".
-FEATURE_SPEC = {
-    "item_id": tf.io.FixedLenFeature([], tf.int64),
-    "current_item": tf.io.FixedLenFeature([], tf.int64, default_value=0),
-    "history": tf.io.RaggedFeature(tf.int64),
-}
-TRAINING_SPEC = {**FEATURE_SPEC, LABEL: tf.io.FixedLenFeature([], tf.int64)}
 CONFIG_FILE = "ranking_config.json"
+
+
+def _ragged(values) -> tf.RaggedTensor:
+  return tf.RaggedTensor.from_sparse(values) if isinstance(values, tf.SparseTensor) else values
 
 
 class RankingModel(tfrs.models.Model):
   """Item representation -> concat(candidate, current[, history]) -> MLP -> logit."""
 
-  def __init__(self, config: RankingConfig, items: tf.keras.layers.Layer):
+  def __init__(self, config: RankingConfig, items: tf.keras.layers.Layer, users: Optional[HashedUsers] = None):
     super().__init__()
     self.config = config
     self.items = items
+    self.users = users
+    self.crosses = [tfrs.layers.dcn.Cross(kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 100 + i))
+                    for i in range(config.cross_layers)]
     layers = [tf.keras.layers.Dense(int(round(units * config.width_multiplier)), activation="relu",
                                     kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + i))
               for i, units in enumerate(config.hidden_units)]
@@ -51,31 +54,44 @@ class RankingModel(tfrs.models.Model):
         loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.AUC(name="auc", from_logits=True)])
     self.embedding_optimizer = None
-    if isinstance(items, PieceItems):
+    if self._embedding_layers():
       self.embedding_optimizer = tf.keras.optimizers.Adagrad(
           learning_rate=config.embedding_learning_rate, initial_accumulator_value=0.1)
 
   def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-    history = features["history"]
-    if isinstance(history, tf.SparseTensor):
-      history = tf.RaggedTensor.from_sparse(history)
-    content = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
+    history = _ragged(features[fields.HISTORY])
+    inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
-    candidate, current, pooled_history = self.items(features["item_id"], features["current_item"], history,
-                                                    **content)
+    if self.config.split_history:
+      liked = _ragged(features[fields.HISTORY_LIKED])
+      tf.debugging.assert_equal(liked.row_lengths(), history.row_lengths(),
+                                message="history_liked needs one label per history item")
+      liked = liked.with_flat_values(liked.flat_values > 0)
+      inputs[self.items.OTHER_HISTORY] = tf.ragged.boolean_mask(history, ~liked)
+      history = tf.ragged.boolean_mask(history, liked)
+    candidate, current, *pooled_history = self.items(features[fields.ITEM_ID], features[fields.CURRENT_ITEM],
+                                                     history, **inputs)
     # One user's current item and history may stand for a whole batch of candidates (serving).
-    user = [current] + ([pooled_history] if self.config.use_history else [])
+    user = [current] + (pooled_history if self.config.use_history else [])
     parts = [candidate] + [tf.broadcast_to(vector, tf.shape(candidate)) for vector in user]
-    return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)
+    if self.users is not None:
+      parts.append(self.users(features[fields.USER_ID], features[fields.USER_COUNTERS.count]))
+    if self.config.use_counters:
+      parts.append(fields.counter_features(features))
+    inputs = crossed = tf.concat(parts, axis=1)
+    for cross in self.crosses:
+      crossed = cross(inputs, crossed)
+    return tf.squeeze(self.tower(crossed), axis=1)
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-    return self.task(labels=tf.cast(features[LABEL], tf.float32), predictions=self(features, training=training),
+    return self.task(labels=tf.cast(features[fields.LABEL], tf.float32), predictions=self(features, training=training),
                      training=training)
 
+  def _embedding_layers(self) -> List[tfrs.layers.embedding.TPUEmbedding]:
+    return [layer.embedding for layer in (self.items, self.users) if isinstance(layer, (PieceItems, HashedUsers))]
+
   def _table_refs(self):
-    if not isinstance(self.items, PieceItems):
-      return set()
-    return {table.ref() for table in self.items.embedding.embedding_tables.values()}
+    return {table.ref() for layer in self._embedding_layers() for table in layer.embedding_tables.values()}
 
   # The step is plain TensorFlow (no Python control flow on tensors): converting the whole call graph
   # with AutoGraph made the first step of every continuous-training run cost 14 s.
@@ -108,8 +124,12 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
                        f"{config.table_rows}-row budget")
     items = PieceItems(tokenizer, catalog, config.embedding_dim,
                        tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate),
-                       seed=config.seed)
-  model = RankingModel(config, items)
+                       seed=config.seed, split_history=config.split_history)
+  users = None
+  if config.user_table_rows:
+    users = HashedUsers(config.user_table_rows, config.embedding_dim,
+                        tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate), seed=config.seed)
+  model = RankingModel(config, items, users)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   return model
 
@@ -119,7 +139,7 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
   """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label)."""
   patterns = [file_patterns] if isinstance(file_patterns, str) else file_patterns
   files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
-  spec = features or TRAINING_SPEC
+  spec = features or fields.TRAINING_SPEC
   records = tf.data.TFRecordDataset(tf.constant(files, tf.string), compression_type="GZIP")
   if shuffle_seed is not None:
     records = records.shuffle(16384, seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -137,7 +157,7 @@ def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
 
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units", "width_multiplier",
-                "use_history")
+                "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers")
 
 
 def _architecture(config: RankingConfig) -> Dict[str, object]:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from formats import interaction_features as fields
 from models.ranking import model as ranking
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
@@ -61,8 +62,66 @@ def test_each_representation_learns_a_learnable_label(arm, use_history, catalog,
   assert held_out["auc"] > 0.9, held_out
   tower_input = model.tower.layers[0].kernel.shape[0]
   item_dim = K + 2 if arm["representation"] == "dense" else 8
-  assert tower_input == item_dim * (3 if use_history else 2)
+  assert tower_input == item_dim * (3 if use_history else 2) + fields.COUNTER_FEATURES
   assert model.tower.layers[0].kernel.shape[1] == int(16 * arm.get("width_multiplier", 1))
+
+
+def _user_batch(rng, size=64):
+  """Labels follow the user (even ids like everything); the user's counters say so too."""
+  users = rng.integers(1, 20, size)
+  prior = rng.integers(1, 30, size)
+  likes = users % 2 == 0
+  counters = {fields.USER_COUNTERS.count: prior, fields.USER_COUNTERS.liked: np.where(likes, prior, 0),
+              fields.USER_COUNTERS.rating_sum: (prior * np.where(likes, 4.5, 2.0)).astype(np.float32)}
+  for name in fields.ITEM_COUNTERS:  # items without counters
+    counters[name] = np.zeros(size, np.float32 if name == fields.ITEM_COUNTERS.rating_sum else np.int64)
+  batch = _batch(rng, size)
+  history_liked = batch[fields.HISTORY].with_flat_values(
+      tf.constant(rng.integers(0, 2, batch[fields.HISTORY].flat_values.shape[0]), tf.int64))
+  return {**batch, fields.HISTORY_LIKED: history_liked, fields.USER_ID: tf.constant(users),
+          fields.LABEL: tf.constant(likes.astype(np.int64)),
+          **{name: tf.constant(value) for name, value in counters.items()}}
+
+
+USER_ARMS = [dict(use_counters=True), dict(user_table_rows=64),
+             dict(split_history=True, use_counters=True, user_table_rows=64, cross_layers=2)]
+
+
+@pytest.mark.parametrize("arm", USER_ARMS, ids=lambda a: RankingConfig(**a).name.split("+history")[1])
+def test_user_id_and_counters_learn_and_score_unknown_users_finite(arm, catalog):
+  config = RankingConfig(representation="unigram", embedding_dim=8, hidden_units=(16,), learning_rate=0.01, **arm)
+  model = ranking.build(config, catalog)
+  rng = np.random.default_rng(0)
+  train = [_user_batch(rng) for _ in range(20)]
+  model.fit(tf.data.Dataset.from_tensor_slices({k: tf.concat([b[k] for b in train], 0) for k in train[0]})
+            .batch(64).repeat(5), verbose=0)
+  held_out = model.evaluate(tf.data.Dataset.from_tensors(_user_batch(np.random.default_rng(9))), verbose=0,
+                            return_dict=True)
+  assert held_out["auc"] > 0.9, held_out
+  # Unknown users (never seen, or no id) and users without interactions before: finite scores, and
+  # the same fallback user vector for all of them.
+  batch = _user_batch(np.random.default_rng(3), size=4)
+  batch.update({fields.USER_ID: tf.constant([12345, fields.NO_USER, 2, 4]),
+                fields.USER_COUNTERS.count: tf.constant([0, 0, 0, 0])})
+  scores = model(batch).numpy()
+  assert np.isfinite(scores).all()
+  if model.users is not None:
+    vectors = model.users(batch[fields.USER_ID], batch[fields.USER_COUNTERS.count]).numpy()
+    assert np.all(vectors == 0)
+
+
+@pytest.mark.parametrize("representation", ["unigram", "dense"])
+def test_a_split_history_tells_a_disliked_item_from_a_liked_one(representation, catalog):
+  def scores(split_history, liked):
+    model = ranking.build(RankingConfig(representation=representation, embedding_dim=4, hidden_units=(8,),
+                                        split_history=split_history), catalog)
+    return model({fields.ITEM_ID: tf.constant([5]), fields.CURRENT_ITEM: tf.constant([2]),
+                  fields.HISTORY: tf.ragged.constant([[3, 4]], tf.int64),
+                  fields.HISTORY_LIKED: tf.ragged.constant([liked], tf.int64)}).numpy()
+  assert scores(False, [1, 1]) == scores(False, [0, 0])
+  assert scores(True, [1, 1]) != scores(True, [0, 1])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one label per history item"):
+    scores(True, [1])
 
 
 def test_embedding_tables_use_the_embedding_optimizer(catalog):
@@ -88,12 +147,15 @@ def test_unknown_and_missing_items_score_finite_as_no_item(catalog, spm_model):
   assert all(np.all(v.numpy() == 0) for v in (vectors[0], vectors[2]))
 
 
-def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_model):
-  config = RankingConfig(representation="spm", table_rows=24, embedding_dim=4, hidden_units=(8,))
+@pytest.mark.parametrize("users", [{}, dict(split_history=True, use_counters=True, user_table_rows=16, cross_layers=1)],
+                         ids=["items", "users"])
+def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_model, users):
+  config = RankingConfig(representation="spm", table_rows=24, embedding_dim=4, hidden_units=(8,), **users)
   trained = ranking.build(config, catalog, spm_model)
-  trained.fit(_dataset(batches=3), verbose=0)
+  rng = np.random.default_rng(4)
+  trained.fit(tf.data.Dataset.from_tensors(_user_batch(rng)).repeat(3), verbose=0)
   ranking.save_checkpoint(trained, str(tmp_path))
-  batch = _batch(np.random.default_rng(2))
+  batch = _user_batch(np.random.default_rng(2))
   fresh = ranking.build(config, catalog, spm_model)
   assert not np.allclose(fresh(batch).numpy(), trained(batch).numpy())
   ranking.warm_start(fresh, str(tmp_path), batch)
@@ -120,5 +182,8 @@ def test_config_is_validated():
     RankingConfig(representation="trigram")
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
     RankingConfig.from_dict({"depth": 3})
-  assert RankingConfig(representation="dense", width_multiplier=1.5, use_history=False).name == "dense x1.5-history"
-  assert RankingConfig(representation="spm", table_rows=1024).name == "spm@1024+history"
+  assert RankingConfig(representation="dense", width_multiplier=1.5, use_history=False).name == (
+      "dense x1.5-history+counters")
+  assert RankingConfig(representation="spm", table_rows=1024, use_counters=False).name == "spm@1024+history"
+  assert RankingConfig(split_history=True, use_counters=True, user_table_rows=64, cross_layers=1).name == (
+      "spm@4096+history+split+counters+user@64+cross1")

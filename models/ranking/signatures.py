@@ -4,9 +4,13 @@ The model carries its catalog (item id -> SID codes, content) and its tokenizer,
 item ids, never SIDs or pieces. Signatures:
 
   serving_default       examples: serialized interaction tf.Examples [B] -> probability [B]
-                        (TF Serving's and TFMA's convention; item_id, current_item, history)
+                        (TF Serving's and TFMA's convention; the features of
+                        formats/interaction_features.MODEL_SPEC)
   rank                  one user's request: history int64 [H] (oldest first, may be empty),
-                        current_item int64 [] (0: none), candidates int64 [C]
+                        history_liked int64 [H] (1 where the user liked the history item),
+                        current_item int64 [] (0: none), candidates int64 [C], user_id int64 []
+                        (0: none; users and candidates get their counters from the model's
+                        snapshot, counter_lookup.py)
                         -> scores float32 [C] (P(liked), request order), ranking int32 [C]
                         (candidate indices, best first), scored_by string [C]
   rank_with_embeddings  rank + candidate_embeddings float32 [C, D]: content vectors of the candidates
@@ -29,8 +33,9 @@ serving/ replay them before a version takes traffic.
 Example:
   export(model, "serving/sid_ranking/1", sample_items=catalog.item_ids[:8], sid_encoder=rqvae)
   rank = tf.saved_model.load("serving/sid_ranking/1").signatures["rank"]
-  rank(history=tf.constant([1, 2], tf.int64), current_item=tf.constant(2, tf.int64),
-       candidates=tf.constant([3, 4, 5], tf.int64))["ranking"]
+  rank(history=tf.constant([1, 2], tf.int64), history_liked=tf.constant([1, 0], tf.int64),
+       current_item=tf.constant(2, tf.int64),
+       candidates=tf.constant([3, 4, 5], tf.int64), user_id=tf.constant(7, tf.int64))["ranking"]
 """
 
 import functools
@@ -41,14 +46,18 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 
-from models.ranking.catalog import NO_ITEM
+from formats import interaction_features as fields
+from formats.feature_state import CounterSnapshot
+from formats.interaction_features import NO_ITEM, NO_USER
+from models.ranking.counter_lookup import CounterLookup
 from models.ranking.items import DenseItems
-from models.ranking.model import FEATURE_SPEC, PROBABILITY, RankingModel
+from models.ranking.model import PROBABILITY, RankingModel
 from serving.versions import WARMUP_FILE
 
 SERVING_DEFAULT, RANK = "serving_default", "rank"
 RANK_WITH_EMBEDDINGS, RANK_WITH_TEXT = "rank_with_embeddings", "rank_with_text"
-HISTORY, CURRENT_ITEM, CANDIDATES = "history", "current_item", "candidates"
+HISTORY, CURRENT_ITEM, CANDIDATES, USER_ID = fields.HISTORY, fields.CURRENT_ITEM, "candidates", fields.USER_ID
+HISTORY_LIKED = fields.HISTORY_LIKED
 CANDIDATE_EMBEDDINGS, CANDIDATE_TEXTS = "candidate_embeddings", "candidate_texts"
 SCORES, RANKING, SCORED_BY = "scores", "ranking", "scored_by"
 CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
@@ -60,17 +69,19 @@ _TEXT_INPUT, _TEXT_OUTPUT = "text", "embedding"
 # per export and nothing else.
 _graph_function = functools.partial(tf.function, autograph=False)
 _WARMUP_UNKNOWN_ITEM = -1  # never a catalog id: warms up the content path
-_REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([], tf.int64, name=CURRENT_ITEM),
-            tf.TensorSpec([None], tf.int64, name=CANDIDATES)]
+_REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([None], tf.int64, name=HISTORY_LIKED),
+            tf.TensorSpec([], tf.int64, name=CURRENT_ITEM), tf.TensorSpec([None], tf.int64, name=CANDIDATES),
+            tf.TensorSpec([], tf.int64, name=USER_ID)]
 
 
 class _Serving(tf.Module):
-  """Holds the model and the frozen encoders whose graphs the signatures call."""
+  """Holds the model, the frozen encoders whose graphs the signatures call and the counters' snapshot."""
 
   def __init__(self, model: RankingModel, sid_encoder: Optional[tf.Module],
-               text_encoder: Optional[tf.Module]):
+               text_encoder: Optional[tf.Module], counters: CounterSnapshot):
     super().__init__()
     self.model = model
+    self.counters = CounterLookup(counters)
     self.sid_encoder = sid_encoder
     self.text_encoder = text_encoder
     self.dense = isinstance(model.items, DenseItems)
@@ -90,10 +101,14 @@ class _Serving(tf.Module):
         **{_RQVAE_INPUT: tf.where(finite[:, None], embeddings, 0.0)})[_RQVAE_CODES]
     return {self.model.items.CONTENT_INPUT: tf.where(finite[:, None], tf.cast(codes, tf.int64), -1)}
 
-  def rank(self, history, current_item, candidates, embeddings=None):
+  def rank(self, history, history_liked, current_item, candidates, user_id, embeddings=None):
     tf.debugging.assert_positive(tf.size(candidates), message="no candidates to rank")
-    features = {"item_id": candidates, "current_item": current_item[None],
-                "history": tf.RaggedTensor.from_tensor(history[None])}
+    tf.debugging.assert_equal(tf.size(history_liked), tf.size(history),
+                              message="history_liked needs one label per history item")
+    features = {fields.ITEM_ID: candidates, fields.CURRENT_ITEM: current_item[None],
+                fields.HISTORY: tf.RaggedTensor.from_tensor(history[None]),
+                fields.HISTORY_LIKED: tf.RaggedTensor.from_tensor(history_liked[None]),
+                fields.USER_ID: tf.fill(tf.shape(candidates), user_id), **self.counters(user_id, candidates)}
     known = self.model.items.rows(candidates) >= 0
     with_content = tf.zeros_like(known)
     if embeddings is not None:
@@ -122,7 +137,7 @@ def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFu
   @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(serialized):
     tf.debugging.assert_positive(tf.size(serialized), message="no examples to score")
-    return {PROBABILITY: tf.sigmoid(serving.model(tf.io.parse_example(serialized, FEATURE_SPEC)))}
+    return {PROBABILITY: tf.sigmoid(serving.model(tf.io.parse_example(serialized, fields.MODEL_SPEC)))}
 
   signatures = {SERVING_DEFAULT: serve_examples,
                 RANK: _graph_function(serving.rank, input_signature=_REQUEST)}
@@ -131,8 +146,9 @@ def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFu
     signatures[RANK_WITH_EMBEDDINGS] = _graph_function(serving.rank, input_signature=_REQUEST + [embeddings_spec])
     if serving.text_encoder is not None:
       @_graph_function(input_signature=_REQUEST + [tf.TensorSpec([None], tf.string, name=CANDIDATE_TEXTS)])
-      def rank_with_text(history, current_item, candidates, texts):
-        return serving.rank(history, current_item, candidates, serving.embed_texts(texts, candidates))
+      def rank_with_text(history, history_liked, current_item, candidates, user_id, texts):
+        return serving.rank(history, history_liked, current_item, candidates, user_id,
+                            serving.embed_texts(texts, candidates))
       signatures[RANK_WITH_TEXT] = rank_with_text
   return {name: fn.get_concrete_function() for name, fn in signatures.items()}
 
@@ -144,7 +160,9 @@ def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optio
   example = tf.train.Example()
   example.features.feature["item_id"].int64_list.value.append(items[0])
   example.features.feature["history"].int64_list.value.extend(items[1:])
-  user = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64), CURRENT_ITEM: tf.make_tensor_proto(items[0], tf.int64)}
+  user = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64),
+          HISTORY_LIKED: tf.make_tensor_proto([1] * len(items[1:]), tf.int64),
+          CURRENT_ITEM: tf.make_tensor_proto(items[0], tf.int64), USER_ID: tf.make_tensor_proto(NO_USER, tf.int64)}
   with_unknown = items + [_WARMUP_UNKNOWN_ITEM]
   inputs = {
       SERVING_DEFAULT: {"examples": tf.make_tensor_proto([example.SerializeToString()])},
@@ -164,11 +182,16 @@ def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optio
 
 
 def export(model: RankingModel, export_dir: str, sample_items: Sequence[int],
-           sid_encoder: Optional[tf.Module] = None, text_encoder: Optional[tf.Module] = None) -> None:
+           sid_encoder: Optional[tf.Module] = None, text_encoder: Optional[tf.Module] = None,
+           counters: Optional[CounterSnapshot] = None) -> None:
   """Writes the serving SavedModel. `sid_encoder`: the frozen RQ-VAE SavedModel (loaded), which
   gives unknown candidates SIDs from their content; `text_encoder`: the frozen content encoder
-  SavedModel (loaded), for rank_with_text. `sample_items` (catalog ids) make the warmup requests."""
-  serving = _Serving(model, sid_encoder, text_encoder)
+  SavedModel (loaded), for rank_with_text; `counters`: the FeatureState after the model's last
+  training span, needed when the model reads the user id or counters. `sample_items` (catalog ids)
+  make the warmup requests."""
+  if counters is None and (model.config.use_counters or model.config.user_table_rows):
+    raise ValueError("the model reads the user id or counters: export it with the counters' snapshot")
+  serving = _Serving(model, sid_encoder, text_encoder, counters or CounterSnapshot.empty())
   signatures = _signatures(serving)
   # A plain tf.Module, not a Keras SavedModel: servers and TFMA see only the signatures, and no
   # optimizer or training configuration is shipped. Nor are Keras's traces of every layer's call (what

@@ -7,6 +7,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tfx.utils import path_utils
 
 import conftest
+from formats import interaction_features as fields
+from formats.feature_state import CounterSnapshot
 from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
@@ -58,13 +60,15 @@ def _export(tmp_path, frozen, representation):
   export_dir = str(tmp_path / representation)
   # The dense model is the one exported without the content encoder.
   signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder,
-                    None if representation == "dense" else text_encoder)
+                    None if representation == "dense" else text_encoder, counters=CounterSnapshot.empty())
   return model, tf.saved_model.load(export_dir).signatures, export_dir
 
 
-def _request(candidates, history=(1, 2), current=2):
-  return dict(history=tf.constant(history, tf.int64), current_item=tf.constant(current, tf.int64),
-              candidates=tf.constant(candidates, tf.int64))
+def _request(candidates, history=(1, 2), current=2, user=0, liked=None):
+  return dict(history=tf.constant(history, tf.int64),
+              history_liked=tf.constant([1] * len(history) if liked is None else liked, tf.int64),
+              current_item=tf.constant(current, tf.int64),
+              candidates=tf.constant(candidates, tf.int64), user_id=tf.constant(user, tf.int64))
 
 
 def test_rank_scores_like_the_model_and_orders_best_first(exported):
@@ -122,7 +126,8 @@ def test_without_usable_content_an_unknown_item_gets_the_fallback_never_nan(expo
 def test_random_hashing_has_no_content_signatures(frozen):
   catalog, sid_encoder, text_encoder = frozen
   model = ranking.build(RankingConfig(representation="random_hash", table_rows=64, **SMALL), catalog)
-  served = signatures._signatures(signatures._Serving(model, sid_encoder, text_encoder))  # pylint: disable=protected-access
+  served = signatures._signatures(signatures._Serving(model, sid_encoder, text_encoder,
+                                                           CounterSnapshot.empty()))  # pylint: disable=protected-access
   assert set(served) == {"serving_default", "rank"}
   assert np.isfinite(served["rank"](**_request([1, 12345]))["scores"].numpy()).all()
 
@@ -133,6 +138,8 @@ def test_malformed_requests_are_refused_with_a_message(exported):
     served["rank"](**_request([]))
   with pytest.raises(tf.errors.InvalidArgumentError, match="one row per candidate"):
     served["rank_with_embeddings"](**_request([1, 2]), candidate_embeddings=tf.constant(VECTORS[:1]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one label per history item"):
+    served["rank"](**_request([1, 2], history=(1, 2), liked=(1,)))
   with pytest.raises(tf.errors.InvalidArgumentError, match="no examples to score"):
     served["serving_default"](examples=tf.constant([], tf.string))
 
@@ -147,3 +154,32 @@ def test_warmup_requests_cover_every_signature_and_replay(exported):
     inputs = {key: tf.constant(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
     outputs = served[request.model_spec.signature_name](**inputs)
     assert all(np.isfinite(v.numpy()).all() for v in outputs.values() if v.dtype.is_floating)
+
+
+def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen):
+  """A user's next interaction after the snapshot's span: `rank` (user and item counters from the model's
+  snapshot) scores it exactly as serving_default scores its tf.Example, which carries the counters
+  training reads. Unknown users and items without counters get zero counters, as a first interaction."""
+  catalog, sid_encoder, _ = frozen
+  config = RankingConfig(representation="unigram", split_history=True, use_counters=True, user_table_rows=16,
+                         cross_layers=1, **SMALL)
+  model = ranking.build(config, catalog)
+  counters = lambda user, item: dict(zip(fields.USER_COUNTERS + fields.ITEM_COUNTERS, user + item))
+  train = [conftest.example(user_id=u, item_id=i, current_item=2, history=[1, 2], history_liked=[1, 0], liked=u % 2,
+                            **counters((5, 4 * (u % 2), 20.5), (3, 1, 9.0))).SerializeToString()
+           for u in (7, 8) for i in (3, 5)]
+  model.fit(tf.data.Dataset.from_tensors(tf.io.parse_example(train, fields.TRAINING_SPEC)).repeat(3), verbose=0)
+  snapshot = CounterSnapshot(user_ids=np.array([7, 8]), users=np.array([[3, 2, 11.5], [6, 1, 14.0]]),
+                             item_ids=np.array([5, 9]), items=np.array([[4, 1, 12.5], [2, 2, 9.0]]))
+  with pytest.raises(ValueError, match="export it with the counters' snapshot"):
+    signatures.export(model, str(tmp_path / "refused"), catalog.item_ids[:4])
+  signatures.export(model, str(tmp_path / "model"), catalog.item_ids[:4], sid_encoder, counters=snapshot)
+  served = tf.saved_model.load(str(tmp_path / "model")).signatures
+  for user, user_counters in ((7, (3, 2, 11.5)), (8, (6, 1, 14.0)), (99, (0, 0, 0.0)), (fields.NO_USER, (0, 0, 0.0))):
+    ranked = served["rank"](**_request([5, 9, 3], history=(1, 2), liked=(1, 0), current=2, user=user))["scores"].numpy()
+    examples = [conftest.example(user_id=user, item_id=item, current_item=2, history=[1, 2], history_liked=[1, 0],
+                                 **counters(user_counters, item_counters)).SerializeToString()
+                for item, item_counters in ((5, (4, 1, 12.5)), (9, (2, 2, 9.0)), (3, (0, 0, 0.0)))]
+    by_example = served["serving_default"](examples=tf.constant(examples))[ranking.PROBABILITY].numpy()
+    np.testing.assert_array_equal(ranked, by_example)
+    assert np.isfinite(ranked).all()

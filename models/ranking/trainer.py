@@ -21,18 +21,19 @@ from absl import logging
 from tfx.components.trainer import fn_args_utils
 from tfx.utils import path_utils
 
-from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary
-from models.ranking import evaluation
+from formats import artifacts, feature_state, item_embeddings, semantic_ids, sid_vocabulary
+from formats import interaction_features as fields
+from models.ranking import baselines, evaluation
 from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
 
 METRICS_FILE = "metrics.json"
+ITEM_LIKE_RATE = "item_like_rate"  # the baseline's AUC slices, under metrics.json's "eval"
 CHECKPOINT_DIR = "checkpoint"
 # Builds the variables before a warm start, whatever the step's data.
-_BUILD_BATCH = {"item_id": tf.constant([0], tf.int64), "current_item": tf.constant([0], tf.int64),
-                "history": tf.ragged.constant([[]], dtype=tf.int64)}
+_BUILD_BATCH = fields.defaults_batch([fields.NO_ITEM])
 
 
 def _artifact(artifact_type, uri: str):
@@ -56,24 +57,29 @@ def _frozen_model(uri: Optional[str]) -> Optional[tf.Module]:
   return tf.saved_model.load(path_utils.serving_model_path(uri)) if uri else None
 
 
+def _counters(uri: Optional[str]) -> Optional[feature_state.CounterSnapshot]:
+  return feature_state.counter_snapshot(_artifact(artifacts.FeatureState, uri)) if uri else None
+
+
 def checkpoint_dir(serving_model_dir: str) -> str:
   return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), CHECKPOINT_DIR)
 
 
 def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str, Any]:
-  """AUC slices on the evaluation span, and how many candidates the catalog does not know (they are
-  scored from the current item and history alone)."""
-  spec = {**ranking.TRAINING_SPEC, "item_segment": tf.io.FixedLenFeature([], tf.string)}
-  labels, scores, segments, candidates = [], [], [], []
-  for batch in ranking.dataset(files, 4096, features=spec):
-    labels.append(batch[ranking.LABEL].numpy())
+  """AUC slices on the evaluation span, the item like-rate baseline's on the same interactions, and how
+  many candidates the catalog does not know (they are scored from the current item and history alone)."""
+  labels, scores, like_rates, segments, candidates = [], [], [], [], []
+  for batch in ranking.dataset(files, 4096, features=fields.EVALUATION_SPEC):
+    labels.append(batch[fields.LABEL].numpy())
     scores.append(model(batch).numpy())
-    segments.append(batch["item_segment"].numpy())
-    candidates.append(batch["item_id"].numpy())
+    like_rates.append(baselines.item_like_rate(batch))
+    segments.append(batch[fields.ITEM_SEGMENT].numpy())
+    candidates.append(batch[fields.ITEM_ID].numpy())
   if not labels:
     return {"examples": 0}
-  result = evaluation.sliced_auc(np.concatenate(labels), np.concatenate(scores),
-                                 evaluation.slice_masks(np.concatenate(segments)))
+  masks = evaluation.slice_masks(np.concatenate(segments))
+  result = evaluation.sliced_auc(np.concatenate(labels), np.concatenate(scores), masks)
+  result[ITEM_LIKE_RATE] = evaluation.sliced_auc(np.concatenate(labels), np.concatenate(like_rates), masks)
   result["unknown_candidates"] = int((~np.isin(np.concatenate(candidates), catalog.item_ids)).sum())
   return result
 
@@ -95,7 +101,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
 
   unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
   train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed)
-  examples = sum(int(batch[ranking.LABEL].shape[0]) for batch in train)
+  examples = sum(int(batch[fields.LABEL].shape[0]) for batch in train)
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
   start = time.perf_counter()
   if examples:
@@ -113,7 +119,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
 
   signatures.export(model, fn_args.serving_model_dir, sample_items=catalog.item_ids[:8],
                     sid_encoder=_frozen_model(custom_config.get("sid_encoder_uri")),
-                    text_encoder=_frozen_model(custom_config.get("text_encoder_uri")))
+                    text_encoder=_frozen_model(custom_config.get("text_encoder_uri")),
+                    counters=_counters(custom_config.get("feature_state_uri")))
   ranking.save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:

@@ -84,14 +84,16 @@ class RankingStage:
   nodes: List[base_node.BaseNode]
 
 
-def warmup(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts) -> RankingStage:
+def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel,
+           sids: SidArtifacts) -> RankingStage:
   """The SID refresh's ranking model, trained on the backfill from scratch: new SIDs and a new vocabulary
   give the embedding tables new meanings, so the daily chain restarts from it."""
-  trainer = _trainer(config, examples, sids, base_model=None, scored_before_training=False)
+  trainer = _trainer(config, examples, state, sids, base_model=None, scored_before_training=False)
   return RankingStage(trainer, [trainer])
 
 
-def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sids: SidArtifacts) -> RankingStage:
+def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, state: channel.BaseChannel,
+          sids: SidArtifacts) -> RankingStage:
   """Evaluate the latest model on span `span` against the latest blessed one, push it if blessed, and
   train the next model on the span, warm-started from it."""
   latest_model = _resolver("LatestModel", span, model=_trained_models())
@@ -105,18 +107,19 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sid
       model=latest_model.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=pusher_pb2.PushDestination(
           filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
-  trainer = _trainer(config, examples, sids, base_model=latest_model.outputs["model"],
+  trainer = _trainer(config, examples, state, sids, base_model=latest_model.outputs["model"],
                      scored_before_training=True)
   return RankingStage(trainer, [latest_model, blessed_model, evaluator, pusher, trainer])
 
 
-def _trainer(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts,
+def _trainer(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel, sids: SidArtifacts,
              base_model: Optional[channel.BaseChannel], scored_before_training: bool) -> RankingTrainer:
   """With scored_before_training, the trainer also scores the span with the incoming model before it
-  trains on it (models/ranking/trainer.py): its own figure beside TFMA's."""
+  trains on it (models/ranking/trainer.py): its own figure beside TFMA's. `state`: the feature state after
+  the examples' span, whose counters the serving model carries."""
   return RankingTrainer(
       examples=examples, semantic_ids=sids.semantic_ids, vocabulary=sids.vocabulary,
-      embeddings=sids.embeddings, sid_encoder=sids.sid_encoder, text_encoder=sids.text_encoder,
+      embeddings=sids.embeddings, sid_encoder=sids.sid_encoder, text_encoder=sids.text_encoder, feature_state=state,
       base_model=base_model, train_splits=[INTERACTIONS_SPLIT],
       eval_splits=[INTERACTIONS_SPLIT] if scored_before_training else [],
       ranking_config=config.ranking).with_id(RANKING_TRAINER)

@@ -1,0 +1,88 @@
+"""The interaction features, named once: SpanExampleGen writes them (schemas/interactions), the ranking
+model, its serving signatures, the experiments' baselines and the query command read them from here.
+
+Counters are causal: a user's or an item's interactions strictly before the example (same second: file
+order), as (count, liked, rating sum). A cold item has none: its Semantic ID carries the signal, which is
+the point of Singh et al. 2023. `counter_features` turns them into what the ranker and the logistic
+regression baseline read; the like-rates it smooths are the counting baselines' scores.
+
+Example:
+  features = tf.io.parse_example(serialized, TRAINING_SPEC)
+  dense = counter_features(features)   # [B, 6]: per user and per item, log1p(count), like-rate, mean rating
+"""
+
+from typing import Dict, NamedTuple
+
+import tensorflow as tf
+
+USER_ID, ITEM_ID, CURRENT_ITEM, HISTORY = "user_id", "item_id", "current_item", "history"
+HISTORY_LIKED = "history_liked"  # per history item, 1 if the user liked it
+LABEL = "liked"
+ITEM_SEGMENT = "item_segment"
+LIKED_MIN_RATING = 4.0  # liked = rating >= this
+NO_ITEM = 0  # `current_item` of a user's first interaction: MovieLens ids start at 1.
+NO_USER = 0  # a request without a user id
+
+
+class Counters(NamedTuple):
+  """Feature names of one entity's causal counters."""
+  count: str
+  liked: str
+  rating_sum: str
+
+
+USER_COUNTERS = Counters("user_prior_interactions", "user_prior_liked", "user_prior_rating_sum")
+ITEM_COUNTERS = Counters("item_prior_count_all", "item_prior_liked", "item_prior_rating_sum")
+COUNTERS = {"user": USER_COUNTERS, "item": ITEM_COUNTERS}
+
+_COUNTER_SPEC = {name: tf.io.FixedLenFeature([], tf.float32 if name == c.rating_sum else tf.int64, default_value=0)
+                 for c in COUNTERS.values() for name in c}
+# What the model reads from an interaction tf.Example. Absent optional features take their defaults: no
+# current item, an unknown user, no counters (a user or item never seen).
+MODEL_SPEC = {
+    ITEM_ID: tf.io.FixedLenFeature([], tf.int64),
+    CURRENT_ITEM: tf.io.FixedLenFeature([], tf.int64, default_value=NO_ITEM),
+    HISTORY: tf.io.RaggedFeature(tf.int64),
+    HISTORY_LIKED: tf.io.RaggedFeature(tf.int64),
+    USER_ID: tf.io.FixedLenFeature([], tf.int64, default_value=NO_USER),
+    **_COUNTER_SPEC,
+}
+TRAINING_SPEC = {**MODEL_SPEC, LABEL: tf.io.FixedLenFeature([], tf.int64)}
+EVALUATION_SPEC = {**TRAINING_SPEC, ITEM_SEGMENT: tf.io.FixedLenFeature([], tf.string)}
+
+# Pseudo-interactions that pull a rate towards its neutral value while an entity has few interactions.
+SMOOTHING = 5.0
+NEUTRAL_LIKE_RATE = 0.5
+COUNTER_FEATURES = 6
+
+
+def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
+  """A counter as float; absent, zeros (as parsing an example without it gives)."""
+  if name in features:
+    return tf.cast(features[name], tf.float32)
+  return tf.zeros(tf.shape(features[ITEM_ID]), tf.float32)
+
+
+def like_rate(features: Dict[str, tf.Tensor], counters: Counters) -> tf.Tensor:
+  """Smoothed share of liked interactions before the example: the counting baselines' score."""
+  return ((_counter(features, counters.liked) + NEUTRAL_LIKE_RATE * SMOOTHING)
+          / (_counter(features, counters.count) + SMOOTHING))
+
+
+def counter_features(features: Dict[str, tf.Tensor]) -> tf.Tensor:
+  """[B, COUNTER_FEATURES]: per user, then per item, log1p(count) / 5, the smoothed like-rate, and the
+  smoothed mean rating relative to LIKED_MIN_RATING; all finite, 0-count entities get neutral values."""
+  columns = []
+  for counters in COUNTERS.values():
+    count = _counter(features, counters.count)
+    mean_rating = (_counter(features, counters.rating_sum) + LIKED_MIN_RATING * SMOOTHING) / (count + SMOOTHING)
+    columns += [tf.math.log1p(count) / 5.0, like_rate(features, counters), mean_rating - LIKED_MIN_RATING]
+  return tf.stack(columns, axis=1)
+
+
+def defaults_batch(item_ids) -> Dict[str, tf.Tensor]:
+  """MODEL_SPEC's features of examples that give only `item_ids`: every other feature at its default."""
+  examples = [tf.train.Example(features=tf.train.Features(feature={
+      ITEM_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)]))})).SerializeToString()
+              for i in item_ids]
+  return tf.io.parse_example(tf.constant(examples, tf.string), MODEL_SPEC)

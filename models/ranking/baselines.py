@@ -1,0 +1,63 @@
+"""The counting baselines a ranker has to beat, scored on the same interactions as the model.
+
+  item like-rate   the item's smoothed share of liked interactions before the interaction
+  user like-rate   the user's, likewise
+  counter LR       a logistic regression (scikit-learn) on the user's and the item's causal counters
+                   (formats/interaction_features.counter_features), fitted on every interaction
+                   before the span it scores
+
+All three read only the interaction's causal counters, so they see exactly the past the ranker sees.
+
+Example:
+  regression = CounterRegression().fit([backfill_features, span_1_features])
+  scores = {name: score(span_2_features) for name, score in scorers(regression).items()}
+"""
+
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from formats import interaction_features as fields
+
+ITEM_LIKE_RATE, USER_LIKE_RATE, COUNTER_REGRESSION = "item like-rate", "user like-rate", "counter LR"
+Features = Dict[str, tf.Tensor]
+
+
+def item_like_rate(features: Features) -> np.ndarray:
+  return fields.like_rate(features, fields.ITEM_COUNTERS).numpy()
+
+
+def user_like_rate(features: Features) -> np.ndarray:
+  return fields.like_rate(features, fields.USER_COUNTERS).numpy()
+
+
+class CounterRegression:
+  """Logistic regression on standardised counter features; with one class to learn from, that
+  class's rate for everything."""
+
+  def __init__(self):
+    self._model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    self._constant: Optional[float] = None
+
+  def fit(self, spans: Sequence[Features]) -> "CounterRegression":
+    inputs = np.concatenate([fields.counter_features(f).numpy() for f in spans])
+    labels = np.concatenate([np.asarray(f[fields.LABEL]) for f in spans])
+    if len(np.unique(labels)) < 2:
+      self._constant = float(labels.mean()) if len(labels) else fields.NEUTRAL_LIKE_RATE
+    else:
+      self._model.fit(inputs, labels)
+    return self
+
+  def __call__(self, features: Features) -> np.ndarray:
+    inputs = fields.counter_features(features).numpy()
+    if self._constant is not None:
+      return np.full(len(inputs), self._constant)
+    return self._model.predict_proba(inputs)[:, 1]
+
+
+def scorers(regression: CounterRegression) -> Dict[str, Callable[[Features], np.ndarray]]:
+  return {ITEM_LIKE_RATE: item_like_rate, USER_LIKE_RATE: user_like_rate, COUNTER_REGRESSION: regression}

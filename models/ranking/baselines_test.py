@@ -1,0 +1,37 @@
+import numpy as np
+import tensorflow as tf
+
+import conftest
+from formats import interaction_features as fields
+from models.ranking import baselines, evaluation
+
+
+def _features(rows):
+  return tf.io.parse_example([conftest.example(**row).SerializeToString() for row in rows], fields.TRAINING_SPEC)
+
+
+def test_like_rates_are_smoothed_shares_of_earlier_likes():
+  features = _features([
+      dict(item_id=1, liked=1, item_prior_count_all=5, item_prior_liked=5, user_prior_interactions=15,
+           user_prior_liked=0),
+      dict(item_id=2, liked=0)])  # no counters: the neutral rate
+  np.testing.assert_allclose(baselines.item_like_rate(features), [7.5 / 10, 0.5])
+  np.testing.assert_allclose(baselines.user_like_rate(features), [2.5 / 20, 0.5])
+  assert np.isfinite(fields.counter_features(features).numpy()).all()
+
+
+def test_the_counter_regression_learns_from_earlier_spans_only():
+  rng = np.random.default_rng(0)
+
+  def span(size):
+    counts = rng.integers(0, 40, size)
+    liked = np.minimum(counts, rng.integers(0, 40, size))
+    labels = (liked + 2.5) / (counts + 5) > 0.5  # the item's like-rate decides
+    return _features([dict(item_id=1, liked=int(y), item_prior_count_all=int(c), item_prior_liked=int(k))
+                      for c, k, y in zip(counts, liked, labels)])
+
+  regression = baselines.CounterRegression().fit([span(300), span(300)])
+  held_out = span(200)
+  scores = baselines.scorers(regression)
+  assert evaluation.auc(held_out[fields.LABEL].numpy(), scores[baselines.COUNTER_REGRESSION](held_out)) > 0.95
+  assert evaluation.auc(held_out[fields.LABEL].numpy(), scores[baselines.ITEM_LIKE_RATE](held_out)) == 1.0
