@@ -2,7 +2,8 @@
 the examples' files, TPUEmbedding tables with the embedding optimizer) vs a plain Keras model with
 ordinary tf.keras.layers.Embedding tables of the same size, same tower and same data, in one run.
 
-  .venv/bin/python bench/ranking.py [--output_root outputs] [--split interactions]     (after the main command)
+  .venv/bin/python bench/ranking.py [--output_root outputs] [--split interactions] [--ranking JSON]
+  (after the main command)
 
 It trains on the loop's latest examples (the latest daily span's, or the SID refresh's backfill) over its
 latest catalog, with the loop's ranking settings.
@@ -67,9 +68,12 @@ class PlainKerasRanker(tf.keras.Model):
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--split", default="interactions")
+  parser.add_argument("--ranking", default="{}", help="JSON of RankingConfig settings over the loop's, e.g. the "
+                      "former model: '{\"use_counters\": false, \"hidden_units\": [256, 64]}'")
   args, loop_config = loop.parse(parser, argv)
+  ranking_config = {**loop_config.ranking, **json.loads(args.ranking)}
   outputs = summary.latest_outputs_at(loop_config.metadata_path, loop_config.pipeline_name)
-  config = RankingConfig.from_dict(loop_config.ranking)
+  config = RankingConfig.from_dict(ranking_config)
   spec = RankingTrainer.SPEC_CLASS
   input_dict = {key: [summary.latest_artifact(outputs, spec.INPUTS[key].type, output_key, *nodes)]
                 for key, (output_key, *nodes) in SOURCES.items()}
@@ -81,7 +85,7 @@ def main(argv=None) -> None:
       artifact.uri = os.path.join(tmp, key)
     component = RankingTrainer(**{key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in input_dict},
                                train_splits=[args.split], eval_splits=[args.split],
-                               ranking_config=loop_config.ranking)
+                               ranking_config=ranking_config)
     start = time.perf_counter()
     trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
     wall = time.perf_counter() - start
