@@ -32,7 +32,7 @@ from components.ranking_trainer.component import RankingTrainer, executor_proper
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer  # pylint: disable=g-import-not-at-top
 from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
-from pipeline import summary  # pylint: disable=g-import-not-at-top
+from pipeline import experiments, summary  # pylint: disable=g-import-not-at-top
 
 # RankingTrainer's inputs: (output key, the nodes that write it); the latest such artifact is taken.
 SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semantic_ids", "SemanticIdAssigner"),
@@ -68,6 +68,9 @@ class PlainKerasRanker(tf.keras.Model):
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--split", default="interactions")
+  parser.add_argument("--backfill", action="store_true",
+                      help="train on the SID refresh's backfill (tens of thousands of interactions) instead of the "
+                           "latest span, which may hold too few to time")
   parser.add_argument("--ranking", default="{}", help="JSON of RankingConfig settings over the loop's, e.g. the "
                       "former model: '{\"use_counters\": false, \"hidden_units\": [256, 64]}'")
   args, loop_config = loop.parse(parser, argv)
@@ -77,6 +80,9 @@ def main(argv=None) -> None:
   spec = RankingTrainer.SPEC_CLASS
   input_dict = {key: [summary.latest_artifact(outputs, spec.INPUTS[key].type, output_key, *nodes)]
                 for key, (output_key, *nodes) in SOURCES.items()}
+  if args.backfill:
+    store = summary.readonly_store(loop_config.metadata_path)
+    [(_, input_dict["examples"][0])] = experiments.interaction_sequence(store, loop_config.pipeline_name)[:1]
   print(f"{config.name}, batch {config.batch_size}, split {args.split}; {os.cpu_count()} CPUs")
 
   with tempfile.TemporaryDirectory() as tmp:
