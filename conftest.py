@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import datetime  # pylint: disable=g-import-not-at-top
 import pathlib  # pylint: disable=g-import-not-at-top
 
 import pytest  # pylint: disable=g-import-not-at-top
@@ -12,6 +13,8 @@ import pytest  # pylint: disable=g-import-not-at-top
 # 2018-01-01 00:00:00 UTC, a Monday.
 DAY0 = 1514764800
 DAY = 86400
+# A backfill end after the tiny data's last rating (DAY0 + 2 days).
+TINY_END_DATE = datetime.datetime.fromtimestamp(DAY0 + 4 * DAY, datetime.timezone.utc).date().isoformat()
 
 TINY_MOVIES = """movieId,title,genres
 1,Toy Story (1995),Adventure|Animation
@@ -77,7 +80,7 @@ def run_span_example_gen(input_base: str, out_dir: pathlib.Path, span: int = Non
 def tiny_items(tmp: pathlib.Path):
   """The item corpus (Examples, split 'items') of the tiny MovieLens data, ingested as a backfill."""
   write_movielens(tmp / "ml" / "backfill")
-  outputs, _ = run_span_example_gen(str(tmp / "ml"), tmp / "ingested", end_date="2018-01-05")
+  outputs, _ = run_span_example_gen(str(tmp / "ml"), tmp / "ingested", end_date=TINY_END_DATE)
   return outputs["items"]
 
 

@@ -1,14 +1,16 @@
 """Beam transforms that run the same on every Beam engine, Beam 2.72's DaskRunner included, which gets
 several of Beam's own wrong (pipeline/beam_runners.py `dask_args` lists how): `read_tfrecords` for
-ReadFromTFRecord, `ByTag` for tagged outputs, `Batches` for BatchElements and `WriteFiles`, a pipeline's
-one sink, for its several file sinks. The project's Beam executors are built from them.
+ReadFromTFRecord, `ByTag` for tagged outputs, `Batches` for BatchElements, `WriteFiles`, a pipeline's
+one sink, for its several file sinks, and `MergedJson` (read back by `read_merged_json`) for the counts
+a launcher checks after the pipeline. The project's Beam executors are built from them.
 """
 
 import dataclasses
+import json
 import math
 import os
 import zlib
-from typing import Any, ClassVar, Dict, Iterable, List, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Tuple, Union
 
 import apache_beam as beam
 import tensorflow as tf
@@ -137,3 +139,27 @@ class WriteFiles(beam.PTransform):
             | "Flatten" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "Write" >> beam.Map(_write_shard, files=self._files))
+
+
+Merge = Callable[[Iterable[Dict[str, Any]]], Dict[str, Any]]
+
+
+class MergedJson(beam.PTransform):
+  """Dicts of counts -> one JSON line of `merge` over them, none when there are none. `merge` must be
+  associative (a Beam combine) and give zeros for no input, which read_merged_json relies on."""
+
+  def __init__(self, merge: Merge):
+    super().__init__()
+    self._merge = merge
+
+  def expand(self, stats: beam.PCollection) -> beam.PCollection:
+    return (stats
+            | "Merge" >> beam.CombineGlobally(self._merge).without_defaults()
+            | "Json" >> beam.Map(json.dumps))
+
+
+def read_merged_json(path: str, merge: Merge) -> Dict[str, Any]:
+  """What MergedJson wrote to the TextFile `path`: merge over its lines (zeros for none)."""
+  with tf.io.gfile.GFile(path) as f:
+    lines = f.read().splitlines()
+  return merge(json.loads(line) for line in lines)

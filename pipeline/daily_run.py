@@ -24,7 +24,7 @@ from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
-from pipeline import partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
+from pipeline import data_profile, partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
 from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
 
 RUNS_DIR = "runs"
@@ -94,7 +94,8 @@ def run_record(config: PipelineConfig, span: int, seconds: float, components: Di
 
 def has_interactions(config: PipelineConfig, span: int) -> bool:
   """Whether the span's ratings.csv holds a row after its header."""
-  with tf.io.gfile.GFile(os.path.join(config.input_base, partition.span_directory(span), "ratings.csv")) as f:
+  with tf.io.gfile.GFile(os.path.join(config.input_base, partition.span_directory(span),
+                                      data_profile.RATINGS_FILE)) as f:
     return any(line.strip() for line in itertools.islice(f, 1, None))
 
 

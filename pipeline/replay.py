@@ -87,7 +87,8 @@ def _auc(record: Dict[str, Any], name: str) -> str:
 
 
 def _baseline_auc(record: Dict[str, Any]) -> str:
-  return _formatted(record.get("trainer_scored", {}).get(ranking_trainer.ITEM_LIKE_RATE, {}).get("overall", {}).get("auc"))
+  baseline = record.get("trainer_scored", {}).get(ranking_trainer.ITEM_LIKE_RATE, {})
+  return _formatted(baseline.get("overall", {}).get("auc"))
 
 
 def _formatted(auc: Optional[float]) -> str:
@@ -107,7 +108,8 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
            "| long-tail | blessed | pushed version |", "|" + "---|" * 13]
   for i, r in enumerate(records):
     lines.append(f"| {i} | {r['span']} | {r['date']} | {r['interactions']:,} | {r['new_items']} | "
-                 f"{r.get('process_seconds', r['seconds'])} | {r.get('peak_rss_mb', 'n/a')} | {_auc(r, 'overall')} | {_baseline_auc(r)} | "
+                 f"{r.get('process_seconds', r['seconds'])} | {r.get('peak_rss_mb', 'n/a')} | {_auc(r, 'overall')} | "
+                 f"{_baseline_auc(r)} | "
                  f"{_auc(r, 'cold_start')} | {_auc(r, 'long_tail')} | {'yes' if r.get('blessed') else 'no'} | "
                  f"{r.get('pushed_version', '')} |")
   with open(os.path.join(out, "report.md"), "w") as f:

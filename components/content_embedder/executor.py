@@ -11,7 +11,6 @@ checks, as counts), all in Beam, so that the launcher never holds the corpus. Th
 """
 
 import heapq
-import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -125,13 +124,7 @@ def _stats(records: beam.PCollection, expected: beam.PCollection) -> beam.PColle
   return ({"written": records | "Problems" >> beam.Map(_record_problem), "expected": expected}
           | "GroupWrittenById" >> beam.CoGroupByKey()
           | "ItemStats" >> beam.MapTuple(_item_stats)
-          | "MergeStats" >> beam.CombineGlobally(_merged).without_defaults()
-          | "StatsJson" >> beam.Map(json.dumps))
-
-
-def _read_stats(path: str) -> Dict[str, Any]:
-  with tf.io.gfile.GFile(path) as f:
-    return _merged(json.loads(line) for line in f)  # No line when there is no item at all.
+          | "MergeStats" >> beam_io.MergedJson(_merged))
 
 
 def _check_previous(previous: types.Artifact) -> None:
@@ -207,7 +200,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     # The encoder never yields NaN or zero vectors for valid weights; checking anyway keeps a broken
     # encoder from publishing garbage that every later stage would inherit.
-    stats = _read_stats(stats_path)
+    stats = beam_io.read_merged_json(stats_path, _merged)
     item_embeddings.raise_problems(stats["problems"], source="ContentEmbedder output")
     item_embeddings.set_properties(output, dim=content_encoder.EMBEDDING_DIM, count=stats["count"],
                                    source=content_encoder.MODEL_NAME)

@@ -9,7 +9,6 @@ runner, Dask's included: one sink for the SIDs and the collision counts, no tagg
 """
 
 import heapq
-import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -134,13 +133,6 @@ def _split(p: beam.Pipeline, vectors: beam.PCollection, previous: Optional[types
           | "ByKind" >> beam_io.ByTag("new", "old", "stats"))
 
 
-def _read_stats(path: str) -> Dict[str, Any]:
-  with tf.io.gfile.GFile(path) as f:
-    lines = f.read().splitlines()
-  tf.io.gfile.remove(path)
-  return _merged(json.loads(line) for line in lines)  # No line when there is no item at all.
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -180,15 +172,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                   | "SidsAndStats" >> beam_io.ByTag("sid", "stats"))
       stats = ((split["stats"], assigned["stats"])
                | "AllStats" >> beam.Flatten()
-               | "MergeStats" >> beam.CombineGlobally(_merged).without_defaults()
-               | "StatsJson" >> beam.Map(json.dumps))
+               | "MergeStats" >> beam_io.MergedJson(_merged))
       _ = ({"sids": assigned["sid"], "stats": stats}
            | "Write" >> beam_io.WriteFiles({
                "sids": beam_io.TFRecordFiles(
                    os.path.join(output.uri, semantic_ids.FILE_PREFIX), semantic_ids.FILE_SUFFIX),
                "stats": beam_io.TextFile(stats_path)}))
 
-    stats = _read_stats(stats_path)
+    stats = beam_io.read_merged_json(stats_path, _merged)
+    tf.io.gfile.remove(stats_path)  # It lies in the output, which holds only the Semantic IDs.
     orphans, first_orphans = stats.pop("orphans"), stats.pop("first_orphans")
     if orphans:
       raise InputDataError(f"{orphans} items of the previous Semantic IDs at {previous.uri} have no "

@@ -250,7 +250,8 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   [state] = grouped["state"] or [feature_state.UserState(user_id, (), feature_state.NEVER, 0, 0, 0.0)]
   item_features = {rating.line: item for rating, item in grouped["rated"]}
   prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
-  recent, recent_liked, last_timestamp = list(state.recent_items), list(state.recent_liked), state.last_timestamp
+  recent, recent_liked = list(state.recent_items), list(state.recent_liked)
+  last_timestamp = state.last_timestamp
   for rating, history, history_liked in features.user_interactions(
       [r for r, _ in grouped["rated"]], history_length, state.recent_items, state.recent_liked):
     item = item_features[rating.line]
@@ -269,8 +270,8 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   if grouped["rated"]:
     yield "stats", ("interactions", "users")
   yield "state", feature_state.user_record(state._replace(
-      recent_items=tuple(recent), recent_liked=tuple(recent_liked), last_timestamp=last_timestamp, interactions=prior.count,
-      liked=prior.liked, rating_sum=prior.rating_sum))
+      recent_items=tuple(recent), recent_liked=tuple(recent_liked), last_timestamp=last_timestamp,
+      interactions=prior.count, liked=prior.liked, rating_sum=prior.rating_sum))
 
 
 def _item_kinds(item: tf.train.Example) -> List[Tuple[str, str]]:

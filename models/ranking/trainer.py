@@ -32,8 +32,6 @@ from models.ranking.config import RankingConfig
 METRICS_FILE = "metrics.json"
 ITEM_LIKE_RATE = "item_like_rate"  # the baseline's AUC slices, under metrics.json's "eval"
 CHECKPOINT_DIR = "checkpoint"
-# Builds the variables before a warm start, whatever the step's data.
-_BUILD_BATCH = fields.defaults_batch([fields.NO_ITEM])
 
 
 def _artifact(artifact_type, uri: str):
@@ -77,9 +75,9 @@ def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str,
     candidates.append(batch[fields.ITEM_ID].numpy())
   if not labels:
     return {"examples": 0}
-  masks = evaluation.slice_masks(np.concatenate(segments))
-  result = evaluation.sliced_auc(np.concatenate(labels), np.concatenate(scores), masks)
-  result[ITEM_LIKE_RATE] = evaluation.sliced_auc(np.concatenate(labels), np.concatenate(like_rates), masks)
+  labels, masks = np.concatenate(labels), evaluation.slice_masks(np.concatenate(segments))
+  result = evaluation.sliced_auc(labels, np.concatenate(scores), masks)
+  result[ITEM_LIKE_RATE] = evaluation.sliced_auc(labels, np.concatenate(like_rates), masks)
   result["unknown_candidates"] = int((~np.isin(np.concatenate(candidates), catalog.item_ids)).sum())
   return result
 
@@ -93,11 +91,12 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     spm_model = sid_vocabulary.load_model(_artifact(artifacts.SidVocabulary, custom_config["vocabulary_uri"]),
                                           config.table_rows)
   model = ranking.build(config, catalog, spm_model)
+  build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
   if fn_args.base_model:
-    ranking.warm_start(model, checkpoint_dir(fn_args.base_model), _BUILD_BATCH)
+    ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
     logging.info("Warm-started from %s", fn_args.base_model)
   else:
-    model(_BUILD_BATCH)
+    model(build_batch)
 
   unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
   train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed)

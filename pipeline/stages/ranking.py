@@ -127,8 +127,8 @@ def _trainer(config: PipelineConfig, examples: channel.BaseChannel, state: chann
 
 def eval_config(min_auc: float, max_auc_regression: float, min_examples: int) -> tfma.EvalConfig:
   """AUC (blessing: >= min_auc overall, and no more than max_auc_regression below the blessed baseline,
-  on at least min_examples interactions), example count and calibration, overall and per item segment (cold_start, long_tail, head: written by
-  the ingestion from earlier spans only)."""
+  on at least min_examples interactions), example count and calibration, overall and per item segment
+  (cold_start, long_tail, head: written by the ingestion from earlier spans only)."""
   return tfma.EvalConfig(
       model_specs=[
           tfma.ModelSpec(name="candidate", signature_name="serving_default", label_key="liked",
