@@ -3,12 +3,14 @@ model, its serving signatures, the experiments' baselines and the query command 
 
 Counters are causal: a user's or an item's interactions strictly before the example (same second: file
 order), as (count, liked, rating sum). A cold item has none: its Semantic ID carries the signal, which is
-the point of Singh et al. 2023. `counter_features` turns them into what the ranker and the logistic
-regression baseline read; the like-rates it smooths are the counting baselines' scores.
+the point of Singh et al. 2023. `counter_features` turns them, with the labels of the user's history
+window, into what the ranker and the logistic regression baseline read; the like-rates it smooths are the
+counting baselines' scores.
 
 Example:
   features = tf.io.parse_example(serialized, TRAINING_SPEC)
-  dense = counter_features(features)   # [B, 6]: per user and per item, log1p(count), like-rate, mean rating
+  dense = counter_features(features)   # [B, 7]: per user and per item, log1p(count), like-rate, mean rating;
+                                       # the user's like-rate over the history window
 """
 
 from typing import Dict, NamedTuple
@@ -53,7 +55,7 @@ EVALUATION_SPEC = {**TRAINING_SPEC, ITEM_SEGMENT: tf.io.FixedLenFeature([], tf.s
 # Pseudo-interactions that pull a rate towards its neutral value while an entity has few interactions.
 SMOOTHING = 5.0
 NEUTRAL_LIKE_RATE = 0.5
-COUNTER_FEATURES = 6
+COUNTER_FEATURES = 7
 
 
 def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
@@ -69,14 +71,29 @@ def like_rate(features: Dict[str, tf.Tensor], counters: Counters) -> tf.Tensor:
           / (_counter(features, counters.count) + SMOOTHING))
 
 
+def history_like_rate(features: Dict[str, tf.Tensor]) -> tf.Tensor:
+  """Smoothed share of liked items in the user's history window (its last items, HISTORY_LIKED): the
+  user's recent taste, which the all-time user like-rate averages away. One row per history row; absent,
+  the neutral rate per example."""
+  if HISTORY_LIKED not in features:
+    return tf.fill(tf.shape(features[ITEM_ID]), NEUTRAL_LIKE_RATE)
+  liked = tf.cast(features[HISTORY_LIKED], tf.float32)
+  if isinstance(liked, tf.SparseTensor):
+    liked = tf.RaggedTensor.from_sparse(liked)
+  return ((tf.reduce_sum(liked, axis=1) + NEUTRAL_LIKE_RATE * SMOOTHING)
+          / (tf.cast(liked.row_lengths(), tf.float32) + SMOOTHING))
+
+
 def counter_features(features: Dict[str, tf.Tensor]) -> tf.Tensor:
   """[B, COUNTER_FEATURES]: per user, then per item, log1p(count) / 5, the smoothed like-rate, and the
-  smoothed mean rating relative to LIKED_MIN_RATING; all finite, 0-count entities get neutral values."""
+  smoothed mean rating relative to LIKED_MIN_RATING; then the history like-rate (one user's request
+  stands for all its candidates). All finite; 0-count entities and empty histories get neutral values."""
   columns = []
   for counters in COUNTERS.values():
     count = _counter(features, counters.count)
     mean_rating = (_counter(features, counters.rating_sum) + LIKED_MIN_RATING * SMOOTHING) / (count + SMOOTHING)
     columns += [tf.math.log1p(count) / 5.0, like_rate(features, counters), mean_rating - LIKED_MIN_RATING]
+  columns.append(tf.broadcast_to(history_like_rate(features), tf.shape(columns[0])))
   return tf.stack(columns, axis=1)
 
 

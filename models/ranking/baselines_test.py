@@ -20,6 +20,16 @@ def test_like_rates_are_smoothed_shares_of_earlier_likes():
   assert np.isfinite(fields.counter_features(features).numpy()).all()
 
 
+def test_the_history_like_rate_is_the_smoothed_share_of_liked_history_items():
+  features = _features([dict(item_id=1, liked=1, history=[4, 5, 6], history_liked=[1, 1, 0]),
+                        dict(item_id=2, liked=0)])  # no history: the neutral rate
+  np.testing.assert_allclose(fields.history_like_rate(features), [(2 + 2.5) / (3 + 5), 0.5])
+  np.testing.assert_allclose(fields.counter_features(features)[:, -1], [(2 + 2.5) / (3 + 5), 0.5])
+  # One user's request stands for every candidate: its history's rate is each candidate's.
+  request = {fields.ITEM_ID: tf.constant([7, 8, 9]), fields.HISTORY_LIKED: tf.ragged.constant([[0, 0]], tf.int64)}
+  np.testing.assert_allclose(fields.counter_features(request)[:, -1], [2.5 / 7] * 3)
+
+
 def test_the_counter_regression_learns_from_earlier_spans_only():
   rng = np.random.default_rng(0)
 

@@ -26,6 +26,8 @@ class RankingConfig:
     feed the tower.
   user_table_rows: rows of the hashed user-id embedding table (0: no user id feature).
   cross_layers: DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the tower's input, before the MLP.
+  item_dropout: dropout rate on the item vectors (candidate, current, history) while training: per-item
+    rows learned from a few interactions each otherwise let the tower memorise warm items.
   """
   representation: str = "spm"
   table_rows: int = 4096
@@ -38,6 +40,7 @@ class RankingConfig:
   use_counters: bool = True
   user_table_rows: int = 0
   cross_layers: int = 0
+  item_dropout: float = 0.5
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -56,6 +59,8 @@ class RankingConfig:
     for name in ("user_table_rows", "cross_layers"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    if not 0 <= self.item_dropout < 1:
+      raise ValueError(f"item_dropout must be in [0, 1), got {self.item_dropout}")
     if self.width_multiplier <= 0 or not self.hidden_units:
       raise ValueError("the tower needs hidden_units and a positive width_multiplier")
 

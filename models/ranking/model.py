@@ -1,8 +1,9 @@
 """RankingModel: P(liked) of a candidate item from the candidate, the current item and (optionally)
 the user's history, each through the selected item representation, then an MLP tower (TFRS Ranking
 task, sigmoid cross-entropy, AUC). Singh et al. 2023, section 4. Optionally also the user id (users.py),
-the user's and the item's causal counters (formats/interaction_features.py), and DCN-v2 cross layers
-(Wang et al. 2021, arXiv 2008.13535) before the MLP.
+the user's and the item's causal counters and the history's like-rate (formats/interaction_features.py),
+and DCN-v2 cross layers (Wang et al. 2021, arXiv 2008.13535) before the MLP. Item vectors get dropout while
+training (RankingConfig.item_dropout).
 
 Example:
   model = build(RankingConfig(representation="spm", table_rows=4096), catalog, spm_model=model_bytes)
@@ -73,6 +74,9 @@ class RankingModel(tfrs.models.Model):
                                                      history, **inputs)
     # One user's current item and history may stand for a whole batch of candidates (serving).
     user = [current] + (pooled_history if self.config.use_history else [])
+    if training and self.config.item_dropout:
+      candidate, *user = [tf.nn.dropout(vector, self.config.item_dropout, seed=self.config.seed + i)
+                          for i, vector in enumerate([candidate] + user)]
     parts = [candidate] + [tf.broadcast_to(vector, tf.shape(candidate)) for vector in user]
     if self.users is not None:
       parts.append(self.users(features[fields.USER_ID], features[fields.USER_COUNTERS.count]))

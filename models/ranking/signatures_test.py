@@ -76,7 +76,8 @@ def test_rank_scores_like_the_model_and_orders_best_first(exported):
   assert set(served) == {"serving_default", "rank", "rank_with_embeddings", "rank_with_text"}
   out = served["rank"](**_request([5, 3, 9, 1], history=(1, 2), current=2))
   expected = tf.sigmoid(model({"item_id": tf.constant([5, 3, 9, 1]), "current_item": tf.constant([2] * 4),
-                               "history": tf.ragged.constant([[1, 2]] * 4, dtype=tf.int64)})).numpy()
+                               "history": tf.ragged.constant([[1, 2]] * 4, dtype=tf.int64),
+                               "history_liked": tf.ragged.constant([[1, 1]] * 4, dtype=tf.int64)})).numpy()
   np.testing.assert_allclose(out["scores"].numpy(), expected, rtol=1e-5)
   assert out["ranking"].numpy().tolist() == np.argsort(-expected, kind="stable").tolist()
   assert out["scored_by"].numpy().tolist() == [b"catalog"] * 4
