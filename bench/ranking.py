@@ -41,7 +41,7 @@ SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semanti
 
 
 class PlainKerasRanker(tf.keras.Model):
-  """The same pieces, counters and tower, with a tf.keras.layers.Embedding table updated by Adam."""
+  """The same pieces, dropout, counters and tower, with a tf.keras.layers.Embedding table updated by Adam."""
 
   def __init__(self, reference: ranking.RankingModel):
     super().__init__()
@@ -50,16 +50,18 @@ class PlainKerasRanker(tf.keras.Model):
     self.tower = tf.keras.models.clone_model(reference.tower)
     self.use_history = reference.config.use_history
     self.use_counters = reference.config.use_counters
+    self.dropout = tf.keras.layers.Dropout(reference.config.item_dropout)
 
   def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(self.table(pieces), axis=1)
 
-  def call(self, features):
+  def call(self, features, training=False):
     history = features["history"]
     per_item = tf.RaggedTensor.from_row_lengths(self._sum(self.pieces(history.flat_values)), history.row_lengths())
     parts = [self._sum(self.pieces(features["item_id"])), self._sum(self.pieces(features["current_item"]))]
     if self.use_history:
       parts.append(tf.reduce_mean(per_item, axis=1))
+    parts = [self.dropout(part, training=training) for part in parts]
     if self.use_counters:
       parts.append(fields.counter_features(features))
     return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)

@@ -2,9 +2,10 @@
 
   item like-rate   the item's smoothed share of liked interactions before the interaction
   user like-rate   the user's, likewise
-  counter LR       a logistic regression (scikit-learn) on the user's and the item's causal counters
-                   (formats/interaction_features.counter_features), fitted on every interaction
-                   before the span it scores
+  counter LR       a logistic regression (scikit-learn) on every counting feature the ranker reads
+                   (formats/interaction_features.counter_features: the user's and the item's causal
+                   counters and the history window's like-rate), fitted on every interaction before
+                   the span it scores
 
 All three read only the interaction's causal counters, so they see exactly the past the ranker sees.
 
