@@ -39,7 +39,7 @@ class RankingConfig:
   split_history: bool = False
   use_counters: bool = True
   user_table_rows: int = 0
-  cross_layers: int = 0
+  cross_layers: int = 2    # README, "Ranker settings": chosen on the early months
   item_dropout: float = 0.5
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2

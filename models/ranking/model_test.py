@@ -196,7 +196,8 @@ def test_config_is_validated():
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
     RankingConfig.from_dict({"depth": 3})
   assert RankingConfig(representation="dense", width_multiplier=1.5, use_history=False).name == (
-      "dense x1.5-history+counters")
-  assert RankingConfig(representation="spm", table_rows=1024, use_counters=False).name == "spm@1024+history"
+      "dense x1.5-history+counters+cross2")
+  assert RankingConfig(representation="spm", table_rows=1024, use_counters=False, cross_layers=0).name == (
+      "spm@1024+history")
   assert RankingConfig(split_history=True, use_counters=True, user_table_rows=64, cross_layers=1).name == (
       "spm@4096+history+split+counters+user@64+cross1")
