@@ -7,8 +7,9 @@ appendix A.2), mean +/- std over seeds.
   (after the main command; about 20 s per arm and seed on 2 CPUs)
 
 Beside the arms, the report holds the counting baselines on the same spans (models/ranking/baselines.py:
-item like-rate, user like-rate, logistic regression on counters). `--ranking` sets RankingConfig fields
-for every arm (the model around the item representation: user id, counters, cross layers...).
+item like-rate, user like-rate, logistic regression and gradient-boosted trees on counters). `--ranking`
+sets RankingConfig fields for every arm (the model around the item representation: user id, counters,
+cross layers...).
 
 The experiments cover the SID refresh's backfill plus the daily spans the loop has run so far (the main
 command runs a few; `python -m pipeline.replay --output_root outputs` runs the rest). Each arm (item
@@ -198,13 +199,13 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
 
 def run_baselines(inputs: Inputs) -> List[Dict[str, Any]]:
   """The counting baselines (models/ranking/baselines.py) on the spans the arms are evaluated on; the
-  logistic regression is refitted before each span on every interaction before it."""
+  logistic regression and the trees are refitted before each span on every interaction before it."""
   splits = list(inputs.splits.values())
   per_span: Dict[str, List[Dict[str, Any]]] = {}
   for index in range(1, len(splits)):
     features = splits[index]
     masks = evaluation.slice_masks(features[fields.ITEM_SEGMENT].numpy())
-    for name, score in baselines.scorers(baselines.CounterRegression().fit(splits[:index])).items():
+    for name, score in baselines.scorers(splits[:index]).items():
       per_span.setdefault(name, []).append(
           evaluation.sliced_auc(features[fields.LABEL].numpy(), score(features), masks))
   return [{"arm": name, "slices": evaluation.mean_over_spans(results)} for name, results in per_span.items()]

@@ -6,25 +6,28 @@
                    (formats/interaction_features.counter_features: the user's and the item's causal
                    counters and the history window's like-rate), fitted on every interaction before
                    the span it scores
+  counter GBDT     gradient-boosted trees (scikit-learn HistGradientBoosting) on the same features,
+                   fitted likewise
 
-All three read only the interaction's causal counters, so they see exactly the past the ranker sees.
+All four read only the interaction's causal counters, so they see exactly the past the ranker sees.
 
 Example:
-  regression = CounterRegression().fit([backfill_features, span_1_features])
-  scores = {name: score(span_2_features) for name, score in scorers(regression).items()}
+  scores = {name: score(span_2_features) for name, score in scorers([backfill_features, span_1_features]).items()}
 """
 
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from formats import interaction_features as fields
 
-ITEM_LIKE_RATE, USER_LIKE_RATE, COUNTER_REGRESSION = "item like-rate", "user like-rate", "counter LR"
+ITEM_LIKE_RATE, USER_LIKE_RATE = "item like-rate", "user like-rate"
+COUNTER_REGRESSION, COUNTER_TREES = "counter LR", "counter GBDT"
 Features = Dict[str, tf.Tensor]
 
 
@@ -36,15 +39,15 @@ def user_like_rate(features: Features) -> np.ndarray:
   return fields.like_rate(features, fields.USER_COUNTERS).numpy()
 
 
-class CounterRegression:
-  """Logistic regression on standardised counter features; with one class to learn from, that
-  class's rate for everything."""
+class CounterModel:
+  """A scikit-learn classifier on the counting features; with one class to learn from, that class's rate
+  for everything."""
 
-  def __init__(self):
-    self._model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+  def __init__(self, estimator):
+    self._model = estimator
     self._constant: Optional[float] = None
 
-  def fit(self, spans: Sequence[Features]) -> "CounterRegression":
+  def fit(self, spans: Sequence[Features]) -> "CounterModel":
     inputs = np.concatenate([fields.counter_features(f).numpy() for f in spans])
     labels = np.concatenate([np.asarray(f[fields.LABEL]) for f in spans])
     if len(np.unique(labels)) < 2:
@@ -60,5 +63,9 @@ class CounterRegression:
     return self._model.predict_proba(inputs)[:, 1]
 
 
-def scorers(regression: CounterRegression) -> Dict[str, Callable[[Features], np.ndarray]]:
-  return {ITEM_LIKE_RATE: item_like_rate, USER_LIKE_RATE: user_like_rate, COUNTER_REGRESSION: regression}
+def scorers(spans: Sequence[Features]) -> Dict[str, Callable[[Features], np.ndarray]]:
+  """Every baseline; the learned ones fitted on `spans` (standardised inputs for the regression)."""
+  regression = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+  trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+  return {ITEM_LIKE_RATE: item_like_rate, USER_LIKE_RATE: user_like_rate,
+          COUNTER_REGRESSION: CounterModel(regression).fit(spans), COUNTER_TREES: CounterModel(trees).fit(spans)}

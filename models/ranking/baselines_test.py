@@ -40,8 +40,8 @@ def test_the_counter_regression_learns_from_earlier_spans_only():
     return _features([dict(item_id=1, liked=int(y), item_prior_count_all=int(c), item_prior_liked=int(k))
                       for c, k, y in zip(counts, liked, labels)])
 
-  regression = baselines.CounterRegression().fit([span(300), span(300)])
+  scores = baselines.scorers([span(300), span(300)])
   held_out = span(200)
-  scores = baselines.scorers(regression)
-  assert evaluation.auc(held_out[fields.LABEL].numpy(), scores[baselines.COUNTER_REGRESSION](held_out)) > 0.95
+  for learned in (baselines.COUNTER_REGRESSION, baselines.COUNTER_TREES):
+    assert evaluation.auc(held_out[fields.LABEL].numpy(), scores[learned](held_out)) > 0.95, learned
   assert evaluation.auc(held_out[fields.LABEL].numpy(), scores[baselines.ITEM_LIKE_RATE](held_out)) == 1.0
