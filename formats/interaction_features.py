@@ -58,6 +58,16 @@ NEUTRAL_LIKE_RATE = 0.5
 COUNTER_FEATURES = 7
 
 
+def liked(rating: float) -> int:
+  """The label of a rating: 1 if liked."""
+  return int(rating >= LIKED_MIN_RATING)
+
+
+def ragged(values) -> tf.RaggedTensor:
+  """A variable-length feature as parsed (ragged, or sparse from a VarLenFeature) as a RaggedTensor."""
+  return tf.RaggedTensor.from_sparse(values) if isinstance(values, tf.SparseTensor) else values
+
+
 def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
   """A counter as float; absent, zeros (as parsing an example without it gives)."""
   if name in features:
@@ -77,9 +87,7 @@ def history_like_rate(features: Dict[str, tf.Tensor]) -> tf.Tensor:
   the neutral rate per example."""
   if HISTORY_LIKED not in features:
     return tf.fill(tf.shape(features[ITEM_ID]), NEUTRAL_LIKE_RATE)
-  liked = tf.cast(features[HISTORY_LIKED], tf.float32)
-  if isinstance(liked, tf.SparseTensor):
-    liked = tf.RaggedTensor.from_sparse(liked)
+  liked = tf.cast(ragged(features[HISTORY_LIKED]), tf.float32)
   return ((tf.reduce_sum(liked, axis=1) + NEUTRAL_LIKE_RATE * SMOOTHING)
           / (tf.cast(liked.row_lengths(), tf.float32) + SMOOTHING))
 

@@ -25,7 +25,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from formats.interaction_features import LIKED_MIN_RATING, NO_USER
+from formats.interaction_features import NO_USER, liked
 from models.ranking import signatures
 
 DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ml-latest-small")
@@ -43,7 +43,7 @@ def read_movielens(data_root: str) -> Tuple[Dict[int, str], Dict[int, List[Tuple
   with open(os.path.join(data_root, "ratings.csv"), newline="", encoding="utf-8") as f:
     for row in csv.DictReader(f):
       ratings.setdefault(int(row["userId"]), []).append(
-          (int(row["timestamp"]), int(row["movieId"]), int(float(row["rating"]) >= LIKED_MIN_RATING)))
+          (int(row["timestamp"]), int(row["movieId"]), liked(float(row["rating"]))))
   return titles, ratings
 
 

@@ -39,6 +39,7 @@ from tfx.utils import proto_utils
 
 from components.span_example_gen import features, rows
 from formats import feature_state, item_corpus, spans
+from formats import interaction_features as fields
 from formats.errors import InputDataError
 from components import beam_io
 
@@ -259,14 +260,14 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
     yield "examples", features.interaction_example(
         rating, history, history_liked, span, item.first_seen_span, item.prior_interactions, prior,
         item.prior).SerializeToString()
-    for stat, counted in (("valid", True), ("liked", features.liked(rating.rating)),
+    for stat, counted in (("valid", True), ("liked", fields.liked(rating.rating)),
                           ("same_second_as_previous", rating.timestamp == last_timestamp),
                           ("new_item_interactions", item.first_seen_span == span)):
       if counted:
         yield "stats", ("interactions", stat)
     prior = prior.add(rating.rating)
     recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
-    recent_liked = (history_liked + [features.liked(rating.rating)])[-history_length:]
+    recent_liked = (history_liked + [fields.liked(rating.rating)])[-history_length:]
   if grouped["rated"]:
     yield "stats", ("interactions", "users")
   yield "state", feature_state.user_record(state._replace(

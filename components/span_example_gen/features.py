@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from components.span_example_gen import rows
 from formats import interaction_features as fields
-from formats.interaction_features import LIKED_MIN_RATING, NO_ITEM
+from formats.interaction_features import NO_ITEM
 NEVER = -1  # `first_seen` of an item nobody rated.
 # Evaluation slices of an interaction by its item, from data before the interaction's span only
 # (Singh et al. 2023, section 4): first rated in this span, or rated fewer than this many times
@@ -22,7 +22,7 @@ class PriorCounts(NamedTuple):
   rating_sum: float = 0.0
 
   def add(self, rating: float) -> "PriorCounts":
-    return PriorCounts(self.count + 1, self.liked + liked(rating),
+    return PriorCounts(self.count + 1, self.liked + fields.liked(rating),
                        self.rating_sum + rating)
 
 
@@ -44,10 +44,6 @@ def _bytes(values: Iterable[str]) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
 
-def liked(rating: float) -> int:
-  return int(rating >= LIKED_MIN_RATING)
-
-
 def user_interactions(ratings: Sequence[rows.Rating], history_length: int, earlier_items: Sequence[int] = (),
                       earlier_liked: Sequence[int] = ()) -> Iterable[Tuple[rows.Rating, List[int], List[int]]]:
   """Each of a user's ratings in time order with the items rated strictly before it (oldest first) and
@@ -59,7 +55,7 @@ def user_interactions(ratings: Sequence[rows.Rating], history_length: int, earli
   """
   ordered = sorted(ratings, key=lambda r: (r.timestamp, r.line))
   items = list(earlier_items) + [r.item_id for r in ordered]
-  labels = list(earlier_liked) + [liked(r.rating) for r in ordered]
+  labels = list(earlier_liked) + [fields.liked(r.rating) for r in ordered]
   for i, rating in enumerate(ordered, start=len(earlier_items)):
     start = max(0, i - history_length)
     yield rating, items[start:i], labels[start:i]
@@ -81,7 +77,7 @@ def interaction_example(rating: rows.Rating, history: Sequence[int], history_lik
       fields.ITEM_ID: _int64([rating.item_id]),
       "timestamp": _int64([rating.timestamp]),
       "rating": _float([rating.rating]),
-      fields.LABEL: _int64([liked(rating.rating)]),
+      fields.LABEL: _int64([fields.liked(rating.rating)]),
       fields.HISTORY: _int64(history),
       fields.HISTORY_LIKED: _int64(history_liked),
       fields.CURRENT_ITEM: _int64([history[-1] if history else NO_ITEM]),

@@ -47,9 +47,7 @@ class CounterModel:
     self._model = estimator
     self._constant: Optional[float] = None
 
-  def fit(self, spans: Sequence[Features]) -> "CounterModel":
-    inputs = np.concatenate([fields.counter_features(f).numpy() for f in spans])
-    labels = np.concatenate([np.asarray(f[fields.LABEL]) for f in spans])
+  def fit(self, inputs: np.ndarray, labels: np.ndarray) -> "CounterModel":
     if len(np.unique(labels)) < 2:
       self._constant = float(labels.mean()) if len(labels) else fields.NEUTRAL_LIKE_RATE
     else:
@@ -65,7 +63,10 @@ class CounterModel:
 
 def scorers(spans: Sequence[Features]) -> Dict[str, Callable[[Features], np.ndarray]]:
   """Every baseline; the learned ones fitted on `spans` (standardised inputs for the regression)."""
+  inputs = np.concatenate([fields.counter_features(f).numpy() for f in spans])
+  labels = np.concatenate([np.asarray(f[fields.LABEL]) for f in spans])
   regression = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
   trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
   return {ITEM_LIKE_RATE: item_like_rate, USER_LIKE_RATE: user_like_rate,
-          COUNTER_REGRESSION: CounterModel(regression).fit(spans), COUNTER_TREES: CounterModel(trees).fit(spans)}
+          COUNTER_REGRESSION: CounterModel(regression).fit(inputs, labels),
+          COUNTER_TREES: CounterModel(trees).fit(inputs, labels)}

@@ -32,10 +32,6 @@ PROBABILITY = "probability"
 CONFIG_FILE = "ranking_config.json"
 
 
-def _ragged(values) -> tf.RaggedTensor:
-  return tf.RaggedTensor.from_sparse(values) if isinstance(values, tf.SparseTensor) else values
-
-
 class RankingModel(tfrs.models.Model):
   """Item representation -> concat(candidate, current[, history]) -> MLP -> logit."""
 
@@ -60,11 +56,11 @@ class RankingModel(tfrs.models.Model):
           learning_rate=config.embedding_learning_rate, initial_accumulator_value=0.1)
 
   def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-    history = _ragged(features[fields.HISTORY])
+    history = fields.ragged(features[fields.HISTORY])
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
     if self.config.split_history:
-      liked = _ragged(features[fields.HISTORY_LIKED])
+      liked = fields.ragged(features[fields.HISTORY_LIKED])
       tf.debugging.assert_equal(liked.row_lengths(), history.row_lengths(),
                                 message="history_liked needs one label per history item")
       liked = liked.with_flat_values(liked.flat_values > 0)
