@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
@@ -41,12 +42,14 @@ SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semanti
 
 
 class PlainKerasRanker(tf.keras.Model):
-  """The same pieces, dropout, counters and tower, with a tf.keras.layers.Embedding table updated by Adam."""
+  """The same pieces, dropout, counters, cross layers and tower, with a tf.keras.layers.Embedding table updated
+  by Adam."""
 
   def __init__(self, reference: ranking.RankingModel):
     super().__init__()
     self.pieces = reference.items.pieces
     self.table = tf.keras.layers.Embedding(reference.items.tokenizer.num_rows, reference.config.embedding_dim)
+    self.crosses = [tfrs.layers.dcn.Cross() for _ in reference.crosses]
     self.tower = tf.keras.models.clone_model(reference.tower)
     self.use_history = reference.config.use_history
     self.use_counters = reference.config.use_counters
@@ -64,7 +67,10 @@ class PlainKerasRanker(tf.keras.Model):
     parts = [self.dropout(part, training=training) for part in parts]
     if self.use_counters:
       parts.append(fields.counter_features(features))
-    return tf.squeeze(self.tower(tf.concat(parts, axis=1)), axis=1)
+    inputs = crossed = tf.concat(parts, axis=1)
+    for cross in self.crosses:
+      crossed = cross(inputs, crossed)
+    return tf.squeeze(self.tower(crossed), axis=1)
 
 
 def main(argv=None) -> None:

@@ -135,12 +135,22 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
 
 
 def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
-            features: Optional[Dict[str, Any]] = None) -> tf.data.Dataset:
-  """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label)."""
+            features: Optional[Dict[str, Any]] = None, cache: bool = False) -> tf.data.Dataset:
+  """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label).
+
+  Files are read in parallel. With `cache` (several passes over data that fits in memory) the decompressed
+  records are kept in memory after the first pass; shuffling comes after, so each pass is reshuffled.
+  Batches are parsed whole: parsing each example and caching the parsed tensors instead measured 3 to 5x
+  slower per pass (ragged features re-batched).
+  """
   patterns = [file_patterns] if isinstance(file_patterns, str) else file_patterns
   files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
   spec = features or fields.TRAINING_SPEC
-  records = tf.data.TFRecordDataset(tf.constant(files, tf.string), compression_type="GZIP")
+  records = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).interleave(
+      lambda name: tf.data.TFRecordDataset(name, compression_type="GZIP"),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if cache:
+    records = records.cache()
   if shuffle_seed is not None:
     records = records.shuffle(16384, seed=shuffle_seed, reshuffle_each_iteration=True)
   return (records.batch(batch_size)

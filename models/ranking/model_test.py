@@ -201,3 +201,20 @@ def test_config_is_validated():
       "spm@1024+history")
   assert RankingConfig(split_history=True, use_counters=True, user_table_rows=64, cross_layers=1).name == (
       "spm@4096+history+split+counters+user@64+cross1")
+
+
+def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
+  for part in range(3):
+    with tf.io.TFRecordWriter(str(tmp_path / f"part-{part}.gz"), options="GZIP") as writer:
+      for item in range(part * 100 + 1, part * 100 + 101):
+        writer.write(tf.train.Example(features=tf.train.Features(feature={
+            name: tf.train.Feature(int64_list=tf.train.Int64List(value=[item if name == fields.ITEM_ID else 0]))
+            for name in (fields.ITEM_ID, fields.LABEL)})).SerializeToString())
+  data = ranking.dataset(str(tmp_path / "part-*"), 64, shuffle_seed=0, cache=True)
+  passes = [np.concatenate([batch[fields.ITEM_ID].numpy() for batch in data]) for _ in range(2)]
+  expected = [i for part in range(3) for i in range(part * 100 + 1, part * 100 + 101)]
+  assert sorted(passes[0]) == sorted(passes[1]) == expected
+  assert not np.array_equal(passes[0], passes[1])
+  in_order = [np.concatenate([batch[fields.ITEM_ID].numpy() for batch in ranking.dataset(str(tmp_path / "*"), 64)])
+              for _ in range(2)]
+  np.testing.assert_array_equal(in_order[0], in_order[1])

@@ -99,9 +99,9 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     model(build_batch)
 
   unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
-  train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed)
-  examples = sum(int(batch[fields.LABEL].shape[0]) for batch in train)
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
+  train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1)
+  examples = sum(int(batch[fields.LABEL].shape[0]) for batch in train)
   start = time.perf_counter()
   if examples:
     model.fit(train, epochs=epochs, verbose=0)
