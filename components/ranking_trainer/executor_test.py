@@ -119,6 +119,7 @@ def test_an_empty_span_carries_the_model_over_and_says_so(tmp_path, inputs, warm
   assert metrics["missing_splits"] == ["span_7", "span_8"]
   assert _spans(carried) == (7, "7")  # the step of span 7, even without data
   assert metrics["train_examples"] == 0 and metrics["eval"] == {"examples": 0}
+  assert metrics["steady_examples_per_second"] is None
   np.testing.assert_allclose(_scores(carried), _scores(warmup), rtol=1e-6)
 
 
