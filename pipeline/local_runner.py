@@ -13,13 +13,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from pipeline import configs, data_profile, partition, pipeline, replay, runs, summary  # pylint: disable=g-import-not-at-top
+from pipeline import configs, data_profile, partition, pipeline, replay, runs, stage_times, summary  # pylint: disable=g-import-not-at-top
 
 INPUT_DIR = "input"
 # The main command's replay: enough spans to evaluate, bless and push; pipeline/replay.py runs the rest.
@@ -82,17 +83,26 @@ def prepare(args) -> configs.PipelineConfig:
 def main(argv=None) -> int:
   args = _args(argv)
   try:
+    start = time.monotonic()
     config = prepare(args)
+    prepare_seconds = time.monotonic() - start
     print(f"\nSID refresh: {config.input_base}/backfill -> {config.output_root}", flush=True)
-    if runs.run(pipeline.create_sid_refresh_pipeline(config, runs.connection(config))) is None:
+    start = time.monotonic()
+    refresh = runs.run(pipeline.create_sid_refresh_pipeline(config, runs.connection(config)))
+    if refresh is None:
       return 2
+    refresh_seconds = time.monotonic() - start
     summary.print_summary(runs.store(config), config.pipeline_name)
     span_list = replay.spans_to_run(config, None, None, args.replay_spans)
   except InputDataError as error:
     print(f"\nStopped: {error}", file=sys.stderr)
     return 2
   print(f"\nDaily loop: {len(span_list)} runs, one per {config.span_period} span", flush=True)
-  return replay.replay_and_report(config, span_list)
+  records = replay.replay_and_report(config, span_list)
+  if records is None:
+    return 2
+  print("\n" + stage_times.format_stage_times(prepare_seconds, refresh, refresh_seconds, records))
+  return 0
 
 
 if __name__ == "__main__":

@@ -130,15 +130,16 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
   return os.path.join(out, "report.md")
 
 
-def replay_and_report(config: PipelineConfig, span_list: Sequence[int]) -> int:
-  """Replays `span_list` and writes the report: 0, or 2 after saying why a span was refused or failed."""
+def replay_and_report(config: PipelineConfig, span_list: Sequence[int]) -> Optional[List[Dict[str, Any]]]:
+  """Replays `span_list` and writes the report: the spans' records, or None after saying why a span was
+  refused or failed."""
   try:
     records = replay(config, span_list)
   except (InputDataError, RuntimeError) as error:
     print(f"Replay stopped: {error}", file=sys.stderr)
-    return 2
+    return None
   print(f"Replay report: {write_report(config, records)}")
-  return 0
+  return records
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -154,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except InputDataError as error:
     print(f"Replay refused: {error}", file=sys.stderr)
     return 2
-  return replay_and_report(config, span_list)
+  return 0 if replay_and_report(config, span_list) is not None else 2
 
 
 if __name__ == "__main__":
