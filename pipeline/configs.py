@@ -51,8 +51,8 @@ class PipelineConfig:
   max_tags: int = 10
   bad_row_policy: str = "quarantine"
   max_bad_row_fraction: float = 0.01
-  # Short texts pad least in small batches: 16 gave the most items/s in bench/encoder.py on 2 cores.
-  embedding_batch_size: int = 16
+  # None: the encoder's DEFAULT_BATCH_SIZE, the fastest in bench/encoder.py.
+  embedding_batch_size: Optional[int] = None
   rqvae: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RQVAE_CONFIG))
   sid_table_budgets: List[int] = dataclasses.field(default_factory=lambda: list(SID_TABLE_BUDGETS))
   ranking: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RANKING_CONFIG))

@@ -87,6 +87,16 @@ def test_batching_does_not_change_vectors(encoder, reference):
   np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_length_sorted_batches_keep_the_order_and_the_vectors(encoder, reference):
+  meta, _ = reference
+  texts = meta["sentences"][:10] + meta["sentences"][-4:]
+  lengths = encoder.token_counts(tf.constant(texts)).numpy()
+  assert list(lengths) != sorted(lengths)
+  vectors = content_encoder.embed_by_length(texts, 4, encoder, lengths)
+  alone = np.concatenate([encoder(tf.constant([t])).numpy() for t in texts])
+  np.testing.assert_allclose(vectors, alone, atol=1e-6)
+
+
 def test_exported_saved_model_reproduces_the_reference(tmp_path, reference):
   meta, expected = reference
   export_dir = content_encoder.export_saved_model(str(tmp_path / "encoder"))
@@ -94,6 +104,9 @@ def test_exported_saved_model_reproduces_the_reference(tmp_path, reference):
   serve = tf.saved_model.load(export_dir).signatures["serving_default"]
   vectors = serve(text=tf.constant(meta["sentences"]))[content_encoder.OUTPUT_KEY].numpy()
   assert _cosines(vectors, expected).min() >= MIN_COSINE
+  # As ContentEmbedder embeds a corpus: by the SavedModel's token counts, in batches.
+  np.testing.assert_allclose(content_encoder.load_saved_model(export_dir)(meta["sentences"], 8), vectors,
+                             atol=1e-6)
 
 
 def test_broken_model_folder_is_a_clear_error(tmp_path):

@@ -23,7 +23,7 @@ from components.content_embedder import executor
 
 class ContentEmbedderSpec(types.ComponentSpec):
   PARAMETERS = {
-      "batch_size": ExecutionParameter(type=int),
+      "batch_size": ExecutionParameter(type=int, optional=True),
       "export_encoder": ExecutionParameter(type=int),
   }
   INPUTS = {
@@ -49,10 +49,11 @@ class ContentEmbedder(base_beam_component.BaseBeamComponent):
   SPEC_CLASS = ContentEmbedderSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, items: types.BaseChannel, batch_size: int = 64,
+  def __init__(self, items: types.BaseChannel, batch_size: Optional[int] = None,
                previous_embeddings: Optional[types.BaseChannel] = None, export_encoder: bool = True,
                frozen_encoder: Optional[types.BaseChannel] = None):
-    if batch_size < 1:
+    # None: the encoder's benchmarked content_encoder.DEFAULT_BATCH_SIZE.
+    if batch_size is not None and batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     super().__init__(spec=ContentEmbedderSpec(
         items=items, previous_embeddings=previous_embeddings, frozen_encoder=frozen_encoder,

@@ -27,28 +27,30 @@ from formats.errors import InputDataError
 from models.content_encoder import encoder as content_encoder
 from components import beam_io
 
-# The number of new items is unknown until the pipeline has run: they are batched under this many
-# keys, so that as many workers embed and at most as many batches are not full.
-_BATCH_KEYS = 64
+# The number of new items is unknown until the pipeline has run: they are grouped under this many
+# keys, so that as many workers embed. A group is embedded in batches of similar token counts
+# (content_encoder.load_saved_model), which pad less in larger groups: batches of 32 of the 9,742
+# MovieLens texts hold 1.04 times their tokens from 8 groups, 1.25 times from 64.
+_GROUP_KEYS = 8
+# Texts a worker sorts and embeds at once, at most.
+_GROUP_SIZE = 4096
 # Int custom property of the `encoder` output: 1 when it holds the encoder, 0 when it is empty.
 EXPORTED = "exported"
 
 
 class _Embed(beam.DoFn):
-  """Embeds batches of (item_id, text) with the exported encoder, loaded once per worker."""
+  """Embeds groups of (item_id, text) with the exported encoder, loaded once per worker."""
 
-  def __init__(self, saved_model_dir: str):
-    self._saved_model_dir = saved_model_dir
+  def __init__(self, saved_model_dir: str, batch_size: int):
+    self._saved_model_dir, self._batch_size = saved_model_dir, batch_size
     self._embed = None
 
   def setup(self):
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops before loading)
-    self._embed = tf.saved_model.load(self._saved_model_dir).signatures["serving_default"]
+    self._embed = content_encoder.load_saved_model(self._saved_model_dir)
 
-  def process(self, batch: List[Tuple[int, str]]) -> Iterable[Tuple[int, np.ndarray]]:
-    ids, texts = zip(*batch)
-    vectors = self._embed(text=tf.constant(texts))[content_encoder.OUTPUT_KEY].numpy()
-    yield from zip(ids, vectors)
+  def process(self, group: List[Tuple[int, str]]) -> Iterable[Tuple[int, np.ndarray]]:
+    ids, texts = zip(*group)
+    yield from zip(ids, self._embed(texts, self._batch_size))
 
 
 def _id_and_text(record: bytes) -> Tuple[int, str]:
@@ -177,7 +179,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     saved_model_dir = self._encoder_dir(input_dict.get("frozen_encoder"), encoder, export, items,
                                         previous)
     encoder.set_int_custom_property(EXPORTED, int(export))
-    batch_size = int(exec_properties.get("batch_size") or 64)
+    batch_size = int(exec_properties.get("batch_size") or content_encoder.DEFAULT_BATCH_SIZE)
     stats_path = os.path.join(self._get_tmp_dir(), "stats.json")
 
     with self._make_beam_pipeline() as p:
@@ -186,10 +188,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       if saved_model_dir:
         parts.append(
             split["new"]
-            # A fixed size: bench/encoder.py measures which one is fastest; adaptive sizing only
-            # adds noise. Batches makes count / size keys.
-            | "Batch" >> beam_io.Batches(batch_size, count=batch_size * _BATCH_KEYS)
-            | "Embed" >> beam.ParDo(_Embed(saved_model_dir))
+            # Batches makes count / size keys.
+            | "Group" >> beam_io.Batches(_GROUP_SIZE, count=_GROUP_SIZE * _GROUP_KEYS)
+            | "Embed" >> beam.ParDo(_Embed(saved_model_dir, batch_size))
             | "ToExample" >> beam.MapTuple(item_embeddings.to_example))
       records = tuple(parts) | "Merge" >> beam.Flatten()
       files = beam_io.TFRecordFiles(os.path.join(output.uri, item_embeddings.FILE_PREFIX),
