@@ -9,8 +9,12 @@ from typing import Any, Dict, List, Sequence
 Components = Dict[str, Dict[str, Any]]  # {component: {"seconds": float, "cached": bool}}
 
 
+SHOWN_FROM_SECONDS = 0.1  # resolvers and cached nodes take ~0 s: naming them says nothing
+
+
 def _components(components: Components) -> str:
-  ordered = sorted(components.items(), key=lambda item: -item[1]["seconds"])
+  ordered = sorted(((name, c) for name, c in components.items() if c["seconds"] >= SHOWN_FROM_SECONDS),
+                   key=lambda item: -item[1]["seconds"])
   return ", ".join(f"{name} {c['seconds']:.1f}{' (cached)' if c.get('cached') else ''}" for name, c in ordered)
 
 

@@ -3,7 +3,7 @@ from pipeline import stage_times
 
 def test_stage_times_name_each_stage_its_slowest_parts_and_the_total():
   refresh = {"ContentEmbedder": {"seconds": 100.0, "cached": False}, "RQVAETrainer": {"seconds": 50.5, "cached": False},
-             "SpanExampleGen": {"seconds": 20.0, "cached": True}}
+             "SpanExampleGen": {"seconds": 20.0, "cached": True}, "Resolver": {"seconds": 0.0, "cached": False}}
   daily = [{"span": 7, "seconds": 40.0, "process_seconds": 60.0,
             "components": {"Evaluator": {"seconds": 10.0, "cached": False},
                            "RankingTrainer": {"seconds": 25.0, "cached": False}}},
