@@ -17,6 +17,10 @@ SIGNATURE_DEF_FIELD = "signature_def"
 # tf.errors codes are gRPC's canonical codes.
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 _TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+# What one request's input tensors may declare, checked on the declared shapes before any tensor is built:
+# a 14-byte TensorProto can declare a shape of 10^8 values, which building it would fill.
+MAX_REQUEST_BYTES = 64 << 20
+_STRING_BYTES = 64  # a string element's estimated cost (the array slot and a short value)
 
 
 class ServingError(Exception):
@@ -31,11 +35,24 @@ def _invalid(message: str) -> ServingError:
   return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def _op_error(error: tf.errors.OpError) -> ServingError:
+def _clean(message: str) -> str:
   """The model's own message (e.g. a failed assertion), without TensorFlow's graph boilerplate."""
-  lines = [line.strip() for line in error.message.splitlines()]
-  message = " ".join(line for line in lines if line and not line.startswith(_TF_NOISE))
-  return ServingError(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), message)
+  lines = [line.strip() for line in message.splitlines()]
+  return " ".join(line for line in lines if line and not line.startswith(_TF_NOISE))
+
+
+def _op_error(error: tf.errors.OpError) -> ServingError:
+  return ServingError(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), _clean(error.message))
+
+
+def _declared_dims(key: str, proto) -> list:
+  """The shape a TensorProto declares, refused when it has no rank or a negative size."""
+  if proto.tensor_shape.unknown_rank:
+    raise _invalid(f"input '{key}' declares no shape")
+  dims = [dim.size for dim in proto.tensor_shape.dim]
+  if any(size < 0 for size in dims):
+    raise _invalid(f"input '{key}' declares a negative size: {dims}")
+  return dims
 
 
 def _inputs(signature_name: str, signature: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest,
@@ -47,22 +64,28 @@ def _inputs(signature_name: str, signature: meta_graph_pb2.SignatureDef, request
         f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}}) != "
         f"len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
         f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
-  feed = {}
+  feed, declared_bytes = {}, 0
   for key, info in signature.inputs.items():
     proto, dtype, shape = request.inputs[key], tf.dtypes.as_dtype(info.dtype), tf.TensorShape(info.tensor_shape)
     if proto.dtype != info.dtype:
       got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "no dtype"
       raise _invalid(f"input '{key}' of signature '{signature_name}' must be {dtype.name}, got {got}")
+    dims = _declared_dims(key, proto)
+    if not shape.is_compatible_with(dims):
+      raise _invalid(f"input '{key}' of signature '{signature_name}' has shape {dims}, expected "
+                     f"{shape.as_list() if shape.rank is not None else 'any'} (None: any size)")
+    if dims and dims[0] > max_batch_size:
+      raise _invalid(f"Task size {dims[0]} of input '{key}' is larger than maximum input batch size "
+                     f"{max_batch_size}")
+    declared_bytes += int(np.prod(dims, dtype=np.float64)) * (_STRING_BYTES if dtype == tf.string else dtype.size)
+    if declared_bytes > MAX_REQUEST_BYTES:
+      raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"the request's inputs declare more than {MAX_REQUEST_BYTES >> 20} MiB (at input '{key}', "
+                         f"shape {dims})")
     try:
       array = tf.make_ndarray(proto)
     except (ValueError, TypeError) as e:
       raise _invalid(f"input '{key}' is not a valid {dtype.name} tensor: {e}") from e
-    if not shape.is_compatible_with(array.shape):
-      raise _invalid(f"input '{key}' of signature '{signature_name}' has shape {list(array.shape)}, expected "
-                     f"{shape.as_list() if shape.rank is not None else 'any'} (None: any size)")
-    if array.ndim and array.shape[0] > max_batch_size:
-      raise _invalid(f"Task size {array.shape[0]} of input '{key}' is larger than maximum input batch size "
-                     f"{max_batch_size}")
     feed[info.name] = array
   return feed
 
@@ -85,6 +108,10 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest,
     outputs = servable.session.run({alias: signature.outputs[alias].name for alias in wanted}, feed)
   except tf.errors.OpError as e:
     raise _op_error(e) from e
+  except UnicodeDecodeError as e:
+    # TensorFlow failed to decode the op's error message, which quotes the request's bytes (e.g. a serialized
+    # tf.Example that does not parse): the input is at fault, as TF Serving says.
+    raise _invalid(_clean(bytes(e.object).decode("utf-8", errors="backslashreplace"))) from e
   response = predict_pb2.PredictResponse()
   response.model_spec.name = servable.name
   response.model_spec.version.value = servable.version

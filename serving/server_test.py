@@ -2,6 +2,7 @@
 
 import os
 import re
+import resource
 import shutil
 import threading
 import time
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, prediction_service_pb2_grpc)
+                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 
 import conftest
 from formats.feature_state import CounterSnapshot
@@ -19,7 +20,7 @@ from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
-from serving import query, server, versions
+from serving import predict, query, server, versions
 
 NAME, N = "sid_ranking", 12
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -166,6 +167,47 @@ def test_malformed_requests_get_tf_serving_status_codes_and_the_server_serves_on
   assert _error(lambda: _status(channel, version=3)) == (
       grpc.StatusCode.NOT_FOUND, f"Could not find version 3 of model {NAME}")
   assert _predict(channel, good).model_spec.version.value == 1  # still serving
+
+
+def test_a_huge_declared_shape_is_refused_before_it_is_built(running):
+  _, channel, _, _ = running
+  for name, shape, code in (("candidates", [100_000_000], grpc.StatusCode.INVALID_ARGUMENT),
+                            ("history", [50, 2_000_000], grpc.StatusCode.INVALID_ARGUMENT),
+                            ("candidates", [-1], grpc.StatusCode.INVALID_ARGUMENT)):
+    proto = tf.make_tensor_proto([1], tf.int64)
+    del proto.tensor_shape.dim[:]
+    for size in shape:
+      proto.tensor_shape.dim.add(size=size)
+    request = _with(_rank(), **{name: proto})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    got, details = _error(lambda: _predict(channel, request))
+    seconds = time.perf_counter() - start
+    assert got == code, details
+    assert seconds < 0.05, seconds
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 50 * 1024, "memory grew by over 50 MB"
+
+
+def test_a_request_declaring_more_than_the_byte_limit_is_refused(running, monkeypatch):
+  _, channel, _, _ = running
+  monkeypatch.setattr(predict, "MAX_REQUEST_BYTES", 16 * 8)  # 16 int64 values in all
+  assert _error(lambda: _predict(channel, _rank(candidates=range(1, 20)))) == (
+      grpc.StatusCode.RESOURCE_EXHAUSTED,
+      "the request's inputs declare more than 0 MiB (at input 'candidates', shape [19])")
+
+
+def test_non_utf8_bytes_in_a_serialized_example_are_an_invalid_argument(running):
+  _, channel, _, _ = running
+  wrong_type = tf.train.Example(features=tf.train.Features(feature={
+      "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\xff\xfe"]))})).SerializeToString()
+  for serialized in (b"\xff\xfe\x80 not an Example", wrong_type):
+    request = predict_pb2.PredictRequest()
+    query.set_model_spec(request.model_spec, NAME)
+    request.model_spec.signature_name = signatures.SERVING_DEFAULT
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto([serialized], tf.string))
+    got, details = _error(lambda: _predict(channel, request))
+    assert got == grpc.StatusCode.INVALID_ARGUMENT, details
+  assert _predict(channel, _rank()).model_spec.version.value == 1  # still serving
 
 
 def test_version_swap_under_concurrent_load_fails_no_request(running, export_dir):
