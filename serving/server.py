@@ -23,7 +23,7 @@ import grpc
 from absl import logging
 from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc)
 
-from serving import predict
+from serving import predict, versions
 from serving.versions import ModelVersions, Servable, VersionPolicy
 
 DEFAULT_MAX_BATCH_SIZE = 1000
@@ -96,10 +96,13 @@ class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_ser
 
 def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: int = 8500,
           policy: str = "latest:1", poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-          workers: int = 16):
+          workers: int = 16, max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
+          load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS):
   """Starts the server; returns (grpc server, bound port, ModelVersions). Port 0 picks a free one."""
   models = ModelVersions(model_name, model_base_path, VersionPolicy(policy),
-                         warmup=lambda servable: predict.warmup(servable, max_batch_size))
+                         warmup=lambda servable: predict.warmup(servable, max_batch_size),
+                         max_num_load_retries=max_num_load_retries,
+                         load_retry_interval_seconds=load_retry_interval_seconds)
   models.start(poll_seconds)
   server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
   handlers = _Handlers(models, max_batch_size)
@@ -124,6 +127,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
                       help="largest first dimension of any input")
   parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
+  parser.add_argument("--max_num_load_retries", type=int, default=versions.MAX_NUM_LOAD_RETRIES,
+                      help="times a version that failed to load is tried again")
+  parser.add_argument("--load_retry_interval_micros", type=int,
+                      default=int(versions.LOAD_RETRY_INTERVAL_SECONDS * 1e6), help="wait between load retries")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
   # Request threads wait at most this long for the GIL while a new version loads (default 5 ms).
@@ -132,7 +139,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   try:
     server, port, models = serve(args.model_name, args.model_base_path, args.host, args.port,
                                  args.model_version_policy, args.file_system_poll_wait_seconds,
-                                 args.max_batch_size, args.workers)
+                                 args.max_batch_size, args.workers, args.max_num_load_retries,
+                                 args.load_retry_interval_micros / 1e6)
   except (ValueError, OSError) as e:
     sys.exit(f"error: {e}")
   available = models.get()

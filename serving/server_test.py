@@ -51,7 +51,8 @@ def running(tmp_path, export_dir):
   os.makedirs(base)
   _publish(export_dir, base, 1)
   grpc_server, port, models = server.serve(NAME, base, port=0, policy="latest:2", poll_seconds=0.1,
-                                           max_batch_size=50, workers=8)
+                                           max_batch_size=50, workers=8, max_num_load_retries=2,
+                                           load_retry_interval_seconds=0.3)
   channel = grpc.insecure_channel(f"127.0.0.1:{port}")
   yield base, channel, models, port
   channel.close()
@@ -259,8 +260,43 @@ def test_a_broken_version_is_reported_and_the_last_good_one_serves_on(running):
     assert time.monotonic() < deadline
     time.sleep(0.1)
   [status] = _status(channel, version=5).model_version_status
-  assert status.state == State.END and status.status.error_message
+  assert status.state == State.END and "(retry 1 of 2 in 0.3 s)" in status.status.error_message
   assert _predict(channel, _rank()).model_spec.version.value == 1
+
+
+def test_a_version_fixed_in_place_loads_on_retry_without_a_restart(running, export_dir):
+  base, channel, models, _ = running
+  version = os.path.join(base, "6")
+  os.makedirs(version)
+  with open(os.path.join(version, "saved_model.pb"), "wb") as f:
+    f.write(b"not a SavedModel")
+  deadline = time.monotonic() + 30
+  while 6 not in models.states():
+    assert time.monotonic() < deadline
+    time.sleep(0.05)
+  shutil.rmtree(version)
+  _publish(export_dir, base, 6)  # fixed in place: the same version number
+  while models.get().version != 6:
+    assert time.monotonic() < deadline, models.states()
+    time.sleep(0.05)
+  assert _predict(channel, _rank()).model_spec.version.value == 6
+  assert [s.state for s in _status(channel, version=6).model_version_status] == [State.AVAILABLE]
+
+
+def test_load_retries_stop_after_the_maximum(tmp_path):
+  attempts = []
+
+  def broken(name, version, path):
+    attempts.append(version)
+    raise ValueError("broken")
+  os.makedirs(tmp_path / "1")
+  (tmp_path / "1" / "saved_model.pb").write_bytes(b"x")
+  models = versions.ModelVersions(NAME, str(tmp_path), versions.VersionPolicy(), loader=broken,
+                                  max_num_load_retries=2, load_retry_interval_seconds=0)
+  for _ in range(6):
+    models.poll()
+  assert attempts == [1, 1, 1]  # the first load and 2 retries
+  assert models.states()[1] == (State.END, "ValueError: broken (no retries left)")
 
 
 def test_version_policies_and_what_counts_as_a_version(tmp_path):

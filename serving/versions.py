@@ -5,7 +5,9 @@ so a half-copied version is not seen). A watcher polls the base directory; versi
 policy are loaded and warmed up (assets.extra/tf_serving_warmup_requests) before they take traffic,
 and a version leaves only after its successor is available, so no request fails during a swap.
 A version that fails to load is reported (GetModelStatus: END with its error) and the one already
-serving keeps serving. In-flight requests keep the servable they started with.
+serving keeps serving; its load is retried like TF Serving's (--max_num_load_retries times, every
+--load_retry_interval_micros), so a version fixed in place loads without a restart, and a newer version
+is loaded meanwhile. In-flight requests keep the servable they started with.
 """
 
 import dataclasses
@@ -89,6 +91,18 @@ def versions_on_disk(base_path: str) -> Dict[int, str]:
   return found
 
 
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+  path: str
+  attempts: int
+  retry_at: float  # time.monotonic()
+
+
+# TF Serving's defaults (model_servers/main.cc).
+MAX_NUM_LOAD_RETRIES = 5
+LOAD_RETRY_INTERVAL_SECONDS = 60.0
+
+
 class ModelVersions:
   """Serves the versions of `name` found under `base_path`, reloading as the directory changes.
 
@@ -97,12 +111,17 @@ class ModelVersions:
 
   def __init__(self, name: str, base_path: str, policy: VersionPolicy,
                warmup: Callable[[Servable], None] = lambda servable: None,
-               loader: Callable[[str, int, str], Servable] = load):
+               loader: Callable[[str, int, str], Servable] = load,
+               max_num_load_retries: int = MAX_NUM_LOAD_RETRIES,
+               load_retry_interval_seconds: float = LOAD_RETRY_INTERVAL_SECONDS):
+    if max_num_load_retries < 0 or load_retry_interval_seconds < 0:
+      raise ValueError("load retries and their interval must be >= 0")
     self.name, self.base_path, self.policy = name, base_path, policy
     self._warmup, self._loader = warmup, loader
+    self._max_retries, self._retry_interval = max_num_load_retries, load_retry_interval_seconds
     self._serving: Dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
     self._states: Dict[int, Tuple[int, str]] = {}  # version -> (State, error message)
-    self._failed: Dict[int, str] = {}  # version -> path that failed to load (not retried)
+    self._failed: Dict[int, _Failure] = {}  # version -> its latest failed load
     self._lock = threading.Lock()
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
@@ -125,7 +144,7 @@ class ModelVersions:
   def poll(self) -> None:
     """One pass over the base directory: load what the policy wants, then unload what it dropped."""
     on_disk = versions_on_disk(self.base_path)
-    wanted = self.policy.select([v for v, path in on_disk.items() if self._failed.get(v) != path])
+    wanted = self.policy.select([v for v, path in on_disk.items() if self._loadable(v, path)])
     for version in sorted(wanted - set(self._serving), reverse=True):
       self._load(version, on_disk[version])
     newest_wanted_available = any(v in self._serving for v in wanted)
@@ -138,6 +157,12 @@ class ModelVersions:
         self._set_state(version, State.END)
         logging.info("Unloaded %s version %d", self.name, version)
 
+  def _loadable(self, version: int, path: str) -> bool:
+    """Not failed, or failed with retries left and due (a version moved to another path starts afresh)."""
+    failure = self._failed.get(version)
+    return (failure is None or failure.path != path
+            or (failure.attempts <= self._max_retries and time.monotonic() >= failure.retry_at))
+
   def _load(self, version: int, path: str) -> None:
     self._set_state(version, State.START)
     self._set_state(version, State.LOADING)
@@ -147,10 +172,15 @@ class ModelVersions:
       self._warmup(servable)
     except Exception as e:  # pylint: disable=broad-except
       # A broken version must not take the server down: it is reported and the old one serves on.
-      self._failed[version] = path
-      self._set_state(version, State.END, f"{type(e).__name__}: {e}")
-      logging.error("Failed to load %s version %d from %s: %s", self.name, version, path, e)
+      previous = self._failed.get(version)
+      attempts = previous.attempts + 1 if previous and previous.path == path else 1
+      self._failed[version] = _Failure(path, attempts, time.monotonic() + self._retry_interval)
+      retry = (f"retry {attempts} of {self._max_retries} in {self._retry_interval:g} s"
+               if attempts <= self._max_retries else "no retries left")
+      self._set_state(version, State.END, f"{type(e).__name__}: {e} ({retry})")
+      logging.error("Failed to load %s version %d from %s: %s (%s)", self.name, version, path, e, retry)
       return
+    self._failed.pop(version, None)
     self._serving = {**self._serving, version: servable}
     self._set_state(version, State.AVAILABLE)
     logging.info("Loaded %s version %d from %s in %.1f s", self.name, version, path, time.perf_counter() - start)
