@@ -21,9 +21,10 @@ from typing import Callable, Optional, Sequence
 
 import grpc
 from absl import logging
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
 
-from serving import predict, versions
+from serving import predict, rest, versions
 from serving.versions import ModelVersions, Servable, VersionPolicy
 
 DEFAULT_MAX_BATCH_SIZE = 1000
@@ -39,13 +40,14 @@ def _model_spec_version(model_spec) -> Optional[int]:
   return model_spec.version.value if model_spec.HasField("version") else None
 
 
-class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
-  """Maps each RPC onto the model's versions; a ServingError becomes the call's status."""
+class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
+  """Maps each RPC onto the model's versions; a ServingError becomes the call's status. The REST API
+  (serving/rest.py) calls the same `predict`, `metadata` and `status` with the same request protos."""
 
   def __init__(self, models: ModelVersions, max_batch_size: int):
     self._models, self._max_batch_size = models, max_batch_size
 
-  def _servable(self, model_spec) -> Servable:
+  def servable(self, model_spec) -> Servable:
     version = _model_spec_version(model_spec)
     servable = self._models.get(version) if model_spec.name == self._models.name else None
     if servable is None:
@@ -64,17 +66,23 @@ class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_ser
       logging.exception("Request failed")
       context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
 
+  def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    return predict.predict(self.servable(request.model_spec), request, self._max_batch_size)
+
+  def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
+               ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    return predict.metadata(self.servable(request.model_spec), request)
+
   def Predict(self, request, context):
-    return self._answer(context, lambda: predict.predict(self._servable(request.model_spec), request,
-                                                         self._max_batch_size))
+    return self._answer(context, lambda: self.predict(request))
 
   def GetModelMetadata(self, request, context):
-    return self._answer(context, lambda: predict.metadata(self._servable(request.model_spec), request))
+    return self._answer(context, lambda: self.metadata(request))
 
   def GetModelStatus(self, request, context):
-    return self._answer(context, lambda: self._status(request))
+    return self._answer(context, lambda: self.status(request))
 
-  def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
+  def status(self, request: get_model_status_pb2.GetModelStatusRequest) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
     version = _model_spec_version(spec)
     states = self._models.states() if spec.name == self._models.name else {}
@@ -88,6 +96,7 @@ class _Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_ser
     response = get_model_status_pb2.GetModelStatusResponse()
     for number, (state, error) in sorted(states.items(), reverse=True):
       status = response.model_version_status.add(version=number, state=state)
+      status.status.SetInParent()  # OK unless set below, as TF Serving answers
       if error:
         status.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
         status.status.error_message = error
@@ -105,7 +114,7 @@ def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: 
                          load_retry_interval_seconds=load_retry_interval_seconds)
   models.start(poll_seconds)
   server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
-  handlers = _Handlers(models, max_batch_size)
+  handlers = Handlers(models, max_batch_size)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(handlers, server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(handlers, server)
   bound = server.add_insecure_port(f"{host}:{port}")
@@ -118,9 +127,11 @@ def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model_name", required=True)
+  parser.add_argument("--model_name", default="default", help="the name requests use (TF Serving's default)")
   parser.add_argument("--model_base_path", required=True, help="directory of <integer version>/ SavedModels")
   parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
+  parser.add_argument("--rest_api_port", type=int, default=0,
+                      help="port of TF Serving's REST API (serving/rest.py); 0, TF Serving's default: none")
   parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
   parser.add_argument("--model_version_policy", default="latest:1", help="latest:N, all, or specific:V[,V...]")
   parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
@@ -143,10 +154,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                  args.load_retry_interval_micros / 1e6)
   except (ValueError, OSError) as e:
     sys.exit(f"error: {e}")
+  rest_note = ""
+  if args.rest_api_port:
+    try:
+      _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size), args.host, args.rest_api_port)
+    except OSError as e:
+      sys.exit(f"error: cannot bind the REST API on {args.host}:{args.rest_api_port}: {e}")
+    rest_note = f", REST API on {args.host}:{rest_port}"
   available = models.get()
   print(f"Serving model {args.model_name!r} on {args.host}:{port} from {args.model_base_path} "
         f"({'version ' + str(available.version) if available else 'no version available yet'}; "
-        f"policy {args.model_version_policy})", flush=True)
+        f"policy {args.model_version_policy}{rest_note})", flush=True)
   stopped = threading.Event()
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, lambda *_: stopped.set())
