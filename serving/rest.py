@@ -2,6 +2,7 @@
 
   GET  /v1/models/{name}[/versions/{v}]             model status (GetModelStatus as JSON)
   GET  /v1/models/{name}[/versions/{v}]/metadata    signature defs (GetModelMetadata as JSON)
+  GET  <metrics path>                               request metrics, Prometheus' text format (serving/metrics.py)
   POST /v1/models/{name}[/versions/{v}]:predict     {"signature_name": ..., "instances": [...]} (row format)
                                                     or {"inputs": {...}} (columnar), as TF Serving takes them
 
@@ -125,6 +126,7 @@ def predict_request(name: str, version: Optional[int], body: Dict[str, Any],
 
 class _RestHandler(http.server.BaseHTTPRequestHandler):
   handlers: "Handlers"  # set by serve_rest
+  metrics_path: Optional[str] = None
   protocol_version = "HTTP/1.1"
 
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
@@ -154,6 +156,15 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
       self._send(500, {"error": f"{type(e).__name__}: {e}"})
 
   def do_GET(self) -> None:  # pylint: disable=invalid-name
+    if self.metrics_path and self.path == self.metrics_path:
+      body = self.handlers.metrics.render().encode()
+      self.send_response(200)
+      self.send_header("Content-Type", "text/plain; version=0.0.4")
+      self.send_header("Content-Length", str(len(body)))
+      self.end_headers()
+      self.wfile.write(body)
+      return
+
     def call():
       name, version, rest = self._route()
       if rest == ":predict":
@@ -161,14 +172,14 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
       if rest == "/metadata":
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[predict.SIGNATURE_DEF_FIELD])
         _spec(request.model_spec, name, version)
-        response = self.handlers.metadata(request)
+        response = self.handlers.observed("GetModelMetadata", request, self.handlers.metadata)
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata[predict.SIGNATURE_DEF_FIELD].Unpack(signature_defs)
         return {"model_spec": _json(response.model_spec),
                 "metadata": {predict.SIGNATURE_DEF_FIELD: _json(signature_defs)}}
       request = get_model_status_pb2.GetModelStatusRequest()
       _spec(request.model_spec, name, version)
-      return _json(self.handlers.status(request))
+      return _json(self.handlers.observed("GetModelStatus", request, self.handlers.status))
     self._answer(call)
 
   def do_POST(self) -> None:  # pylint: disable=invalid-name
@@ -186,10 +197,19 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
         body = json.loads(raw)
       except (ValueError, UnicodeDecodeError) as e:
         raise _invalid(f"the body is not JSON: {e}") from e
-      spec = predict_pb2.PredictRequest().model_spec
-      _spec(spec, name, version)
-      request, rows = predict_request(name, version, body, self.handlers.servable(spec).signature_defs)
-      response = self.handlers.predict(request)
+      counted = predict_pb2.PredictRequest()  # what the metrics know of the request, whatever fails
+      _spec(counted.model_spec, name, version)
+      counted.model_spec.signature_name = (body.get("signature_name") if isinstance(body, dict) else None) or \
+          predict.DEFAULT_SIGNATURE
+      formats = []
+
+      def run(spec_only: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        signature_defs = self.handlers.servable(spec_only.model_spec).signature_defs
+        request, rows = predict_request(name, version, body, signature_defs)
+        formats.append(rows)
+        return self.handlers.predict(request)
+      response = self.handlers.observed("Predict", counted, run)
+      rows = formats[0]
       outputs = {alias: _to_json(tf.make_ndarray(proto)) for alias, proto in response.outputs.items()}
       if rows:
         if len(outputs) == 1:
@@ -211,9 +231,11 @@ def _spec(model_spec, name: str, version: Optional[int]) -> None:
     model_spec.version.value = version
 
 
-def serve_rest(handlers: "Handlers", host: str, port: int) -> Tuple[http.server.ThreadingHTTPServer, int]:
-  """Starts the REST API in a background thread; returns the HTTP server and its bound port (0: any free)."""
-  handler = type("RestHandler", (_RestHandler,), {"handlers": handlers})
+def serve_rest(handlers: "Handlers", host: str, port: int, metrics_path: Optional[str] = None
+               ) -> Tuple[http.server.ThreadingHTTPServer, int]:
+  """Starts the REST API in a background thread; returns the HTTP server and its bound port (0: any free).
+  With `metrics_path`, GET there answers the request metrics in Prometheus' text format."""
+  handler = type("RestHandler", (_RestHandler,), {"handlers": handlers, "metrics_path": metrics_path})
   httpd = http.server.ThreadingHTTPServer((host, port), handler)
   httpd.daemon_threads = True
   threading.Thread(target=httpd.serve_forever, name="rest", daemon=True).start()

@@ -17,7 +17,7 @@ from serving.server_test import NAME, _predict, _rank, export_dir, running  # no
 @pytest.fixture
 def rest_url(running):  # noqa: F811
   _, _, models, _ = running
-  httpd, port = rest.serve_rest(server.Handlers(models, 50), "127.0.0.1", 0)
+  httpd, port = rest.serve_rest(server.Handlers(models, 50), "127.0.0.1", 0, metrics_path="/metrics")
   yield f"http://127.0.0.1:{port}/v1/models"
   httpd.shutdown()
   httpd.server_close()
@@ -84,3 +84,17 @@ def test_rest_errors_are_tf_servings_with_a_message(rest_url):
     assert status == code, (url, answer)
     assert set(answer) == {"error"}
     assert re.search(message, answer["error"]), answer
+
+
+def test_rest_serves_the_request_metrics(rest_url):
+  good = {"signature_name": "rank", "inputs": {"history": [2], "history_liked": [1], "current_item": 2,
+                                               "candidates": [1], "user_id": 0}}
+  assert _http(f"{rest_url}/{NAME}:predict", good)[0] == 200
+  assert _http(f"{rest_url}/{NAME}:predict", good)[0] == 200
+  assert _http(f"{rest_url}/{NAME}/versions/9:predict", good)[0] == 404
+  with urllib.request.urlopen(rest_url.replace("/v1/models", "/metrics"), timeout=20) as response:
+    text = response.read().decode()
+  ok = f'model_name="{NAME}",model_version="1",signature_name="rank",API="Predict",status="OK"'
+  missing = f'model_name="{NAME}",model_version="9",signature_name="rank",API="Predict",status="NOT_FOUND"'
+  assert f":tensorflow:serving:request_count{{{ok}}} 2" in text.splitlines()
+  assert f":tensorflow:serving:request_count{{{missing}}} 1" in text.splitlines()

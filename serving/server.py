@@ -16,6 +16,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from typing import Callable, Optional, Sequence
 
@@ -24,7 +25,8 @@ from absl import logging
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from serving import predict, rest, versions
+from serving import metrics, predict, rest, versions
+from serving.metrics import Metrics
 from serving.versions import ModelVersions, Servable, VersionPolicy
 
 DEFAULT_MAX_BATCH_SIZE = 1000
@@ -44,8 +46,9 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
   """Maps each RPC onto the model's versions; a ServingError becomes the call's status. The REST API
   (serving/rest.py) calls the same `predict`, `metadata` and `status` with the same request protos."""
 
-  def __init__(self, models: ModelVersions, max_batch_size: int):
+  def __init__(self, models: ModelVersions, max_batch_size: int, metrics: Optional[Metrics] = None):
     self._models, self._max_batch_size = models, max_batch_size
+    self.metrics = metrics or Metrics()
 
   def servable(self, model_spec) -> Servable:
     version = _model_spec_version(model_spec)
@@ -73,14 +76,34 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
                ) -> get_model_metadata_pb2.GetModelMetadataResponse:
     return predict.metadata(self.servable(request.model_spec), request)
 
+  def observed(self, api: str, request, method: Callable):
+    """method(request), counted in the metrics with its status, version and latency."""
+    start, status, response = time.perf_counter(), "OK", None
+    try:
+      response = method(request)
+      return response
+    except predict.ServingError as e:
+      status = e.code.name
+      raise
+    except Exception:  # pylint: disable=broad-except
+      status = grpc.StatusCode.INTERNAL.name
+      raise
+    finally:
+      spec = request.model_spec
+      served = getattr(response, "model_spec", None)
+      version = served.version.value if served is not None and served.HasField("version") else \
+          spec.version.value if spec.HasField("version") else None
+      signature = getattr(spec, "signature_name", "") or (predict.DEFAULT_SIGNATURE if api == "Predict" else "")
+      self.metrics.observe(spec.name, version, signature, api, status, time.perf_counter() - start)
+
   def Predict(self, request, context):
-    return self._answer(context, lambda: self.predict(request))
+    return self._answer(context, lambda: self.observed("Predict", request, self.predict))
 
   def GetModelMetadata(self, request, context):
-    return self._answer(context, lambda: self.metadata(request))
+    return self._answer(context, lambda: self.observed("GetModelMetadata", request, self.metadata))
 
   def GetModelStatus(self, request, context):
-    return self._answer(context, lambda: self.status(request))
+    return self._answer(context, lambda: self.observed("GetModelStatus", request, self.status))
 
   def status(self, request: get_model_status_pb2.GetModelStatusRequest) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
@@ -106,7 +129,8 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
 def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: int = 8500,
           policy: str = "latest:1", poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
           workers: int = 16, max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
-          load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS):
+          load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
+          request_metrics: Optional[Metrics] = None):
   """Starts the server; returns (grpc server, bound port, ModelVersions). Port 0 picks a free one."""
   models = ModelVersions(model_name, model_base_path, VersionPolicy(policy),
                          warmup=lambda servable: predict.warmup(servable, max_batch_size),
@@ -114,7 +138,7 @@ def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: 
                          load_retry_interval_seconds=load_retry_interval_seconds)
   models.start(poll_seconds)
   server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
-  handlers = Handlers(models, max_batch_size)
+  handlers = Handlers(models, max_batch_size, request_metrics)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(handlers, server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(handlers, server)
   bound = server.add_insecure_port(f"{host}:{port}")
@@ -132,6 +156,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
   parser.add_argument("--rest_api_port", type=int, default=0,
                       help="port of TF Serving's REST API (serving/rest.py); 0, TF Serving's default: none")
+  parser.add_argument("--monitoring_config_file", default="",
+                      help="a MonitoringConfig text proto; its prometheus_config {enable: true path: ...} serves the "
+                           "request metrics on the REST port")
   parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
   parser.add_argument("--model_version_policy", default="latest:1", help="latest:N, all, or specific:V[,V...]")
   parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
@@ -147,20 +174,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   # Request threads wait at most this long for the GIL while a new version loads (default 5 ms).
   # (A lower OS priority for the loading thread made it worse: it is preempted holding the GIL.)
   sys.setswitchinterval(0.0005)
+  request_metrics = Metrics()  # one for both APIs
   try:
     server, port, models = serve(args.model_name, args.model_base_path, args.host, args.port,
                                  args.model_version_policy, args.file_system_poll_wait_seconds,
                                  args.max_batch_size, args.workers, args.max_num_load_retries,
-                                 args.load_retry_interval_micros / 1e6)
+                                 args.load_retry_interval_micros / 1e6, request_metrics)
   except (ValueError, OSError) as e:
     sys.exit(f"error: {e}")
-  rest_note = ""
+  rest_note, metrics_path = "", None
+  if args.monitoring_config_file:
+    with open(args.monitoring_config_file) as f:
+      metrics_path = metrics.prometheus_path(f.read())
   if args.rest_api_port:
     try:
-      _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size), args.host, args.rest_api_port)
+      _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size, request_metrics), args.host,
+                                     args.rest_api_port, metrics_path)
     except OSError as e:
       sys.exit(f"error: cannot bind the REST API on {args.host}:{args.rest_api_port}: {e}")
-    rest_note = f", REST API on {args.host}:{rest_port}"
+    rest_note = f", REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
   available = models.get()
   print(f"Serving model {args.model_name!r} on {args.host}:{port} from {args.model_base_path} "
         f"({'version ' + str(available.version) if available else 'no version available yet'}; "
