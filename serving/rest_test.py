@@ -17,7 +17,7 @@ from serving.server_test import NAME, _predict, _rank, export_dir, running  # no
 @pytest.fixture
 def rest_url(running):  # noqa: F811
   _, _, models, _ = running
-  httpd, port = rest.serve_rest(server.Handlers(models, 50), "127.0.0.1", 0, metrics_path="/metrics")
+  httpd, port = rest.serve_rest(server.Handlers({NAME: models}, 50), "127.0.0.1", 0, metrics_path="/metrics")
   yield f"http://127.0.0.1:{port}/v1/models"
   httpd.shutdown()
   httpd.server_close()

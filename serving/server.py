@@ -18,15 +18,16 @@ import sys
 import threading
 import time
 from concurrent import futures
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import grpc
 from absl import logging
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from serving import metrics, predict, rest, versions
+from serving import metrics, model_config, predict, rest, versions
 from serving.metrics import Metrics
+from serving.model_config import ModelConfig
 from serving.versions import ModelVersions, Servable, VersionPolicy
 
 DEFAULT_MAX_BATCH_SIZE = 1000
@@ -46,13 +47,14 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
   """Maps each RPC onto the model's versions; a ServingError becomes the call's status. The REST API
   (serving/rest.py) calls the same `predict`, `metadata` and `status` with the same request protos."""
 
-  def __init__(self, models: ModelVersions, max_batch_size: int, metrics: Optional[Metrics] = None):
+  def __init__(self, models: Dict[str, ModelVersions], max_batch_size: int, metrics: Optional[Metrics] = None):
     self._models, self._max_batch_size = models, max_batch_size
     self.metrics = metrics or Metrics()
 
   def servable(self, model_spec) -> Servable:
     version = _model_spec_version(model_spec)
-    servable = self._models.get(version) if model_spec.name == self._models.name else None
+    model = self._models.get(model_spec.name)
+    servable = model.get(version) if model else None
     if servable is None:
       wanted = f"Latest({model_spec.name})" if version is None else f"Specific({model_spec.name}, {version})"
       raise predict.ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {wanted}")
@@ -108,7 +110,8 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
   def status(self, request: get_model_status_pb2.GetModelStatusRequest) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
     version = _model_spec_version(spec)
-    states = self._models.states() if spec.name == self._models.name else {}
+    model = self._models.get(spec.name)
+    states = model.states() if model else {}
     if not states:
       raise predict.ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
     if version is not None:
@@ -126,33 +129,58 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
     return response
 
 
-def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: int = 8500,
-          policy: str = "latest:1", poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-          workers: int = 16, max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
-          load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
-          request_metrics: Optional[Metrics] = None):
-  """Starts the server; returns (grpc server, bound port, ModelVersions). Port 0 picks a free one."""
-  models = ModelVersions(model_name, model_base_path, VersionPolicy(policy),
-                         warmup=lambda servable: predict.warmup(servable, max_batch_size),
-                         max_num_load_retries=max_num_load_retries,
-                         load_retry_interval_seconds=load_retry_interval_seconds)
-  models.start(poll_seconds)
+def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: int = 8500,
+                 poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, workers: int = 16,
+                 max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
+                 load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
+                 request_metrics: Optional[Metrics] = None):
+  """Starts the server for every model of `configs`; returns (grpc server, bound port, {name: ModelVersions}).
+  Port 0 picks a free one."""
+  models = {config.name: ModelVersions(config.name, config.base_path, VersionPolicy(config.policy),
+                                       warmup=lambda servable: predict.warmup(servable, max_batch_size),
+                                       max_num_load_retries=max_num_load_retries,
+                                       load_retry_interval_seconds=load_retry_interval_seconds)
+            for config in configs}
+  for model in models.values():
+    model.start(poll_seconds)
   server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
   handlers = Handlers(models, max_batch_size, request_metrics)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(handlers, server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(handlers, server)
   bound = server.add_insecure_port(f"{host}:{port}")
   if not bound:
-    models.stop()
+    for model in models.values():
+      model.stop()
     raise OSError(f"cannot bind {host}:{port}")
   server.start()
   return server, bound, models
 
 
+def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", port: int = 8500,
+          policy: str = "latest:1", **options):
+  """One model: returns (grpc server, bound port, its ModelVersions); `options` as serve_models'."""
+  server, bound, models = serve_models([ModelConfig(model_name, model_base_path, policy)], host, port, **options)
+  return server, bound, models[model_name]
+
+
+def _model_configs(args) -> List[ModelConfig]:
+  if args.model_config_file:
+    if args.model_base_path:
+      raise ValueError("give --model_config_file or --model_base_path, not both")
+    with open(args.model_config_file) as f:
+      return model_config.parse(f.read(), args.model_config_file)
+  if not args.model_base_path:
+    raise ValueError("give --model_base_path (one model) or --model_config_file (several)")
+  return [ModelConfig(args.model_name, args.model_base_path, args.model_version_policy)]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_name", default="default", help="the name requests use (TF Serving's default)")
-  parser.add_argument("--model_base_path", required=True, help="directory of <integer version>/ SavedModels")
+  parser.add_argument("--model_base_path", default="", help="directory of <integer version>/ SavedModels")
+  parser.add_argument("--model_config_file", default="",
+                      help="a ModelServerConfig text proto: several models, each with its base path and version "
+                           "policy (serving/model_config.py), instead of --model_name/--model_base_path")
   parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
   parser.add_argument("--rest_api_port", type=int, default=0,
                       help="port of TF Serving's REST API (serving/rest.py); 0, TF Serving's default: none")
@@ -176,33 +204,37 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   sys.setswitchinterval(0.0005)
   request_metrics = Metrics()  # one for both APIs
   try:
-    server, port, models = serve(args.model_name, args.model_base_path, args.host, args.port,
-                                 args.model_version_policy, args.file_system_poll_wait_seconds,
-                                 args.max_batch_size, args.workers, args.max_num_load_retries,
-                                 args.load_retry_interval_micros / 1e6, request_metrics)
+    configs = _model_configs(args)
+    metrics_path = None
+    if args.monitoring_config_file:
+      with open(args.monitoring_config_file) as f:
+        metrics_path = metrics.prometheus_path(f.read())
+    server, port, models = serve_models(configs, args.host, args.port, args.file_system_poll_wait_seconds,
+                                        args.max_batch_size, args.workers, args.max_num_load_retries,
+                                        args.load_retry_interval_micros / 1e6, request_metrics)
   except (ValueError, OSError) as e:
     sys.exit(f"error: {e}")
-  rest_note, metrics_path = "", None
-  if args.monitoring_config_file:
-    with open(args.monitoring_config_file) as f:
-      metrics_path = metrics.prometheus_path(f.read())
+  rest_note = ""
   if args.rest_api_port:
     try:
       _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size, request_metrics), args.host,
                                      args.rest_api_port, metrics_path)
     except OSError as e:
       sys.exit(f"error: cannot bind the REST API on {args.host}:{args.rest_api_port}: {e}")
-    rest_note = f", REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
-  available = models.get()
-  print(f"Serving model {args.model_name!r} on {args.host}:{port} from {args.model_base_path} "
-        f"({'version ' + str(available.version) if available else 'no version available yet'}; "
-        f"policy {args.model_version_policy}{rest_note})", flush=True)
+    rest_note = f"; REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
+  for config in configs:
+    available = models[config.name].get()
+    print(f"Serving model {config.name!r} from {config.base_path} "
+          f"({'version ' + str(available.version) if available else 'no version available yet'}; "
+          f"policy {config.policy})", flush=True)
+  print(f"gRPC on {args.host}:{port}{rest_note}", flush=True)
   stopped = threading.Event()
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, lambda *_: stopped.set())
   stopped.wait()
   server.stop(grace=2).wait()
-  models.stop()
+  for model in models.values():
+    model.stop()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
-from serving import predict, query, server, versions
+from serving import model_config, predict, query, server, versions
 
 NAME, N = "sid_ranking", 12
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -326,3 +326,27 @@ def test_query_prints_ranked_candidates_with_titles(running, tmp_path, capsys):
   assert "new items get the fallback score" in out  # this model has no content encoder
   rows = [line for line in out.splitlines() if line[:4].strip().isdigit()]
   assert len(rows) == 4 and "A new film (2030)" in out and titles[1].split(". Genres")[0] in out
+
+
+def test_a_model_config_file_serves_several_models_each_with_its_policy(tmp_path, export_dir):
+  for name, versions_present in (("ranker", (1, 2)), ("other", (4,))):
+    os.makedirs(tmp_path / name)
+    for version in versions_present:
+      _publish(export_dir, str(tmp_path / name), version)
+  config = tmp_path / "models.config"
+  config.write_text(f"""model_config_list {{
+    config {{ name: "ranker" base_path: "{tmp_path / 'ranker'}" model_version_policy {{ all {{}} }} }}
+    config {{ name: "other" base_path: "{tmp_path / 'other'}" }}
+  }}""")
+  grpc_server, port, models = server.serve_models(model_config.parse(config.read_text()), port=0, poll_seconds=0.1)
+  try:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+      assert {s.version for s in _status(channel, name="ranker").model_version_status} == {1, 2}
+      assert _predict(channel, query.rank_request("ranker", (2,), 2, (1,), version=1)).model_spec.version.value == 1
+      assert _predict(channel, query.rank_request("other", (2,), 2, (1,))).model_spec.version.value == 4
+      assert _error(lambda: _predict(channel, query.rank_request(NAME, (2,), 2, (1,))))[0] == \
+          grpc.StatusCode.NOT_FOUND
+  finally:
+    grpc_server.stop(0)
+    for model in models.values():
+      model.stop()
