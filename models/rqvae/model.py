@@ -13,8 +13,8 @@ Training, in four phases:
 3. quantized training with cosine learning-rate decay (Loshchilov & Hutter 2017); at the end of each
    epoch, codes no item chose during that epoch are reset to the residuals the codebook quantizes worst
    (the paper's dead-code reset, once per epoch so live-but-rare codes are not thrashed);
-4. k-means refinement of the codebooks on the final latents, then a few epochs of decoder fine-tuning
-   on the refined codewords.
+4. k-means refinement of the codebooks on the final latents, then decoder fine-tuning on the codes,
+   now frozen.
 K-means fits on at most KMEANS_POINTS_PER_CODE * K points and assigns in chunks, so memory stays
 bounded at L=8, K=2048 on a million items.
 
@@ -40,11 +40,12 @@ CHUNK = 16384
 
 @dataclasses.dataclass(frozen=True)
 class RQVAEConfig:
-  """Sizes and training settings. Defaults suit ~10k items (TIGER used 3 x 256 for 12k items);
-  the paper's YouTube setting is num_levels=8, codebook_size=2048, latent_dim=256."""
+  """Sizes and training settings. Defaults suit ~10k items (TIGER used 3 x 256 for 12k items) and were
+  tuned on the bundled corpus against FAISS's ResidualQuantizer (bench/rqvae_tuning.md); the paper's
+  YouTube setting is num_levels=8, codebook_size=2048, latent_dim=256."""
   input_dim: int = 384
   hidden_dim: int = 256
-  # Wider than the encoder: the decoder alone turns 3 codes into 384 floats (and is cheap to refine).
+  # Wider than the encoder: the decoder's width bounded the reconstruction error, the encoder's did not.
   decoder_hidden_dim: int = 1024
   latent_dim: int = 64
   num_levels: int = 3
@@ -52,9 +53,9 @@ class RQVAEConfig:
   beta: float = 1.0
   learning_rate: float = 1e-3
   batch_size: int = 256
-  pretrain_epochs: int = 10
-  epochs: int = 20
-  refine_epochs: int = 60
+  pretrain_epochs: int = 10  # phase 1
+  epochs: int = 20  # phase 3
+  refine_epochs: int = 60  # phase 4
   kmeans_iterations: int = 20
   kmeans_init: bool = True
   reset_dead_codes: bool = True
