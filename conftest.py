@@ -156,8 +156,9 @@ def rqvae_artifact(path: pathlib.Path, vectors, num_levels: int, codebook_size: 
   from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
   from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
   from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
-  config = rqvae.RQVAEConfig(input_dim=vectors.shape[1], hidden_dim=16, latent_dim=4, num_levels=num_levels,
-                             codebook_size=codebook_size, batch_size=64, epochs=2, kmeans_iterations=3)
+  config = rqvae.RQVAEConfig(input_dim=vectors.shape[1], hidden_dim=16, decoder_hidden_dim=16, latent_dim=4,
+                             num_levels=num_levels, codebook_size=codebook_size, batch_size=64,
+                             pretrain_epochs=1, epochs=2, refine_epochs=1, kmeans_iterations=3)
   model = rqvae.RQVAE(config)
   rqvae.train(model, vectors, log=lambda _: None)
   artifact = artifacts.RQVAEModel()

@@ -33,7 +33,8 @@ RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
         (1, 3, 5.0, 1, 0), (1, 5, 1.0, 1, 1), (2, 1, 2.0, 1, 2), (2, 5, 4.0, 1, 3),
         (1, 6, 4.0, 2, 0), (3, 2, 1.0, 2, 1), (3, 5, 4.5, 2, 2), (2, 6, 2.0, 2, 3),
         (3, 6, 5.0, 3, 0), (4, 2, 2.0, 3, 1)))
-TINY = dict(rqvae={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8, "epochs": 2,
+TINY = dict(rqvae={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8,
+                   "decoder_hidden_dim": 8, "pretrain_epochs": 0, "epochs": 2, "refine_epochs": 0,
                    "batch_size": 4, "kmeans_iterations": 2},
             sid_table_budgets=[5, 8], embedding_batch_size=2,
             ranking={"representation": "spm", "table_rows": 8, "embedding_dim": 4, "hidden_units": [8]},

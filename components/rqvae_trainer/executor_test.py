@@ -12,7 +12,8 @@ from components.rqvae_trainer import component, executor
 from models.rqvae import saved_model
 
 TINY_CONFIG = json.dumps({"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden_dim": 8,
-                          "epochs": 2, "batch_size": 4, "kmeans_iterations": 2})
+                          "decoder_hidden_dim": 8, "pretrain_epochs": 1, "epochs": 2, "refine_epochs": 1,
+                          "batch_size": 4, "kmeans_iterations": 2})
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def test_trains_and_publishes_a_frozen_model(inputs, tmp_path):
   assert model.get_int_custom_property("train_items") == 4
   assert len(json.loads(model.get_string_custom_property("utilisation"))) == 2
   history = json.load(open(os.path.join(model.uri, executor.HISTORY_FILE)))
-  assert [h["epoch"] for h in history] == [1, 2]
+  assert [(h["epoch"], h["phase"]) for h in history] == [
+      (1, "pretrain"), (2, "train"), (3, "train"), (4, "refine")]
 
 
 def test_cutoff_trains_on_items_seen_before_it(inputs, tmp_path):

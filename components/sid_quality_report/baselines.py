@@ -12,10 +12,12 @@ from typing import Dict
 import faiss
 import numpy as np
 
+from components.sid_quality_report import metrics
+
 
 def _result(codes: np.ndarray, reconstruction: np.ndarray, embeddings: np.ndarray, seconds: float
             ) -> Dict[str, object]:
-  return {"codes": codes.astype(np.int64), "mse": float(np.mean((reconstruction - embeddings) ** 2)),
+  return {"codes": codes.astype(np.int64), "mse": metrics.reconstruction_mse(reconstruction, embeddings),
           "seconds": seconds}
 
 
@@ -29,7 +31,7 @@ def faiss_residual_quantizer(embeddings: np.ndarray, levels: int, codebook_size:
   packed = quantizer.compute_codes(embeddings)
   seconds = time.perf_counter() - start
   codes = unpack_codes(packed, levels, bits)
-  return _result(codes, quantizer.decode(packed), embeddings, seconds)
+  return dict(_result(codes, quantizer.decode(packed), embeddings, seconds), quantizer=quantizer)
 
 
 def unpack_codes(packed: np.ndarray, levels: int, bits: int) -> np.ndarray:

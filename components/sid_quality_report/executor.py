@@ -45,7 +45,7 @@ class Executor(base_executor.BaseExecutor):
     config = saved_model.load_config(export_dir)
     decode = saved_model.load_signatures(export_dir)[saved_model.DECODE]
     reconstruction = decode(codes=tf.constant(codes, tf.int32))[saved_model.RECONSTRUCTION_KEY].numpy()
-    rqvae_mse = float(np.mean((reconstruction - embeddings) ** 2))
+    rqvae_mse = metrics.reconstruction_mse(reconstruction, embeddings)
     titles_by_id = _titles(artifact_utils.get_single_instance(input_dict["items"]))
     titles = [titles_by_id.get(int(i), str(i)) for i in ids]
     rng = np.random.default_rng(int(exec_properties.get("seed") or 0))

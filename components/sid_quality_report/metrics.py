@@ -10,6 +10,12 @@ def prefix_groups(codes: np.ndarray, length: int) -> np.ndarray:
   return np.unique(codes[:, :length], axis=0, return_inverse=True)[1].reshape(-1)
 
 
+def reconstruction_mse(reconstruction: np.ndarray, embeddings: np.ndarray) -> float:
+  """Mean squared error in the embedding space, over items and dimensions: one scale for every
+  quantizer, whatever space it quantizes in."""
+  return float(np.mean((reconstruction - embeddings) ** 2))
+
+
 def unique_ratio(codes: np.ndarray) -> float:
   return float(len(np.unique(codes, axis=0)) / max(len(codes), 1))
 

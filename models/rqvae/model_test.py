@@ -3,8 +3,9 @@ import pytest
 
 from models.rqvae import model as rqvae
 
-SMALL = rqvae.RQVAEConfig(input_dim=16, hidden_dim=32, latent_dim=8, num_levels=3, codebook_size=16,
-                          batch_size=128, epochs=3, kmeans_iterations=5)
+SMALL = rqvae.RQVAEConfig(input_dim=16, hidden_dim=32, decoder_hidden_dim=32, latent_dim=8, num_levels=3,
+                          codebook_size=16, batch_size=128, pretrain_epochs=2, epochs=3, refine_epochs=2,
+                          kmeans_iterations=5)
 
 
 def _clusters(n=512, dim=16, centers=24, seed=0):
@@ -22,23 +23,47 @@ def test_encode_decode_shapes_and_code_range():
   assert codes.shape == (512, 3) and codes.dtype == np.int32
   assert codes.min() >= 0 and codes.max() < SMALL.codebook_size
   assert model.decode(codes).shape == (512, 16)
-  assert len(history) == 3 and history[-1]["total"] < history[0]["total"]
+  assert [h["phase"] for h in history] == ["pretrain"] * 2 + ["train"] * 3 + ["refine"] * 2
+  assert history[-1]["reconstruction"] < history[2]["reconstruction"]
 
 
-def test_kmeans_init_puts_codewords_on_the_data():
+def test_kmeans_init_puts_codewords_on_the_whole_corpus():
   model = rqvae.RQVAE(SMALL)
+  # Sorted by cluster: the first batch holds few clusters, an init from it would miss the rest.
   data = _clusters()
+  data = data[np.argsort(data[:, 0])]
   before = rqvae.code_usage(model.encode(data).numpy(), SMALL.codebook_size)
-  rqvae.kmeans_init(model, data[:128], np.random.default_rng(0))
+  rqvae.fit_codebooks(model, data, np.random.default_rng(0))
   after = rqvae.code_usage(model.encode(data).numpy(), SMALL.codebook_size)
   assert after[0]["utilisation"] >= 0.9
   assert after[0]["perplexity"] > before[0]["perplexity"]
 
 
+def test_kmeans_in_chunks_matches_all_at_once(monkeypatch):
+  model = rqvae.RQVAE(SMALL)
+  data = _clusters()
+  rqvae.fit_codebooks(model, data, np.random.default_rng(0))
+  whole = model.codebooks.numpy()
+  monkeypatch.setattr(rqvae, "CHUNK", 37)
+  rqvae.fit_codebooks(model, data, np.random.default_rng(0))
+  np.testing.assert_allclose(model.codebooks.numpy(), whole, atol=1e-6)
+
+
+def test_a_fixed_seed_gives_the_same_codes():
+  data = _clusters()
+  runs = []
+  for seed in (0, 0, 1):
+    model = rqvae.RQVAE(rqvae.RQVAEConfig(**{**SMALL.__dict__, "seed": seed}))
+    rqvae.train(model, data, log=lambda _: None)
+    runs.append(model.encode(data).numpy())
+  np.testing.assert_array_equal(runs[0], runs[1])
+  assert (runs[0] != runs[2]).any()
+
+
 @pytest.mark.parametrize("reset", [False, True])
 def test_dead_code_reset_revives_a_collapsed_codebook(reset):
   config = rqvae.RQVAEConfig(**{**SMALL.__dict__, "kmeans_init": False, "reset_dead_codes": reset,
-                                "epochs": 2})
+                                "pretrain_epochs": 0, "epochs": 2, "refine_epochs": 0})
   model = rqvae.RQVAE(config)
   # Collapse by construction: every codeword but the first sits far from any latent.
   far = np.full(model.codebooks.shape, 100.0, np.float32)
