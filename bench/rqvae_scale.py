@@ -52,6 +52,8 @@ def main(argv=None) -> None:
   parser.add_argument("--dim", type=int, default=256)
   parser.add_argument("--levels", type=int, default=8)
   parser.add_argument("--codes", type=int, default=2048)
+  parser.add_argument("--no_kmeans", action="store_true",
+                      help="skip the k-means fits (random codebooks, no refinement): the epochs alone, in minutes")
   args = parser.parse_args(argv)
 
   start = time.perf_counter()
@@ -59,7 +61,8 @@ def main(argv=None) -> None:
   print(f"corpus: {args.items:,} x {args.dim} float32 ({corpus.nbytes / 2**20:,.0f} MB) in "
         f"{time.perf_counter() - start:.1f}s; peak memory so far {_peak_mb():,.0f} MB", flush=True)
   config = rqvae.RQVAEConfig(input_dim=args.dim, num_levels=args.levels, codebook_size=args.codes,
-                             pretrain_epochs=1, epochs=1, refine_epochs=1)
+                             pretrain_epochs=1, epochs=1, refine_epochs=0 if args.no_kmeans else 1,
+                             kmeans_init=not args.no_kmeans)
   model = rqvae.RQVAE(config)
   marks, kmeans_seconds = [time.perf_counter()], []
   fit_codebooks = rqvae.fit_codebooks
