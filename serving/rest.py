@@ -112,15 +112,14 @@ def predict_request(name: str, version: Optional[int], body: Dict[str, Any],
     else:
       raise _invalid(f'"inputs" must be an object of the inputs {names}')
   for key, value in columns.items():
-    if key not in signature.inputs:
-      continue  # predict() names the extra and missing inputs
+    if key not in signature.inputs:  # a placeholder: predict() names the extra inputs
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(0))
+      continue
     dtype = tf.dtypes.as_dtype(signature.inputs[key].dtype)
     try:
       request.inputs[key].CopyFrom(tf.make_tensor_proto(_from_json(value, dtype), dtype))
     except (ValueError, TypeError) as e:
       raise _invalid(f"input '{key}' is not a valid {dtype.name} value: {e}") from e
-  for key in set(columns) - set(signature.inputs):
-    request.inputs[key].CopyFrom(tf.make_tensor_proto(0))
   return request, rows
 
 
@@ -133,9 +132,11 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
     pass  # one line per request on stderr is noise at hundreds of requests a second
 
   def _send(self, status: int, payload: Dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
+    self._send_bytes(status, json.dumps(payload).encode(), "application/json")
+
+  def _send_bytes(self, status: int, body: bytes, content_type: str) -> None:
     self.send_response(status)
-    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Type", content_type)
     self.send_header("Content-Length", str(len(body)))
     self.end_headers()
     self.wfile.write(body)
@@ -157,12 +158,7 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
 
   def do_GET(self) -> None:  # pylint: disable=invalid-name
     if self.metrics_path and self.path == self.metrics_path:
-      body = self.handlers.metrics.render().encode()
-      self.send_response(200)
-      self.send_header("Content-Type", "text/plain; version=0.0.4")
-      self.send_header("Content-Length", str(len(body)))
-      self.end_headers()
-      self.wfile.write(body)
+      self._send_bytes(200, self.handlers.metrics.render().encode(), "text/plain; version=0.0.4")
       return
 
     def call():
