@@ -4,8 +4,11 @@ Starts the server in its own process on a copy of the pushed model (version 1), 
 concurrent clients sends `rank` requests (20 history items, 100 candidates) for at most --requests
 requests or --seconds seconds, and prints p50/p99 latency, requests/s and failures; then, under the
 same load, publishes the next version (copied, then renamed into place) and reports the window from
-publication until the new version answers (plus 2 s for the old one's unloading) the same way. Targets (issue 6): p99 < 10 ms with one client, no failed request and p99 at most 2x
-during the swap.
+publication until the new version answers (plus 2 s for the old one's unloading) the same way; then the
+server's memory (resident and peak), and a restart: the server stopped and started again, timed from the
+new process's start to its first answered `rank` request. Targets (issue 14): at least 500 requests/s at 8
+and 32 clients, p99 < 10 ms with one client, no failed request, p99 at most 1.5x steady during the swap,
+a restart within 10 s.
 
   .venv/bin/python bench/serving.py [--output_root outputs] [--clients 1,8,32] [--requests 3000] [--seconds 20]
       (after the main command, whose daily runs push a model to <output_root>/serving/<pipeline name>)
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Tuple
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -115,6 +119,30 @@ def _swap(port, clients, request_of, source, base, version):
   return [(t, latency) for t, latency in load.latencies if published <= t <= served + 2], served - published, load
 
 
+def _memory_mb(pid: int) -> Tuple[float, float]:
+  """(resident, peak resident) MB of a process (Linux /proc)."""
+  with open(f"/proc/{pid}/status") as f:
+    fields = dict(line.split(":", 1) for line in f)
+  return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
+
+
+def _first_answer_seconds(port: int, request_of, started: float, timeout: float = 300) -> float:
+  """Seconds from `started` (time.monotonic()) until the server answers a `rank` request."""
+  rng = np.random.default_rng(0)
+  with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    while time.monotonic() - started < timeout:
+      try:
+        stub.Predict(request_of(rng), timeout=1)
+        return time.monotonic() - started
+      except grpc.RpcError as e:
+        if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND,
+                            grpc.StatusCode.DEADLINE_EXCEEDED):
+          raise
+      time.sleep(0.02)
+  raise RuntimeError(f"the restarted server did not answer within {timeout:.0f} s")
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_base_path", help="default: the loop's serving directory")
@@ -139,8 +167,11 @@ def main(argv=None) -> None:
   with tempfile.TemporaryDirectory() as base:
     shutil.copytree(source, os.path.join(base, "1"))
     port = demo.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "serving.server", "--model_name", name, "--model_base_path",
+
+    def start_server():
+      return subprocess.Popen([sys.executable, "-m", "serving.server", "--model_name", name, "--model_base_path",
                                base, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_server()
     try:
       with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         query.wait_until_available(channel, name, 300)
@@ -159,6 +190,14 @@ def main(argv=None) -> None:
               f"p99 {ratio:.2f}x steady; version {version} served {seconds:.1f} s after it was published")
         for failure in sorted(set(swap.failures))[:5]:
           print("  failure:", failure)
+      resident, peak = _memory_mb(server.pid)
+      print(f"server memory: {resident:.0f} MB resident, {peak:.0f} MB peak (one process)")
+      server.terminate()
+      server.wait()
+      started = time.monotonic()
+      server = start_server()
+      print(f"restart: first request answered {_first_answer_seconds(port, request_of, started):.1f} s after "
+            "the server process started")
     finally:
       server.terminate()
       server.wait()

@@ -142,7 +142,8 @@ def main(argv=None) -> int:
   parser.add_argument("--image", required=True, help="the pipeline image built from kubeflow/Dockerfile")
   parser.add_argument("--pipeline_root", required=True,
                       help="the loop's output root, e.g. gs://BUCKET/sid_ranking: TFX's pipeline root is "
-                           "<it>/pipeline_root, pushed models go to <it>/serving/sid_ranking")
+                           "<it>/pipeline_root, pushed models go to <it>/serving/sid_ranking and the content "
+                           "encoder to <it>/serving/content_encoder")
   parser.add_argument("--data_root", required=True,
                       help="the span-partitioned input (backfill/, span-<N>/), e.g. gs://BUCKET/input")
   parser.add_argument("--span_period", required=True, choices=spans.PERIODS)

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
+from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from pipeline import beam_runners
 
 PIPELINE_NAME = "sid_ranking"
@@ -78,6 +79,11 @@ class PipelineConfig:
   @property
   def serving_model_dir(self) -> str:
     return os.path.join(self.output_root, "serving", self.pipeline_name)
+
+  @property
+  def encoder_serving_dir(self) -> str:
+    """Where the SID refresh pushes the content encoder, a model of its own beside the ranking model."""
+    return os.path.join(self.output_root, "serving", ENCODER_MODEL_NAME)
 
   def replace(self, **changes) -> "PipelineConfig":
     return dataclasses.replace(self, **changes)

@@ -8,4 +8,7 @@ if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
   echo "Installing uv ..." >&2
   "$PYTHON" -m pip install --quiet --disable-pip-version-check uv
 fi
-"$PYTHON" -m uv sync --frozen --python "$("$PYTHON" -c 'import sys; print(sys.executable)')" --quiet
+# Bytecode compiled once at install: without it every process compiles TensorFlow's modules again (these
+# machines set PYTHONDONTWRITEBYTECODE), 11 s instead of 3.6 s to import it, paid by every pipeline run and
+# every model server start.
+"$PYTHON" -m uv sync --frozen --compile-bytecode --python "$("$PYTHON" -c 'import sys; print(sys.executable)')" --quiet

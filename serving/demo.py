@@ -1,7 +1,9 @@
-"""The main command's last step: serve the pushed model with serving/server.py (its own process, on a
-free loopback port) and answer one query over gRPC with serving/query.py, then stop the server.
+"""The main command's last step: serve the pushed model and the content encoder with serving/server.py
+(its own process, on a free loopback port) and answer one query over gRPC with serving/query.py, then
+stop the server.
 
   python -m serving.demo --model_base_path outputs/serving/sid_ranking
+      [--encoder_base_path outputs/serving/content_encoder]   (default: beside --model_base_path)
 """
 
 import argparse
@@ -11,7 +13,9 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
-from serving import query, versions
+from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
+from serving import model_config, query, versions
+from serving.model_config import ModelConfig
 
 # A film released after the data ends (2018): the model has never seen it, only its text.
 NEW_ITEM = "Dune: Part Two (2024). Genres: Action, Adventure, Drama, Sci-Fi"
@@ -32,6 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_base_path", required=True)
   parser.add_argument("--model_name", default="sid_ranking")
+  parser.add_argument("--encoder_base_path", help="the pushed content encoder, which embeds the new item's text "
+                      f"(default: {ENCODER_MODEL_NAME}/ beside --model_base_path; without it, the fallback score)")
   parser.add_argument("--user", type=int, help="default: the user with the most ratings in --data_root")
   parser.add_argument("--data_root", default=query.DATA_ROOT)
   args = parser.parse_args(argv)
@@ -39,12 +45,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     sys.exit(f"No model version under {args.model_base_path}: no step was blessed yet, so nothing was pushed.")
   user = args.user if args.user is not None else most_active_user(args.data_root)
   port = free_port()
-  log_path = os.path.join(os.path.dirname(os.path.abspath(args.model_base_path)), "server.log")
-  print(f"Serving {args.model_base_path} on 127.0.0.1:{port} (log: {log_path})", flush=True)
+  serving_root = os.path.dirname(os.path.abspath(args.model_base_path))
+  encoder_base_path = args.encoder_base_path or os.path.join(serving_root, ENCODER_MODEL_NAME)
+  models = [ModelConfig(args.model_name, os.path.abspath(args.model_base_path))]
+  if versions.versions_on_disk(encoder_base_path):
+    models.append(ModelConfig(ENCODER_MODEL_NAME, os.path.abspath(encoder_base_path)))
+  config_path, log_path = os.path.join(serving_root, "models.config"), os.path.join(serving_root, "server.log")
+  with open(config_path, "w") as f:
+    f.write(model_config.render(models))
+  print(f"Serving {', '.join(m.base_path for m in models)} on 127.0.0.1:{port} (log: {log_path})", flush=True)
   with open(log_path, "w") as log:
     server = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--model_name", args.model_name,
-         "--model_base_path", args.model_base_path, "--port", str(port)],
+        [sys.executable, "-m", "serving.server", "--model_config_file", config_path, "--port", str(port)],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=log, stderr=subprocess.STDOUT)
     try:
       query.main(["--server", f"127.0.0.1:{port}", "--model_name", args.model_name, "--user", str(user),

@@ -5,11 +5,17 @@ Example:
   metrics = Metrics()
   metrics.observe("sid_ranking", 3, "rank", "Predict", "OK", seconds=0.004)
   metrics.render()   # ':tensorflow:serving:request_count{model_name="sid_ranking",...} 1' ...
+
+Several server processes sharing a port (--server_processes) share a directory: each publishes its own
+counters there (`publish`, every second), and a scrape answered by any of them sums all processes'.
 """
 
 import bisect
+import json
+import os
 import re
 import threading
+import time
 from typing import Dict, Optional, Tuple
 
 COUNT = ":tensorflow:serving:request_count"
@@ -24,13 +30,15 @@ Key = Tuple[str, ...]
 
 
 class Metrics:
-  """Thread-safe counters; `render` writes them for a Prometheus scrape."""
+  """Thread-safe counters; `render` writes them for a Prometheus scrape. With `shared_dir`, the counters of
+  the other processes publishing there (as `process`) are added in."""
 
-  def __init__(self):
+  def __init__(self, shared_dir: Optional[str] = None, process: int = 0):
     self._lock = threading.Lock()
     self._counts: Dict[Key, int] = {}
     self._buckets: Dict[Key, list] = {}
     self._sums: Dict[Key, float] = {}
+    self._shared_dir, self._process = shared_dir, process
 
   def observe(self, model_name: str, version: Optional[int], signature_name: str, api: str, status: str,
               seconds: float) -> None:
@@ -42,9 +50,48 @@ class Metrics:
       buckets[bisect.bisect_left(BUCKETS, micros)] += 1
       self._sums[key] = self._sums.get(key, 0.0) + micros
 
-  def render(self) -> str:
+  def _snapshot(self) -> Tuple[Dict[Key, int], Dict[Key, list], Dict[Key, float]]:
     with self._lock:
-      counts, buckets, sums = dict(self._counts), {k: list(v) for k, v in self._buckets.items()}, dict(self._sums)
+      return dict(self._counts), {k: list(v) for k, v in self._buckets.items()}, dict(self._sums)
+
+  def _path(self, process: int) -> str:
+    return os.path.join(self._shared_dir, f"process-{process}.json")
+
+  def publish(self) -> None:
+    """Writes this process's counters to the shared directory (atomically: a reader never sees half)."""
+    counts, buckets, sums = self._snapshot()
+    rows = [[list(key), counts[key], buckets[key], sums[key]] for key in counts]
+    staging = self._path(self._process) + ".tmp"
+    with open(staging, "w") as f:
+      json.dump(rows, f)
+    os.replace(staging, self._path(self._process))
+
+  def start_publishing(self, interval_seconds: float = 1.0) -> None:
+    """Publishes every `interval_seconds` from a daemon thread (the process's counters are then at most
+    that old in another process's scrape)."""
+    def publish_forever():
+      while True:
+        self.publish()
+        time.sleep(interval_seconds)
+    threading.Thread(target=publish_forever, name="metrics-publisher", daemon=True).start()
+
+  def _all_processes(self) -> Tuple[Dict[Key, int], Dict[Key, list], Dict[Key, float]]:
+    counts, buckets, sums = self._snapshot()
+    if self._shared_dir is None:
+      return counts, buckets, sums
+    for name in sorted(os.listdir(self._shared_dir)):
+      if not name.endswith(".json") or name == os.path.basename(self._path(self._process)):
+        continue
+      with open(os.path.join(self._shared_dir, name)) as f:
+        for key, count, histogram, total in json.load(f):
+          key = tuple(key)
+          counts[key] = counts.get(key, 0) + count
+          buckets[key] = [a + b for a, b in zip(buckets.get(key, [0] * len(histogram)), histogram)]
+          sums[key] = sums.get(key, 0.0) + total
+    return counts, buckets, sums
+
+  def render(self) -> str:
+    counts, buckets, sums = self._all_processes()
     lines = [f"# TYPE {COUNT} counter"]
     lines += [f"{COUNT}{{{_labels(key)}}} {count}" for key, count in sorted(counts.items())]
     lines.append(f"# TYPE {LATENCY} histogram")

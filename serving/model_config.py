@@ -32,6 +32,22 @@ def _policy(config: model_server_config_pb2.ModelConfig) -> str:
   return f"latest:{policy.latest.num_versions or 1}"  # TF Serving's default: the latest version
 
 
+def render(models: List[ModelConfig]) -> str:
+  """The ModelServerConfig text proto that parse() reads back as `models`."""
+  config = model_server_config_pb2.ModelServerConfig()
+  for model in models:
+    entry = config.model_config_list.config.add(name=model.name, base_path=model.base_path,
+                                                model_platform="tensorflow")
+    kind, _, value = model.policy.partition(":")
+    if kind == "all":
+      entry.model_version_policy.all.SetInParent()
+    elif kind == "specific":
+      entry.model_version_policy.specific.versions.extend(int(v) for v in value.split(","))
+    else:
+      entry.model_version_policy.latest.num_versions = int(value or 1)
+  return text_format.MessageToString(config)
+
+
 def parse(text: str, source: str = "the model config") -> List[ModelConfig]:
   """The models of a ModelServerConfig text proto; a clear error for anything TF Serving would refuse."""
   try:

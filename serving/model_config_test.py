@@ -12,10 +12,10 @@ def test_models_and_their_version_policies():
     config { name: "pinned" base_path: "/m/pinned" model_version_policy { specific { versions: 3 versions: 5 } } }
     config { name: "every" base_path: "/m/every" model_version_policy { all {} } }
   }"""
-  assert model_config.parse(text) == [ModelConfig("ranker", "/m/ranker", "latest:2"),
-                                      ModelConfig("encoder", "/m/encoder", "latest:1"),
-                                      ModelConfig("pinned", "/m/pinned", "specific:3,5"),
-                                      ModelConfig("every", "/m/every", "all")]
+  models = [ModelConfig("ranker", "/m/ranker", "latest:2"), ModelConfig("encoder", "/m/encoder", "latest:1"),
+            ModelConfig("pinned", "/m/pinned", "specific:3,5"), ModelConfig("every", "/m/every", "all")]
+  assert model_config.parse(text) == models
+  assert model_config.parse(model_config.render(models)) == models
 
 
 @pytest.mark.parametrize("text, message", [

@@ -7,9 +7,9 @@ Works against serving/server.py and against TF Serving itself (same protos, same
 
 The user's history is their last 20 rated movies (oldest first) and the current item the last one,
 as in training. Candidates default to the 100 most rated movies the user has not rated. A
-`--new_item` is a movie the model has never seen, given by its content text: the model embeds it
-with its frozen content encoder and gives it a Semantic ID from its frozen RQ-VAE (signature
-rank_with_text).
+`--new_item` is a movie the model has never seen, given by its content text: the content encoder,
+served as a model of its own (--encoder_model_name), embeds it, and the ranking model gives it a
+Semantic ID from its frozen RQ-VAE (signature rank_with_embeddings).
 """
 
 import argparse
@@ -21,11 +21,13 @@ from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from formats.interaction_features import NO_USER, liked
+from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from models.ranking import signatures
 
 DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ml-latest-small")
@@ -84,24 +86,53 @@ def wait_until_available(channel: grpc.Channel, model_name: str, seconds: float)
     time.sleep(0.5)
 
 
+def _available(channel: grpc.Channel, model_name: str) -> bool:
+  try:
+    wait_until_available(channel, model_name, 0)
+    return True
+  except ModelUnavailable:
+    return False
+
+
 def rank_request(model_name: str, history: Sequence[int], current_item: int, candidates: Sequence[int],
-                 texts: Optional[Sequence[str]] = None, version: Optional[int] = None,
+                 embeddings: Optional[np.ndarray] = None, version: Optional[int] = None,
                  user_id: int = NO_USER, history_liked: Optional[Sequence[int]] = None) -> predict_pb2.PredictRequest:
-  """A PredictRequest for the `rank` signature, or `rank_with_text` when texts are given. The model
-  looks the user's and the candidates' counters up itself (NO_USER: none). `history_liked` defaults to
-  every history item liked."""
+  """A PredictRequest for the `rank` signature, or `rank_with_embeddings` when the candidates' content
+  vectors are given. The model looks the user's and the candidates' counters up itself (NO_USER: none).
+  `history_liked` defaults to every history item liked."""
   request = predict_pb2.PredictRequest()
   set_model_spec(request.model_spec, model_name, version)
-  request.model_spec.signature_name = signatures.RANK_WITH_TEXT if texts is not None else signatures.RANK
+  request.model_spec.signature_name = signatures.RANK_WITH_EMBEDDINGS if embeddings is not None else signatures.RANK
   request.inputs[signatures.HISTORY].CopyFrom(tf.make_tensor_proto(list(history), tf.int64))
   labels = [1] * len(history) if history_liked is None else list(history_liked)
   request.inputs[signatures.HISTORY_LIKED].CopyFrom(tf.make_tensor_proto(labels, tf.int64))
   request.inputs[signatures.CURRENT_ITEM].CopyFrom(tf.make_tensor_proto(current_item, tf.int64))
   request.inputs[signatures.CANDIDATES].CopyFrom(tf.make_tensor_proto(list(candidates), tf.int64))
   request.inputs[signatures.USER_ID].CopyFrom(tf.make_tensor_proto(user_id, tf.int64))
-  if texts is not None:
-    request.inputs[signatures.CANDIDATE_TEXTS].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts]))
+  if embeddings is not None:
+    request.inputs[signatures.CANDIDATE_EMBEDDINGS].CopyFrom(tf.make_tensor_proto(embeddings, tf.float32))
   return request
+
+
+def embed_texts(channel: grpc.Channel, texts: Sequence[str], encoder_model_name: str = ENCODER_MODEL_NAME
+                ) -> np.ndarray:
+  """Content vectors [len(texts), D] from the content encoder's servable (serving_default: text -> embedding)."""
+  request = predict_pb2.PredictRequest()
+  set_model_spec(request.model_spec, encoder_model_name)
+  request.inputs["text"].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts]))
+  response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+  return tf.make_ndarray(response.outputs["embedding"])
+
+
+def candidate_embeddings(channel: grpc.Channel, candidates: Sequence[int], texts: Dict[int, str],
+                         encoder_model_name: str = ENCODER_MODEL_NAME) -> np.ndarray:
+  """rank_with_embeddings' candidate_embeddings: the encoder's vectors for candidates with a text in `texts`
+  (new items), zeros for the others, which the model scores through its catalog."""
+  new = [i for i, candidate in enumerate(candidates) if candidate in texts]
+  vectors = embed_texts(channel, [texts[candidates[i]] for i in new], encoder_model_name)
+  embeddings = np.zeros([len(candidates), vectors.shape[1]], np.float32)
+  embeddings[new] = vectors
+  return embeddings
 
 
 def _signature_names(channel: grpc.Channel, model_name: str, version: Optional[int]) -> List[str]:
@@ -118,6 +149,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC model server")
   parser.add_argument("--model_name", default="sid_ranking")
   parser.add_argument("--model_version", type=int, default=None, help="pin a version (default: latest)")
+  parser.add_argument("--encoder_model_name", default=ENCODER_MODEL_NAME,
+                      help="the content encoder's model on the server, which embeds --new_item texts")
   parser.add_argument("--data_root", default=DATA_ROOT, help="MovieLens directory: titles and users' ratings")
   parser.add_argument("--user", type=int, help="take history and current item from this user's ratings")
   parser.add_argument("--history", help="comma-separated movie ids, oldest first (instead of --user)")
@@ -157,13 +190,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
       if args.wait_seconds:
         wait_until_available(channel, args.model_name, args.wait_seconds)
-      texts = None
+      embeddings = None
       if new_ids:
-        if signatures.RANK_WITH_TEXT in _signature_names(channel, args.model_name, args.model_version):
-          texts = [names.get(c, "") for c in candidates]
+        if signatures.RANK_WITH_EMBEDDINGS not in _signature_names(channel, args.model_name, args.model_version):
+          print("note: the served model reads no content (random hashing); new items get the fallback score")
+        elif not _available(channel, args.encoder_model_name):
+          print(f"note: the server has no content encoder model {args.encoder_model_name!r}; new items get the "
+                "fallback score")
         else:
-          print("note: the served model has no content encoder (rank_with_text); new items get the fallback score")
-      request = rank_request(args.model_name, history, current, candidates, texts, args.model_version,
+          embeddings = candidate_embeddings(channel, candidates, dict(zip(new_ids, args.new_item)),
+                                            args.encoder_model_name)
+      request = rank_request(args.model_name, history, current, candidates, embeddings, args.model_version,
                              args.user if args.user is not None else NO_USER, history_liked)
       start = time.perf_counter()
       response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)

@@ -227,12 +227,14 @@ def _spec(model_spec, name: str, version: Optional[int]) -> None:
     model_spec.version.value = version
 
 
-def serve_rest(handlers: "Handlers", host: str, port: int, metrics_path: Optional[str] = None
-               ) -> Tuple[http.server.ThreadingHTTPServer, int]:
+def serve_rest(handlers: "Handlers", host: str, port: int, metrics_path: Optional[str] = None,
+               reuse_port: bool = False) -> Tuple[http.server.ThreadingHTTPServer, int]:
   """Starts the REST API in a background thread; returns the HTTP server and its bound port (0: any free).
-  With `metrics_path`, GET there answers the request metrics in Prometheus' text format."""
+  With `metrics_path`, GET there answers the request metrics in Prometheus' text format. With `reuse_port`,
+  other processes may bind the same port (SO_REUSEPORT)."""
   handler = type("RestHandler", (_RestHandler,), {"handlers": handlers, "metrics_path": metrics_path})
-  httpd = http.server.ThreadingHTTPServer((host, port), handler)
+  server_class = type("RestServer", (http.server.ThreadingHTTPServer,), {"allow_reuse_port": reuse_port})
+  httpd = server_class((host, port), handler)
   httpd.daemon_threads = True
   threading.Thread(target=httpd.serve_forever, name="rest", daemon=True).start()
   return httpd, httpd.server_address[1]

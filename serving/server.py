@@ -10,11 +10,20 @@ otherwise. Classify, Regress, MultiInference and HandleReloadConfigRequest answe
 
 Requests name the model; with no version they get the latest available one, with
 `model_spec.version` that version if loaded (the policy decides which are: --model_version_policy).
+
+With --server_processes N, N server processes share the gRPC and REST ports (SO_REUSEPORT: the kernel
+spreads connections over them), as multi-process servers do where one process's interpreter is the limit.
+The first starts the others, restarts one that dies and stops them when it stops; each loads and swaps
+the models on its own, and a metrics scrape answered by any of them counts every process's requests.
 """
 
 import argparse
+import ctypes
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent import futures
@@ -133,9 +142,10 @@ def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: 
                  poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, workers: int = 16,
                  max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
                  load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
-                 request_metrics: Optional[Metrics] = None):
+                 request_metrics: Optional[Metrics] = None, reuse_port: bool = False):
   """Starts the server for every model of `configs`; returns (grpc server, bound port, {name: ModelVersions}).
-  Port 0 picks a free one."""
+  Port 0 picks a free one. With `reuse_port`, other processes may bind the same port (SO_REUSEPORT);
+  without, a port already bound is an error."""
   models = {config.name: ModelVersions(config.name, config.base_path, VersionPolicy(config.policy),
                                        warmup=lambda servable: predict.warmup(servable, max_batch_size),
                                        max_num_load_retries=max_num_load_retries,
@@ -143,11 +153,15 @@ def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: 
             for config in configs}
   for model in models.values():
     model.start(poll_seconds)
-  server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"))
+  server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+                       options=[("grpc.so_reuseport", int(reuse_port))])
   handlers = Handlers(models, max_batch_size, request_metrics)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(handlers, server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(handlers, server)
-  bound = server.add_insecure_port(f"{host}:{port}")
+  try:
+    bound = server.add_insecure_port(f"{host}:{port}")
+  except RuntimeError:  # grpc's "Failed to bind": the port is taken
+    bound = 0
   if not bound:
     for model in models.values():
       model.stop()
@@ -174,7 +188,41 @@ def _model_configs(args) -> List[ModelConfig]:
   return [ModelConfig(args.model_name, args.model_base_path, args.model_version_policy)]
 
 
+class _OtherProcesses:
+  """The server processes the first one starts (--server_processes): each runs this server's command line
+  with its own --process_index, is restarted if it dies, and ends when the first one ends."""
+
+  def __init__(self, argv: Sequence[str], count: int, metrics_dir: str):
+    self._commands = [[sys.executable, "-m", "serving.server", *argv, "--process_index", str(index),
+                       "--metrics_dir", metrics_dir] for index in range(1, count)]
+    self._processes: List[subprocess.Popen] = []
+    self._stopping = threading.Event()
+
+  @staticmethod
+  def _end_with_parent() -> None:
+    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG: even if the first is killed
+
+  def start(self) -> None:
+    self._processes = [subprocess.Popen(command, preexec_fn=self._end_with_parent) for command in self._commands]
+    threading.Thread(target=self._restart_ended, name="processes", daemon=True).start()
+
+  def _restart_ended(self) -> None:
+    while not self._stopping.wait(1.0):
+      for i, process in enumerate(self._processes):
+        if process.poll() is not None and not self._stopping.is_set():
+          logging.error("Server process %d ended with status %s; starting it again", i + 1, process.returncode)
+          self._processes[i] = subprocess.Popen(self._commands[i], preexec_fn=self._end_with_parent)
+
+  def stop(self) -> None:
+    self._stopping.set()
+    for process in self._processes:
+      process.terminate()
+    for process in self._processes:
+      process.wait()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
+  argv = list(sys.argv[1:] if argv is None else argv)
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_name", default="default", help="the name requests use (TF Serving's default)")
   parser.add_argument("--model_base_path", default="", help="directory of <integer version>/ SavedModels")
@@ -192,7 +240,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
   parser.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
                       help="largest first dimension of any input")
-  parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
+  parser.add_argument("--workers", type=int, default=16, help="concurrent requests per process")
+  parser.add_argument("--server_processes", type=int, default=1,
+                      help="server processes sharing the ports (SO_REUSEPORT); more than 1 needs a fixed --port")
+  parser.add_argument("--process_index", type=int, default=0, help=argparse.SUPPRESS)  # set for the others
+  parser.add_argument("--metrics_dir", default="", help=argparse.SUPPRESS)  # shared by the processes
   parser.add_argument("--max_num_load_retries", type=int, default=versions.MAX_NUM_LOAD_RETRIES,
                       help="times a version that failed to load is tried again")
   parser.add_argument("--load_retry_interval_micros", type=int,
@@ -202,39 +254,59 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   # Request threads wait at most this long for the GIL while a new version loads (default 5 ms).
   # (A lower OS priority for the loading thread made it worse: it is preempted holding the GIL.)
   sys.setswitchinterval(0.0005)
-  request_metrics = Metrics()  # one for both APIs
+  shared, first = args.server_processes > 1, args.process_index == 0
+  others: Optional[_OtherProcesses] = None
   try:
+    if args.server_processes < 1:
+      raise ValueError(f"--server_processes must be >= 1, got {args.server_processes}")
+    if shared and args.port == 0:
+      raise ValueError("--server_processes shares --port between processes: give a fixed port, not 0")
     configs = _model_configs(args)
     metrics_path = None
     if args.monitoring_config_file:
       with open(args.monitoring_config_file) as f:
         metrics_path = metrics.prometheus_path(f.read())
+    if shared and first:
+      if metrics_path:
+        args.metrics_dir = tempfile.mkdtemp(prefix="serving-metrics-")
+      others = _OtherProcesses(argv, args.server_processes, args.metrics_dir)
+      others.start()  # before this process loads the models: their start-up overlaps its load
+    request_metrics = Metrics(args.metrics_dir or None, args.process_index)  # one for both APIs
+    if args.metrics_dir:
+      request_metrics.start_publishing()
     server, port, models = serve_models(configs, args.host, args.port, args.file_system_poll_wait_seconds,
                                         args.max_batch_size, args.workers, args.max_num_load_retries,
-                                        args.load_retry_interval_micros / 1e6, request_metrics)
+                                        args.load_retry_interval_micros / 1e6, request_metrics, reuse_port=shared)
+    rest_note = ""
+    if args.rest_api_port:
+      try:
+        _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size, request_metrics), args.host,
+                                       args.rest_api_port, metrics_path, reuse_port=shared)
+      except OSError as e:
+        raise OSError(f"cannot bind the REST API on {args.host}:{args.rest_api_port}: {e}") from e
+      rest_note = f"; REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
   except (ValueError, OSError) as e:
+    if others:
+      others.stop()
     sys.exit(f"error: {e}")
-  rest_note = ""
-  if args.rest_api_port:
-    try:
-      _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size, request_metrics), args.host,
-                                     args.rest_api_port, metrics_path)
-    except OSError as e:
-      sys.exit(f"error: cannot bind the REST API on {args.host}:{args.rest_api_port}: {e}")
-    rest_note = f"; REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
   for config in configs:
     available = models[config.name].get()
     print(f"Serving model {config.name!r} from {config.base_path} "
           f"({'version ' + str(available.version) if available else 'no version available yet'}; "
           f"policy {config.policy})", flush=True)
-  print(f"gRPC on {args.host}:{port}{rest_note}", flush=True)
+  process_note = f" (process {args.process_index + 1} of {args.server_processes})" if shared else ""
+  print(f"gRPC on {args.host}:{port}{rest_note}{process_note}", flush=True)
   stopped = threading.Event()
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, lambda *_: stopped.set())
   stopped.wait()
+  if others:
+    others.stop()
   server.stop(grace=2).wait()
   for model in models.values():
     model.stop()
+  if shared and first and args.metrics_dir:
+    shutil.rmtree(args.metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,12 @@ import os
 import re
 import resource
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 
 import grpc
 import numpy as np
@@ -20,17 +24,17 @@ from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
-from serving import model_config, predict, query, server, versions
+from serving import demo, model_config, predict, query, server, versions
 
 NAME, N = "sid_ranking", 12
+_VECTORS = np.random.default_rng(0).normal(size=(N, 6)).astype(np.float32)  # the catalog's content vectors
 State = get_model_status_pb2.ModelVersionStatus.State
 
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
   """A small dense ranking model's serving SavedModel (rank, rank_with_embeddings, serving_default)."""
-  vectors = np.random.default_rng(0).normal(size=(N, 6)).astype(np.float32)
-  catalog = Catalog(np.arange(1, N + 1), np.zeros((N, 2), np.int64), 4, vectors)
+  catalog = Catalog(np.arange(1, N + 1), np.zeros((N, 2), np.int64), 4, _VECTORS)
   model = ranking.build(RankingConfig(representation="dense", embedding_dim=4, hidden_units=(8,)), catalog)
   model({"item_id": tf.constant([1]), "current_item": tf.constant([0]), "history": tf.ragged.constant([[2]])})
   path = str(tmp_path_factory.mktemp("export") / "model")
@@ -323,9 +327,53 @@ def test_query_prints_ranked_candidates_with_titles(running, tmp_path, capsys):
               "--data_root", str(tmp_path / "movielens"), "--candidates", "1,2,3", "--new_item", "A new film (2030)"])
   out = capsys.readouterr().out
   assert f"{NAME} version 1, signature rank, 127.0.0.1:{port}: 4 candidates ranked" in out
-  assert "new items get the fallback score" in out  # this model has no content encoder
+  assert "no content encoder model 'content_encoder'; new items get the fallback score" in out
   rows = [line for line in out.splitlines() if line[:4].strip().isdigit()]
   assert len(rows) == 4 and "A new film (2030)" in out and titles[1].split(". Genres")[0] in out
+
+
+class _TextEncoder(tf.Module):
+  """Stands in for the content encoder: "item <i>" -> the catalog's content vector of item i."""
+
+  def __init__(self, vectors):
+    super().__init__()
+    self.vectors = tf.constant(vectors)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+  def serve(self, text):
+    rows = tf.strings.to_number(tf.strings.regex_replace(text, "[^0-9]", ""), tf.int64) - 1
+    return {"embedding": tf.gather(self.vectors, rows)}
+
+
+def test_a_new_item_is_embedded_by_the_encoder_model_then_ranked_through_its_content(tmp_path, export_dir, capsys):
+  """query -> content_encoder servable -> rank_with_embeddings: a new item bringing item 3's text scores as
+  item 3 does through the catalog (a dense model: the same vector)."""
+  encoder = _TextEncoder(_VECTORS)
+  tf.saved_model.save(encoder, str(tmp_path / "content_encoder" / "1"), signatures={"serving_default": encoder.serve})
+  os.makedirs(tmp_path / NAME)
+  _publish(export_dir, str(tmp_path / NAME), 1)
+  grpc_server, port, models = server.serve_models(
+      [model_config.ModelConfig(NAME, str(tmp_path / NAME)),
+       model_config.ModelConfig("content_encoder", str(tmp_path / "content_encoder"))], port=0, poll_seconds=0.1)
+  try:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+      new = 10 ** 9
+      embeddings = query.candidate_embeddings(channel, [3, new], {new: "item 3"})
+      np.testing.assert_array_equal(embeddings, [np.zeros(6), _VECTORS[2]])
+      response = _predict(channel, query.rank_request(NAME, (2,), 2, (3, new), embeddings))
+      scores = tf.make_ndarray(response.outputs["scores"])
+      assert scores[0] == scores[1]
+      assert [s.decode() for s in tf.make_ndarray(response.outputs["scored_by"])] == ["catalog", "content"]
+      conftest.write_movielens(tmp_path / "movielens")
+      query.main(["--server", f"127.0.0.1:{port}", "--model_name", NAME, "--history", "2",
+                  "--data_root", str(tmp_path / "movielens"), "--candidates", "3", "--new_item", "item 3"])
+  finally:
+    grpc_server.stop(0)
+    for model in models.values():
+      model.stop()
+  out = capsys.readouterr().out
+  assert "signature rank_with_embeddings" in out
+  assert [line.split()[3] for line in out.splitlines() if line[:4].strip().isdigit()] == ["catalog", "content"]
 
 
 def test_a_model_config_file_serves_several_models_each_with_its_policy(tmp_path, export_dir):
@@ -350,3 +398,58 @@ def test_a_model_config_file_serves_several_models_each_with_its_policy(tmp_path
     grpc_server.stop(0)
     for model in models.values():
       model.stop()
+
+
+def test_a_second_single_process_server_cannot_take_the_port(running, tmp_path):
+  base, _, _, port = running
+  with pytest.raises(OSError, match=f"cannot bind 127.0.0.1:{port}"):
+    server.serve(NAME, base, port=port)
+
+
+def _children(pid: int):
+  children = []
+  for thread in os.listdir(f"/proc/{pid}/task"):  # each thread lists the children it started
+    with open(f"/proc/{pid}/task/{thread}/children") as f:
+      children += [int(child) for child in f.read().split()]
+  return children
+
+
+def test_server_processes_share_the_port_and_count_every_request_in_the_metrics(tmp_path, export_dir):
+  """--server_processes 2: connections spread over both, one scrape sums both, a killed process comes back
+  and both end with the first."""
+  base = tmp_path / NAME
+  os.makedirs(base)
+  _publish(export_dir, str(base), 1)
+  (tmp_path / "monitoring.config").write_text('prometheus_config { enable: true path: "/metrics" }')
+  port, rest_port = demo.free_port(), demo.free_port()
+  first = subprocess.Popen(
+      [sys.executable, "-m", "serving.server", "--model_name", NAME, "--model_base_path", str(base),
+       "--port", str(port), "--rest_api_port", str(rest_port), "--server_processes", "2",
+       "--monitoring_config_file", str(tmp_path / "monitoring.config")],
+      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  try:
+    serving = 0
+    for line in first.stdout:  # each process prints its "gRPC on ... (process i of 2)" once serving
+      serving += "of 2)" in line
+      if serving == 2:
+        break
+    for _ in range(20):  # a new connection each: the kernel spreads them over the processes
+      with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        _predict(channel, query.rank_request(NAME, (2,), 2, (1,)))
+    time.sleep(2.5)  # each process publishes its counters every second
+    count = (f':tensorflow:serving:request_count{{model_name="{NAME}",model_version="1",signature_name="rank",'
+             'API="Predict",status="OK"} 20')
+    for _ in range(4):  # scrapes, too, land on either process
+      with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/metrics", timeout=20) as response:
+        assert count in response.read().decode().splitlines()
+    (other,) = _children(first.pid)
+    os.kill(other, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _children(first.pid) in ([], [other]) and time.monotonic() < deadline:
+      time.sleep(0.2)
+    (restarted,) = _children(first.pid)
+    assert restarted != other
+  finally:
+    first.terminate()
+    first.wait(timeout=60)
+  assert not os.path.exists(f"/proc/{restarted}")

@@ -14,16 +14,26 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import tensorflow as tf
 import tensorflow_text  # pylint: disable=unused-import  # registers the tf-text ops, as TF Serving links them in
 from absl import logging
 from tensorflow.core.protobuf import meta_graph_pb2
-from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
 
 State = get_model_status_pb2.ModelVersionStatus.State
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def write_warmup_requests(export_dir: str, requests: Iterable[predict_pb2.PredictRequest]) -> None:
+  """Writes `requests` as the SavedModel's warmup file (TF Serving's format: PredictionLogs in a TFRecord),
+  which TF Serving and this server replay before a version takes traffic."""
+  tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(WARMUP_FILE)))
+  with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
+    for request in requests:
+      log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+      writer.write(log.SerializeToString())
 
 
 @dataclasses.dataclass

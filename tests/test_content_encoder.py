@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
+from tensorflow_serving.apis import predict_pb2
 
 from models.content_encoder import encoder as content_encoder
+from serving import predict, versions
 
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "testdata", "minilm")
 MIN_COSINE = 0.9999
@@ -107,6 +109,13 @@ def test_exported_saved_model_reproduces_the_reference(tmp_path, reference):
   # As ContentEmbedder embeds a corpus: by the SavedModel's token counts, in batches.
   np.testing.assert_allclose(content_encoder.load_saved_model(export_dir)(meta["sentences"], 8), vectors,
                              atol=1e-6)
+  # As the model server serves it, a model of its own: warmed up, then the same vectors over the API.
+  servable = versions.load("content_encoder", 1, export_dir)
+  assert predict.warmup(servable, max_batch_size=100) == 1
+  request = predict_pb2.PredictRequest()
+  request.inputs[content_encoder.INPUT_KEY].CopyFrom(tf.make_tensor_proto(meta["sentences"]))
+  served = predict.predict(servable, request, max_batch_size=100).outputs[content_encoder.OUTPUT_KEY]
+  np.testing.assert_allclose(tf.make_ndarray(served), vectors, atol=1e-6)
 
 
 def test_broken_model_folder_is_a_clear_error(tmp_path):

@@ -28,8 +28,8 @@ DAILY_TASKS = {"LatestFeatureState", "SpanExampleGen", "StatisticsGen", "Interac
                "LatestBlessedModel-model-blessing-resolver", "LatestBlessedModel-model-resolver", "Evaluator",
                "Pusher", "RankingTrainer"}
 REFRESH_TASKS = {"SpanExampleGen", "StatisticsGen", "InteractionsSchema", "ExampleValidator", "ItemStatisticsGen",
-                 "ItemsSchema", "ItemExampleValidator", "ContentEmbedder", "RQVAETrainer", "SemanticIdAssigner",
-                 "SidQualityReport", "SidVocabBuilder", "RankingTrainer"}
+                 "ItemsSchema", "ItemExampleValidator", "ContentEmbedder", "EncoderPusher", "RQVAETrainer",
+                 "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "RankingTrainer"}
 
 
 @pytest.fixture(scope="module")

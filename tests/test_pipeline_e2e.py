@@ -18,6 +18,7 @@ from formats import spans
 from models.ranking import trainer as ranking_trainer
 from pipeline import daily_run, datasets, local_runner, runs, summary
 from serving import query, server
+from serving.model_config import ModelConfig
 
 # The tiny data runs 20 years later than conftest's (2038): nothing may depend on the bundled data's dates.
 YEARS = 20
@@ -125,26 +126,41 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   assert second["evaluated_model"]["id"] == model_1.id and second["evaluated_model"]["span"] == D1
   assert second["pushed_version"] and int(second["pushed_version"]) > int(first["pushed_version"])
 
-  # Blessing -> push -> served answer: the pushed version serves item 5 through its catalog SID,
-  # with the scores of the SavedModel itself.
+  # Blessing -> push -> served answer: the pushed version serves item 5 through its catalog SID, and a
+  # new item through the vector of the content encoder the SID refresh pushed beside it, with the scores
+  # of the SavedModels themselves.
   versions = sorted(int(v) for v in os.listdir(loop.serving_model_dir) if v.isdigit())
   assert versions == sorted([int(first["pushed_version"]), int(second["pushed_version"])])
-  grpc_server, port, models = server.serve("sid_ranking", loop.serving_model_dir, port=0, poll_seconds=0.1)
+  (encoder_version,) = os.listdir(loop.encoder_serving_dir)
+  grpc_server, port, models = server.serve_models(
+      [ModelConfig("sid_ranking", loop.serving_model_dir), ModelConfig("content_encoder", loop.encoder_serving_dir)],
+      port=0, poll_seconds=0.1)
+  new_item, text = 10 ** 9, "A film nobody has rated (2040). Genres: Comedy"
   try:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
       query.wait_until_available(channel, "sid_ranking", 60)
-      served = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-          query.rank_request("sid_ranking", [1, 3], 3, [5, 2, 10 ** 9]), timeout=30)
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      plain = stub.Predict(query.rank_request("sid_ranking", [1, 3], 3, [5, 2, new_item]), timeout=30)
+      embeddings = query.candidate_embeddings(channel, [5, 2, new_item], {new_item: text})
+      with_content = stub.Predict(query.rank_request("sid_ranking", [1, 3], 3, [5, 2, new_item], embeddings),
+                                  timeout=30)
   finally:
     grpc_server.stop(0)
-    models.stop()
-  assert [s.decode() for s in served.outputs["scored_by"].string_val] == ["catalog", "catalog", "fallback"]
-  direct = tf.saved_model.load(os.path.join(loop.serving_model_dir, str(versions[-1]))).signatures["rank"](
-      history=tf.constant([1, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
-      current_item=tf.constant(3, tf.int64),
-      candidates=tf.constant([5, 2, 10 ** 9], tf.int64), user_id=tf.constant(0, tf.int64))
-  np.testing.assert_array_equal(tf.make_ndarray(served.outputs["scores"]),
-                                direct["scores"].numpy())
+    for model in models.values():
+      model.stop()
+  encoder = tf.saved_model.load(os.path.join(loop.encoder_serving_dir, encoder_version))
+  np.testing.assert_array_equal(embeddings[2], encoder.signatures["serving_default"](
+      text=tf.constant([text]))["embedding"].numpy()[0])
+  ranker = tf.saved_model.load(os.path.join(loop.serving_model_dir, str(versions[-1])))
+  request = dict(history=tf.constant([1, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+                 current_item=tf.constant(3, tf.int64), candidates=tf.constant([5, 2, new_item], tf.int64),
+                 user_id=tf.constant(0, tf.int64))
+  for served, signature, inputs, scored_by in (
+      (plain, "rank", {}, "fallback"),
+      (with_content, "rank_with_embeddings", {"candidate_embeddings": tf.constant(embeddings)}, "content")):
+    assert [s.decode() for s in served.outputs["scored_by"].string_val] == ["catalog", "catalog", scored_by]
+    np.testing.assert_array_equal(tf.make_ndarray(served.outputs["scores"]),
+                                  ranker.signatures[signature](**request, **inputs)["scores"].numpy())
 
   # Span 3 with an unreachable AUC floor: not blessed, not pushed; the served versions stay.
   third = daily_run.run_span(loop.replace(min_auc=1.01), D3)

@@ -3,15 +3,14 @@
 Example, one continuous-training step on span N, warm-started from the step before:
   step = RankingTrainer(examples=example_gen.outputs['examples'], semantic_ids=..., vocabulary=...,
                         embeddings=..., sid_encoder=rqvae.outputs['model'],
-                        text_encoder=content_embedder.outputs['encoder'],
                         base_model=previous_step.outputs['model'],
                         train_splits=['span_N'], eval_splits=['span_N+1'],
                         ranking_config={'representation': 'spm', 'table_rows': 4096})
 The run function is models.ranking.trainer.run_fn. The Semantic IDs, vocabulary, content
-embeddings and the frozen RQ-VAE (`sid_encoder`) and content encoder (`text_encoder`, optional: absent
-with imported embeddings) are inputs like the examples, so lineage in ML Metadata records which
-frozen models every ranking model was trained and exported with; their URIs reach run_fn in
-`fn_args.custom_config`. The encoders go into the serving model, for items unknown to its catalog.
+embeddings and the frozen RQ-VAE (`sid_encoder`) are inputs like the examples, so lineage in ML
+Metadata records which frozen model every ranking model was trained and exported with; their URIs
+reach run_fn in `fn_args.custom_config`. The RQ-VAE goes into the serving model, for items unknown to
+its catalog; the content encoder is served on its own (components/encoder_pusher).
 """
 
 import json
@@ -40,7 +39,6 @@ class RankingTrainerSpec(types.ComponentSpec):
       executor.VOCABULARY: ChannelParameter(type=artifacts.SidVocabulary),
       executor.EMBEDDINGS: ChannelParameter(type=artifacts.ItemEmbeddings),
       executor.SID_ENCODER: ChannelParameter(type=artifacts.RQVAEModel),
-      executor.TEXT_ENCODER: ChannelParameter(type=artifacts.TextEncoderModel, optional=True),
       executor.FEATURE_STATE: ChannelParameter(type=artifacts.FeatureState, optional=True),
   }
   OUTPUTS = standard_component_specs.TrainerSpec.OUTPUTS
@@ -56,12 +54,11 @@ class RankingTrainer(base_component.BaseComponent):
                vocabulary: types.BaseChannel, embeddings: types.BaseChannel, sid_encoder: types.BaseChannel,
                train_splits: List[str], eval_splits: List[str], ranking_config: Dict[str, Any],
                base_model: Optional[types.BaseChannel] = None,
-               text_encoder: Optional[types.BaseChannel] = None,
                feature_state: Optional[types.BaseChannel] = None):
     config = RankingConfig.from_dict(ranking_config)  # refuses unknown settings now, not at run time
     super().__init__(spec=RankingTrainerSpec(
         examples=examples, semantic_ids=semantic_ids, vocabulary=vocabulary, embeddings=embeddings,
-        sid_encoder=sid_encoder, text_encoder=text_encoder, feature_state=feature_state, base_model=base_model,
+        sid_encoder=sid_encoder, feature_state=feature_state, base_model=base_model,
         run_fn=RUN_FN,
         train_args=trainer_pb2.TrainArgs(splits=train_splits),
         eval_args=trainer_pb2.EvalArgs(splits=eval_splits),

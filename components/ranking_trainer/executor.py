@@ -22,8 +22,8 @@ from components.resolvers import SPAN
 from formats import spans
 
 SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
-# The frozen RQ-VAE and content encoder, bundled into the serving model for unknown items.
-SID_ENCODER, TEXT_ENCODER = "sid_encoder", "text_encoder"
+# The frozen RQ-VAE, bundled into the serving model: unknown items' SIDs from their content vectors.
+SID_ENCODER = "sid_encoder"
 # The feature state after the trained span: the serving model's snapshot of the counters.
 FEATURE_STATE = "feature_state"
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
@@ -75,7 +75,7 @@ class Executor(trainer_executor.GenericExecutor):
     fn_args.custom_config = {
         **(fn_args.custom_config or {}), "missing_splits": missing,
         **{f"{key}_uri": artifact_utils.get_single_uri(input_dict[key])
-           for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS, SID_ENCODER, TEXT_ENCODER, FEATURE_STATE)
+           for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS, SID_ENCODER, FEATURE_STATE)
            if input_dict.get(key)},
     }
     return fn_args

@@ -7,7 +7,8 @@ L2 normalisation. It reproduces sentence-transformers' vectors (tests/test_conte
 Example:
   encoder = build_encoder()
   vectors = encoder(tf.constant(["Toy Story (1995). Genres: Animation"]))  # [1, 384]
-  export_saved_model("/tmp/encoder")  # serving_default: text [None] -> {"embedding": [None, 384]}
+  export_saved_model("/tmp/encoder")  # serving_default: text [None] -> {"embedding": [None, 384]},
+                                     # with TF Serving's warmup request: servable as a model of its own
   embed = load_saved_model("/tmp/encoder")
   vectors = embed(texts, batch_size=DEFAULT_BATCH_SIZE)  # a corpus, batched by token count
 """
@@ -17,8 +18,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
 
 from models.content_encoder import bert, tokenizer
+from serving import versions
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -70,13 +73,22 @@ def build_encoder(model_dir: Optional[str] = None) -> ContentEncoder:
 
 def export_saved_model(export_dir: str, model_dir: Optional[str] = None) -> str:
   """Writes the encoder as a SavedModel: serving_default(text [None] string) -> {'embedding'}, and
-  token_counts(text) -> {'token_count'}, which load_saved_model sorts a corpus by."""
+  token_counts(text) -> {'token_count'}, which load_saved_model sorts a corpus by; with a warmup request,
+  so that it can be served as a model of its own (the pipeline pushes it beside the ranking model)."""
   encoder = build_encoder(model_dir)
   spec = [tf.TensorSpec([None], tf.string, name=INPUT_KEY)]
   serve = tf.function(lambda text: {OUTPUT_KEY: encoder(text)}, input_signature=spec)
   count = tf.function(lambda text: {TOKEN_COUNT_KEY: encoder.token_counts(text)}, input_signature=spec)
   tf.saved_model.save(encoder, export_dir, signatures={"serving_default": serve, TOKEN_COUNTS: count})
+  versions.write_warmup_requests(export_dir, [_warmup_request()])
   return export_dir
+
+
+def _warmup_request() -> predict_pb2.PredictRequest:
+  request = predict_pb2.PredictRequest()
+  request.model_spec.signature_name = "serving_default"
+  request.inputs[INPUT_KEY].CopyFrom(tf.make_tensor_proto([b"warmup"]))
+  return request
 
 
 def embed_by_length(texts: Sequence[str], batch_size: int, embed: Callable[[tf.Tensor], tf.Tensor],

@@ -14,8 +14,8 @@ item ids, never SIDs or pieces. Signatures:
                         -> scores float32 [C] (P(liked), request order), ranking int32 [C]
                         (candidate indices, best first), scored_by string [C]
   rank_with_embeddings  rank + candidate_embeddings float32 [C, D]: content vectors of the candidates
-  rank_with_text        rank + candidate_texts string [C]: content text, embedded by the frozen
-                        content encoder inside the model
+                        (for new items: from the content encoder, served as its own model, see
+                        models/content_encoder)
 
 A candidate in the catalog is scored through its catalog row (scored_by "catalog"). One unknown to
 the catalog is scored through its content when supplied (scored_by "content"): for SID
@@ -24,8 +24,9 @@ job (Singh et al. 2023, section 3.2: SIDs generalize to new items); for the dens
 vector is used as is. Otherwise, or when its vector is not finite, it gets the defined fallback
 (scored_by "fallback"): the zero item vector, so the score comes from the user's current item and
 history alone (random hashing: the hashed id's row). Never an error, never NaN.
-The content signatures exist only where content can reach the representation (not for random
-hashing; text only when the model was exported with the content encoder).
+rank_with_embeddings exists only where content can reach the representation (not for random hashing).
+The content encoder is not inside the model: at 89 MB it would make every pushed version 14 times
+larger and slower to load; clients embed a new item's text with its own servable first.
 
 `assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature: TF Serving and
 serving/ replay them before a version takes traffic.
@@ -43,7 +44,7 @@ import os
 from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import predict_pb2
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 
 from formats import interaction_features as fields
@@ -52,18 +53,17 @@ from formats.interaction_features import NO_ITEM, NO_USER
 from models.ranking.counter_lookup import CounterLookup
 from models.ranking.items import DenseItems
 from models.ranking.model import PROBABILITY, RankingModel
-from serving.versions import WARMUP_FILE
+from serving import versions
 
 SERVING_DEFAULT, RANK = "serving_default", "rank"
-RANK_WITH_EMBEDDINGS, RANK_WITH_TEXT = "rank_with_embeddings", "rank_with_text"
+RANK_WITH_EMBEDDINGS = "rank_with_embeddings"
 HISTORY, CURRENT_ITEM, CANDIDATES, USER_ID = fields.HISTORY, fields.CURRENT_ITEM, "candidates", fields.USER_ID
 HISTORY_LIKED = fields.HISTORY_LIKED
-CANDIDATE_EMBEDDINGS, CANDIDATE_TEXTS = "candidate_embeddings", "candidate_texts"
+CANDIDATE_EMBEDDINGS = "candidate_embeddings"
 SCORES, RANKING, SCORED_BY = "scores", "ranking", "scored_by"
 CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
-# The frozen models' own signatures (models/rqvae/saved_model.py, models/content_encoder).
+# The frozen RQ-VAE's own signature (models/rqvae/saved_model.py).
 _RQVAE_ENCODE, _RQVAE_INPUT, _RQVAE_CODES = "encode", "embeddings", "codes"
-_TEXT_INPUT, _TEXT_OUTPUT = "text", "embedding"
 
 # The signatures are plain TensorFlow: AutoGraph's conversion of the model's call graph cost seconds
 # per export and nothing else.
@@ -75,15 +75,13 @@ _REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([None],
 
 
 class _Serving(tf.Module):
-  """Holds the model, the frozen encoders whose graphs the signatures call and the counters' snapshot."""
+  """Holds the model, the frozen RQ-VAE whose graph the signatures call and the counters' snapshot."""
 
-  def __init__(self, model: RankingModel, sid_encoder: Optional[tf.Module],
-               text_encoder: Optional[tf.Module], counters: CounterSnapshot):
+  def __init__(self, model: RankingModel, sid_encoder: Optional[tf.Module], counters: CounterSnapshot):
     super().__init__()
     self.model = model
     self.counters = CounterLookup(counters)
     self.sid_encoder = sid_encoder
-    self.text_encoder = text_encoder
     self.dense = isinstance(model.items, DenseItems)
     self.content_dim = None
     if self.dense:
@@ -121,17 +119,6 @@ class _Serving(tf.Module):
     return {SCORES: scores, RANKING: tf.argsort(scores, direction="DESCENDING", stable=True),
             SCORED_BY: scored_by}
 
-  def embed_texts(self, texts, candidates):
-    """Content vectors [C, D] of the candidates' texts; only unknown candidates' are computed."""
-    tf.debugging.assert_equal(tf.size(texts), tf.size(candidates),
-                              message="candidate_texts needs one text per candidate")
-    unknown = tf.where(self.model.items.rows(candidates) < 0)
-    shape = tf.stack([tf.size(candidates, out_type=tf.int64), self.content_dim])
-    embed = lambda: self.text_encoder.signatures[SERVING_DEFAULT](
-        **{_TEXT_INPUT: tf.gather_nd(texts, unknown)})[_TEXT_OUTPUT]
-    return tf.cond(tf.size(unknown) > 0, lambda: tf.scatter_nd(unknown, embed(), shape),
-                   lambda: tf.zeros(shape, tf.float32))
-
 
 def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFunction]:
   @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -144,12 +131,6 @@ def _signatures(serving: _Serving) -> Dict[str, tf.types.experimental.ConcreteFu
   if serving.content_dim:
     embeddings_spec = tf.TensorSpec([None, serving.content_dim], tf.float32, name=CANDIDATE_EMBEDDINGS)
     signatures[RANK_WITH_EMBEDDINGS] = _graph_function(serving.rank, input_signature=_REQUEST + [embeddings_spec])
-    if serving.text_encoder is not None:
-      @_graph_function(input_signature=_REQUEST + [tf.TensorSpec([None], tf.string, name=CANDIDATE_TEXTS)])
-      def rank_with_text(history, history_liked, current_item, candidates, user_id, texts):
-        return serving.rank(history, history_liked, current_item, candidates, user_id,
-                            serving.embed_texts(texts, candidates))
-      signatures[RANK_WITH_TEXT] = rank_with_text
   return {name: fn.get_concrete_function() for name, fn in signatures.items()}
 
 
@@ -170,35 +151,28 @@ def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optio
       RANK_WITH_EMBEDDINGS: {**user, CANDIDATES: tf.make_tensor_proto(with_unknown, tf.int64),
                              CANDIDATE_EMBEDDINGS: tf.make_tensor_proto(
                                  tf.ones([len(with_unknown), content_dim or 0]).numpy())},
-      RANK_WITH_TEXT: {**user, CANDIDATES: tf.make_tensor_proto(with_unknown, tf.int64),
-                       CANDIDATE_TEXTS: tf.make_tensor_proto([b"warmup"] * len(with_unknown))},
   }
   for name in signatures:
     request = predict_pb2.PredictRequest()
     request.model_spec.signature_name = name
     for key, tensor in inputs[name].items():
       request.inputs[key].CopyFrom(tensor)
-    yield prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    yield request
 
 
 def export(model: RankingModel, export_dir: str, sample_items: Sequence[int],
-           sid_encoder: Optional[tf.Module] = None, text_encoder: Optional[tf.Module] = None,
-           counters: Optional[CounterSnapshot] = None) -> None:
+           sid_encoder: Optional[tf.Module] = None, counters: Optional[CounterSnapshot] = None) -> None:
   """Writes the serving SavedModel. `sid_encoder`: the frozen RQ-VAE SavedModel (loaded), which
-  gives unknown candidates SIDs from their content; `text_encoder`: the frozen content encoder
-  SavedModel (loaded), for rank_with_text; `counters`: the FeatureState after the model's last
+  gives unknown candidates SIDs from their content; `counters`: the FeatureState after the model's last
   training span, needed when the model reads the user id or counters. `sample_items` (catalog ids)
   make the warmup requests."""
   if counters is None and (model.config.use_counters or model.config.user_table_rows):
     raise ValueError("the model reads the user id or counters: export it with the counters' snapshot")
-  serving = _Serving(model, sid_encoder, text_encoder, counters or CounterSnapshot.empty())
+  serving = _Serving(model, sid_encoder, counters or CounterSnapshot.empty())
   signatures = _signatures(serving)
   # A plain tf.Module, not a Keras SavedModel: servers and TFMA see only the signatures, and no
   # optimizer or training configuration is shipped. Nor are Keras's traces of every layer's call (what
   # keras.Model.save(save_traces=False) skips): they doubled the export time and nothing loads them.
   with keras_saving.keras_option_scope(save_traces=False):
     tf.saved_model.save(serving, export_dir, signatures=signatures)
-  tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(WARMUP_FILE)))
-  with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
-    for log in _warmup_requests(signatures, sample_items, serving.content_dim):
-      writer.write(log.SerializeToString())
+  versions.write_warmup_requests(export_dir, _warmup_requests(signatures, sample_items, serving.content_dim))

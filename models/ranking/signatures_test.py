@@ -13,30 +13,19 @@ from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
+from serving import versions
 
 L, K, N, D = 2, 4, 10, 8
 VECTORS = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
 SMALL = dict(embedding_dim=4, hidden_units=(8,))
 
 
-class _TextEncoder(tf.Module):
-  """Stands in for the content encoder: text -> VECTORS row of the item named in it ("item <i>")."""
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-  def serve(self, text):
-    digits = tf.strings.regex_replace(text, "[^0-9]", "")
-    rows = tf.strings.to_number(tf.where(digits == "", "1", digits), tf.int64) - 1
-    return {"embedding": tf.gather(tf.constant(VECTORS), rows)}
-
-
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
   root = tmp_path_factory.mktemp("frozen")
   artifact, rqvae = conftest.rqvae_artifact(root / "rqvae", VECTORS, L, K)
-  text = _TextEncoder()
-  tf.saved_model.save(text, str(root / "text"), signatures={"serving_default": text.serve})
   catalog = Catalog(np.arange(1, N + 1), rqvae.encode(VECTORS).numpy(), K, VECTORS)
-  return catalog, tf.saved_model.load(path_utils.serving_model_path(artifact.uri)), tf.saved_model.load(str(root / "text"))
+  return catalog, tf.saved_model.load(path_utils.serving_model_path(artifact.uri))
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +41,13 @@ def exported(tmp_path_factory, frozen):
 
 
 def _export(tmp_path, frozen, representation):
-  catalog, sid_encoder, text_encoder = frozen
+  catalog, sid_encoder = frozen
   model = ranking.build(RankingConfig(representation=representation, table_rows=64, **SMALL), catalog)
   batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
            "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
   model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), verbose=0)
   export_dir = str(tmp_path / representation)
-  # The dense model is the one exported without the content encoder.
-  signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder,
-                    None if representation == "dense" else text_encoder, counters=CounterSnapshot.empty())
+  signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder, counters=CounterSnapshot.empty())
   return model, tf.saved_model.load(export_dir).signatures, export_dir
 
 
@@ -73,7 +60,7 @@ def _request(candidates, history=(1, 2), current=2, user=0, liked=None):
 
 def test_rank_scores_like_the_model_and_orders_best_first(exported):
   model, served, _ = exported("unigram")
-  assert set(served) == {"serving_default", "rank", "rank_with_embeddings", "rank_with_text"}
+  assert set(served) == {"serving_default", "rank", "rank_with_embeddings"}
   out = served["rank"](**_request([5, 3, 9, 1], history=(1, 2), current=2))
   expected = tf.sigmoid(model({"item_id": tf.constant([5, 3, 9, 1]), "current_item": tf.constant([2] * 4),
                                "history": tf.ragged.constant([[1, 2]] * 4, dtype=tf.int64),
@@ -105,14 +92,10 @@ def test_an_unknown_item_is_scored_through_its_content(exported, representation)
                                              candidate_embeddings=tf.constant(VECTORS[[2, 6]]))
   np.testing.assert_allclose(by_vector["scores"].numpy(), known, rtol=1e-5)
   assert by_vector["scored_by"].numpy().tolist() == [b"content"] * 2
-  if "rank_with_text" in served:
-    by_text = served["rank_with_text"](**_request([1003, 1007]), candidate_texts=tf.constant(["item 3", "item 7"]))
-    np.testing.assert_allclose(by_text["scores"].numpy(), known, rtol=1e-5)
 
 
 def test_without_usable_content_an_unknown_item_gets_the_fallback_never_nan(exported):
   _, served, _ = exported("dense")
-  assert "rank_with_text" not in served
   no_item = served["rank"](**_request([0]))["scores"].numpy()
   bad = VECTORS[[0, 0, 0]].copy()
   bad[1, 2], bad[2, 0] = np.nan, np.inf
@@ -125,10 +108,10 @@ def test_without_usable_content_an_unknown_item_gets_the_fallback_never_nan(expo
 
 
 def test_random_hashing_has_no_content_signatures(frozen):
-  catalog, sid_encoder, text_encoder = frozen
+  catalog, sid_encoder = frozen
   model = ranking.build(RankingConfig(representation="random_hash", table_rows=64, **SMALL), catalog)
-  served = signatures._signatures(signatures._Serving(model, sid_encoder, text_encoder,
-                                                           CounterSnapshot.empty()))  # pylint: disable=protected-access
+  served = signatures._signatures(signatures._Serving(model, sid_encoder,
+                                                      CounterSnapshot.empty()))  # pylint: disable=protected-access
   assert set(served) == {"serving_default", "rank"}
   assert np.isfinite(served["rank"](**_request([1, 12345]))["scores"].numpy()).all()
 
@@ -148,7 +131,7 @@ def test_malformed_requests_are_refused_with_a_message(exported):
 def test_warmup_requests_cover_every_signature_and_replay(exported):
   _, served, export_dir = exported("dense")
   logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in
-          tf.data.TFRecordDataset(os.path.join(export_dir, signatures.WARMUP_FILE))]
+          tf.data.TFRecordDataset(os.path.join(export_dir, versions.WARMUP_FILE))]
   assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(served)
   for log in logs:
     request = log.predict_log.request
@@ -161,7 +144,7 @@ def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen):
   """A user's next interaction after the snapshot's span: `rank` (user and item counters from the model's
   snapshot) scores it exactly as serving_default scores its tf.Example, which carries the counters
   training reads. Unknown users and items without counters get zero counters, as a first interaction."""
-  catalog, sid_encoder, _ = frozen
+  catalog, sid_encoder = frozen
   config = RankingConfig(representation="unigram", split_history=True, use_counters=True, user_table_rows=16,
                          cross_layers=1, **SMALL)
   model = ranking.build(config, catalog)

@@ -134,7 +134,6 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
 
   signatures.export(model, fn_args.serving_model_dir, sample_items=catalog.item_ids[:8],
                     sid_encoder=_frozen_model(custom_config.get("sid_encoder_uri")),
-                    text_encoder=_frozen_model(custom_config.get("text_encoder_uri")),
                     counters=_counters(custom_config.get("feature_state_uri")))
   ranking.save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
   tf.io.gfile.makedirs(fn_args.model_run_dir)

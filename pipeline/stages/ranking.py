@@ -119,7 +119,7 @@ def _trainer(config: PipelineConfig, examples: channel.BaseChannel, state: chann
   the examples' span, whose counters the serving model carries."""
   return RankingTrainer(
       examples=examples, semantic_ids=sids.semantic_ids, vocabulary=sids.vocabulary,
-      embeddings=sids.embeddings, sid_encoder=sids.sid_encoder, text_encoder=sids.text_encoder, feature_state=state,
+      embeddings=sids.embeddings, sid_encoder=sids.sid_encoder, feature_state=state,
       base_model=base_model, train_splits=[INTERACTIONS_SPLIT],
       eval_splits=[INTERACTIONS_SPLIT] if scored_before_training else [],
       ranking_config=config.ranking).with_id(RANKING_TRAINER)

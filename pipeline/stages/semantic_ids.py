@@ -12,6 +12,7 @@ from tfx.types import channel
 
 from components.content_embedder.component import ContentEmbedder
 from components.embedding_importer.component import EmbeddingImporter
+from components.encoder_pusher.component import EncoderPusher
 from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
 from components.sid_quality_report.component import SidQualityReport
@@ -37,17 +38,21 @@ class SidArtifacts:
 def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: channel.BaseChannel
                 ) -> tuple[SidArtifacts, List[base_node.BaseNode]]:
   """Item embeddings, RQ-VAE v1 (and v0 with config.rqvae_v0_cutoff), every item's SID, the quality
-  report and SentencePiece vocabularies learned from the backfill's impressions."""
+  report and SentencePiece vocabularies learned from the backfill's impressions; the content encoder
+  pushed to config.encoder_serving_dir, where the model server serves it for new items' texts."""
   if config.precomputed_embeddings:
     embedder = EmbeddingImporter(items=items, embeddings_path=config.precomputed_embeddings,
                                  dim=config.embedding_dim)
   else:
     embedder = ContentEmbedder(items=items, batch_size=config.embedding_batch_size)
   embeddings = embedder.outputs["embeddings"]
+  nodes: List[base_node.BaseNode] = [embedder]
+  if "encoder" in embedder.outputs:
+    nodes.append(EncoderPusher(encoder=embedder.outputs["encoder"], base_directory=config.encoder_serving_dir))
   rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae,
                        version=FROZEN_RQVAE_VERSION)
   assigner = SemanticIdAssigner(embeddings=embeddings, model=rqvae.outputs["model"])
-  nodes = [embedder, rqvae, assigner]
+  nodes += [rqvae, assigner]
   assigner_v0 = None
   if config.rqvae_v0_cutoff:
     rqvae_v0 = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae,
