@@ -37,6 +37,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disab
 from bench import loop  # pylint: disable=g-import-not-at-top
 from pipeline import partition  # pylint: disable=g-import-not-at-top
 from serving import demo, query, versions  # pylint: disable=g-import-not-at-top
+from serving import server as server_lib  # pylint: disable=g-import-not-at-top
 
 
 class Load:
@@ -126,6 +127,28 @@ def _memory_mb(pid: int) -> Tuple[float, float]:
   return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
 
 
+def _listening(port: int) -> int:
+  """How many sockets listen on `port` (Linux /proc/net): one per server process that is serving."""
+  count = 0
+  for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    with open(table) as f:
+      next(f)
+      for line in f:
+        local, state = line.split()[1], line.split()[3]
+        count += int(local.rsplit(":", 1)[1], 16) == port and state == "0A"
+  return count
+
+
+def _wait_listening(port: int, processes: int, timeout: float = 300) -> None:
+  """Until every server process listens: one loads its models before it binds, and connections made before
+  then would all go to the others."""
+  deadline = time.monotonic() + timeout
+  while _listening(port) < processes:
+    if time.monotonic() > deadline:
+      raise RuntimeError(f"{_listening(port)} of {processes} server processes listen after {timeout:.0f} s")
+    time.sleep(0.1)
+
+
 def _first_answer_seconds(port: int, request_of, started: float, timeout: float = 300) -> float:
   """Seconds from `started` (time.monotonic()) until the server answers a `rank` request."""
   rng = np.random.default_rng(0)
@@ -150,6 +173,7 @@ def main(argv=None) -> None:
   parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per level")
   parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
   parser.add_argument("--candidates", type=int, default=100)
+  parser.add_argument("--server_processes", type=int, default=1, help="the server's --server_processes")
   args, config = loop.parse(parser, argv)
   model_base_path = args.model_base_path or config.serving_model_dir
   on_disk = versions.versions_on_disk(model_base_path)
@@ -170,13 +194,15 @@ def main(argv=None) -> None:
 
     def start_server():
       return subprocess.Popen([sys.executable, "-m", "serving.server", "--model_name", name, "--model_base_path",
-                               base, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               base, "--port", str(port), "--server_processes", str(args.server_processes)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = start_server()
     try:
       with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         query.wait_until_available(channel, name, 300)
-      print(f"model {source} ({os.cpu_count()} CPUs, server and clients on this machine), "
-            f"{args.candidates} candidates per request")
+      _wait_listening(port, args.server_processes)
+      print(f"model {source} ({os.cpu_count()} CPUs, server and clients on this machine, "
+            f"{args.server_processes} server process(es)), {args.candidates} candidates per request")
       Load(port, 1, 200, 30, request_of).run().join()  # warm-up
       version = 1
       for clients in [int(c) for c in args.clients.split(",")]:
@@ -190,8 +216,9 @@ def main(argv=None) -> None:
               f"p99 {ratio:.2f}x steady; version {version} served {seconds:.1f} s after it was published")
         for failure in sorted(set(swap.failures))[:5]:
           print("  failure:", failure)
-      resident, peak = _memory_mb(server.pid)
-      print(f"server memory: {resident:.0f} MB resident, {peak:.0f} MB peak (one process)")
+      for pid in [server.pid] + server_lib.child_processes(server.pid):
+        resident, peak = _memory_mb(pid)
+        print(f"server process {pid}: {resident:.0f} MB resident, {peak:.0f} MB peak")
       server.terminate()
       server.wait()
       started = time.monotonic()

@@ -2,7 +2,7 @@
 status codes: every malformed request is refused with a message, never crashes the server."""
 
 import os
-from typing import Dict
+from typing import TYPE_CHECKING, Dict, Optional
 
 import grpc
 import numpy as np
@@ -11,6 +11,9 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
 
 from serving.versions import WARMUP_FILE, Servable
+
+if TYPE_CHECKING:
+  from serving.batching import Batching
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -90,8 +93,10 @@ def _inputs(signature_name: str, signature: meta_graph_pb2.SignatureDef, request
   return feed
 
 
-def predict(servable: Servable, request: predict_pb2.PredictRequest,
-            max_batch_size: int) -> predict_pb2.PredictResponse:
+def predict(servable: Servable, request: predict_pb2.PredictRequest, max_batch_size: int,
+            batching: Optional["Batching"] = None) -> predict_pb2.PredictResponse:
+  """The response to `request`; with `batching` (--enable_batching), run in a batch with concurrent requests
+  to the same signature where it is batchable."""
   signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
   signature = servable.signature_defs.get(signature_name)
   if signature is None:
@@ -105,7 +110,10 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest,
   if len(set(wanted)) != len(wanted):
     raise _invalid(f"duplicate output tensor alias in output_filter: {list(request.output_filter)}")
   try:
-    outputs = servable.session.run({alias: signature.outputs[alias].name for alias in wanted}, feed)
+    if batching is None:
+      outputs = servable.session.run({alias: signature.outputs[alias].name for alias in wanted}, feed)
+    else:
+      outputs = batching.run(servable, signature_name, signature, feed)
   except tf.errors.OpError as e:
     raise _op_error(e) from e
   except UnicodeDecodeError as e:

@@ -19,6 +19,7 @@ the models on its own, and a metrics scrape answered by any of them counts every
 
 import argparse
 import ctypes
+import os
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 
 from serving import metrics, model_config, predict, rest, versions
+from serving.batching import Batching, BatchingParameters
 from serving.metrics import Metrics
 from serving.model_config import ModelConfig
 from serving.versions import ModelVersions, Servable, VersionPolicy
@@ -56,8 +58,9 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
   """Maps each RPC onto the model's versions; a ServingError becomes the call's status. The REST API
   (serving/rest.py) calls the same `predict`, `metadata` and `status` with the same request protos."""
 
-  def __init__(self, models: Dict[str, ModelVersions], max_batch_size: int, metrics: Optional[Metrics] = None):
-    self._models, self._max_batch_size = models, max_batch_size
+  def __init__(self, models: Dict[str, ModelVersions], max_batch_size: int, metrics: Optional[Metrics] = None,
+               batching: Optional[Batching] = None):
+    self._models, self._max_batch_size, self._batching = models, max_batch_size, batching
     self.metrics = metrics or Metrics()
 
   def servable(self, model_spec) -> Servable:
@@ -81,7 +84,7 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
       context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
 
   def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-    return predict.predict(self.servable(request.model_spec), request, self._max_batch_size)
+    return predict.predict(self.servable(request.model_spec), request, self._max_batch_size, self._batching)
 
   def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
                ) -> get_model_metadata_pb2.GetModelMetadataResponse:
@@ -142,10 +145,12 @@ def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: 
                  poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, workers: int = 16,
                  max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
                  load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
-                 request_metrics: Optional[Metrics] = None, reuse_port: bool = False):
+                 request_metrics: Optional[Metrics] = None, reuse_port: bool = False,
+                 batching: Optional[Batching] = None):
   """Starts the server for every model of `configs`; returns (grpc server, bound port, {name: ModelVersions}).
   Port 0 picks a free one. With `reuse_port`, other processes may bind the same port (SO_REUSEPORT);
-  without, a port already bound is an error."""
+  without, a port already bound is an error. With `batching`, batchable signatures batch concurrent
+  requests (serving/batching.py)."""
   models = {config.name: ModelVersions(config.name, config.base_path, VersionPolicy(config.policy),
                                        warmup=lambda servable: predict.warmup(servable, max_batch_size),
                                        max_num_load_retries=max_num_load_retries,
@@ -155,7 +160,7 @@ def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: 
     model.start(poll_seconds)
   server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
                        options=[("grpc.so_reuseport", int(reuse_port))])
-  handlers = Handlers(models, max_batch_size, request_metrics)
+  handlers = Handlers(models, max_batch_size, request_metrics, batching)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(handlers, server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(handlers, server)
   try:
@@ -221,6 +226,27 @@ class _OtherProcesses:
       process.wait()
 
 
+def _batching(args) -> Optional[Batching]:
+  if args.enable_batching == "false":
+    if args.batching_parameters_file:
+      raise ValueError("--batching_parameters_file is read only with --enable_batching")
+    return None
+  if not args.batching_parameters_file:
+    return Batching(BatchingParameters())
+  with open(args.batching_parameters_file) as f:
+    return Batching(BatchingParameters.parse(f.read(), args.batching_parameters_file))
+
+
+def child_processes(pid: int) -> List[int]:
+  """The server processes the first one, `pid`, started (Linux /proc): each of its threads lists the
+  children it started."""
+  children = []
+  for thread in os.listdir(f"/proc/{pid}/task"):
+    with open(f"/proc/{pid}/task/{thread}/children") as f:
+      children += [int(child) for child in f.read().split()]
+  return children
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
   argv = list(sys.argv[1:] if argv is None else argv)
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -245,6 +271,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                       help="server processes sharing the ports (SO_REUSEPORT); more than 1 needs a fixed --port")
   parser.add_argument("--process_index", type=int, default=0, help=argparse.SUPPRESS)  # set for the others
   parser.add_argument("--metrics_dir", default="", help=argparse.SUPPRESS)  # shared by the processes
+  parser.add_argument("--enable_batching", nargs="?", const="true", default="false", choices=("true", "false"),
+                      help="batch concurrent requests to batchable signatures (serving/batching.py)")
+  parser.add_argument("--batching_parameters_file", default="",
+                      help="a BatchingParameters text proto (max_batch_size, batch_timeout_micros, "
+                           "max_enqueued_batches, num_batch_threads); default: TF Serving's defaults")
   parser.add_argument("--max_num_load_retries", type=int, default=versions.MAX_NUM_LOAD_RETRIES,
                       help="times a version that failed to load is tried again")
   parser.add_argument("--load_retry_interval_micros", type=int,
@@ -262,6 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if shared and args.port == 0:
       raise ValueError("--server_processes shares --port between processes: give a fixed port, not 0")
     configs = _model_configs(args)
+    batching = _batching(args)
     metrics_path = None
     if args.monitoring_config_file:
       with open(args.monitoring_config_file) as f:
@@ -276,11 +308,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       request_metrics.start_publishing()
     server, port, models = serve_models(configs, args.host, args.port, args.file_system_poll_wait_seconds,
                                         args.max_batch_size, args.workers, args.max_num_load_retries,
-                                        args.load_retry_interval_micros / 1e6, request_metrics, reuse_port=shared)
+                                        args.load_retry_interval_micros / 1e6, request_metrics, reuse_port=shared,
+                                        batching=batching)
     rest_note = ""
     if args.rest_api_port:
       try:
-        _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size, request_metrics), args.host,
+        _, rest_port = rest.serve_rest(Handlers(models, args.max_batch_size, request_metrics, batching), args.host,
                                        args.rest_api_port, metrics_path, reuse_port=shared)
       except OSError as e:
         raise OSError(f"cannot bind the REST API on {args.host}:{args.rest_api_port}: {e}") from e

@@ -1,5 +1,6 @@
 """The server's contract with TF Serving clients: each RPC, each error status, and version swaps."""
 
+import argparse
 import os
 import re
 import resource
@@ -25,6 +26,7 @@ from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
 from serving import demo, model_config, predict, query, server, versions
+from serving.batching import BatchingParameters
 
 NAME, N = "sid_ranking", 12
 _VECTORS = np.random.default_rng(0).normal(size=(N, 6)).astype(np.float32)  # the catalog's content vectors
@@ -406,14 +408,6 @@ def test_a_second_single_process_server_cannot_take_the_port(running, tmp_path):
     server.serve(NAME, base, port=port)
 
 
-def _children(pid: int):
-  children = []
-  for thread in os.listdir(f"/proc/{pid}/task"):  # each thread lists the children it started
-    with open(f"/proc/{pid}/task/{thread}/children") as f:
-      children += [int(child) for child in f.read().split()]
-  return children
-
-
 def test_server_processes_share_the_port_and_count_every_request_in_the_metrics(tmp_path, export_dir):
   """--server_processes 2: connections spread over both, one scrape sums both, a killed process comes back
   and both end with the first."""
@@ -442,14 +436,53 @@ def test_server_processes_share_the_port_and_count_every_request_in_the_metrics(
     for _ in range(4):  # scrapes, too, land on either process
       with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/metrics", timeout=20) as response:
         assert count in response.read().decode().splitlines()
-    (other,) = _children(first.pid)
+    (other,) = server.child_processes(first.pid)
     os.kill(other, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while _children(first.pid) in ([], [other]) and time.monotonic() < deadline:
+    while server.child_processes(first.pid) in ([], [other]) and time.monotonic() < deadline:
       time.sleep(0.2)
-    (restarted,) = _children(first.pid)
+    (restarted,) = server.child_processes(first.pid)
     assert restarted != other
   finally:
     first.terminate()
     first.wait(timeout=60)
   assert not os.path.exists(f"/proc/{restarted}")
+
+
+def _examples_request(item_ids):
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = NAME
+  request.inputs["examples"].CopyFrom(tf.make_tensor_proto(
+      [conftest.example(item_id=i).SerializeToString() for i in item_ids]))
+  return request
+
+
+def test_with_batching_concurrent_examples_requests_get_the_scores_they_get_alone(running, tmp_path, export_dir):
+  """--enable_batching: serving_default requests batched together answer exactly as they do unbatched."""
+  _, channel, _, _ = running
+  alone = {i: tf.make_ndarray(_predict(channel, _examples_request([i, i + 1])).outputs["probability"])
+           for i in range(1, 9)}
+  (tmp_path / "batching.config").write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }")
+  args = argparse.Namespace(enable_batching="true", batching_parameters_file=str(tmp_path / "batching.config"))
+  batching = server._batching(args)  # pylint: disable=protected-access
+  assert batching.parameters == BatchingParameters(max_batch_size=8, batch_timeout_micros=200000)
+  os.makedirs(tmp_path / "batched")
+  _publish(export_dir, str(tmp_path / "batched"), 1)
+  grpc_server, port, models = server.serve(NAME, str(tmp_path / "batched"), port=0, batching=batching)
+  answers = {}
+  try:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as batched:
+      threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, _predict(batched, _examples_request(
+          [i, i + 1])))) for i in alone]
+      for thread in threads:
+        thread.start()
+      for thread in threads:
+        thread.join()
+  finally:
+    grpc_server.stop(0)
+    models.stop()
+  for i, probability in alone.items():
+    np.testing.assert_array_equal(tf.make_ndarray(answers[i].outputs["probability"]), probability)
+  assert len(models.get(1).batchers) == 1  # the requests went through serving_default's batcher
+  with pytest.raises(ValueError, match="read only with --enable_batching"):
+    server._batching(argparse.Namespace(enable_batching="false", batching_parameters_file="b.config"))

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import tensorflow as tf
 import tensorflow_text  # pylint: disable=unused-import  # registers the tf-text ops, as TF Serving links them in
@@ -44,6 +44,9 @@ class Servable:
   path: str
   session: tf.compat.v1.Session
   signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
+  # (Batching, signature) -> the signature's request batcher (serving/batching.py, --enable_batching): they go
+  # with the version.
+  batchers: Dict[Any, Any] = dataclasses.field(default_factory=dict)
 
 
 def load(name: str, version: int, path: str) -> Servable:
