@@ -2,11 +2,12 @@
 status codes: every malformed request is refused with a message, never crashes the server."""
 
 import os
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
 
@@ -111,7 +112,7 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest, max_batch_s
     raise _invalid(f"duplicate output tensor alias in output_filter: {list(request.output_filter)}")
   try:
     if batching is None:
-      outputs = servable.session.run({alias: signature.outputs[alias].name for alias in wanted}, feed)
+      outputs = _run(servable, signature_name, signature, wanted, feed)
     else:
       outputs = batching.run(servable, signature_name, signature, feed)
   except tf.errors.OpError as e:
@@ -125,8 +126,35 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest, max_batch_s
   response.model_spec.version.value = servable.version
   response.model_spec.signature_name = signature_name
   for alias in wanted:
-    response.outputs[alias].CopyFrom(tf.make_tensor_proto(outputs[alias]))
+    response.outputs[alias].CopyFrom(tensor_proto(outputs[alias]))
   return response
+
+
+def _run(servable: Servable, signature_name: str, signature: meta_graph_pb2.SignatureDef, wanted: List[str],
+         feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """Session.run of the signature's `wanted` outputs through a callable made once per version, signature and
+  outputs: Session.run itself re-analyses its fetches and feeds on every call, 0.5 ms of Python per request
+  (a quarter of one)."""
+  key = (signature_name, tuple(wanted))
+  made = servable.callables.get(key)
+  if made is None:
+    names = sorted(feed)
+    made = servable.callables.setdefault(key, (names, servable.session.make_callable(
+        [signature.outputs[alias].name for alias in wanted], feed_list=names)))
+  names, run = made
+  return dict(zip(wanted, run(*[feed[name] for name in names])))
+
+
+def tensor_proto(value: np.ndarray) -> tensor_pb2.TensorProto:
+  """tf.make_tensor_proto(value), built directly for arrays of several numbers (a fifth of its time: its checks
+  are for Python values, not a session's arrays); the same proto, tensor_content and all."""
+  value = np.asarray(value)
+  if value.dtype.kind not in "iuf" or value.size < 2:  # typed fields (float_val ...), as TensorFlow writes them
+    return tf.make_tensor_proto(value)
+  proto = tensor_pb2.TensorProto(dtype=tf.dtypes.as_dtype(value.dtype).as_datatype_enum,
+                                 tensor_content=np.ascontiguousarray(value).tobytes())
+  proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in value.shape)
+  return proto
 
 
 def metadata(servable: Servable, request: get_model_metadata_pb2.GetModelMetadataRequest

@@ -47,6 +47,8 @@ class Servable:
   # (Batching, signature) -> the signature's request batcher (serving/batching.py, --enable_batching): they go
   # with the version.
   batchers: Dict[Any, Any] = dataclasses.field(default_factory=dict)
+  # (signature, outputs) -> (feed names, Session.make_callable): serving/predict.py.
+  callables: Dict[Any, Any] = dataclasses.field(default_factory=dict)
 
 
 def load(name: str, version: int, path: str) -> Servable:
