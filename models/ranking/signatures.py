@@ -25,7 +25,7 @@ vector is used as is. Otherwise, or when its vector is not finite, it gets the d
 (scored_by "fallback"): the zero item vector, so the score comes from the user's current item and
 history alone (random hashing: the hashed id's row). Never an error, never NaN.
 rank_with_embeddings exists only where content can reach the representation (not for random hashing).
-The content encoder is not inside the model: at 89 MB it would make every pushed version 14 times
+The content encoder is not inside the model: at 89 MB it would make every pushed version 15 times
 larger and slower to load; clients embed a new item's text with its own servable first.
 
 `assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature: TF Serving and
