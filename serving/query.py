@@ -27,6 +27,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from formats.interaction_features import NO_USER, liked
+from models.content_encoder import INPUT_KEY as TEXT_INPUT
+from models.content_encoder import OUTPUT_KEY as TEXT_EMBEDDING
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from models.ranking import signatures
 
@@ -119,9 +121,9 @@ def embed_texts(channel: grpc.Channel, texts: Sequence[str], encoder_model_name:
   """Content vectors [len(texts), D] from the content encoder's servable (serving_default: text -> embedding)."""
   request = predict_pb2.PredictRequest()
   set_model_spec(request.model_spec, encoder_model_name)
-  request.inputs["text"].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts]))
+  request.inputs[TEXT_INPUT].CopyFrom(tf.make_tensor_proto([t.encode() for t in texts]))
   response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
-  return tf.make_ndarray(response.outputs["embedding"])
+  return tf.make_ndarray(response.outputs[TEXT_EMBEDDING])
 
 
 def candidate_embeddings(channel: grpc.Channel, candidates: Sequence[int], texts: Dict[int, str],

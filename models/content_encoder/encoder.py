@@ -20,14 +20,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from models.content_encoder import bert, tokenizer
+from models.content_encoder import INPUT_KEY, OUTPUT_KEY, bert, tokenizer
 from serving import versions
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
 MAX_SEQ_LENGTH = 256
-INPUT_KEY = "text"
-OUTPUT_KEY = "embedding"
 # The SavedModel's second signature: text [None] -> {"token_count": [None] int32}, [CLS] and [SEP] included.
 TOKEN_COUNTS = "token_counts"
 TOKEN_COUNT_KEY = "token_count"
