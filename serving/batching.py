@@ -180,15 +180,23 @@ class Batching:
     self.parameters = parameters
     self._lock = threading.Lock()
 
+  def batcher(self, servable: Servable, signature_name: str, signature: meta_graph_pb2.SignatureDef,
+              feed: Dict[str, np.ndarray]) -> Optional[_SignatureBatcher]:
+    """The signature's batcher, made once per version (None, also remembered, where the signature is not
+    batchable), or None for a request whose inputs disagree on the batch size."""
+    key = (self, signature_name)
+    if key not in servable.batchers:
+      with self._lock:  # the batchers live and go with their version
+        if key not in servable.batchers:
+          servable.batchers[key] = (_SignatureBatcher(servable, signature, self.parameters)
+                                    if batchable(signature) else None)
+    rows = {len(value) if value.ndim else None for value in feed.values()}
+    return servable.batchers[key] if len(rows) == 1 else None
+
   def run(self, servable: Servable, signature_name: str, signature: meta_graph_pb2.SignatureDef,
           feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Every output of the signature for `feed` (tensor name -> value)."""
-    rows = {len(value) if value.ndim else None for value in feed.values()}
-    if not batchable(signature) or len(rows) != 1:
+    """Every output of the signature for `feed` (tensor name -> value), batched where it can be."""
+    batcher = self.batcher(servable, signature_name, signature, feed)
+    if batcher is None:
       return servable.session.run({alias: info.name for alias, info in signature.outputs.items()}, feed)
-    key = (self, signature_name)
-    with self._lock:  # the batchers live and go with their version
-      batcher = servable.batchers.get(key)
-      if batcher is None:
-        batcher = servable.batchers[key] = _SignatureBatcher(servable, signature, self.parameters)
     return batcher.run(feed)

@@ -111,10 +111,9 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest, max_batch_s
   if len(set(wanted)) != len(wanted):
     raise _invalid(f"duplicate output tensor alias in output_filter: {list(request.output_filter)}")
   try:
-    if batching is None:
-      outputs = _run(servable, signature_name, signature, wanted, feed)
-    else:
-      outputs = batching.run(servable, signature_name, signature, feed)
+    # Signatures that cannot be batched (rank) keep the made-once callable of _run.
+    batcher = batching.batcher(servable, signature_name, signature, feed) if batching else None
+    outputs = batcher.run(feed) if batcher else _run(servable, signature_name, signature, wanted, feed)
   except tf.errors.OpError as e:
     raise _op_error(e) from e
   except UnicodeDecodeError as e:
