@@ -52,6 +52,10 @@ MODEL_SPEC = {
 TRAINING_SPEC = {**MODEL_SPEC, LABEL: tf.io.FixedLenFeature([], tf.int64)}
 EVALUATION_SPEC = {**TRAINING_SPEC, ITEM_SEGMENT: tf.io.FixedLenFeature([], tf.string)}
 
+# The candidate's SID-cluster like-rates: earlier interactions (any user) with the items sharing its first
+# code, and its first two codes (pipeline/experiments.py: sid_like_rates).
+SID_LIKE_RATES = ("sid1_like_rate", "sid2_like_rate")
+
 # Pseudo-interactions that pull a rate towards its neutral value while an entity has few interactions.
 SMOOTHING = 5.0
 NEUTRAL_LIKE_RATE = 0.5
@@ -103,6 +107,17 @@ def counter_features(features: Dict[str, tf.Tensor]) -> tf.Tensor:
     columns += [tf.math.log1p(count) / 5.0, like_rate(features, counters), mean_rating - LIKED_MIN_RATING]
   columns.append(tf.broadcast_to(history_like_rate(features), tf.shape(columns[0])))
   return tf.stack(columns, axis=1)
+
+
+def sid_like_rates(features: Dict[str, tf.Tensor]) -> tf.Tensor:
+  """[B, len(SID_LIKE_RATES) + 1]: the candidate's SID-cluster like-rates (absent, the neutral rate), then
+  the item's like-rate smoothed towards its finest cluster's rate instead of the neutral one (a cold
+  item: its cluster's rate; a warm one: its own)."""
+  neutral = tf.fill(tf.shape(features[ITEM_ID]), NEUTRAL_LIKE_RATE)
+  rates = [tf.cast(features[name], tf.float32) if name in features else neutral for name in SID_LIKE_RATES]
+  item = ((_counter(features, ITEM_COUNTERS.liked) + rates[-1] * SMOOTHING)
+          / (_counter(features, ITEM_COUNTERS.count) + SMOOTHING))
+  return tf.stack(rates + [item], axis=1)
 
 
 def defaults_batch(item_ids) -> Dict[str, tf.Tensor]:

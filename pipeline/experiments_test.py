@@ -11,6 +11,7 @@ from formats import artifacts, sid_vocabulary, spans
 from formats import interaction_features as fields
 from formats.errors import InputDataError
 from models.ranking import baselines, evaluation
+from models.ranking.catalog import Catalog
 from pipeline import configs, experiments
 from pipeline import runs as pipeline_runs
 
@@ -163,3 +164,22 @@ def test_a_data_directory_is_first_run_through_the_loop_over_every_span(tmp_path
   assert calls == [["--data_root", "movielens", "--output_root", str(tmp_path), "--replay_spans", "all",
                     "--span_period", "week"]]
   assert "the loop on --data_root did not finish" in capsys.readouterr().err
+
+
+def test_sid_like_rates_read_only_earlier_interactions():
+  catalog = Catalog(np.array([1, 2, 3]), np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0]]), codebook_size=4)
+  split = lambda items, labels, times: {fields.ITEM_ID: tf.constant(items, tf.int64),
+                                        fields.LABEL: tf.constant(labels, tf.int64),
+                                        experiments.TIMESTAMP: tf.constant(times, tf.int64)}
+  inputs = experiments.Inputs(splits={"backfill": split([1, 2, 1], [1, 1, 0], [30, 10, 20]),
+                                      "span_1": split([2, 3, 9], [0, 1, 1], [40, 41, 42])},
+                              catalogs={}, spm_models={}, impressions=np.zeros(3))
+  rates = {name: {rate: features[rate].numpy() for rate in fields.SID_LIKE_RATES}
+           for name, features in experiments.sid_like_rates(inputs, catalog).splits.items()}
+  first, second = fields.SID_LIKE_RATES
+  # The backfill in time order: item 2 (liked), item 1 (not), item 1 (its label unseen by its own rate).
+  np.testing.assert_allclose(rates["backfill"][first], [3.5 / 7, 0.5, 3.5 / 6])
+  np.testing.assert_allclose(rates["backfill"][second], [2.5 / 6, 0.5, 3.5 / 6])  # towards the first code's
+  # A span: every interaction of the splits before it, none of its own; unknown codes and items neutral.
+  np.testing.assert_allclose(rates["span_1"][first], [4.5 / 8, 0.5, 0.5])
+  np.testing.assert_allclose(rates["span_1"][second], [(1 + 5 * 4.5 / 8) / 6, 0.5, 0.5])

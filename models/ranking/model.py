@@ -18,6 +18,7 @@ the tower uses Adam.
 import json
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -32,6 +33,58 @@ PROBABILITY = "probability"
 CONFIG_FILE = "ranking_config.json"
 
 
+class CounterInputs(tf.keras.layers.Layer):
+  """counter_features [B, F] -> what the tower reads of them: the values (optionally standardised) and,
+  with `buckets`, one embedded bucket per feature. The fitted statistics (RankingModel.adapt) are
+  non-trainable variables, so checkpoints, warm starts and the exported model keep them."""
+
+  def __init__(self, config: RankingConfig, **kwargs):
+    super().__init__(**kwargs)
+    self.normalization, self.buckets = config.counter_normalization, config.counter_buckets
+    features = fields.COUNTER_FEATURES
+    if self.normalization == "batch":
+      self.batch_norm = tf.keras.layers.BatchNormalization()
+    if self.normalization == "adapt":
+      self.mean = self.add_weight(name="mean", shape=[features], initializer="zeros", trainable=False)
+      self.variance = self.add_weight(name="variance", shape=[features], initializer="ones", trainable=False)
+    if self.buckets:
+      # Until fitted: evenly spaced over [0, 1], where most of the features lie.
+      initial = tf.constant_initializer(
+          np.tile(np.linspace(0, 1, self.buckets + 1)[1:-1], (features, 1)).astype(np.float32))
+      self.boundaries = self.add_weight(name="boundaries", shape=[features, self.buckets - 1],
+                                        initializer=initial, trainable=False)
+      self.bucket_embedding = tf.keras.layers.Embedding(
+          features * self.buckets, config.counter_bucket_dim,
+          embeddings_initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05, seed=config.seed + 200))
+
+  @property
+  def fitted(self) -> bool:
+    """Whether adapt fits anything (statistics of the warm-up step's data)."""
+    return self.normalization == "adapt" or bool(self.buckets)
+
+  def adapt(self, counters: np.ndarray) -> None:
+    """Fits the mean, variance and bucket boundaries on `counters` [N, F] (the warm-up step's data)."""
+    if self.normalization == "adapt":
+      self.mean.assign(counters.mean(axis=0).astype(np.float32))
+      self.variance.assign(counters.var(axis=0).astype(np.float32))
+    if self.buckets:
+      quantiles = np.quantile(counters, np.linspace(0, 1, self.buckets + 1)[1:-1], axis=0).T
+      self.boundaries.assign(quantiles.astype(np.float32))
+
+  def call(self, counters: tf.Tensor, training: bool = False) -> tf.Tensor:
+    values = counters
+    if self.normalization == "batch":
+      values = self.batch_norm(counters, training=training)
+    elif self.normalization == "adapt":
+      values = (counters - self.mean) / tf.sqrt(tf.maximum(self.variance, 1e-6))
+    if not self.buckets:
+      return values
+    bucket = tf.searchsorted(self.boundaries, tf.transpose(counters), side="right")  # [F, B]
+    rows = bucket + tf.range(fields.COUNTER_FEATURES)[:, tf.newaxis] * self.buckets
+    embedded = self.bucket_embedding(tf.transpose(rows))  # [B, F, dim]
+    return tf.concat([values, tf.reshape(embedded, [-1, embedded.shape[1] * embedded.shape[2]])], axis=1)
+
+
 class RankingModel(tfrs.models.Model):
   """Item representation -> concat(candidate, current[, history]) -> MLP -> logit."""
 
@@ -40,6 +93,7 @@ class RankingModel(tfrs.models.Model):
     self.config = config
     self.items = items
     self.users = users
+    self.counters = CounterInputs(config) if config.use_counters else None
     self.crosses = [tfrs.layers.dcn.Cross(kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 100 + i))
                     for i in range(config.cross_layers)]
     layers = [tf.keras.layers.Dense(int(round(units * config.width_multiplier)), activation="relu",
@@ -47,6 +101,17 @@ class RankingModel(tfrs.models.Model):
               for i, units in enumerate(config.hidden_units)]
     layers.append(tf.keras.layers.Dense(1, kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed)))
     self.tower = tf.keras.Sequential(layers)
+    self.counter_tower = None
+    if config.counter_tower:
+      self.counter_crosses = [tfrs.layers.dcn.Cross(
+          kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 300 + i))
+                              for i in range(config.cross_layers)]
+      self.counter_tower = tf.keras.Sequential([tf.keras.layers.Dense(
+          int(round(units * config.width_multiplier)), activation="relu",
+          kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 400 + i))
+                                                for i, units in enumerate(config.hidden_units)]
+                                               + [tf.keras.layers.Dense(1, kernel_initializer=(
+                                                   tf.keras.initializers.GlorotUniform(config.seed + 500)))])
     self.task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.AUC(name="auc", from_logits=True)])
@@ -56,6 +121,11 @@ class RankingModel(tfrs.models.Model):
           learning_rate=config.embedding_learning_rate, initial_accumulator_value=0.1)
 
   def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    logits = self._logits(features, training)
+    return tf.add_n(logits) / len(logits)
+
+  def _logits(self, features: Dict[str, tf.Tensor], training: bool = False) -> List[tf.Tensor]:
+    """The main tower's logit, and the counter tower's with counter_tower."""
     history = fields.ragged(features[fields.HISTORY])
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
@@ -76,16 +146,37 @@ class RankingModel(tfrs.models.Model):
     parts = [candidate] + [tf.broadcast_to(vector, tf.shape(candidate)) for vector in user]
     if self.users is not None:
       parts.append(self.users(features[fields.USER_ID], features[fields.USER_COUNTERS.count]))
+    counting = []
     if self.config.use_counters:
-      parts.append(fields.counter_features(features))
+      counting.append(self.counters(fields.counter_features(features), training=training))
+    if self.config.sid_like_rates:
+      counting.append(fields.sid_like_rates(features))
+    logits = [self._tower(parts + counting, self.crosses, self.tower)]
+    if self.counter_tower is not None:
+      logits.append(self._tower(counting, self.counter_crosses, self.counter_tower))
+    return logits
+
+  @staticmethod
+  def _tower(parts: List[tf.Tensor], crosses, tower: tf.keras.Sequential) -> tf.Tensor:
     inputs = crossed = tf.concat(parts, axis=1)
-    for cross in self.crosses:
+    for cross in crosses:
       crossed = cross(inputs, crossed)
-    return tf.squeeze(self.tower(crossed), axis=1)
+    return tf.squeeze(tower(crossed), axis=1)
+
+  def adapt(self, features: Dict[str, tf.Tensor]) -> None:
+    """Fits what the config fits on data (counter statistics) on `features`: the warm-up step's."""
+    if self.counters is not None and self.counters.fitted:
+      self.counters.adapt(fields.counter_features(features).numpy())
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-    return self.task(labels=tf.cast(features[fields.LABEL], tf.float32), predictions=self(features, training=training),
-                     training=training)
+    labels = tf.cast(features[fields.LABEL], tf.float32)
+    if self.counter_tower is None:
+      return self.task(labels=labels, predictions=self(features, training=training), training=training)
+    # Each tower learns on its own loss (an ensemble); the metrics follow the mean logit.
+    logits = self._logits(features, training=training)
+    self.task(labels=labels, predictions=tf.add_n(logits) / len(logits), training=training)
+    loss = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    return tf.add_n([loss(labels, logit) for logit in logits])
 
   def _embedding_layers(self) -> List[tfrs.layers.embedding.TPUEmbedding]:
     return [layer.embedding for layer in (self.items, self.users) if isinstance(layer, (PieceItems, HashedUsers))]
@@ -134,6 +225,16 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
   return model
 
 
+def use_step_learning_rates(model: RankingModel) -> None:
+  """Sets both optimizers' learning rates to those of a continuous-training step after the warm-up (the
+  config's times step_lr_scale); after warm_start, whose checkpoint holds the rates it was saved with.
+  On TPU the embedding tables keep the embedding optimizer's rate (fixed when the TPUEmbedding is built)."""
+  config = model.config
+  model.optimizer.learning_rate.assign(config.learning_rate * config.step_lr_scale)
+  if model.embedding_optimizer is not None:
+    model.embedding_optimizer.learning_rate.assign(config.embedding_learning_rate * config.step_lr_scale)
+
+
 def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
             features: Optional[Dict[str, Any]] = None, cache: bool = False) -> tf.data.Dataset:
   """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label).
@@ -167,7 +268,9 @@ def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
 
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units", "width_multiplier",
-                "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers")
+                "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers",
+                "counter_normalization", "counter_buckets", "counter_bucket_dim", "sid_like_rates",
+                "counter_tower")
 
 
 def _architecture(config: RankingConfig) -> Dict[str, object]:

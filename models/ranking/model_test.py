@@ -191,6 +191,12 @@ def test_item_dropout_is_random_in_training_only(catalog):
 def test_config_is_validated():
   with pytest.raises(ValueError, match=r"item_dropout must be in \[0, 1\), got 1"):
     RankingConfig(item_dropout=1)
+  with pytest.raises(ValueError, match="counter_normalization must be one of"):
+    RankingConfig(counter_normalization="layer")
+  with pytest.raises(ValueError, match="counter_buckets must be 0 or >= 2"):
+    RankingConfig(counter_buckets=1)
+  with pytest.raises(ValueError, match="step_lr_scale must be >= 0"):
+    RankingConfig(step_lr_scale=-1)
   with pytest.raises(ValueError, match="unknown item representation 'trigram'"):
     RankingConfig(representation="trigram")
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
@@ -218,3 +224,40 @@ def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
   in_order = [np.concatenate([batch[fields.ITEM_ID].numpy() for batch in ranking.dataset(str(tmp_path / "*"), 64)])
               for _ in range(2)]
   np.testing.assert_array_equal(in_order[0], in_order[1])
+
+
+@pytest.mark.parametrize("settings", [dict(counter_normalization="batch"), dict(counter_normalization="adapt"),
+                                      dict(counter_buckets=4, counter_bucket_dim=2), dict(counter_tower=True),
+                                      dict(counter_tower=True, sid_like_rates=True)],
+                         ids=lambda s: "+".join(s))
+def test_counter_options_learn_and_warm_start(tmp_path, catalog, settings):
+  config = RankingConfig(representation="unigram", embedding_dim=4, hidden_units=(8,), item_dropout=0,
+                         learning_rate=0.01, **settings)
+  rng = np.random.default_rng(3)
+  train = [_user_batch(rng) for _ in range(20)]
+  data = {k: tf.concat([b[k] for b in train], 0) for k in train[0]}
+  model = ranking.build(config, catalog)
+  model.adapt(data)
+  if config.counter_buckets:  # quantiles of the warm-up data, per counter feature
+    boundaries = model.counters.boundaries.numpy()
+    assert boundaries.shape == (fields.COUNTER_FEATURES, 3) and np.all(np.diff(boundaries, axis=1) >= 0)
+    np.testing.assert_allclose(boundaries[1], np.quantile(fields.counter_features(data).numpy()[:, 1],
+                                                          [0.25, 0.5, 0.75]), rtol=1e-5)
+  model.fit(tf.data.Dataset.from_tensor_slices(data).batch(64).repeat(5), verbose=0)
+  held_out = model.evaluate(tf.data.Dataset.from_tensors(_user_batch(np.random.default_rng(9))), verbose=0,
+                            return_dict=True)
+  assert held_out["auc"] > 0.9
+  ranking.save_checkpoint(model, str(tmp_path))
+  batch = _user_batch(np.random.default_rng(2))
+  fresh = ranking.build(config, catalog)
+  ranking.warm_start(fresh, str(tmp_path), batch)
+  np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)
+
+
+def test_step_learning_rates_replace_the_warm_ups(catalog):
+  model = ranking.build(RankingConfig(representation="unigram", embedding_dim=4, hidden_units=(8,),
+                                      learning_rate=0.01, embedding_learning_rate=0.2, step_lr_scale=0.1), catalog)
+  for _ in range(2):  # idempotent: a warm start sets them again
+    ranking.use_step_learning_rates(model)
+  assert model.optimizer.learning_rate.numpy() == pytest.approx(0.001)
+  assert model.embedding_optimizer.learning_rate.numpy() == pytest.approx(0.02)
