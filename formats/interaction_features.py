@@ -20,6 +20,7 @@ import tensorflow as tf
 USER_ID, ITEM_ID, CURRENT_ITEM, HISTORY = "user_id", "item_id", "current_item", "history"
 HISTORY_LIKED = "history_liked"  # per history item, 1 if the user liked it
 LABEL = "liked"
+TIMESTAMP = "timestamp"  # seconds since the epoch
 ITEM_SEGMENT = "item_segment"
 LIKED_MIN_RATING = 4.0  # liked = rating >= this
 NO_ITEM = 0  # `current_item` of a user's first interaction: MovieLens ids start at 1.
@@ -51,10 +52,15 @@ MODEL_SPEC = {
 }
 TRAINING_SPEC = {**MODEL_SPEC, LABEL: tf.io.FixedLenFeature([], tf.int64)}
 EVALUATION_SPEC = {**TRAINING_SPEC, ITEM_SEGMENT: tf.io.FixedLenFeature([], tf.string)}
+# What counting a span's interactions in time order reads (models/ranking/sid_clusters.py).
+COUNTING_SPEC = {ITEM_ID: MODEL_SPEC[ITEM_ID], LABEL: TRAINING_SPEC[LABEL],
+                 TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
 
-# The candidate's SID-cluster like-rates: earlier interactions (any user) with the items sharing its first
-# code, and its first two codes (pipeline/experiments.py: sid_like_rates).
-SID_LIKE_RATES = ("sid1_like_rate", "sid2_like_rate")
+# The candidate's SID clusters (models/ranking/sid_clusters.py): its first code, its first two codes.
+SID_CLUSTER_LEVELS = 2
+# Not in the tf.Examples: the warm-up's [B, SID_CLUSTER_LEVELS * 2] (interactions, liked) of each example's
+# clusters before it, computed by the trainer (sid_clusters.causal_counts).
+SID_CLUSTER_COUNTS = "sid_cluster_counts"
 
 # Pseudo-interactions that pull a rate towards its neutral value while an entity has few interactions.
 SMOOTHING = 5.0
@@ -79,9 +85,10 @@ def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
   return tf.zeros(tf.shape(features[ITEM_ID]), tf.float32)
 
 
-def like_rate(features: Dict[str, tf.Tensor], counters: Counters) -> tf.Tensor:
-  """Smoothed share of liked interactions before the example: the counting baselines' score."""
-  return ((_counter(features, counters.liked) + NEUTRAL_LIKE_RATE * SMOOTHING)
+def like_rate(features: Dict[str, tf.Tensor], counters: Counters, prior=NEUTRAL_LIKE_RATE) -> tf.Tensor:
+  """Smoothed share of liked interactions before the example (towards `prior`, a rate or one per example):
+  the counting baselines' score."""
+  return ((_counter(features, counters.liked) + prior * SMOOTHING)
           / (_counter(features, counters.count) + SMOOTHING))
 
 
@@ -107,17 +114,6 @@ def counter_features(features: Dict[str, tf.Tensor]) -> tf.Tensor:
     columns += [tf.math.log1p(count) / 5.0, like_rate(features, counters), mean_rating - LIKED_MIN_RATING]
   columns.append(tf.broadcast_to(history_like_rate(features), tf.shape(columns[0])))
   return tf.stack(columns, axis=1)
-
-
-def sid_like_rates(features: Dict[str, tf.Tensor]) -> tf.Tensor:
-  """[B, len(SID_LIKE_RATES) + 1]: the candidate's SID-cluster like-rates (absent, the neutral rate), then
-  the item's like-rate smoothed towards its finest cluster's rate instead of the neutral one (a cold
-  item: its cluster's rate; a warm one: its own)."""
-  neutral = tf.fill(tf.shape(features[ITEM_ID]), NEUTRAL_LIKE_RATE)
-  rates = [tf.cast(features[name], tf.float32) if name in features else neutral for name in SID_LIKE_RATES]
-  item = ((_counter(features, ITEM_COUNTERS.liked) + rates[-1] * SMOOTHING)
-          / (_counter(features, ITEM_COUNTERS.count) + SMOOTHING))
-  return tf.stack(rates + [item], axis=1)
 
 
 def defaults_batch(item_ids) -> Dict[str, tf.Tensor]:

@@ -61,8 +61,6 @@ EXAMPLE_GEN, BACKFILL = "SpanExampleGen", "backfill"
 # SpanExampleGen's exec property in backfill mode only: the first daily span's start.
 END_DATE = "end_date"
 _MAX_NAMED = 10
-# Read beside the evaluation features: sid_like_rates orders interactions in time (files are grouped by user).
-TIMESTAMP, _TIMESTAMP = "timestamp", tf.io.FixedLenFeature([], tf.int64, default_value=0)
 
 
 @dataclasses.dataclass
@@ -76,7 +74,7 @@ class Inputs:
 def _read_split(examples: types.Artifact) -> Dict[str, tf.Tensor]:
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], example_gen.INTERACTIONS_SPLIT), "*"))
   records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
-  return tf.io.parse_example(tf.constant(records, tf.string), {**fields.EVALUATION_SPEC, TIMESTAMP: _TIMESTAMP})
+  return tf.io.parse_example(tf.constant(records, tf.string), {**fields.EVALUATION_SPEC, **fields.COUNTING_SPEC})
 
 
 def interaction_sequence(store: metadata_store.MetadataStore, pipeline_name: str
@@ -177,53 +175,15 @@ def _batches(features: Dict[str, tf.Tensor], batch_size: int, seed: Optional[int
   return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def sid_like_rates(inputs: Inputs, catalog: Catalog) -> Inputs:
-  """`inputs` with fields.SID_LIKE_RATES in every split: per candidate, the smoothed like-rate of the
-  interactions (any user) with the items sharing its first code, and its first two codes (smoothed towards
-  the first code's rate rather than the neutral one). A span is scored and trained on with the rates of
-  the splits before it, as the counting baselines are fitted; the backfill with those of its interactions
-  before in time (same second: file order). A candidate outside the catalog gets the neutral rate."""
-  rows_of = dict(zip(catalog.item_ids.tolist(), range(len(catalog.item_ids))))
-  weights = catalog.codebook_size ** np.arange(len(fields.SID_LIKE_RATES))[::-1]
-  splits, totals = {}, [{} for _ in fields.SID_LIKE_RATES]  # per level: cluster -> [count, liked]
-  for index, (name, features) in enumerate(inputs.splits.items()):
-    rows = np.array([rows_of.get(i, -1) for i in features[fields.ITEM_ID].numpy().tolist()])
-    labels = features[fields.LABEL].numpy().astype(np.float64)
-    order = np.argsort(features[TIMESTAMP].numpy(), kind="stable")
-    added = {}
-    for level, (rate_name, total) in enumerate(zip(fields.SID_LIKE_RATES, totals), start=1):
-      codes = catalog.codes[np.maximum(rows, 0), :level] @ weights[-level:]
-      clusters = np.where(rows >= 0, codes, -1).tolist()
-      count, liked = np.zeros(len(rows)), np.zeros(len(rows))
-      if index:
-        for j, c in enumerate(clusters):
-          count[j], liked[j] = total.get(c, (0, 0))
-      for j in order.tolist():
-        c = clusters[j]
-        seen = total.setdefault(c, [0.0, 0.0])
-        if not index:
-          count[j], liked[j] = seen
-        seen[0] += 1
-        seen[1] += labels[j]
-      # Hierarchical smoothing: the first code's rate towards the neutral one, the first two codes' towards it.
-      prior = prior_rate if level > 1 else fields.NEUTRAL_LIKE_RATE
-      rate = np.where(rows >= 0, (liked + prior * fields.SMOOTHING) / (count + fields.SMOOTHING), prior)
-      added[rate_name] = tf.constant(rate, tf.float32)
-      prior_rate = rate
-    splits[name] = {**features, **added}
-  return dataclasses.replace(inputs, splits=splits)
-
-
 def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: Optional[bytes]) -> Dict[str, Any]:
   """Continuous training over the spans; AUC slices of each span's predictions before training on it."""
   start = time.perf_counter()
-  if config.sid_like_rates and fields.SID_LIKE_RATES[0] not in next(iter(inputs.splits.values())):
-    inputs = sid_like_rates(inputs, catalog)
   model = ranking.build(config, catalog, spm_model)
   per_span, candidates = [], []
   for index, features in enumerate(inputs.splits.values()):
-    if not index:  # the warm-up fits the counter statistics the config asks for
-      model.adapt(features)
+    span = {name: features[name].numpy() for name in fields.COUNTING_SPEC}
+    if not index:  # the warm-up: as models/ranking/trainer.py trains it
+      features = {**features, **model.warmup_features(span)}
     else:  # every span is evaluated before the model sees it
       scores = model.predict(_batches(features, 4096, None), verbose=0)
       per_span.append(evaluation.sliced_auc(features[fields.LABEL].numpy(), scores,
@@ -231,7 +191,8 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
       candidates.append(features[fields.ITEM_ID].numpy())
     model.fit(_batches(features, config.batch_size, config.seed + index),
               epochs=config.epochs if index else config.warmup_epochs, verbose=0)
-    if not index and config.step_lr_scale != 1:
+    model.count(span)
+    if not index:
       ranking.use_step_learning_rates(model)
   lookups, rows = None, None
   if isinstance(model.items, PieceItems):

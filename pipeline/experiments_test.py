@@ -11,7 +11,7 @@ from formats import artifacts, sid_vocabulary, spans
 from formats import interaction_features as fields
 from formats.errors import InputDataError
 from models.ranking import baselines, evaluation
-from models.ranking.catalog import Catalog
+from models.ranking.config import RankingConfig
 from pipeline import configs, experiments
 from pipeline import runs as pipeline_runs
 
@@ -40,7 +40,8 @@ def _record(store: metadata_store.MetadataStore, node_id: str, outputs, **exec_p
 
 def _examples(path, span: int, item_ids):
   """SpanExampleGen's examples artifact of `span`: one interaction per item id."""
-  rows = [dict(item_id=i, current_item=0, history=[], liked=1, item_segment="head") for i in item_ids]
+  rows = [dict(item_id=i, current_item=0, history=[], liked=1, item_segment="head", timestamp=span * 86400)
+          for i in item_ids]
   artifact = conftest.examples_artifact(path, {"interactions": rows})
   artifact.set_int_custom_property(spans.SPAN_PROPERTY, span)
   return artifact
@@ -121,16 +122,16 @@ def _run(arm, representation, seed, auc, history=False):
 
 
 def test_relative_auc_is_against_the_smallest_random_hash_of_the_same_seed_and_setting():
-  runs = [_run("random_hash@1024-history+counters+cross2", "random_hash", 0, 0.60),
-          _run("random_hash@1024-history+counters+cross2", "random_hash", 1, 0.50),
-          _run("spm@4096-history+counters+cross2", "spm", 0, 0.66),
-          _run("spm@4096-history+counters+cross2", "spm", 1, 0.55)]
+  hashing = RankingConfig(representation="random_hash", table_rows=1024, use_history=False).name
+  sids = RankingConfig(representation="spm", table_rows=4096, use_history=False).name
+  runs = [_run(hashing, "random_hash", 0, 0.60), _run(hashing, "random_hash", 1, 0.50),
+          _run(sids, "spm", 0, 0.66), _run(sids, "spm", 1, 0.55)]
   rows = {r["arm"]: r for r in experiments.aggregate(runs, budgets=[1024, 4096])}
-  spm = rows["spm@4096-history+counters+cross2"]
+  spm = rows[sids]
   assert spm["overall_auc"]["mean"] == pytest.approx(0.605) and spm["overall_auc"]["n"] == 2
   assert spm["overall_relative_pct"]["mean"] == pytest.approx(10.0)  # +10% for both seeds
   assert spm["overall_relative_pct"]["std"] == pytest.approx(0.0, abs=1e-9)
-  assert rows["random_hash@1024-history+counters+cross2"]["overall_relative_pct"]["mean"] == pytest.approx(0.0)
+  assert rows[hashing]["overall_relative_pct"]["mean"] == pytest.approx(0.0)
 
 
 def test_grid_covers_every_representation_and_both_history_settings():
@@ -164,22 +165,3 @@ def test_a_data_directory_is_first_run_through_the_loop_over_every_span(tmp_path
   assert calls == [["--data_root", "movielens", "--output_root", str(tmp_path), "--replay_spans", "all",
                     "--span_period", "week"]]
   assert "the loop on --data_root did not finish" in capsys.readouterr().err
-
-
-def test_sid_like_rates_read_only_earlier_interactions():
-  catalog = Catalog(np.array([1, 2, 3]), np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0]]), codebook_size=4)
-  split = lambda items, labels, times: {fields.ITEM_ID: tf.constant(items, tf.int64),
-                                        fields.LABEL: tf.constant(labels, tf.int64),
-                                        experiments.TIMESTAMP: tf.constant(times, tf.int64)}
-  inputs = experiments.Inputs(splits={"backfill": split([1, 2, 1], [1, 1, 0], [30, 10, 20]),
-                                      "span_1": split([2, 3, 9], [0, 1, 1], [40, 41, 42])},
-                              catalogs={}, spm_models={}, impressions=np.zeros(3))
-  rates = {name: {rate: features[rate].numpy() for rate in fields.SID_LIKE_RATES}
-           for name, features in experiments.sid_like_rates(inputs, catalog).splits.items()}
-  first, second = fields.SID_LIKE_RATES
-  # The backfill in time order: item 2 (liked), item 1 (not), item 1 (its label unseen by its own rate).
-  np.testing.assert_allclose(rates["backfill"][first], [3.5 / 7, 0.5, 3.5 / 6])
-  np.testing.assert_allclose(rates["backfill"][second], [2.5 / 6, 0.5, 3.5 / 6])  # towards the first code's
-  # A span: every interaction of the splits before it, none of its own; unknown codes and items neutral.
-  np.testing.assert_allclose(rates["span_1"][first], [4.5 / 8, 0.5, 0.5])
-  np.testing.assert_allclose(rates["span_1"][second], [(1 + 5 * 4.5 / 8) / 6, 0.5, 0.5])

@@ -22,8 +22,8 @@ CONFIG = {"representation": "spm", "table_rows": 12, "embedding_dim": 4, "hidden
 
 
 def _interactions(items, liked):
-  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "liked": l, "item_segment": "head"}
-          for i, l in zip(items, liked)]
+  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "liked": l, "item_segment": "head",
+           "timestamp": second} for second, (i, l) in enumerate(zip(items, liked))]
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def interaction_example(rating: rows.Rating, history: Sequence[int], history_lik
   return tf.train.Example(features=tf.train.Features(feature={
       fields.USER_ID: _int64([rating.user_id]),
       fields.ITEM_ID: _int64([rating.item_id]),
-      "timestamp": _int64([rating.timestamp]),
+      fields.TIMESTAMP: _int64([rating.timestamp]),
       "rating": _float([rating.rating]),
       fields.LABEL: _int64([fields.liked(rating.rating)]),
       fields.HISTORY: _int64(history),

@@ -9,7 +9,8 @@ from models.sid_adaptation import tokenizers
 REPRESENTATIONS = ("random_hash", "dense", "unigram", "bigram", "spm", "prefix_ngram")
 # Representations whose table size is the budget (SPM: the vocabulary built for that budget).
 BUDGETED = ("random_hash", "spm", "prefix_ngram")
-COUNTER_NORMALIZATIONS = ("", "batch", "adapt")
+# The baselines without Semantic IDs.
+NO_SIDS = ("random_hash", "dense")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,20 +30,16 @@ class RankingConfig:
   cross_layers: DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the tower's input, before the MLP.
   item_dropout: dropout rate on the item vectors (candidate, current, history) while training: per-item
     rows learned from a few interactions each otherwise let the tower memorise warm items.
-  counter_normalization: how the counter features are standardised before the tower ("": as they are;
-    "batch": a BatchNormalization layer; "adapt": mean and variance fitted once on the warm-up step's
-    data, RankingModel.adapt, and kept in the model's variables).
-  counter_buckets: if > 0, each counter feature is also discretised into this many buckets (quantile
-    boundaries fitted on the warm-up step's data, RankingModel.adapt) and each bucket embedded in
-    counter_bucket_dim dimensions, beside the raw values.
-  sid_like_rates: whether the tower reads the candidate's SID-cluster like-rates (features
-    SID_LIKE_RATES: the smoothed like-rate of earlier interactions with items sharing its first code,
-    and its first two codes), neutral when absent.
+  sid_like_rates: whether the tower of a SID representation reads the candidate's SID-cluster like-rates
+    (sid_clusters.py: the smoothed like-rate of earlier interactions with the items sharing its first
+    code, and its first two codes) and its own like-rate smoothed towards them. Random hashing and dense
+    content have no SIDs: for them it is ignored.
   step_lr_scale: both learning rates of the continuous-training steps after the warm-up, as a multiple of
     the warm-up's (a span of a few hundred interactions is a few noisy Adam steps).
   counter_tower: whether a second tower (same cross layers and hidden units) reads the counting features
     only (counters, and the SID-cluster like-rates with sid_like_rates), trained on its own loss beside
     the main tower's; the model's logit is the mean of the two (an ensemble of the two inside one model).
+    Without counting features (no counters, no SID-cluster rates) there is no second tower.
   """
   representation: str = "spm"
   table_rows: int = 4096
@@ -56,12 +53,10 @@ class RankingConfig:
   user_table_rows: int = 0
   cross_layers: int = 2    # README, "Ranker settings": chosen on the early months
   item_dropout: float = 0.5
-  counter_normalization: str = ""
-  counter_buckets: int = 0
-  counter_bucket_dim: int = 4
-  sid_like_rates: bool = False
-  step_lr_scale: float = 1.0
-  counter_tower: bool = False
+  # README, "Ranker settings", third round: chosen on the early months.
+  sid_like_rates: bool = True
+  step_lr_scale: float = 0.1
+  counter_tower: bool = True
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -80,17 +75,20 @@ class RankingConfig:
     for name in ("user_table_rows", "cross_layers"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-    if self.counter_normalization not in COUNTER_NORMALIZATIONS:
-      raise ValueError(f"counter_normalization must be one of {COUNTER_NORMALIZATIONS}, got "
-                       f"{self.counter_normalization!r}")
-    if self.counter_buckets < 0 or self.counter_buckets == 1 or self.counter_bucket_dim < 1:
-      raise ValueError("counter_buckets must be 0 or >= 2, counter_bucket_dim >= 1")
     if self.step_lr_scale < 0:
       raise ValueError(f"step_lr_scale must be >= 0, got {self.step_lr_scale}")
     if not 0 <= self.item_dropout < 1:
       raise ValueError(f"item_dropout must be in [0, 1), got {self.item_dropout}")
     if self.width_multiplier <= 0 or not self.hidden_units:
       raise ValueError("the tower needs hidden_units and a positive width_multiplier")
+
+  @property
+  def uses_sid_clusters(self) -> bool:
+    return self.sid_like_rates and self.representation not in NO_SIDS
+
+  @property
+  def uses_counter_tower(self) -> bool:
+    return self.counter_tower and (self.use_counters or self.uses_sid_clusters)
 
   @property
   def name(self) -> str:
@@ -100,11 +98,9 @@ class RankingConfig:
     user = "".join(part for part, used in (("+split", self.split_history), ("+counters", self.use_counters),
                                            (f"+user@{self.user_table_rows}", self.user_table_rows),
                                            (f"+cross{self.cross_layers}", self.cross_layers),
-                                           (f"+{self.counter_normalization}norm", self.counter_normalization),
-                                           (f"+buckets{self.counter_buckets}", self.counter_buckets),
-                                           ("+sidrates", self.sid_like_rates),
+                                           ("+sidrates", self.uses_sid_clusters),
                                            (f"+steplr{self.step_lr_scale:g}", self.step_lr_scale != 1),
-                                           ("+countertower", self.counter_tower)) if used)
+                                           ("+countertower", self.uses_counter_tower)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"
 
   def to_json(self) -> str:

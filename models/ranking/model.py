@@ -2,8 +2,10 @@
 the user's history, each through the selected item representation, then an MLP tower (TFRS Ranking
 task, sigmoid cross-entropy, AUC). Singh et al. 2023, section 4. Optionally also the user id (users.py),
 the user's and the item's causal counters and the history's like-rate (formats/interaction_features.py),
-and DCN-v2 cross layers (Wang et al. 2021, arXiv 2008.13535) before the MLP. Item vectors get dropout while
-training (RankingConfig.item_dropout).
+the like-rates of the candidate's SID clusters (sid_clusters.py), and DCN-v2 cross layers (Wang et al.
+2021, arXiv 2008.13535) before the MLP. Item vectors get dropout while training
+(RankingConfig.item_dropout). With counter_tower a second tower reads the counting features alone, on its
+own loss; the logit is the mean of both towers'.
 
 Example:
   model = build(RankingConfig(representation="spm", table_rows=4096), catalog, spm_model=model_bytes)
@@ -16,7 +18,7 @@ the tower uses Adam.
 """
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +28,8 @@ from formats import interaction_features as fields
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
 from models.ranking.items import DenseItems, PieceItems
+from models.ranking import sid_clusters
+from models.ranking.sid_clusters import SidClusterCounts
 from models.ranking.users import HashedUsers
 from models.sid_adaptation import tokenizers
 
@@ -33,85 +37,33 @@ PROBABILITY = "probability"
 CONFIG_FILE = "ranking_config.json"
 
 
-class CounterInputs(tf.keras.layers.Layer):
-  """counter_features [B, F] -> what the tower reads of them: the values (optionally standardised) and,
-  with `buckets`, one embedded bucket per feature. The fitted statistics (RankingModel.adapt) are
-  non-trainable variables, so checkpoints, warm starts and the exported model keep them."""
-
-  def __init__(self, config: RankingConfig, **kwargs):
-    super().__init__(**kwargs)
-    self.normalization, self.buckets = config.counter_normalization, config.counter_buckets
-    features = fields.COUNTER_FEATURES
-    if self.normalization == "batch":
-      self.batch_norm = tf.keras.layers.BatchNormalization()
-    if self.normalization == "adapt":
-      self.mean = self.add_weight(name="mean", shape=[features], initializer="zeros", trainable=False)
-      self.variance = self.add_weight(name="variance", shape=[features], initializer="ones", trainable=False)
-    if self.buckets:
-      # Until fitted: evenly spaced over [0, 1], where most of the features lie.
-      initial = tf.constant_initializer(
-          np.tile(np.linspace(0, 1, self.buckets + 1)[1:-1], (features, 1)).astype(np.float32))
-      self.boundaries = self.add_weight(name="boundaries", shape=[features, self.buckets - 1],
-                                        initializer=initial, trainable=False)
-      self.bucket_embedding = tf.keras.layers.Embedding(
-          features * self.buckets, config.counter_bucket_dim,
-          embeddings_initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05, seed=config.seed + 200))
-
-  @property
-  def fitted(self) -> bool:
-    """Whether adapt fits anything (statistics of the warm-up step's data)."""
-    return self.normalization == "adapt" or bool(self.buckets)
-
-  def adapt(self, counters: np.ndarray) -> None:
-    """Fits the mean, variance and bucket boundaries on `counters` [N, F] (the warm-up step's data)."""
-    if self.normalization == "adapt":
-      self.mean.assign(counters.mean(axis=0).astype(np.float32))
-      self.variance.assign(counters.var(axis=0).astype(np.float32))
-    if self.buckets:
-      quantiles = np.quantile(counters, np.linspace(0, 1, self.buckets + 1)[1:-1], axis=0).T
-      self.boundaries.assign(quantiles.astype(np.float32))
-
-  def call(self, counters: tf.Tensor, training: bool = False) -> tf.Tensor:
-    values = counters
-    if self.normalization == "batch":
-      values = self.batch_norm(counters, training=training)
-    elif self.normalization == "adapt":
-      values = (counters - self.mean) / tf.sqrt(tf.maximum(self.variance, 1e-6))
-    if not self.buckets:
-      return values
-    bucket = tf.searchsorted(self.boundaries, tf.transpose(counters), side="right")  # [F, B]
-    rows = bucket + tf.range(fields.COUNTER_FEATURES)[:, tf.newaxis] * self.buckets
-    embedded = self.bucket_embedding(tf.transpose(rows))  # [B, F, dim]
-    return tf.concat([values, tf.reshape(embedded, [-1, embedded.shape[1] * embedded.shape[2]])], axis=1)
+def _tower(config: RankingConfig, cross_seed: int, dense_seed: int, output_seed: int
+           ) -> Tuple[List[tfrs.layers.dcn.Cross], tf.keras.Sequential]:
+  """The config's cross layers and MLP (hidden units, then the logit)."""
+  glorot = tf.keras.initializers.GlorotUniform
+  crosses = [tfrs.layers.dcn.Cross(kernel_initializer=glorot(cross_seed + i)) for i in range(config.cross_layers)]
+  layers = [tf.keras.layers.Dense(int(round(units * config.width_multiplier)), activation="relu",
+                                  kernel_initializer=glorot(dense_seed + i))
+            for i, units in enumerate(config.hidden_units)]
+  return crosses, tf.keras.Sequential(layers + [tf.keras.layers.Dense(1, kernel_initializer=glorot(output_seed))])
 
 
 class RankingModel(tfrs.models.Model):
   """Item representation -> concat(candidate, current[, history]) -> MLP -> logit."""
 
-  def __init__(self, config: RankingConfig, items: tf.keras.layers.Layer, users: Optional[HashedUsers] = None):
+  def __init__(self, config: RankingConfig, items: tf.keras.layers.Layer, users: Optional[HashedUsers] = None,
+               sid_clusters: Optional[SidClusterCounts] = None):
     super().__init__()
     self.config = config
     self.items = items
     self.users = users
-    self.counters = CounterInputs(config) if config.use_counters else None
-    self.crosses = [tfrs.layers.dcn.Cross(kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 100 + i))
-                    for i in range(config.cross_layers)]
-    layers = [tf.keras.layers.Dense(int(round(units * config.width_multiplier)), activation="relu",
-                                    kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + i))
-              for i, units in enumerate(config.hidden_units)]
-    layers.append(tf.keras.layers.Dense(1, kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed)))
-    self.tower = tf.keras.Sequential(layers)
+    self.sid_clusters = sid_clusters
+    self.crosses, self.tower = _tower(config, cross_seed=config.seed + 100, dense_seed=config.seed,
+                                      output_seed=config.seed)
     self.counter_tower = None
-    if config.counter_tower:
-      self.counter_crosses = [tfrs.layers.dcn.Cross(
-          kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 300 + i))
-                              for i in range(config.cross_layers)]
-      self.counter_tower = tf.keras.Sequential([tf.keras.layers.Dense(
-          int(round(units * config.width_multiplier)), activation="relu",
-          kernel_initializer=tf.keras.initializers.GlorotUniform(config.seed + 400 + i))
-                                                for i, units in enumerate(config.hidden_units)]
-                                               + [tf.keras.layers.Dense(1, kernel_initializer=(
-                                                   tf.keras.initializers.GlorotUniform(config.seed + 500)))])
+    if config.uses_counter_tower:
+      self.counter_crosses, self.counter_tower = _tower(config, cross_seed=config.seed + 300,
+                                                        dense_seed=config.seed + 400, output_seed=config.seed + 500)
     self.task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.AUC(name="auc", from_logits=True)])
@@ -148,25 +100,40 @@ class RankingModel(tfrs.models.Model):
       parts.append(self.users(features[fields.USER_ID], features[fields.USER_COUNTERS.count]))
     counting = []
     if self.config.use_counters:
-      counting.append(self.counters(fields.counter_features(features), training=training))
-    if self.config.sid_like_rates:
-      counting.append(fields.sid_like_rates(features))
-    logits = [self._tower(parts + counting, self.crosses, self.tower)]
+      counting.append(fields.counter_features(features))
+    if self.sid_clusters is not None:
+      rates = self.sid_clusters(features[fields.ITEM_ID], inputs.get(PieceItems.CONTENT_INPUT),
+                                features.get(fields.SID_CLUSTER_COUNTS))
+      # The item's own like-rate, smoothed towards its finest cluster's: a cold item starts from its cluster's.
+      item = fields.like_rate(features, fields.ITEM_COUNTERS, prior=rates[:, -1])
+      counting.append(tf.concat([rates, item[:, None]], axis=1))
+    logits = [self._logit(parts + counting, self.crosses, self.tower)]
     if self.counter_tower is not None:
-      logits.append(self._tower(counting, self.counter_crosses, self.counter_tower))
+      logits.append(self._logit(counting, self.counter_crosses, self.counter_tower))
     return logits
 
   @staticmethod
-  def _tower(parts: List[tf.Tensor], crosses, tower: tf.keras.Sequential) -> tf.Tensor:
+  def _logit(parts: List[tf.Tensor], crosses, tower: tf.keras.Sequential) -> tf.Tensor:
     inputs = crossed = tf.concat(parts, axis=1)
     for cross in crosses:
       crossed = cross(inputs, crossed)
     return tf.squeeze(tower(crossed), axis=1)
 
-  def adapt(self, features: Dict[str, tf.Tensor]) -> None:
-    """Fits what the config fits on data (counter statistics) on `features`: the warm-up step's."""
-    if self.counters is not None and self.counters.fitted:
-      self.counters.adapt(fields.counter_features(features).numpy())
+  def warmup_features(self, span: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """What the warm-up adds to each of its examples (`span`: their fields.COUNTING_SPEC columns, in the
+    order ranking.dataset reads them): its SID-cluster counts from the interactions before it in time."""
+    if self.sid_clusters is None:
+      return {}
+    clusters = self.sid_clusters.clusters(tf.constant(span[fields.ITEM_ID])).numpy()
+    return {fields.SID_CLUSTER_COUNTS: sid_clusters.causal_counts(clusters, span[fields.LABEL],
+                                                                  span[fields.TIMESTAMP])}
+
+  def count(self, span: Dict[str, np.ndarray]) -> None:
+    """After training on `span` (fields.COUNTING_SPEC columns): adds its interactions to the state that the
+    next span's examples and serving read (the SID-cluster counts)."""
+    if self.sid_clusters is not None:
+      self.sid_clusters.add(self.sid_clusters.clusters(tf.constant(span[fields.ITEM_ID])).numpy(),
+                            span[fields.LABEL])
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     labels = tf.cast(features[fields.LABEL], tf.float32)
@@ -220,7 +187,7 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
   if config.user_table_rows:
     users = HashedUsers(config.user_table_rows, config.embedding_dim,
                         tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate), seed=config.seed)
-  model = RankingModel(config, items, users)
+  model = RankingModel(config, items, users, SidClusterCounts(catalog) if config.uses_sid_clusters else None)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   return model
 
@@ -236,13 +203,16 @@ def use_step_learning_rates(model: RankingModel) -> None:
 
 
 def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
-            features: Optional[Dict[str, Any]] = None, cache: bool = False) -> tf.data.Dataset:
+            features: Optional[Dict[str, Any]] = None, cache: bool = False,
+            extra: Optional[Dict[str, np.ndarray]] = None) -> tf.data.Dataset:
   """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label).
 
-  Files are read in parallel. With `cache` (several passes over data that fits in memory) the decompressed
-  records are kept in memory after the first pass; shuffling comes after, so each pass is reshuffled.
-  Batches are parsed whole: parsing each example and caching the parsed tensors instead measured 3 to 5x
-  slower per pass (ragged features re-batched).
+  Files are read in parallel, in a fixed order: two calls over the same files give the examples in the
+  same order, so `extra` (arrays with one row per example in that order, e.g. computed from a first pass)
+  joins each example's rows to its features. With `cache` (several passes over data that fits in memory) the
+  decompressed records are kept in memory after the first pass; shuffling comes after, so each pass is
+  reshuffled. Batches are parsed whole: parsing each example and caching the parsed tensors instead
+  measured 3 to 5x slower per pass (ragged features re-batched).
   """
   patterns = [file_patterns] if isinstance(file_patterns, str) else file_patterns
   files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
@@ -250,13 +220,25 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
   records = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).interleave(
       lambda name: tf.data.TFRecordDataset(name, compression_type="GZIP"),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  parse = lambda batch: tf.io.parse_example(batch, spec)
+  if extra:
+    records = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(extra)))
+    parse = lambda batch, rows: {**tf.io.parse_example(batch, spec), **rows}
   if cache:
     records = records.cache()
   if shuffle_seed is not None:
     records = records.shuffle(16384, seed=shuffle_seed, reshuffle_each_iteration=True)
   return (records.batch(batch_size)
-          .map(lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=tf.data.AUTOTUNE)
+          .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
+
+
+def columns(file_patterns, spec: Dict[str, tf.io.FixedLenFeature]) -> Dict[str, np.ndarray]:
+  """The `spec` features of every example, as arrays in the order `dataset` reads them."""
+  batches = [{name: values.numpy() for name, values in batch.items()}
+             for batch in dataset(file_patterns, 65536, features=spec)]
+  return {name: (np.concatenate([batch[name] for batch in batches]) if batches
+                 else np.zeros([0], feature.dtype.as_numpy_dtype)) for name, feature in spec.items()}
 
 
 def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
@@ -269,8 +251,7 @@ def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units", "width_multiplier",
                 "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers",
-                "counter_normalization", "counter_buckets", "counter_bucket_dim", "sid_like_rates",
-                "counter_tower")
+                "sid_like_rates", "counter_tower")
 
 
 def _architecture(config: RankingConfig) -> Dict[str, object]:

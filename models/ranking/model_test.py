@@ -62,7 +62,8 @@ def test_each_representation_learns_a_learnable_label(arm, use_history, catalog,
   assert held_out["auc"] > 0.9, held_out
   tower_input = model.tower.layers[0].kernel.shape[0]
   item_dim = K + 2 if arm["representation"] == "dense" else 8
-  assert tower_input == item_dim * (3 if use_history else 2) + fields.COUNTER_FEATURES
+  sid_rates = fields.SID_CLUSTER_LEVELS + 1 if config.uses_sid_clusters else 0  # and the item's rate towards them
+  assert tower_input == item_dim * (3 if use_history else 2) + fields.COUNTER_FEATURES + sid_rates
   assert model.tower.layers[0].kernel.shape[1] == int(16 * arm.get("width_multiplier", 1))
 
 
@@ -191,10 +192,6 @@ def test_item_dropout_is_random_in_training_only(catalog):
 def test_config_is_validated():
   with pytest.raises(ValueError, match=r"item_dropout must be in \[0, 1\), got 1"):
     RankingConfig(item_dropout=1)
-  with pytest.raises(ValueError, match="counter_normalization must be one of"):
-    RankingConfig(counter_normalization="layer")
-  with pytest.raises(ValueError, match="counter_buckets must be 0 or >= 2"):
-    RankingConfig(counter_buckets=1)
   with pytest.raises(ValueError, match="step_lr_scale must be >= 0"):
     RankingConfig(step_lr_scale=-1)
   with pytest.raises(ValueError, match="unknown item representation 'trigram'"):
@@ -202,11 +199,11 @@ def test_config_is_validated():
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
     RankingConfig.from_dict({"depth": 3})
   assert RankingConfig(representation="dense", width_multiplier=1.5, use_history=False).name == (
-      "dense x1.5-history+counters+cross2")
-  assert RankingConfig(representation="spm", table_rows=1024, use_counters=False, cross_layers=0).name == (
-      "spm@1024+history")
+      "dense x1.5-history+counters+cross2+steplr0.1+countertower")  # no SIDs: no SID-cluster rates
+  assert RankingConfig(representation="random_hash", table_rows=1024, use_counters=False, cross_layers=0,
+                       step_lr_scale=1).name == "random_hash@1024+history"  # nothing for a counter tower to read
   assert RankingConfig(split_history=True, use_counters=True, user_table_rows=64, cross_layers=1).name == (
-      "spm@4096+history+split+counters+user@64+cross1")
+      "spm@4096+history+split+counters+user@64+cross1+sidrates+steplr0.1+countertower")
 
 
 def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
@@ -224,12 +221,18 @@ def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
   in_order = [np.concatenate([batch[fields.ITEM_ID].numpy() for batch in ranking.dataset(str(tmp_path / "*"), 64)])
               for _ in range(2)]
   np.testing.assert_array_equal(in_order[0], in_order[1])
+  # Rows computed from a first pass in that order reach their own examples, through the cache and shuffles.
+  columns = ranking.columns(str(tmp_path / "*"), {fields.ITEM_ID: tf.io.FixedLenFeature([], tf.int64)})
+  np.testing.assert_array_equal(columns[fields.ITEM_ID], in_order[0])
+  joined = ranking.dataset(str(tmp_path / "*"), 64, shuffle_seed=1, cache=True,
+                           extra={"twice": columns[fields.ITEM_ID] * 2})
+  for _ in range(2):
+    for batch in joined:
+      np.testing.assert_array_equal(batch["twice"].numpy(), batch[fields.ITEM_ID].numpy() * 2)
 
 
-@pytest.mark.parametrize("settings", [dict(counter_normalization="batch"), dict(counter_normalization="adapt"),
-                                      dict(counter_buckets=4, counter_bucket_dim=2), dict(counter_tower=True),
-                                      dict(counter_tower=True, sid_like_rates=True)],
-                         ids=lambda s: "+".join(s))
+@pytest.mark.parametrize("settings", [dict(counter_tower=True), dict(sid_like_rates=True),
+                                      dict(counter_tower=True, sid_like_rates=True)], ids=lambda s: "+".join(s))
 def test_counter_options_learn_and_warm_start(tmp_path, catalog, settings):
   config = RankingConfig(representation="unigram", embedding_dim=4, hidden_units=(8,), item_dropout=0,
                          learning_rate=0.01, **settings)
@@ -237,13 +240,9 @@ def test_counter_options_learn_and_warm_start(tmp_path, catalog, settings):
   train = [_user_batch(rng) for _ in range(20)]
   data = {k: tf.concat([b[k] for b in train], 0) for k in train[0]}
   model = ranking.build(config, catalog)
-  model.adapt(data)
-  if config.counter_buckets:  # quantiles of the warm-up data, per counter feature
-    boundaries = model.counters.boundaries.numpy()
-    assert boundaries.shape == (fields.COUNTER_FEATURES, 3) and np.all(np.diff(boundaries, axis=1) >= 0)
-    np.testing.assert_allclose(boundaries[1], np.quantile(fields.counter_features(data).numpy()[:, 1],
-                                                          [0.25, 0.5, 0.75]), rtol=1e-5)
+  assert (model.sid_clusters is not None) == config.sid_like_rates
   model.fit(tf.data.Dataset.from_tensor_slices(data).batch(64).repeat(5), verbose=0)
+  model.count({name: data[name].numpy() for name in (fields.ITEM_ID, fields.LABEL)})
   held_out = model.evaluate(tf.data.Dataset.from_tensors(_user_batch(np.random.default_rng(9))), verbose=0,
                             return_dict=True)
   assert held_out["auc"] > 0.9
@@ -252,6 +251,16 @@ def test_counter_options_learn_and_warm_start(tmp_path, catalog, settings):
   fresh = ranking.build(config, catalog)
   ranking.warm_start(fresh, str(tmp_path), batch)
   np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)
+  if config.sid_like_rates:  # the SID-cluster counts travel with the checkpoint
+    np.testing.assert_array_equal(fresh.sid_clusters.counts.numpy(), model.sid_clusters.counts.numpy())
+    assert fresh.sid_clusters.counts.numpy()[:, 0].sum() == 2 * len(data[fields.LABEL])  # two levels
+
+
+def test_sid_cluster_rates_are_for_sid_representations_only(catalog):
+  for representation, expected in (("unigram", True), ("random_hash", False), ("dense", False)):
+    model = ranking.build(RankingConfig(representation=representation, table_rows=64, sid_like_rates=True), catalog)
+    assert (model.sid_clusters is not None) == expected
+    assert ("+sidrates" in model.config.name) == expected
 
 
 def test_step_learning_rates_replace_the_warm_ups(catalog):

@@ -97,9 +97,6 @@ def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str,
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   custom_config = fn_args.custom_config
   config = RankingConfig.from_dict(custom_config["ranking"])
-  if config.sid_like_rates:
-    raise ValueError("sid_like_rates is for pipeline.experiments only: SpanExampleGen does not write the "
-                     "SID-cluster like-rates (formats/interaction_features.SID_LIKE_RATES) yet")
   catalog = load_catalog(custom_config, with_content=config.representation == "dense")
   spm_model = None
   if config.representation == "spm":
@@ -109,24 +106,23 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
   if fn_args.base_model:
     ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
-    if config.step_lr_scale != 1:
-      ranking.use_step_learning_rates(model)
+    ranking.use_step_learning_rates(model)
     logging.info("Warm-started from %s", fn_args.base_model)
   else:
     model(build_batch)
 
   unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
-  train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1)
-  if not fn_args.base_model and model.counters is not None and model.counters.fitted:  # the warm-up fits them
-    model.counters.adapt(np.concatenate([fields.counter_features(batch).numpy() for batch in train]
-                                        or [np.zeros((1, fields.COUNTER_FEATURES), np.float32)]))
-  examples = sum(int(batch[fields.LABEL].shape[0]) for batch in train)
+  span = ranking.columns(fn_args.train_files, fields.COUNTING_SPEC)
+  examples = len(span[fields.LABEL])
+  train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
+                          extra=None if fn_args.base_model else model.warmup_features(span))
   start, first_step = time.perf_counter(), FirstStepEnd()
   if examples:
     model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step])
   else:
     logging.warning("No interactions in %s: the model is carried over unchanged.", fn_args.train_files)
+  model.count(span)
   seconds = time.perf_counter() - start
   steady_seconds = time.perf_counter() - first_step.time if first_step.time else None
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
