@@ -21,18 +21,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
 from bench import loop  # pylint: disable=g-import-not-at-top
-from formats import interaction_features as fields  # pylint: disable=g-import-not-at-top
 from formats import sid_vocabulary  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
 from components.ranking_trainer.component import RankingTrainer, executor_properties  # pylint: disable=g-import-not-at-top
 from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer  # pylint: disable=g-import-not-at-top
 from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
+from models.ranking.items import PieceItems  # pylint: disable=g-import-not-at-top
 from pipeline import experiments, summary  # pylint: disable=g-import-not-at-top
 
 # RankingTrainer's inputs: (output key, the nodes that write it); the latest such artifact is taken.
@@ -41,36 +40,35 @@ SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semanti
            "sid_encoder": ("model", "RQVAETrainer"), "feature_state": ("state", "SpanExampleGen")}
 
 
-class PlainKerasRanker(tf.keras.Model):
-  """The same pieces, dropout, counters, cross layers and tower, with a tf.keras.layers.Embedding table updated
-  by Adam."""
+class PlainKerasItems(tf.keras.layers.Layer):
+  """PieceItems' pieces, summed from a tf.keras.layers.Embedding table that Adam updates with the tower: in a
+  RankingModel, the same model (dropout, counters, SID-cluster rates, cross layers, towers) in plain Keras."""
 
-  def __init__(self, reference: ranking.RankingModel):
+  CONTENT_INPUT, OTHER_HISTORY = PieceItems.CONTENT_INPUT, PieceItems.OTHER_HISTORY
+
+  def __init__(self, reference: PieceItems, dim: int):
     super().__init__()
-    self.pieces = reference.items.pieces
-    self.table = tf.keras.layers.Embedding(reference.items.tokenizer.num_rows, reference.config.embedding_dim)
-    self.crosses = [tfrs.layers.dcn.Cross() for _ in reference.crosses]
-    self.tower = tf.keras.models.clone_model(reference.tower)
-    self.use_history = reference.config.use_history
-    self.use_counters = reference.config.use_counters
-    self.dropout = tf.keras.layers.Dropout(reference.config.item_dropout)
+    self.pieces = reference.pieces
+    self.table = tf.keras.layers.Embedding(reference.tokenizer.num_rows, dim)
 
   def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(self.table(pieces), axis=1)
 
-  def call(self, features, training=False):
-    history = features["history"]
+  def call(self, candidate, current, history, candidate_codes=None):
     per_item = tf.RaggedTensor.from_row_lengths(self._sum(self.pieces(history.flat_values)), history.row_lengths())
-    parts = [self._sum(self.pieces(features["item_id"])), self._sum(self.pieces(features["current_item"]))]
-    if self.use_history:
-      parts.append(tf.reduce_mean(per_item, axis=1))
-    parts = [self.dropout(part, training=training) for part in parts]
-    if self.use_counters:
-      parts.append(fields.counter_features(features))
-    inputs = crossed = tf.concat(parts, axis=1)
-    for cross in self.crosses:
-      crossed = cross(inputs, crossed)
-    return tf.squeeze(self.tower(crossed), axis=1)
+    mean = tf.math.divide_no_nan(tf.reduce_sum(per_item, axis=1),
+                                 tf.cast(history.row_lengths(), tf.float32)[:, None])
+    return self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), mean
+
+
+def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
+  config = reference.config
+  if config.split_history or config.user_table_rows or not isinstance(reference.items, PieceItems):
+    raise ValueError("the plain Keras twin covers piece representations without split history or user ids")
+  twin = ranking.RankingModel(config, PlainKerasItems(reference.items, config.embedding_dim),
+                              sid_clusters=reference.sid_clusters)
+  twin.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  return twin
 
 
 def main(argv=None) -> None:
@@ -116,15 +114,9 @@ def main(argv=None) -> None:
   spm_model = sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows)
   files = [os.path.join(input_dict["examples"][0].uri, f"Split-{args.split}", "*")]
   for label, model in (("TPUEmbedding model, in-memory data", ranking.build(config, catalog, spm_model)),
-                       ("plain Keras Embedding, in-memory data", None)):
-    if model is None:
-      model = PlainKerasRanker(ranking.build(config, catalog, spm_model))
-      model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
-                    loss=lambda labels, logits: tf.keras.losses.binary_crossentropy(
-                        tf.cast(labels, tf.float32), logits, from_logits=True))
-      data = ranking.dataset(files, config.batch_size).map(lambda f: (f, f[fields.LABEL])).cache()
-    else:
-      data = ranking.dataset(files, config.batch_size).cache()
+                       ("plain Keras Embedding, in-memory data",
+                        plain_keras_twin(ranking.build(config, catalog, spm_model)))):
+    data = ranking.dataset(files, config.batch_size).cache()
     for _ in data:  # fill the cache: time training, not parsing
       pass
     model.fit(data.take(2), verbose=0)  # trace: steady-state throughput, as the Trainer's figure below

@@ -46,6 +46,7 @@ def _export(tmp_path, frozen, representation):
   batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
            "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
   model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), verbose=0)
+  model.count({name: batch[name].numpy() for name in ("item_id", "liked")})  # SID-cluster counts, for SID arms
   export_dir = str(tmp_path / representation)
   signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder, counters=CounterSnapshot.empty())
   return model, tf.saved_model.load(export_dir).signatures, export_dir
@@ -153,6 +154,8 @@ def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen):
                             **counters((5, 4 * (u % 2), 20.5), (3, 1, 9.0))).SerializeToString()
            for u in (7, 8) for i in (3, 5)]
   model.fit(tf.data.Dataset.from_tensors(tf.io.parse_example(train, fields.TRAINING_SPEC)).repeat(3), verbose=0)
+  model.count({fields.ITEM_ID: np.array([3, 5, 3, 5]), fields.LABEL: np.array([0, 0, 1, 1])})
+  assert model.sid_clusters.counts.numpy().sum() > 0  # the SID clusters' counts are served too
   snapshot = CounterSnapshot(user_ids=np.array([7, 8]), users=np.array([[3, 2, 11.5], [6, 1, 14.0]]),
                              item_ids=np.array([5, 9]), items=np.array([[4, 1, 12.5], [2, 2, 9.0]]))
   with pytest.raises(ValueError, match="export it with the counters' snapshot"):
