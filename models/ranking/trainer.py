@@ -5,8 +5,9 @@ embeddings) and vocabulary, restores the previous step's weights and optimizer s
 Trainer has a base model, scores the evaluation span with it, then trains on the step's span(s) and
 exports the serving SavedModel (with the frozen RQ-VAE and content encoder, see signatures.py) plus a
 checkpoint for the next step. In a daily run the evaluation span is the span about to be trained on, so
-the score is the incoming model's on data it has never seen: what TFMA's Evaluator computes in the same run
-for blessing. `model_run_dir/metrics.json` holds the step's own figures: examples trained on, seconds,
+the score is the incoming model's on data it has never seen, as TFMA's Evaluator computes it in the same
+run for blessing; except on the span's new items, which the trainer scores through the SIDs the run just
+gave them (as served with their content) and TFMA through the exported model's catalog, which lacks them. `model_run_dir/metrics.json` holds the step's own figures: examples trained on, seconds,
 and that AUC overall and per item segment.
 """
 
