@@ -3,6 +3,7 @@ the examples' files, TPUEmbedding tables with the embedding optimizer) vs a plai
 ordinary tf.keras.layers.Embedding tables of the same size, same tower and same data, in one run.
 
   .venv/bin/python bench/ranking.py [--output_root outputs] [--split interactions] [--ranking JSON]
+      [--compare JSON [--repeats 3]]
   (after the main command)
 
 It trains on the loop's latest examples (the latest daily span's, or the SID refresh's backfill) over its
@@ -15,11 +16,13 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any, Dict, Tuple
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
@@ -71,6 +74,36 @@ def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
   return twin
 
 
+def _trainer_path(input_dict, split: str, ranking_config: Dict[str, Any]) -> Tuple[Dict[str, Any], float]:
+  """RankingTrainer's executor Do() on the inputs: its metrics.json and the wall time of the whole Do()."""
+  spec = RankingTrainer.SPEC_CLASS
+  with tempfile.TemporaryDirectory() as tmp:
+    output_dict = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
+    for key, [artifact] in output_dict.items():
+      artifact.uri = os.path.join(tmp, key)
+    component = RankingTrainer(**{key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in input_dict},
+                               train_splits=[split], eval_splits=[split], ranking_config=ranking_config)
+    start = time.perf_counter()
+    trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
+    wall = time.perf_counter() - start
+    with open(os.path.join(output_dict["model_run"][0].uri, trainer.METRICS_FILE)) as f:
+      return json.load(f), wall
+
+
+def _compare(input_dict, split: str, ranking_config: Dict[str, Any], other: Dict[str, Any], repeats: int) -> None:
+  """The TFX Trainer path of both settings, alternately `repeats` times each: medians and their ratio (a
+  noisy machine's drift reaches both alike)."""
+  figures = {"this": [], "other": []}
+  for _ in range(repeats):
+    for name, settings in (("this", ranking_config), ("other", other)):
+      figures[name].append(_trainer_path(input_dict, split, settings)[0]["steady_examples_per_second"])
+  this, that = (float(np.median(figures[name])) for name in ("this", "other"))
+  print(f"TFX Trainer path, alternately x{repeats}: {RankingConfig.from_dict(ranking_config).name} "
+        f"{', '.join(f'{v:,.0f}' for v in figures['this'])} examples/s (median {this:,.0f}); "
+        f"{RankingConfig.from_dict(other).name} {', '.join(f'{v:,.0f}' for v in figures['other'])} "
+        f"(median {that:,.0f}): the first {that / this:.2f}x slower (target: at most 1.5x)")
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--split", default="interactions")
@@ -79,6 +112,9 @@ def main(argv=None) -> None:
                            "latest span, which may hold too few to time")
   parser.add_argument("--ranking", default="{}", help="JSON of RankingConfig settings over the loop's, e.g. the "
                       "former model: '{\"use_counters\": false, \"hidden_units\": [256, 64]}'")
+  parser.add_argument("--compare", default="", help="JSON of other RankingConfig settings whose TFX Trainer path "
+                      "is timed alternately with these (--repeats times each), e.g. the model issue 12 started from")
+  parser.add_argument("--repeats", type=int, default=3)
   args, loop_config = loop.parse(parser, argv)
   ranking_config = {**loop_config.ranking, **json.loads(args.ranking)}
   outputs = summary.latest_outputs_at(loop_config.metadata_path, loop_config.pipeline_name)
@@ -91,23 +127,15 @@ def main(argv=None) -> None:
     [(_, input_dict["examples"][0])] = experiments.interaction_sequence(store, loop_config.pipeline_name)[:1]
   print(f"{config.name}, batch {config.batch_size}, split {args.split}; {os.cpu_count()} CPUs")
 
-  with tempfile.TemporaryDirectory() as tmp:
-    output_dict = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
-    for key, [artifact] in output_dict.items():
-      artifact.uri = os.path.join(tmp, key)
-    component = RankingTrainer(**{key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in input_dict},
-                               train_splits=[args.split], eval_splits=[args.split],
-                               ranking_config=ranking_config)
-    start = time.perf_counter()
-    trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
-    wall = time.perf_counter() - start
-    with open(os.path.join(output_dict["model_run"][0].uri, trainer.METRICS_FILE)) as f:
-      metrics = json.load(f)
+  metrics, wall = _trainer_path(input_dict, args.split, ranking_config)
   examples = metrics["train_examples"]
   tfx_path = metrics["steady_examples_per_second"]
   print(f"TFX Trainer path (TPUEmbedding): {tfx_path:,.0f} examples/s after the first step "
         f"({metrics['train_examples_per_second']:,.0f} over the whole fit: {examples:,} examples x "
         f"{metrics['epochs']} epochs, {metrics['train_seconds']:.1f}s; {wall:.1f}s for the whole Do())")
+  if args.compare:
+    _compare(input_dict, args.split, ranking_config, {**loop_config.ranking, **json.loads(args.compare)},
+             args.repeats)
 
   catalog = trainer.load_catalog({f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")},
                                  with_content=False)
