@@ -273,7 +273,12 @@ def warm_start(model: RankingModel, directory: str, features: Dict[str, tf.Tenso
   `features` (one batch) builds the model's variables first, so every one of them must be found.
   """
   with tf.io.gfile.GFile(f"{directory}/{CONFIG_FILE}") as f:
-    base = _architecture(RankingConfig.from_dict(json.load(f)))
+    saved = json.load(f)
+  unknown = [name for name in ARCHITECTURE if name not in saved]
+  if unknown:
+    raise ValueError(f"cannot warm-start from {directory}: it was written before the settings {unknown} existed; "
+                     f"run a SID refresh, which trains a new warm-up model")
+  base = _architecture(RankingConfig.from_dict(saved))
   if base != _architecture(model.config):
     changed = {k: (base[k], v) for k, v in _architecture(model.config).items() if base[k] != v}
     raise ValueError(f"cannot warm-start from {directory}: (base, this run) differ in {changed}")

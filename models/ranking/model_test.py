@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -179,6 +181,12 @@ def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_
   other = ranking.build(RankingConfig(representation="unigram", embedding_dim=4, hidden_units=(8,)), catalog)
   with pytest.raises(ValueError, match=r"differ in \{'representation': \('spm', 'unigram'\)"):
     ranking.warm_start(other, str(tmp_path), batch)
+  with open(tmp_path / ranking.CONFIG_FILE) as f:
+    saved = json.load(f)
+  with open(tmp_path / ranking.CONFIG_FILE, "w") as f:  # a checkpoint from before the counter tower
+    json.dump({k: v for k, v in saved.items() if k != "counter_tower"}, f)
+  with pytest.raises(ValueError, match=r"written before the settings \['counter_tower'\] existed; run a SID refresh"):
+    ranking.warm_start(fresh, str(tmp_path), batch)
 
 
 def test_item_dropout_is_random_in_training_only(catalog):

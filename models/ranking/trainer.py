@@ -7,8 +7,9 @@ exports the serving SavedModel (with the frozen RQ-VAE and content encoder, see 
 checkpoint for the next step. In a daily run the evaluation span is the span about to be trained on, so
 the score is the incoming model's on data it has never seen, as TFMA's Evaluator computes it in the same
 run for blessing; except on the span's new items, which the trainer scores through the SIDs the run just
-gave them (as served with their content) and TFMA through the exported model's catalog, which lacks them. `model_run_dir/metrics.json` holds the step's own figures: examples trained on, seconds,
-and that AUC overall and per item segment.
+gave them (as served with their content) and TFMA through the exported model's catalog, which lacks them.
+`model_run_dir/metrics.json` holds the step's own figures: examples trained on, seconds, and that AUC
+overall and per item segment.
 """
 
 import json
@@ -123,9 +124,9 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step])
   else:
     logging.warning("No interactions in %s: the model is carried over unchanged.", fn_args.train_files)
-  model.count(span)
   seconds = time.perf_counter() - start
   steady_seconds = time.perf_counter() - first_step.time if first_step.time else None
+  model.count(span)
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
              "missing_splits": custom_config.get("missing_splits", []),
