@@ -146,15 +146,16 @@ def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: 
                  max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
                  load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
                  request_metrics: Optional[Metrics] = None, reuse_port: bool = False,
-                 batching: Optional[Batching] = None):
+                 batching: Optional[Batching] = None, load_lock: str = ""):
   """Starts the server for every model of `configs`; returns (grpc server, bound port, {name: ModelVersions}).
   Port 0 picks a free one. With `reuse_port`, other processes may bind the same port (SO_REUSEPORT);
   without, a port already bound is an error. With `batching`, batchable signatures batch concurrent
-  requests (serving/batching.py)."""
+  requests (serving/batching.py). `load_lock`: a file the processes serving these models share, so that
+  they load versions one at a time."""
   models = {config.name: ModelVersions(config.name, config.base_path, VersionPolicy(config.policy),
                                        warmup=lambda servable: predict.warmup(servable, max_batch_size),
                                        max_num_load_retries=max_num_load_retries,
-                                       load_retry_interval_seconds=load_retry_interval_seconds)
+                                       load_retry_interval_seconds=load_retry_interval_seconds, load_lock=load_lock)
             for config in configs}
   for model in models.values():
     model.start(poll_seconds)
@@ -197,9 +198,9 @@ class _OtherProcesses:
   """The server processes the first one starts (--server_processes): each runs this server's command line
   with its own --process_index, is restarted if it dies, and ends when the first one ends."""
 
-  def __init__(self, argv: Sequence[str], count: int, metrics_dir: str):
+  def __init__(self, argv: Sequence[str], count: int, metrics_dir: str, load_lock: str):
     self._commands = [[sys.executable, "-m", "serving.server", *argv, "--process_index", str(index),
-                       "--metrics_dir", metrics_dir] for index in range(1, count)]
+                       "--metrics_dir", metrics_dir, "--load_lock", load_lock] for index in range(1, count)]
     self._processes: List[subprocess.Popen] = []
     self._stopping = threading.Event()
 
@@ -276,6 +277,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                       help="server processes sharing the ports (SO_REUSEPORT); more than 1 needs a fixed --port")
   parser.add_argument("--process_index", type=int, default=0, help=argparse.SUPPRESS)  # set for the others
   parser.add_argument("--metrics_dir", default="", help=argparse.SUPPRESS)  # shared by the processes
+  parser.add_argument("--load_lock", default="", help=argparse.SUPPRESS)  # shared by the processes
   parser.add_argument("--enable_batching", nargs="?", const="true", default="false", choices=("true", "false"),
                       help="batch concurrent requests to batchable signatures (serving/batching.py)")
   parser.add_argument("--batching_parameters_file", default="",
@@ -307,13 +309,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         metrics_path = metrics.prometheus_path(f.read())
     if shared and first and metrics_path:
       args.metrics_dir = tempfile.mkdtemp(prefix="serving-metrics-")
+    if shared and first:
+      lock, args.load_lock = tempfile.mkstemp(prefix="serving-load-lock-")
+      os.close(lock)
     request_metrics = Metrics(args.metrics_dir or None, args.process_index)  # one for both APIs
     if args.metrics_dir:
       request_metrics.start_publishing()
     server, port, models = serve_models(configs, args.host, args.port, args.file_system_poll_wait_seconds,
                                         args.max_batch_size, args.workers, args.max_num_load_retries,
                                         args.load_retry_interval_micros / 1e6, request_metrics, reuse_port=shared,
-                                        batching=batching)
+                                        batching=batching, load_lock=args.load_lock)
     rest_note = ""
     if args.rest_api_port:
       try:
@@ -324,7 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       rest_note = f"; REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
     if shared and first:
       # Once this one serves: started before, they slowed its load down (a restart took 16 s instead of 9 s).
-      others = _OtherProcesses(argv, args.server_processes, args.metrics_dir)
+      others = _OtherProcesses(argv, args.server_processes, args.metrics_dir, args.load_lock)
       others.start()
   except (ValueError, OSError) as e:
     if others:
@@ -351,6 +356,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     model.stop()
   if shared and first and args.metrics_dir:
     shutil.rmtree(args.metrics_dir, ignore_errors=True)
+  if shared and first:
+    os.remove(args.load_lock)
 
 
 if __name__ == "__main__":

@@ -305,6 +305,31 @@ def test_load_retries_stop_after_the_maximum(tmp_path):
   assert models.states()[1] == (State.END, "ValueError: broken (no retries left)")
 
 
+@pytest.mark.parametrize("shared_lock", [True, False])
+def test_processes_sharing_the_load_lock_load_one_version_at_a_time(tmp_path, shared_lock):
+  loading, most = [], []
+
+  def slow(name, version, path):
+    loading.append(version)
+    most.append(len(loading))
+    time.sleep(0.3)
+    loading.remove(version)
+    return versions.Servable(name, version, path, None, {})
+  (tmp_path / "lock").write_bytes(b"")
+  for base in ("a", "b"):
+    os.makedirs(tmp_path / base / "1")
+    (tmp_path / base / "1" / "saved_model.pb").write_bytes(b"x")
+  models = [versions.ModelVersions(NAME, str(tmp_path / base), versions.VersionPolicy(), loader=slow,
+                                   load_lock=str(tmp_path / "lock") if shared_lock else "") for base in ("a", "b")]
+  threads = [threading.Thread(target=model.poll) for model in models]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert all(model.get().version == 1 for model in models)
+  assert max(most) == (1 if shared_lock else 2)
+
+
 def test_version_policies_and_what_counts_as_a_version(tmp_path):
   assert versions.VersionPolicy("latest:2").select([1, 5, 3]) == {3, 5}
   assert versions.VersionPolicy("all").select([1, 5]) == {1, 5}
