@@ -194,13 +194,16 @@ def _model_configs(args) -> List[ModelConfig]:
   return [ModelConfig(args.model_name, args.model_base_path, args.model_version_policy)]
 
 
+_LOAD_LOCK = "load.lock"  # in --shared_dir: one process loads a version at a time (serving/versions.py)
+
+
 class _OtherProcesses:
   """The server processes the first one starts (--server_processes): each runs this server's command line
   with its own --process_index, is restarted if it dies, and ends when the first one ends."""
 
-  def __init__(self, argv: Sequence[str], count: int, metrics_dir: str, load_lock: str):
+  def __init__(self, argv: Sequence[str], count: int, shared_dir: str):
     self._commands = [[sys.executable, "-m", "serving.server", *argv, "--process_index", str(index),
-                       "--metrics_dir", metrics_dir, "--load_lock", load_lock] for index in range(1, count)]
+                       "--shared_dir", shared_dir] for index in range(1, count)]
     self._processes: List[subprocess.Popen] = []
     self._stopping = threading.Event()
 
@@ -276,8 +279,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--server_processes", type=int, default=1,
                       help="server processes sharing the ports (SO_REUSEPORT); more than 1 needs a fixed --port")
   parser.add_argument("--process_index", type=int, default=0, help=argparse.SUPPRESS)  # set for the others
-  parser.add_argument("--metrics_dir", default="", help=argparse.SUPPRESS)  # shared by the processes
-  parser.add_argument("--load_lock", default="", help=argparse.SUPPRESS)  # shared by the processes
+  # What the processes share: the load lock, and each one's request metrics when they are served.
+  parser.add_argument("--shared_dir", default="", help=argparse.SUPPRESS)
   parser.add_argument("--enable_batching", nargs="?", const="true", default="false", choices=("true", "false"),
                       help="batch concurrent requests to batchable signatures (serving/batching.py)")
   parser.add_argument("--batching_parameters_file", default="",
@@ -307,18 +310,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.monitoring_config_file:
       with open(args.monitoring_config_file) as f:
         metrics_path = metrics.prometheus_path(f.read())
-    if shared and first and metrics_path:
-      args.metrics_dir = tempfile.mkdtemp(prefix="serving-metrics-")
     if shared and first:
-      lock, args.load_lock = tempfile.mkstemp(prefix="serving-load-lock-")
-      os.close(lock)
-    request_metrics = Metrics(args.metrics_dir or None, args.process_index)  # one for both APIs
-    if args.metrics_dir:
+      args.shared_dir = tempfile.mkdtemp(prefix="serving-")
+    metrics_dir = args.shared_dir if shared and metrics_path else None
+    request_metrics = Metrics(metrics_dir, args.process_index)  # one for both APIs
+    if metrics_dir:
       request_metrics.start_publishing()
     server, port, models = serve_models(configs, args.host, args.port, args.file_system_poll_wait_seconds,
                                         args.max_batch_size, args.workers, args.max_num_load_retries,
                                         args.load_retry_interval_micros / 1e6, request_metrics, reuse_port=shared,
-                                        batching=batching, load_lock=args.load_lock)
+                                        batching=batching,
+                                        load_lock=os.path.join(args.shared_dir, _LOAD_LOCK) if shared else "")
     rest_note = ""
     if args.rest_api_port:
       try:
@@ -329,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       rest_note = f"; REST API on {args.host}:{rest_port}" + (f", metrics at {metrics_path}" if metrics_path else "")
     if shared and first:
       # Once this one serves: started before, they slowed its load down (a restart took 16 s instead of 9 s).
-      others = _OtherProcesses(argv, args.server_processes, args.metrics_dir, args.load_lock)
+      others = _OtherProcesses(argv, args.server_processes, args.shared_dir)
       others.start()
   except (ValueError, OSError) as e:
     if others:
@@ -354,10 +356,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   server.stop(grace=2).wait()
   for model in models.values():
     model.stop()
-  if shared and first and args.metrics_dir:
-    shutil.rmtree(args.metrics_dir, ignore_errors=True)
   if shared and first:
-    os.remove(args.load_lock)
+    shutil.rmtree(args.shared_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
