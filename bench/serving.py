@@ -1,30 +1,34 @@
 """Serving load generator over loopback: latency and throughput of serving/server.py, and a version swap.
 
 Starts the server in its own process on a copy of the pushed model (version 1), then for 1, 8 and 32
-concurrent clients sends `rank` requests (20 history items, 100 candidates) for at most --requests
-requests or --seconds seconds, and prints p50/p99 latency, requests/s and failures; then, under the
-same load, publishes the next version (copied, then renamed into place) and reports the window from
+concurrent clients, each with its own connection, sends `rank` requests (20 history items, 100 candidates;
+256 distinct ones built beforehand) for at most --requests requests or --seconds seconds, timed from when
+every client is connected, and prints p50/p99 latency, requests/s and failures; then the same beside a
+busy loop at nice 19 in another process (what any work on these cores, such as loading a version, costs
+the requests: the floor of the swap ratio below); then, under the same load, publishes the next version (copied, then renamed into place) and reports the window from
 publication until the new version answers (plus 2 s for the old one's unloading) the same way; then the
 server's memory (resident and peak), and a restart: the server stopped and started again, timed from the
 new process's start to its first answered `rank` request. Targets (issue 14): at least 500 requests/s at 8
 and 32 clients, p99 < 10 ms with one client, no failed request, p99 at most 1.5x steady during the swap,
 a restart within 10 s.
 
-  .venv/bin/python bench/serving.py [--output_root outputs] [--clients 1,8,32] [--requests 3000] [--seconds 20]
+  .venv/bin/python bench/serving.py [--output_root outputs] [--clients 1,8,32] [--requests 10000] [--seconds 15]
       (after the main command, whose daily runs push a model to <output_root>/serving/<pipeline name>)
 
 Requests draw their movies from the loop's backfill input (<input_base>/backfill/movies.csv).
 """
 
 import argparse
+import itertools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Tuple
+from typing import Sequence, Tuple
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -40,25 +44,44 @@ from serving import demo, query, versions  # pylint: disable=g-import-not-at-top
 from serving import server as server_lib  # pylint: disable=g-import-not-at-top
 
 
-class Load:
-  """`clients` threads, one channel each, sending requests until stopped or out of budget."""
+# Each client its own TCP connection, as separate clients have: channels to one address in one process
+# otherwise share a connection, and all of them would reach the one server process that accepted it.
+_OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
+_DISTINCT_REQUESTS = 256
 
-  def __init__(self, port: int, clients: int, requests: int, seconds: float, request_of):
+
+class Load:
+  """`clients` threads, each with its own connection, sending `requests` in turn (each from its own offset)
+  until stopped or out of budget; the clock starts once every client is connected."""
+
+  def __init__(self, port: int, clients: int, budget: int, seconds: float, requests: Sequence):
     self.latencies, self.failures, self.versions = [], [], []
     self._lock, self._stop = threading.Lock(), threading.Event()
-    self._budget, self._deadline = requests, time.monotonic() + seconds
-    self._threads = [threading.Thread(target=self._client, args=(port, request_of, seed)) for seed in range(clients)]
+    self._budget, self._seconds, self._requests = budget, seconds, requests
+    self._connected = threading.Barrier(clients + 1, action=self._start_clock, timeout=60)
+    self._threads = [threading.Thread(target=self._client, args=(port, i * len(requests) // clients))
+                     for i in range(clients)]
 
-  def _client(self, port, request_of, seed):
-    rng = np.random.default_rng(seed)
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+  def _start_clock(self):
+    self.start_time = time.monotonic()
+    self._deadline = self.start_time + self._seconds
+
+  def _client(self, port, offset):
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=_OWN_CONNECTION) as channel:
+      try:
+        grpc.channel_ready_future(channel).result(timeout=60)
+      except grpc.FutureTimeoutError:
+        self._connected.abort()
+        raise
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-      while not self._stop.is_set() and time.monotonic() < self._deadline:
+      self._connected.wait()
+      for request in itertools.islice(itertools.cycle(self._requests), offset, None):
+        if self._stop.is_set() or time.monotonic() >= self._deadline:
+          return
         with self._lock:
           if self._budget <= 0:
             return
           self._budget -= 1
-        request = request_of(rng)
         start = time.perf_counter()
         try:
           version = stub.Predict(request, timeout=10).model_spec.version.value
@@ -72,9 +95,9 @@ class Load:
           self.versions.append(version)
 
   def run(self):
-    self.start_time = time.monotonic()
     for thread in self._threads:
       thread.start()
+    self._connected.wait()
     return self
 
   def stop(self):
@@ -100,10 +123,10 @@ def _p99(latencies) -> float:
   return float(np.percentile([latency for _, latency in latencies], 99))
 
 
-def _swap(port, clients, request_of, source, base, version):
+def _swap(port, clients, requests, source, base, version):
   """Load from `clients` while `version` is published; the latencies from publication until the
   new version answers, that window's length, and the Load."""
-  load = Load(port, clients, 10 ** 9, 600, request_of).run()
+  load = Load(port, clients, 10 ** 9, 600, requests).run()
   time.sleep(2)
   published = time.monotonic()
   staging = os.path.join(base, ".staging")
@@ -118,6 +141,18 @@ def _swap(port, clients, request_of, source, base, version):
   time.sleep(2)  # the old version is unloaded after the new one serves
   load.stop()
   return [(t, latency) for t, latency in load.latencies if published <= t <= served + 2], served - published, load
+
+
+def _beside_busy_loop(port, clients, budget, seconds, requests) -> Load:
+  """The steady load again beside a busy loop at the lowest priority (nice 19) in another process: what
+  any work on these cores costs the requests, with no server work at all; the floor of a swap's ratio,
+  as every server process loads the new version on the same cores."""
+  busy = subprocess.Popen([sys.executable, "-c", "import os\nos.nice(19)\nwhile True: pass"])
+  try:
+    return Load(port, clients, budget, seconds, requests).run().join()
+  finally:
+    busy.kill()
+    busy.wait()
 
 
 def _memory_mb(pid: int) -> Tuple[float, float]:
@@ -149,14 +184,13 @@ def _wait_listening(port: int, processes: int, timeout: float = 300) -> None:
     time.sleep(0.1)
 
 
-def _first_answer_seconds(port: int, request_of, started: float, timeout: float = 300) -> float:
-  """Seconds from `started` (time.monotonic()) until the server answers a `rank` request."""
-  rng = np.random.default_rng(0)
+def _first_answer_seconds(port: int, request, started: float, timeout: float = 300) -> float:
+  """Seconds from `started` (time.monotonic()) until the server answers `request`."""
   with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     while time.monotonic() - started < timeout:
       try:
-        stub.Predict(request_of(rng), timeout=1)
+        stub.Predict(request, timeout=1)
         return time.monotonic() - started
       except grpc.RpcError as e:
         if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND,
@@ -170,10 +204,11 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_base_path", help="default: the loop's serving directory")
   parser.add_argument("--clients", default="1,8,32")
-  parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per level")
-  parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
+  parser.add_argument("--requests", type=int, default=10000, help="at most this many requests per level")
+  parser.add_argument("--seconds", type=float, default=15, help="at most this long per level")
   parser.add_argument("--candidates", type=int, default=100)
   parser.add_argument("--server_processes", type=int, default=1, help="the server's --server_processes")
+  parser.add_argument("--server_flags", default="", help="more flags for the server, e.g. '--workers 4'")
   args, config = loop.parse(parser, argv)
   model_base_path = args.model_base_path or config.serving_model_dir
   on_disk = versions.versions_on_disk(model_base_path)
@@ -187,6 +222,9 @@ def main(argv=None) -> None:
   def request_of(rng):
     history = rng.choice(movies, 20, replace=False).tolist()
     return query.rank_request(name, history, history[-1], rng.choice(movies, args.candidates, replace=False).tolist())
+  rng = np.random.default_rng(0)
+  # Built before the clock: building them would take the clients' CPU from the server on these shared cores.
+  requests = [request_of(rng) for _ in range(_DISTINCT_REQUESTS)]
 
   with tempfile.TemporaryDirectory() as base:
     shutil.copytree(source, os.path.join(base, "1"))
@@ -194,7 +232,8 @@ def main(argv=None) -> None:
 
     def start_server():
       return subprocess.Popen([sys.executable, "-m", "serving.server", "--model_name", name, "--model_base_path",
-                               base, "--port", str(port), "--server_processes", str(args.server_processes)],
+                               base, "--port", str(port), "--server_processes", str(args.server_processes),
+                              *shlex.split(args.server_flags)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = start_server()
     try:
@@ -203,14 +242,17 @@ def main(argv=None) -> None:
       _wait_listening(port, args.server_processes)
       print(f"model {source} ({os.cpu_count()} CPUs, server and clients on this machine, "
             f"{args.server_processes} server process(es)), {args.candidates} candidates per request")
-      Load(port, 1, 200, 30, request_of).run().join()  # warm-up
+      Load(port, 1, 200, 30, requests).run().join()  # warm-up
       version = 1
       for clients in [int(c) for c in args.clients.split(",")]:
-        steady = Load(port, clients, args.requests, args.seconds, request_of).run().join()
+        steady = Load(port, clients, args.requests, args.seconds, requests).run().join()
         print(f"{clients:>3} clients, steady: {_summary(steady.latencies, steady.end_time - steady.start_time)}  "
               f"failed {len(steady.failures)}")
+        busy = _beside_busy_loop(port, clients, args.requests, args.seconds, requests)
+        print(f"{clients:>3} clients, busy:   {_summary(busy.latencies, busy.end_time - busy.start_time)}  "
+              f"failed {len(busy.failures)}  p99 {_p99(busy.latencies) / _p99(steady.latencies):.2f}x steady")
         version += 1
-        during, seconds, swap = _swap(port, clients, request_of, source, base, version)
+        during, seconds, swap = _swap(port, clients, requests, source, base, version)
         ratio = _p99(during) / _p99(steady.latencies) if during else float("nan")
         print(f"{clients:>3} clients, swap:   {_summary(during, seconds)}  failed {len(swap.failures)}  "
               f"p99 {ratio:.2f}x steady; version {version} served {seconds:.1f} s after it was published")
@@ -223,7 +265,7 @@ def main(argv=None) -> None:
       server.wait()
       started = time.monotonic()
       server = start_server()
-      print(f"restart: first request answered {_first_answer_seconds(port, request_of, started):.1f} s after "
+      print(f"restart: first request answered {_first_answer_seconds(port, requests[0], started):.1f} s after "
             "the server process started")
     finally:
       server.terminate()

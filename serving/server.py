@@ -19,6 +19,7 @@ the models on its own, and a metrics scrape answered by any of them counts every
 
 import argparse
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import grpc
 from absl import logging
+from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
@@ -42,6 +44,7 @@ from serving.model_config import ModelConfig
 from serving.versions import ModelVersions, Servable, VersionPolicy
 
 DEFAULT_MAX_BATCH_SIZE = 1000
+DEFAULT_WORKERS = 16
 
 
 def _model_spec_version(model_spec) -> Optional[int]:
@@ -142,18 +145,21 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
 
 
 def serve_models(configs: Sequence[ModelConfig], host: str = "127.0.0.1", port: int = 8500,
-                 poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, workers: int = 16,
+                 poll_seconds: float = 1.0, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+                 workers: int = DEFAULT_WORKERS,
                  max_num_load_retries: int = versions.MAX_NUM_LOAD_RETRIES,
                  load_retry_interval_seconds: float = versions.LOAD_RETRY_INTERVAL_SECONDS,
                  request_metrics: Optional[Metrics] = None, reuse_port: bool = False,
-                 batching: Optional[Batching] = None, load_lock: str = ""):
+                 batching: Optional[Batching] = None, load_lock: str = "",
+                 session_config: Optional[config_pb2.ConfigProto] = None):
   """Starts the server for every model of `configs`; returns (grpc server, bound port, {name: ModelVersions}).
   Port 0 picks a free one. With `reuse_port`, other processes may bind the same port (SO_REUSEPORT);
   without, a port already bound is an error. With `batching`, batchable signatures batch concurrent
   requests (serving/batching.py). `load_lock`: a file the processes serving these models share, so that
-  they load versions one at a time."""
+  they load versions one at a time. `session_config`: the versions' sessions' (thread pools)."""
   models = {config.name: ModelVersions(config.name, config.base_path, VersionPolicy(config.policy),
                                        warmup=lambda servable: predict.warmup(servable, max_batch_size),
+                                       loader=functools.partial(versions.load, config=session_config),
                                        max_num_load_retries=max_num_load_retries,
                                        load_retry_interval_seconds=load_retry_interval_seconds, load_lock=load_lock)
             for config in configs}
@@ -275,7 +281,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
   parser.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
                       help="largest first dimension of any input")
-  parser.add_argument("--workers", type=int, default=16, help="concurrent requests per process")
+  parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="concurrent requests per process")
+  parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                      help="threads one op may use (0: TensorFlow's choice, the number of CPUs)")
+  parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                      help="threads running independent ops (0: TensorFlow's choice, the number of CPUs)")
   parser.add_argument("--server_processes", type=int, default=1,
                       help="server processes sharing the ports (SO_REUSEPORT); more than 1 needs a fixed --port")
   parser.add_argument("--process_index", type=int, default=0, help=argparse.SUPPRESS)  # set for the others
@@ -320,7 +330,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                         args.max_batch_size, args.workers, args.max_num_load_retries,
                                         args.load_retry_interval_micros / 1e6, request_metrics, reuse_port=shared,
                                         batching=batching,
-                                        load_lock=os.path.join(args.shared_dir, _LOAD_LOCK) if shared else "")
+                                        load_lock=os.path.join(args.shared_dir, _LOAD_LOCK) if shared else "",
+                                        session_config=config_pb2.ConfigProto(
+                                            intra_op_parallelism_threads=args.tensorflow_intra_op_parallelism,
+                                            inter_op_parallelism_threads=args.tensorflow_inter_op_parallelism))
     rest_note = ""
     if args.rest_api_port:
       try:

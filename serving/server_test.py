@@ -16,6 +16,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 
@@ -425,6 +426,30 @@ def test_a_model_config_file_serves_several_models_each_with_its_policy(tmp_path
     grpc_server.stop(0)
     for model in models.values():
       model.stop()
+
+
+def test_the_sessions_thread_pools_come_from_the_tensorflow_parallelism_flags(running, tmp_path, export_dir):
+  _, channel, _, _ = running
+  base = str(tmp_path / "one_thread")
+  os.makedirs(base)
+  _publish(export_dir, base, 1)
+  grpc_server, port, model = server.serve(NAME, base, port=0, session_config=config_pb2.ConfigProto(
+      intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
+  try:
+    config = model.get().session._config  # pylint: disable=protected-access
+    assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 1)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as one_thread:
+      got, want = _predict(one_thread, _rank(version=1)).outputs, _predict(channel, _rank(version=1)).outputs
+    assert set(got) == set(want)
+    for alias in want:  # the same model: threads change only the order of float sums
+      got_value, want_value = tf.make_ndarray(got[alias]), tf.make_ndarray(want[alias])
+      if want_value.dtype.kind == "f":
+        np.testing.assert_allclose(got_value, want_value, rtol=1e-6)
+      else:
+        np.testing.assert_array_equal(got_value, want_value)
+  finally:
+    grpc_server.stop(0)
+    model.stop()
 
 
 def test_a_second_single_process_server_cannot_take_the_port(running, tmp_path):

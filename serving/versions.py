@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 import tensorflow as tf
 import tensorflow_text  # pylint: disable=unused-import  # registers the tf-text ops, as TF Serving links them in
 from absl import logging
-from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -51,17 +51,20 @@ class Servable:
   # (Batching, signature) -> the signature's request batcher (serving/batching.py, --enable_batching): they go
   # with the version.
   batchers: Dict[Any, Any] = dataclasses.field(default_factory=dict)
-  # (signature, outputs) -> (feed names, Session.make_callable): serving/predict.py.
+  # Made once per version by serving/predict.py: (signature, outputs) -> (feed names, the session's callable),
+  # and signature -> what its inputs must be.
   callables: Dict[Any, Any] = dataclasses.field(default_factory=dict)
+  inputs: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def load(name: str, version: int, path: str) -> Servable:
-  """Loads the SavedModel's `serve` MetaGraph into its own graph and session, as TF Serving's
-  SavedModelBundle does: graph import and variable restore run in TensorFlow's C++ code, which keeps
-  a load from holding Python's GIL against the requests being served (unlike tf.saved_model.load,
-  whose object-graph revival is Python). The session closes when the last request using it ends."""
+def load(name: str, version: int, path: str, config: Optional[config_pb2.ConfigProto] = None) -> Servable:
+  """Loads the SavedModel's `serve` MetaGraph into its own graph and session (with `config`: thread pools),
+  as TF Serving's SavedModelBundle does: graph import and variable restore run in TensorFlow's C++ code,
+  which keeps a load from holding Python's GIL against the requests being served (unlike
+  tf.saved_model.load, whose object-graph revival is Python). The session closes when the last request
+  using it ends."""
   graph = tf.Graph()
-  session = tf.compat.v1.Session(graph=graph)
+  session = tf.compat.v1.Session(graph=graph, config=config)
   with graph.as_default():
     meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], path)
   return Servable(name, version, path, session, dict(meta_graph.signature_def))
