@@ -5,10 +5,11 @@ concurrent clients, each with its own connection, sends `rank` requests (20 hist
 256 distinct ones built beforehand) for at most --requests requests or --seconds seconds, timed from when
 every client is connected, and prints p50/p99 latency, requests/s and failures; then the same beside a
 busy loop at nice 19 in another process (what any work on these cores, such as loading a version, costs
-the requests: the floor of the swap ratio below); then, under the same load, publishes the next version (copied, then renamed into place) and reports the window from
-publication until the new version answers (plus 2 s for the old one's unloading) the same way; then the
-server's memory (resident and peak), and a restart: the server stopped and started again, timed from the
-new process's start to its first answered `rank` request. Targets (issue 14): at least 500 requests/s at 8
+the requests: the floor of the swap ratio below); then, under the same load, publishes the next version
+(copied, then renamed into place) and reports the window from publication until the new version answers
+(plus 2 s for the old one's unloading) the same way; then the server's memory (resident and peak), and a
+restart: the server stopped and started again, timed from the new process's start to its first answered
+`rank` request. Targets (issue 14): at least 500 requests/s at 8
 and 32 clients, p99 < 10 ms with one client, no failed request, p99 at most 1.5x steady during the swap,
 a restart within 10 s.
 

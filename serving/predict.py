@@ -75,7 +75,8 @@ class _Input:
                                  all(want is None or want == got for want, got in zip(self.dims, dims)))
 
 
-def _expected_inputs(servable: Servable, signature_name: str, signature: meta_graph_pb2.SignatureDef) -> List[_Input]:
+def _expected_inputs(servable: Servable, signature_name: str,
+                     signature: meta_graph_pb2.SignatureDef) -> List[_Input]:
   made = servable.inputs.get(signature_name)
   if made is None:
     made = []
