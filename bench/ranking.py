@@ -41,6 +41,7 @@ from pipeline import experiments, summary  # pylint: disable=g-import-not-at-top
 SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semantic_ids", "SemanticIdAssigner"),
            "vocabulary": ("vocabulary", "SidVocabBuilder"), "embeddings": ("embeddings", *summary.EMBEDDING_NODES),
            "sid_encoder": ("model", "RQVAETrainer"), "feature_state": ("state", "SpanExampleGen")}
+_INPUT_TYPES = {key: channel.type for key, channel in RankingTrainer.SPEC_CLASS.INPUTS.items()}
 
 
 class PlainKerasItems(tf.keras.layers.Layer):
@@ -76,12 +77,11 @@ def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
 
 def _trainer_path(input_dict, split: str, ranking_config: Dict[str, Any]) -> Tuple[Dict[str, Any], float]:
   """RankingTrainer's executor Do() on the inputs: its metrics.json and the wall time of the whole Do()."""
-  spec = RankingTrainer.SPEC_CLASS
   with tempfile.TemporaryDirectory() as tmp:
     output_dict = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
     for key, [artifact] in output_dict.items():
       artifact.uri = os.path.join(tmp, key)
-    component = RankingTrainer(**{key: tfx.dsl.Channel(type=spec.INPUTS[key].type) for key in input_dict},
+    component = RankingTrainer(**{key: tfx.dsl.Channel(type=_INPUT_TYPES[key]) for key in input_dict},
                                train_splits=[split], eval_splits=[split], ranking_config=ranking_config)
     start = time.perf_counter()
     trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
@@ -119,8 +119,7 @@ def main(argv=None) -> None:
   ranking_config = {**loop_config.ranking, **json.loads(args.ranking)}
   outputs = summary.latest_outputs_at(loop_config.metadata_path, loop_config.pipeline_name)
   config = RankingConfig.from_dict(ranking_config)
-  spec = RankingTrainer.SPEC_CLASS
-  input_dict = {key: [summary.latest_artifact(outputs, spec.INPUTS[key].type, output_key, *nodes)]
+  input_dict = {key: [summary.latest_artifact(outputs, _INPUT_TYPES[key], output_key, *nodes)]
                 for key, (output_key, *nodes) in SOURCES.items()}
   if args.backfill:
     store = summary.readonly_store(loop_config.metadata_path)
