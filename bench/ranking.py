@@ -87,7 +87,11 @@ def _trainer_path(input_dict, split: str, ranking_config: Dict[str, Any]) -> Tup
     trainer_executor.Executor().Do(input_dict, output_dict, executor_properties(component))
     wall = time.perf_counter() - start
     with open(os.path.join(output_dict["model_run"][0].uri, trainer.METRICS_FILE)) as f:
-      return json.load(f), wall
+      metrics = json.load(f)
+  if metrics["steady_examples_per_second"] is None:
+    sys.exit(f"{metrics['train_examples']} examples in split {split!r} fit in one batch, too few to time "
+             "past the first step: give --backfill (the SID refresh's examples)")
+  return metrics, wall
 
 
 def _compare(input_dict, split: str, ranking_config: Dict[str, Any], other: Dict[str, Any], repeats: int) -> None:
