@@ -1,0 +1,60 @@
+"""Settings of the generative retrieval model (TIGER, Rajput et al. 2023, arXiv 2305.05065, section 4.1).
+
+The paper's model: 4 + 4 layers, 6 heads of 64, d_model 128, MLP 1,024, dropout 0.1, 2,000 hashed user
+tokens, the last 20 items. Defaults here are smaller (2 + 2 layers, 4 heads of 32, MLP 512): the bundled
+data has about 70k backfill interactions over 9k items, a twentieth of the paper's datasets' sequence
+counts at most, and the loop trains it on 2 CPUs inside the main command. docs/retrieval.md gives the
+figures behind the choice.
+"""
+
+import dataclasses
+import json
+from typing import Any, Dict
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig:
+  """encoder_layers / decoder_layers: Transformer blocks of each stack; heads x head_dim: attention;
+  d_model: token vectors; mlp_dim: feed-forward width; user_buckets: hashed user tokens (0: none);
+  history_length: items read (the most recent); suffix_size: collision-suffix tokens, so at most this many
+  items may share their L codes (a catalog over it is refused, new items over it are not retrievable);
+  beam_width: beams of the evaluation's constrained beam search (at least the largest cutoff);
+  epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch)."""
+  encoder_layers: int = 2
+  decoder_layers: int = 2
+  heads: int = 4
+  head_dim: int = 32
+  d_model: int = 128
+  mlp_dim: int = 512
+  dropout: float = 0.1
+  user_buckets: int = 2000
+  history_length: int = 20
+  suffix_size: int = 32
+  learning_rate: float = 1e-3
+  step_learning_rate: float = 3e-4
+  batch_size: int = 256
+  epochs: int = 1
+  warmup_epochs: int = 8
+  beam_width: int = 20
+  seed: int = 0
+
+  def __post_init__(self):
+    for name in ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_model", "mlp_dim",
+                 "history_length", "suffix_size", "batch_size", "epochs", "warmup_epochs", "beam_width"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"retrieval setting {name} must be >= 1, got {getattr(self, name)}")
+    if self.user_buckets < 0:
+      raise ValueError(f"user_buckets must be >= 0, got {self.user_buckets}")
+    if not 0 <= self.dropout < 1:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> "RetrievalConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+      raise ValueError(f"unknown retrieval settings {unknown}; known: {sorted(known)}")
+    return cls(**values)

@@ -1,0 +1,114 @@
+"""TIGER's sequence-to-sequence Transformer over Semantic-ID tokens (Rajput et al. 2023, arXiv 2305.05065).
+
+The encoder reads a user token and the user's last items as SID tokens (sid_tokens.encoder_tokens); the
+decoder generates the next item's P tokens one position at a time. Blocks are pre-norm Transformer layers
+built from tf-keras's MultiHeadAttention (self-attention with the padding mask in the encoder; causal
+self-attention and cross-attention in the decoder), as in T5, which the paper uses. The output layer
+scores every token; a position's distribution is the log-softmax over that position's own vocabulary.
+
+The model knows token ids only, not items: the catalog (item -> tokens) and the trie live beside it
+(serving.py), so new items need no retraining and a checkpoint outlives catalog changes.
+
+Example:
+  model = TigerModel(RetrievalConfig(), layout)
+  logits = model({"encoder_tokens": enc, "decoder_tokens": dec})     # [B, P, vocabulary]
+  model.compile(tf.keras.optimizers.Adam(1e-3)); model.fit(dataset)  # batches of (features, targets)
+"""
+
+from typing import Dict, List
+
+import tensorflow as tf
+
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.sid_tokens import PAD, TokenLayout
+
+ENCODER_TOKENS, DECODER_TOKENS = "encoder_tokens", "decoder_tokens"
+
+
+class _Block(tf.keras.layers.Layer):
+  """Pre-norm residual block: self-attention, optional cross-attention, feed-forward."""
+
+  def __init__(self, config: RetrievalConfig, cross: bool, **kwargs):
+    super().__init__(**kwargs)
+    attention = lambda name: tf.keras.layers.MultiHeadAttention(
+        config.heads, config.head_dim, dropout=config.dropout, name=name)
+    self.self_attention = attention("self_attention")
+    self.cross_attention = attention("cross_attention") if cross else None
+    self.norms = [tf.keras.layers.LayerNormalization(epsilon=1e-6) for _ in range(3 if cross else 2)]
+    self.feed_forward = tf.keras.Sequential([
+        tf.keras.layers.Dense(config.mlp_dim, activation="gelu"), tf.keras.layers.Dropout(config.dropout),
+        tf.keras.layers.Dense(config.d_model)])
+    self.dropout = tf.keras.layers.Dropout(config.dropout)
+
+  def call(self, x, mask, memory=None, memory_mask=None, causal=False, training=False):
+    h = self.norms[0](x)
+    x += self.dropout(self.self_attention(h, h, attention_mask=mask, use_causal_mask=causal, training=training),
+                      training=training)
+    if self.cross_attention is not None:
+      h = self.norms[1](x)
+      x += self.dropout(self.cross_attention(h, memory, attention_mask=memory_mask, training=training),
+                        training=training)
+    return x + self.dropout(self.feed_forward(self.norms[-1](x), training=training), training=training)
+
+
+class TigerModel(tf.keras.Model):
+  """Encoder-decoder over SID tokens; fit on (features, [B, P] target tokens)."""
+
+  def __init__(self, config: RetrievalConfig, layout: TokenLayout, **kwargs):
+    super().__init__(**kwargs)
+    self.config, self.layout = config, layout
+    init = tf.keras.initializers.TruncatedNormal(stddev=config.d_model ** -0.5, seed=config.seed)
+    self.token_embedding = tf.keras.layers.Embedding(layout.vocabulary_size, config.d_model,
+                                                     embeddings_initializer=init, name="tokens")
+    self.encoder_positions = tf.keras.layers.Embedding(1 + config.history_length * layout.positions,
+                                                       config.d_model, name="encoder_positions")
+    self.decoder_positions = tf.keras.layers.Embedding(layout.positions, config.d_model, name="decoder_positions")
+    self.encoder_blocks = [_Block(config, cross=False, name=f"encoder_{i}") for i in range(config.encoder_layers)]
+    self.decoder_blocks = [_Block(config, cross=True, name=f"decoder_{i}") for i in range(config.decoder_layers)]
+    self.encoder_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+    self.decoder_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+    self.dropout = tf.keras.layers.Dropout(config.dropout)
+    self.output_layer = tf.keras.layers.Dense(layout.vocabulary_size, name="logits")
+    self.position_masks = self._position_masks()
+
+  def _position_masks(self) -> tf.Tensor:
+    """[P, vocabulary]: 0 on each position's own tokens, -1e9 elsewhere."""
+    masks = []
+    for offset, size in zip(self.layout.offsets, self.layout.sizes):
+      own = tf.range(self.layout.vocabulary_size)
+      masks.append(tf.where((own >= offset) & (own < offset + size), 0.0, -1e9))
+    return tf.stack(masks)
+
+  def _embed(self, tokens: tf.Tensor, positions: tf.keras.layers.Layer, training: bool) -> tf.Tensor:
+    length = tf.shape(tokens)[1]
+    return self.dropout(self.token_embedding(tokens) + positions(tf.range(length))[None], training=training)
+
+  def encode(self, encoder_tokens: tf.Tensor, training: bool = False) -> tf.Tensor:
+    """[B, T] tokens -> [B, T, d_model]."""
+    present = tf.not_equal(encoder_tokens, PAD)
+    mask = present[:, None, :] & present[:, :, None]
+    x = self._embed(encoder_tokens, self.encoder_positions, training)
+    for block in self.encoder_blocks:
+      x = block(x, mask, training=training)
+    return self.encoder_norm(x)
+
+  def decode(self, memory: tf.Tensor, encoder_tokens: tf.Tensor, decoder_tokens: tf.Tensor,
+             training: bool = False) -> tf.Tensor:
+    """[B, t] decoder tokens (BOS first) -> [B, t, vocabulary] logits, each masked to its position."""
+    memory_mask = tf.not_equal(encoder_tokens, PAD)[:, None, :] & tf.ones_like(decoder_tokens, tf.bool)[:, :, None]
+    y = self._embed(decoder_tokens, self.decoder_positions, training)
+    for block in self.decoder_blocks:
+      y = block(y, None, memory=memory, memory_mask=memory_mask, causal=True, training=training)
+    logits = self.output_layer(self.decoder_norm(y))
+    return logits + self.position_masks[None, :tf.shape(decoder_tokens)[1]]
+
+  def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    memory = self.encode(features[ENCODER_TOKENS], training=training)
+    return self.decode(memory, features[ENCODER_TOKENS], features[DECODER_TOKENS], training=training)
+
+
+def compile_model(model: TigerModel, learning_rate: float) -> None:
+  """Cross-entropy of every target token under its position's distribution; Adam (TIGER trains with
+  Adafactor; Adam trains these sizes as well on CPU)."""
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))

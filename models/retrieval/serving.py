@@ -1,0 +1,127 @@
+"""Retrieval over the whole catalog with a TIGER model: the catalog's trie and constrained beam search in the
+graph, and the exported SavedModel.
+
+`Retriever` joins a model's `encode` / `decode` functions (a live TigerModel's, or a loaded SavedModel's)
+to a catalog: so the SavedModel of a model trained through span N-1 can be given span N's catalog, its new
+items included, without retraining (components/recommender_pusher does that). The exported SavedModel has:
+
+  retrieve   history int64 [H] (oldest first, may be empty), user_id int64 [] (0: none), k int64 [] (> 0)
+             -> items int64 [n], scores float32 [n] (log-probability of the item's Semantic ID), best
+             first; n = min(k, catalog items not in the history); history items never come back
+  encode / decode  the model's two halves as functions over tokens (for Retriever over a new catalog)
+
+Example:
+  export(model, catalog, "serving/sid_retrieval/1")
+  retrieve = tf.saved_model.load("serving/sid_retrieval/1").signatures["retrieve"]
+  retrieve(history=tf.constant([1, 2], tf.int64), user_id=tf.constant(7, tf.int64), k=tf.constant(10, tf.int64))
+"""
+
+import functools
+import json
+import os
+from typing import Callable, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from models.retrieval.beam_search import TrieTensors, constrained_beam_search
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.model import TigerModel
+from models.retrieval.sid_tokens import BOS, ItemTokens, SidCatalog, TokenLayout, encoder_tokens
+from models.retrieval.trie import PrefixTrie
+
+RETRIEVE = "retrieve"
+HISTORY, USER_ID, K = "history", "user_id", "k"
+ITEMS, SCORES = "items", "scores"
+SETTINGS_FILE = "retrieval.json"  # in the SavedModel's assets.extra: the model's config and token layout
+
+_graph_function = functools.partial(tf.function, autograph=False)
+
+
+class Retriever(tf.Module):
+  """top_k(history, user_ids, k): catalog items by constrained beam search (beam_search.py)."""
+
+  def __init__(self, encode: Callable, decode: Callable, catalog: SidCatalog, layout: TokenLayout,
+               history_length: int, beam_width: int):
+    super().__init__()
+    self.encode, self.decode = encode, decode
+    self.layout, self.history_length, self.beam_width = layout, history_length, beam_width
+    self.item_tokens = ItemTokens(catalog, layout)
+    retrievable = catalog.retrievable(layout.suffix_size)
+    self.trie = TrieTensors(PrefixTrie.build(catalog.sequences[retrievable]), layout.offsets)
+    self.unnameable = int((~retrievable).sum())  # items whose collision suffix is beyond the model's
+
+  def top_k(self, history: tf.RaggedTensor, user_ids: tf.Tensor, k: tf.Tensor, beam: tf.Tensor = None
+            ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """-> (item ids [U, n], scores [U, n]); ids -1 and scores -inf where fewer than k items remain."""
+    history = tf.cast(history, tf.int64)
+    users = tf.shape(user_ids)[0]
+    enc = encoder_tokens(self.item_tokens, self.layout, history, user_ids, self.history_length)
+    memory = self.encode(enc)
+
+    def next_log_probs(prefixes: tf.Tensor, position: int) -> tf.Tensor:
+      width = tf.shape(prefixes)[0] // users
+      decoder = tf.concat([tf.fill([tf.shape(prefixes)[0], 1], tf.constant(BOS, tf.int64)), prefixes], axis=1)
+      logits = self.decode(tf.repeat(memory, width, axis=0), tf.repeat(enc, width, axis=0), decoder)[:, -1]
+      offset, size = self.layout.offsets[position], self.layout.sizes[position]
+      return tf.nn.log_softmax(logits[:, offset:offset + size])
+
+    exclude = self.item_tokens.rows(history).to_tensor(-1)
+    if beam is None:
+      beam = tf.maximum(tf.cast(k, tf.int32), self.beam_width) + tf.shape(exclude)[1]
+    rows, scores = constrained_beam_search(next_log_probs, self.trie, users, beam, k, exclude)
+    return tf.where(rows >= 0, tf.gather(self.item_tokens.item_ids, tf.maximum(rows, 0)), -1), scores
+
+  def retrieve(self, history: tf.Tensor, user_id: tf.Tensor, k: tf.Tensor):
+    """One user's request (the `retrieve` signature)."""
+    tf.debugging.assert_positive(k, message="k must be > 0")
+    items, scores = self.top_k(tf.RaggedTensor.from_tensor(history[None]), user_id[None], k)
+    found = items[0] >= 0
+    return {ITEMS: tf.boolean_mask(items[0], found), SCORES: tf.boolean_mask(scores[0], found)}
+
+
+REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([], tf.int64, name=USER_ID),
+           tf.TensorSpec([], tf.int64, name=K)]
+
+
+def model_functions(model: TigerModel) -> Tuple[tf.types.experimental.GenericFunction, ...]:
+  """The model's halves as tf.functions over tokens, saved with the SavedModel."""
+  tokens = tf.TensorSpec([None, None], tf.int64)
+  memory = tf.TensorSpec([None, None, model.config.d_model], tf.float32)
+  encode = _graph_function(lambda encoder_tokens: model.encode(encoder_tokens), input_signature=[tokens])
+  decode = _graph_function(lambda memory, encoder_tokens, decoder_tokens: model.decode(
+      memory, encoder_tokens, decoder_tokens), input_signature=[memory, tokens, tokens])
+  return encode, decode
+
+
+def export(model: TigerModel, catalog: SidCatalog, export_dir: str) -> None:
+  """Writes the serving SavedModel of `model` over `catalog` (with the model's config in assets.extra)."""
+  encode, decode = model_functions(model)
+  retriever = Retriever(encode, decode, catalog, model.layout, model.config.history_length,
+                        model.config.beam_width)
+  retriever.model = model
+  signature = _graph_function(retriever.retrieve, input_signature=REQUEST).get_concrete_function()
+  tf.saved_model.save(retriever, export_dir, signatures={RETRIEVE: signature})
+  write_settings(export_dir, model.config, model.layout)
+
+
+def write_settings(export_dir: str, config: RetrievalConfig, layout: TokenLayout) -> None:
+  extra = os.path.join(export_dir, "assets.extra")
+  tf.io.gfile.makedirs(extra)
+  with tf.io.gfile.GFile(os.path.join(extra, SETTINGS_FILE), "w") as f:
+    json.dump({"config": json.loads(config.to_json()), "layout": vars(layout)}, f)
+
+
+def read_settings(export_dir: str) -> Tuple[RetrievalConfig, TokenLayout]:
+  with tf.io.gfile.GFile(os.path.join(export_dir, "assets.extra", SETTINGS_FILE)) as f:
+    settings = json.load(f)
+  return RetrievalConfig.from_dict(settings["config"]), TokenLayout(**settings["layout"])
+
+
+def load(export_dir: str, catalog: SidCatalog) -> Retriever:
+  """A Retriever over `catalog` with the encode / decode functions of the SavedModel at export_dir."""
+  config, layout = read_settings(export_dir)
+  loaded = tf.saved_model.load(export_dir)
+  retriever = Retriever(loaded.encode, loaded.decode, catalog, layout, config.history_length, config.beam_width)
+  retriever.loaded = loaded  # keeps the functions' variables alive, and saves them with a new export
+  return retriever

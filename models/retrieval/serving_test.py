@@ -1,0 +1,115 @@
+"""Constrained beam search against brute force, the trie against the catalog, and the exported SavedModel."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.retrieval import serving
+from models.retrieval.beam_search import sequence_log_probs
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.model import TigerModel
+from models.retrieval.sid_tokens import SidCatalog
+from models.retrieval.trie import PrefixTrie
+
+CONFIG = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=8, d_model=16, mlp_dim=32,
+                         user_buckets=10, history_length=4, suffix_size=3, beam_width=4, dropout=0.0)
+
+
+def _catalog() -> SidCatalog:
+  # 2 levels x 3 codes; items 101..112 over 9 prefixes, two of them shared (suffixes 1 and 2).
+  codes = np.array([[a, b] for a, b in itertools.product(range(3), range(3))] + [[0, 1], [2, 2], [2, 2]])
+  suffixes = np.array([0] * 9 + [1, 1, 2])
+  return SidCatalog(np.arange(101, 113), codes, suffixes, codebook_size=3)
+
+
+def _retriever(catalog: SidCatalog, seed: int = 0) -> serving.Retriever:
+  config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed})
+  model = TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets))
+  retriever = serving.Retriever(model.encode, model.decode, catalog, model.layout, config.history_length,
+                                config.beam_width)
+  retriever.model = model
+  return retriever
+
+
+def _brute_force(retriever: serving.Retriever, catalog: SidCatalog, history, user) -> np.ndarray:
+  """Every catalog item's log-probability for one user."""
+  history = tf.ragged.constant([history] * len(catalog.item_ids), tf.int64)
+  users = tf.fill([len(catalog.item_ids)], tf.constant(user, tf.int64))
+  from models.retrieval.sid_tokens import BOS, encoder_tokens
+  enc = encoder_tokens(retriever.item_tokens, retriever.layout, history, users, retriever.history_length)
+  memory = retriever.encode(enc)
+
+  def next_log_probs(prefixes, position):
+    decoder = tf.concat([tf.fill([tf.shape(prefixes)[0], 1], tf.constant(BOS, tf.int64)), prefixes], axis=1)
+    offset, size = retriever.layout.offsets[position], retriever.layout.sizes[position]
+    return tf.nn.log_softmax(retriever.decode(memory, enc, decoder)[:, -1, offset:offset + size])
+
+  return sequence_log_probs(next_log_probs, tf.constant(catalog.sequences), retriever.layout.offsets).numpy()
+
+
+def test_trie_holds_exactly_the_catalog():
+  catalog = _catalog()
+  trie = PrefixTrie.build(catalog.sequences)
+  assert trie.items().tolist() == list(range(12))
+  assert trie.children([]) == [0, 1, 2]
+  assert trie.children([2, 2]) == [0, 1, 2]
+  assert trie.children([0, 1]) == [0, 1]
+  assert trie.node([1, 1, 1]) == -1
+  for row, sequence in enumerate(catalog.sequences):
+    assert trie.leaf_rows[trie.node(sequence)] == row
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wide_beam_returns_exactly_the_brute_force_top(seed):
+  catalog = _catalog()
+  retriever = _retriever(catalog, seed)
+  history, user = [103, 107], 5
+  expected = _brute_force(retriever, catalog, history, user)
+  # The widest level has 9 prefixes: a beam of 9 keeps them all, so the search is exhaustive.
+  items, scores = retriever.top_k(tf.ragged.constant([history], tf.int64), tf.constant([user], tf.int64),
+                                  k=tf.constant(8), beam=tf.constant(9))
+  unseen = [i for i in range(12) if catalog.item_ids[i] not in history]
+  order = sorted(unseen, key=lambda i: -expected[i])[:8]
+  assert items.numpy()[0].tolist() == catalog.item_ids[order].tolist()
+  np.testing.assert_allclose(scores.numpy()[0], expected[order], rtol=1e-5)
+
+
+def test_narrow_beam_returns_valid_items_with_their_exact_scores():
+  catalog = _catalog()
+  retriever = _retriever(catalog)
+  expected = _brute_force(retriever, catalog, [], 0)
+  items, scores = retriever.top_k(tf.ragged.constant([[]], tf.int64), tf.constant([0], tf.int64),
+                                  k=tf.constant(3), beam=tf.constant(2))
+  rows = [int(np.flatnonzero(catalog.item_ids == i)[0]) for i in items.numpy()[0]]
+  np.testing.assert_allclose(scores.numpy()[0], expected[rows], rtol=1e-5)
+  assert list(scores.numpy()[0]) == sorted(scores.numpy()[0], reverse=True)
+
+
+def test_k_beyond_the_catalog_returns_every_unseen_item_once():
+  catalog = _catalog()
+  retriever = _retriever(catalog)
+  result = retriever.retrieve(tf.constant([101, 112, 999], tf.int64), tf.constant(3, tf.int64),
+                              tf.constant(50, tf.int64))
+  assert sorted(result[serving.ITEMS].numpy().tolist()) == list(range(102, 112))
+
+
+def test_export_serves_the_retriever_and_takes_a_new_catalog(tmp_path):
+  catalog = _catalog()
+  retriever = _retriever(catalog)
+  serving.export(retriever.model, catalog, str(tmp_path / "1"))
+  retrieve = tf.saved_model.load(str(tmp_path / "1")).signatures[serving.RETRIEVE]
+  request = dict(history=tf.constant([103], tf.int64), user_id=tf.constant(4, tf.int64), k=tf.constant(5, tf.int64))
+  served = retrieve(**request)
+  live = retriever.retrieve(**request)
+  assert served[serving.ITEMS].numpy().tolist() == live[serving.ITEMS].numpy().tolist()
+  np.testing.assert_allclose(served[serving.SCORES].numpy(), live[serving.SCORES].numpy(), rtol=1e-5)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="k must be > 0"):
+    retrieve(**{**request, "k": tf.constant(0, tf.int64)})
+  # A new item (its Semantic ID new to the model) is retrievable through the loaded functions.
+  grown = SidCatalog(np.append(catalog.item_ids, 500), np.vstack([catalog.codes, [[1, 1]]]),
+                     np.append(catalog.suffixes, 1), codebook_size=3)
+  reloaded = serving.load(str(tmp_path / "1"), grown)
+  everything = reloaded.retrieve(tf.constant([], tf.int64), tf.constant(0, tf.int64), tf.constant(20, tf.int64))
+  assert sorted(everything[serving.ITEMS].numpy().tolist()) == sorted(grown.item_ids.tolist())
