@@ -78,4 +78,7 @@ class Executor(trainer_executor.GenericExecutor):
            for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS, SID_ENCODER, FEATURE_STATE)
            if input_dict.get(key)},
     }
+    if input_dict.get(SEMANTIC_IDS):
+      sids = artifact_utils.get_single_instance(input_dict[SEMANTIC_IDS])
+      fn_args.custom_config["codebook_size"] = sids.get_int_custom_property("codebook_size")
     return fn_args

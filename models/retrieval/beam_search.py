@@ -39,13 +39,15 @@ class TrieTensors(tf.Module):
 
 
 def _children(trie: TrieTensors, nodes: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-  """[R] nodes -> (codes [R, C], child nodes [R, C], valid [R, C]), C the most children of any of them."""
-  starts = tf.gather(trie.child_splits, nodes)
-  counts = tf.gather(trie.child_splits, nodes + 1) - starts
+  """[R] nodes -> (codes [R, C], child nodes [R, C], valid [R, C]), C the most children of any of them; a
+  dead beam (node -1) has none."""
+  starts = tf.gather(trie.child_splits, tf.maximum(nodes, 0))
+  counts = tf.where(nodes >= 0, tf.gather(trie.child_splits, tf.maximum(nodes, 0) + 1) - starts, 0)
   slots = tf.range(tf.maximum(tf.reduce_max(counts), 1), dtype=tf.int64)
   valid = slots[None, :] < counts[:, None]
   edges = tf.where(valid, starts[:, None] + slots[None, :], 0)
-  return tf.gather(trie.child_codes, edges), tf.gather(trie.child_nodes, edges), valid
+  # Padding slots get code 0, which every position's vocabulary has (edge 0 is a first-level code).
+  return tf.where(valid, tf.gather(trie.child_codes, edges), 0), tf.gather(trie.child_nodes, edges), valid
 
 
 def constrained_beam_search(next_log_probs: NextLogProbs, trie: TrieTensors, users: tf.Tensor, beam: int,
@@ -75,11 +77,12 @@ def constrained_beam_search(next_log_probs: NextLogProbs, trie: TrieTensors, use
     parents = best.indices // children
     chosen_codes = tf.gather(tf.reshape(codes, [users, -1]), best.indices, batch_dims=1)
     nodes = tf.gather(tf.reshape(child_nodes, [users, -1]), best.indices, batch_dims=1)
+    nodes = tf.where(tf.math.is_finite(best.values), nodes, -1)  # padding picked when too few extensions
     prefixes = tf.concat([tf.gather(prefixes, parents, batch_dims=1),
                           (chosen_codes + trie.offsets[position])[:, :, None]], axis=2)
     scores = best.values
-  rows = tf.gather(trie.leaf_rows, nodes)
-  found = tf.math.is_finite(scores)
+  rows = tf.gather(trie.leaf_rows, tf.maximum(nodes, 0))
+  found = nodes >= 0
   return tf.where(found, rows, tf.constant(-1, tf.int64)), scores
 
 

@@ -53,7 +53,7 @@ class Retriever(tf.Module):
 
   def top_k(self, history: tf.RaggedTensor, user_ids: tf.Tensor, k: tf.Tensor, beam: tf.Tensor = None
             ) -> Tuple[tf.Tensor, tf.Tensor]:
-    """-> (item ids [U, n], scores [U, n]); ids -1 and scores -inf where fewer than k items remain."""
+    """-> (item ids [U, k], scores [U, k]); ids -1 and scores -inf where fewer than k items remain."""
     history = tf.cast(history, tf.int64)
     users = tf.shape(user_ids)[0]
     enc = encoder_tokens(self.item_tokens, self.layout, history, user_ids, self.history_length)
@@ -70,6 +70,9 @@ class Retriever(tf.Module):
     if beam is None:
       beam = tf.maximum(tf.cast(k, tf.int32), self.beam_width) + tf.shape(exclude)[1]
     rows, scores = constrained_beam_search(next_log_probs, self.trie, users, beam, k, exclude)
+    missing = tf.cast(k, tf.int32) - tf.shape(rows)[1]  # fewer candidates than k in the whole catalog
+    rows = tf.pad(rows, [[0, 0], [0, missing]], constant_values=-1)
+    scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)
     return tf.where(rows >= 0, tf.gather(self.item_tokens.item_ids, tf.maximum(rows, 0)), -1), scores
 
   def retrieve(self, history: tf.Tensor, user_id: tf.Tensor, k: tf.Tensor):

@@ -1,0 +1,81 @@
+"""RetrievalTrainer's executor on artifacts in a temp dir: from scratch, then a warm-started step that scores
+the span with the incoming model before training on it."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+from tfx.utils import path_utils
+
+import conftest
+from components.ranking_trainer import executor
+from components.ranking_trainer.component import executor_properties
+from components.retrieval_trainer.component import RetrievalTrainer
+from formats import artifacts
+from models.ranking import trainer as ranking_trainer
+from models.retrieval import serving
+
+CODES = [[0, 1], [0, 2], [1, 0], [1, 3], [2, 2], [3, 1]]  # items 1..6
+CONFIG = {"encoder_layers": 1, "decoder_layers": 1, "heads": 2, "head_dim": 8, "d_model": 16, "mlp_dim": 32,
+          "user_buckets": 8, "history_length": 3, "suffix_size": 2, "batch_size": 8, "warmup_epochs": 40,
+          "learning_rate": 1e-2, "beam_width": 6, "dropout": 0.0}
+
+
+def _sequence(user, items, segment="head"):
+  """A user's interactions with `items` in order, each with the items before it as history."""
+  return [{"user_id": user, "item_id": item, "history": items[:i], "liked": 1, "item_segment": segment,
+           "timestamp": i} for i, item in enumerate(items)]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("inputs")
+  # Every user walks the items in the order 1, 2, ..., 6 from a different start: the next item is learnable.
+  backfill = [row for user in range(1, 9) for row in _sequence(user, [(user + i) % 6 + 1 for i in range(5)])]
+  span = _sequence(20, [3, 4, 5]) + _sequence(21, [6, 1], segment="cold_start")
+  examples = conftest.examples_artifact(root / "examples", {"backfill": backfill, "span_1": span})
+  return {"examples": [examples], "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, 4)]}
+
+
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
+  component = RetrievalTrainer(
+      examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
+      semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
+      train_splits=train_splits, eval_splits=eval_splits, retrieval_config=CONFIG)
+  outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
+  for key, [artifact] in outputs.items():
+    artifact.uri = str(tmp_path / name / key)
+  input_dict = dict(inputs, base_model=[base_model]) if base_model else inputs
+  executor.Executor().Do(input_dict, outputs, executor_properties(component))
+  with open(os.path.join(outputs["model_run"][0].uri, ranking_trainer.METRICS_FILE)) as f:
+    return outputs["model"][0], json.load(f)
+
+
+def _retrieve(model, history, k=6, user=0):
+  retrieve = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures[serving.RETRIEVE]
+  return retrieve(history=tf.constant(history, tf.int64), user_id=tf.constant(user, tf.int64),
+                  k=tf.constant(k, tf.int64))[serving.ITEMS].numpy().tolist()
+
+
+def test_warm_up_then_a_step_scored_before_training(tmp_path, inputs):
+  warmup, warmup_metrics = _train(tmp_path, inputs, "warmup", ["backfill"], [])
+  assert warmup_metrics["train_examples"] == 40 and warmup_metrics["eval"] == {}
+  assert warmup.get_string_custom_property("trained_spans") == "backfill"
+  # The pattern is learned: after 2 and 3, item 4 comes first; the history never comes back.
+  top = _retrieve(warmup, [2, 3])
+  assert top[0] == 4 and sorted(top) == [1, 4, 5, 6]
+
+  step, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_1"], base_model=warmup)
+  assert step.get_int_custom_property("span") == 1 and metrics["train_examples"] == 5
+  # Scored before training, by the warm-up's weights: the same top 10 as the pushed warm-up model serves.
+  span = [(20, [], 3), (20, [3], 4), (20, [3, 4], 5), (21, [], 6), (21, [6], 1)]
+  hits = [(_retrieve(warmup, history, 10, user) + [item]).index(item) for user, history, item in span]
+  assert metrics["eval"]["overall"]["examples"] == 5
+  assert metrics["eval"]["overall"]["recall@5"] == pytest.approx(np.mean([h < 5 for h in hits]))
+  assert metrics["eval"]["overall"]["ndcg@10"] == pytest.approx(
+      np.mean([1 / np.log2(h + 2) if h < 10 else 0 for h in hits]))
+  assert metrics["eval"]["new_items"]["examples"] == 2

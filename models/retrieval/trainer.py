@@ -1,0 +1,152 @@
+"""run_fn of RetrievalTrainer (TFX Trainer's GenericExecutor): one training step of the TIGER model.
+
+The SID refresh trains it from scratch on the backfill; each daily run restores the previous step's weights
+and optimizer state, scores the span with them (Recall and NDCG over the whole catalog, before training:
+the span is unseen) and trains one pass on it, as the ranker does (models/ranking/trainer.py). The model
+is exported over the step's catalog, so the items first seen in the span are in its trie, and a
+checkpoint is written beside the export for the next step. `model_run_dir/metrics.json` holds the step's
+figures.
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tfx.components.trainer import fn_args_utils
+
+from formats import artifacts, semantic_ids
+from formats import interaction_features as fields
+from models.ranking import model as ranking
+from models.ranking.trainer import FirstStepEnd, METRICS_FILE, checkpoint_dir
+from models.retrieval import data, evaluation, serving
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.model import TigerModel, compile_model
+from models.retrieval.sid_tokens import SidCatalog, TokenLayout
+
+SETTINGS_FILE = "retrieval.json"
+EVALUATION_USERS = 64  # users per beam-search batch when scoring a span
+
+
+def load_catalog(custom_config: Dict[str, Any]) -> SidCatalog:
+  artifact = artifacts.SemanticIds()
+  artifact.uri = custom_config["semantic_ids_uri"]
+  ids, codes, suffixes = semantic_ids.load(artifact)
+  return SidCatalog(ids, codes, suffixes, custom_config["codebook_size"])
+
+
+def build(config: RetrievalConfig, layout: TokenLayout) -> TigerModel:
+  """A compiled model with its variables and its optimizer's slots created (so a checkpoint restores all)."""
+  model = TigerModel(config, layout)
+  tokens = tf.zeros([1, 1 + config.history_length * layout.positions], tf.int64)
+  model({"encoder_tokens": tokens, "decoder_tokens": tf.zeros([1, layout.positions], tf.int64)})
+  compile_model(model, config.learning_rate)
+  model.optimizer.build(model.trainable_variables)
+  return model
+
+
+def _checkpoint(model: TigerModel) -> tf.train.Checkpoint:
+  return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+
+
+def save_checkpoint(model: TigerModel, directory: str) -> None:
+  tf.io.gfile.makedirs(directory)
+  with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE), "w") as f:
+    json.dump({"config": json.loads(model.config.to_json()), "layout": vars(model.layout)}, f)
+  _checkpoint(model).write(os.path.join(directory, "ckpt"))
+
+
+# Settings that shape the variables: a warm start across a change of any of them is refused.
+ARCHITECTURE = ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_model", "mlp_dim", "user_buckets",
+                "history_length", "suffix_size")
+
+
+def warm_start(model: TigerModel, directory: str) -> None:
+  with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE)) as f:
+    saved = json.load(f)
+  base = {name: saved["config"][name] for name in ARCHITECTURE}
+  changed = {name: (base[name], getattr(model.config, name)) for name in ARCHITECTURE
+             if base[name] != getattr(model.config, name)}
+  if changed or saved["layout"] != vars(model.layout):
+    raise ValueError(f"cannot warm-start the retrieval model from {directory}: (base, this run) differ in "
+                     f"{changed or (saved['layout'], vars(model.layout))}; run a SID refresh, which trains a new one")
+  _checkpoint(model).read(os.path.join(directory, "ckpt")).assert_existing_objects_matched()
+
+
+def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int) -> Dict[str, np.ndarray]:
+  """Top-k items for every interaction of `files` (its user and history), beside its item and slices."""
+  spec = data.EVALUATION_SPEC
+  top, targets, segments, liked = [], [], [], []
+  for batch in ranking.dataset(files, EVALUATION_USERS, features=spec):
+    items, _ = retriever.top_k(fields.ragged(batch[fields.HISTORY]), batch[fields.USER_ID], tf.constant(k),
+                               beam=tf.constant(beam))
+    top.append(items.numpy())
+    targets.append(batch[fields.ITEM_ID].numpy())
+    segments.append(batch[fields.ITEM_SEGMENT].numpy())
+    liked.append(batch[fields.LABEL].numpy())
+  if not top:
+    return {}
+  return {"recommended": np.concatenate(top), "targets": np.concatenate(targets),
+          "new_items": np.concatenate(segments) == data.NEW_ITEM_SEGMENT, "liked": np.concatenate(liked) == 1}
+
+
+def evaluate(retriever: serving.Retriever, files: List[str], beam: int) -> Dict[str, Any]:
+  """Recall@5/10 and NDCG@5/10 over the whole catalog: overall, on items first seen in the span, and on the
+  interactions the user liked."""
+  found = recommend(retriever, files, max(evaluation.CUTOFFS), beam)
+  if not found:
+    return {"examples": 0}
+  masks = {evaluation.OVERALL: np.ones(len(found["targets"]), bool), evaluation.NEW_ITEMS: found["new_items"],
+           "liked": found["liked"]}
+  result = evaluation.sliced_metrics(found["recommended"], found["targets"], masks)
+  result["unretrievable_targets"] = int((retriever.item_tokens.rows(found["targets"]).numpy() < 0).sum())
+  return result
+
+
+def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
+  custom_config = fn_args.custom_config
+  config = RetrievalConfig.from_dict(custom_config["retrieval"])
+  catalog = load_catalog(custom_config)
+  if not fn_args.base_model and catalog.suffixes.max(initial=0) >= config.suffix_size:
+    raise ValueError(f"{int((catalog.suffixes >= config.suffix_size).sum())} items share their Semantic ID's codes "
+                     f"with {config.suffix_size} others or more: raise the retrieval setting suffix_size above "
+                     f"{catalog.suffixes.max()}")
+  layout = catalog.layout(config.suffix_size, config.user_buckets)
+  model = build(config, layout)
+  if fn_args.base_model:
+    warm_start(model, checkpoint_dir(fn_args.base_model))
+    model.optimizer.learning_rate.assign(config.step_learning_rate)
+    logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
+  retriever = serving.Retriever(model.encode, model.decode, catalog, layout, config.history_length,
+                                config.beam_width)
+  unseen = evaluate(retriever, fn_args.eval_files, config.beam_width) if fn_args.eval_files else {}
+
+  epochs = config.epochs if fn_args.base_model else config.warmup_epochs
+  train = data.dataset(fn_args.train_files, retriever.item_tokens, layout, config, shuffle_seed=config.seed,
+                       cache=epochs > 1)
+  start, first_step = time.perf_counter(), FirstStepEnd()
+  item_ids = ranking.columns(fn_args.train_files, {fields.ITEM_ID: data.SPEC[fields.ITEM_ID]})[fields.ITEM_ID]
+  examples = int((retriever.item_tokens.rows(item_ids).numpy() >= 0).sum())
+  loss = []
+  if examples:
+    loss = model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step]).history["loss"]
+  else:
+    logging.warning("No interactions in %s: the retrieval model is carried over unchanged.", fn_args.train_files)
+  seconds = time.perf_counter() - start
+  steady = time.perf_counter() - first_step.time if first_step.time else None
+  metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
+             "train_files": fn_args.train_files, "eval_files": fn_args.eval_files, "train_examples": examples,
+             "epochs": epochs, "train_seconds": seconds, "loss": loss,
+             "train_examples_per_second": examples * epochs / seconds if examples else None,
+             "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady
+                                            if steady and examples > config.batch_size else None),
+             "catalog_items": len(catalog.item_ids), "unnameable_items": retriever.unnameable, "eval": unseen}
+  logging.info("Retrieval step: %s", json.dumps(metrics))
+  serving.export(model, catalog, fn_args.serving_model_dir)
+  save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
+  tf.io.gfile.makedirs(fn_args.model_run_dir)
+  with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
+    json.dump(metrics, f, indent=1)
