@@ -165,3 +165,22 @@ def rqvae_artifact(path: pathlib.Path, vectors, num_levels: int, codebook_size: 
   artifact.uri = str(path)
   saved_model.export(model, path_utils.serving_model_path(artifact.uri))
   return artifact, model
+
+
+SMALL_RANKER = dict(embedding_dim=4, hidden_units=(8,))
+
+
+def export_ranking_model(export_dir: str, catalog, sid_encoder, representation: str = "prefix_ngram"):
+  """A small ranking model over `catalog`, fit on three examples and exported with its signatures."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from formats.feature_state import CounterSnapshot  # pylint: disable=g-import-not-at-top
+  from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
+  from models.ranking import signatures  # pylint: disable=g-import-not-at-top
+  from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
+  model = ranking.build(RankingConfig(representation=representation, table_rows=64, **SMALL_RANKER), catalog)
+  batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
+           "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
+  model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), verbose=0)
+  model.count({name: batch[name].numpy() for name in ("item_id", "liked")})  # SID-cluster counts, for SID arms
+  signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder, counters=CounterSnapshot.empty())
+  return model

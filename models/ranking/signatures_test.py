@@ -16,8 +16,8 @@ from models.ranking.config import RankingConfig
 from serving import versions
 
 L, K, N, D = 2, 4, 10, 8
+SMALL = conftest.SMALL_RANKER
 VECTORS = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
-SMALL = dict(embedding_dim=4, hidden_units=(8,))
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,8 @@ def exported(tmp_path_factory, frozen):
 
 def _export(tmp_path, frozen, representation):
   catalog, sid_encoder = frozen
-  model = ranking.build(RankingConfig(representation=representation, table_rows=64, **SMALL), catalog)
-  batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
-           "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
-  model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), verbose=0)
-  model.count({name: batch[name].numpy() for name in ("item_id", "liked")})  # SID-cluster counts, for SID arms
   export_dir = str(tmp_path / representation)
-  signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder, counters=CounterSnapshot.empty())
+  model = conftest.export_ranking_model(export_dir, catalog, sid_encoder, representation)
   return model, tf.saved_model.load(export_dir).signatures, export_dir
 
 

@@ -11,6 +11,10 @@ import dataclasses
 import json
 from typing import Any, Dict
 
+# What the encoder attends over: every SID token of the history (the paper), or one vector per item, the sum
+# of its tokens' embeddings (P times fewer positions: the default, for training on CPUs).
+TOKENS, ITEMS = "tokens", "items"
+
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalConfig:
@@ -19,6 +23,7 @@ class RetrievalConfig:
   history_length: items read (the most recent); suffix_size: collision-suffix tokens, so at most this many
   items may share their L codes (a catalog over it is refused, new items over it are not retrievable);
   beam_width: beams of the evaluation's constrained beam search (at least the largest cutoff);
+  encoder_input: TOKENS or ITEMS, what the encoder's positions are;
   epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch)."""
   encoder_layers: int = 2
   decoder_layers: int = 2
@@ -36,6 +41,7 @@ class RetrievalConfig:
   epochs: int = 1
   warmup_epochs: int = 8
   beam_width: int = 20
+  encoder_input: str = ITEMS
   seed: int = 0
 
   def __post_init__(self):
@@ -45,6 +51,8 @@ class RetrievalConfig:
         raise ValueError(f"retrieval setting {name} must be >= 1, got {getattr(self, name)}")
     if self.user_buckets < 0:
       raise ValueError(f"user_buckets must be >= 0, got {self.user_buckets}")
+    if self.encoder_input not in (TOKENS, ITEMS):
+      raise ValueError(f"encoder_input must be {TOKENS!r} or {ITEMS!r}, got {self.encoder_input!r}")
     if not 0 <= self.dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

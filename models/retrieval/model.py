@@ -19,7 +19,7 @@ from typing import Dict, List
 
 import tensorflow as tf
 
-from models.retrieval.config import RetrievalConfig
+from models.retrieval.config import ITEMS, RetrievalConfig
 from models.retrieval.sid_tokens import PAD, TokenLayout
 
 ENCODER_TOKENS, DECODER_TOKENS = "encoder_tokens", "decoder_tokens"
@@ -60,8 +60,9 @@ class TigerModel(tf.keras.Model):
     init = tf.keras.initializers.TruncatedNormal(stddev=config.d_model ** -0.5, seed=config.seed)
     self.token_embedding = tf.keras.layers.Embedding(layout.vocabulary_size, config.d_model,
                                                      embeddings_initializer=init, name="tokens")
-    self.encoder_positions = tf.keras.layers.Embedding(1 + config.history_length * layout.positions,
-                                                       config.d_model, name="encoder_positions")
+    self.encoder_positions = tf.keras.layers.Embedding(
+        1 + config.history_length * (1 if config.encoder_input == ITEMS else layout.positions), config.d_model,
+        name="encoder_positions")
     self.decoder_positions = tf.keras.layers.Embedding(layout.positions, config.d_model, name="decoder_positions")
     self.encoder_blocks = [_Block(config, cross=False, name=f"encoder_{i}") for i in range(config.encoder_layers)]
     self.decoder_blocks = [_Block(config, cross=True, name=f"decoder_{i}") for i in range(config.decoder_layers)]
@@ -79,15 +80,31 @@ class TigerModel(tf.keras.Model):
       masks.append(tf.where((own >= offset) & (own < offset + size), 0.0, -1e9))
     return tf.stack(masks)
 
-  def _embed(self, tokens: tf.Tensor, positions: tf.keras.layers.Layer, training: bool) -> tf.Tensor:
-    length = tf.shape(tokens)[1]
-    return self.dropout(self.token_embedding(tokens) + positions(tf.range(length))[None], training=training)
+  def _embed(self, vectors: tf.Tensor, positions: tf.keras.layers.Layer, training: bool) -> tf.Tensor:
+    return self.dropout(vectors + positions(tf.range(tf.shape(vectors)[1]))[None], training=training)
+
+  def _encoder_items(self, encoder_tokens: tf.Tensor) -> tf.Tensor:
+    """[B, 1 + H * P] -> [B, 1 + H, P]: the user token, then each history item's P tokens."""
+    positions = self.layout.positions
+    user = tf.pad(encoder_tokens[:, :1], [[0, 0], [0, positions - 1]])
+    items = tf.reshape(encoder_tokens[:, 1:], [tf.shape(encoder_tokens)[0], -1, positions])
+    return tf.concat([user[:, None], items], axis=1)
+
+  def memory_present(self, encoder_tokens: tf.Tensor) -> tf.Tensor:
+    """[B, T'] which encoder positions hold something (T' = T, or 1 + H with encoder_input "items")."""
+    if self.config.encoder_input == ITEMS:
+      return tf.reduce_any(tf.not_equal(self._encoder_items(encoder_tokens), PAD), axis=2)
+    return tf.not_equal(encoder_tokens, PAD)
 
   def encode(self, encoder_tokens: tf.Tensor, training: bool = False) -> tf.Tensor:
-    """[B, T] tokens -> [B, T, d_model]."""
-    present = tf.not_equal(encoder_tokens, PAD)
+    """[B, T] tokens -> [B, T', d_model]: one vector per token, or per item (its tokens' embeddings summed)."""
+    present = self.memory_present(encoder_tokens)
     mask = present[:, None, :] & present[:, :, None]
-    x = self._embed(encoder_tokens, self.encoder_positions, training)
+    if self.config.encoder_input == ITEMS:
+      vectors = tf.reduce_sum(self.token_embedding(self._encoder_items(encoder_tokens)), axis=2)
+    else:
+      vectors = self.token_embedding(encoder_tokens)
+    x = self._embed(vectors, self.encoder_positions, training)
     for block in self.encoder_blocks:
       x = block(x, mask, training=training)
     return self.encoder_norm(x)
@@ -95,8 +112,8 @@ class TigerModel(tf.keras.Model):
   def decode(self, memory: tf.Tensor, encoder_tokens: tf.Tensor, decoder_tokens: tf.Tensor,
              training: bool = False) -> tf.Tensor:
     """[B, t] decoder tokens (BOS first) -> [B, t, vocabulary] logits, each masked to its position."""
-    memory_mask = tf.not_equal(encoder_tokens, PAD)[:, None, :] & tf.ones_like(decoder_tokens, tf.bool)[:, :, None]
-    y = self._embed(decoder_tokens, self.decoder_positions, training)
+    memory_mask = self.memory_present(encoder_tokens)[:, None, :] & tf.ones_like(decoder_tokens, tf.bool)[:, :, None]
+    y = self._embed(self.token_embedding(decoder_tokens), self.decoder_positions, training)
     for block in self.decoder_blocks:
       y = block(y, None, memory=memory, memory_mask=memory_mask, causal=True, training=training)
     logits = self.output_layer(self.decoder_norm(y))

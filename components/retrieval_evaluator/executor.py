@@ -1,0 +1,83 @@
+"""Scores the latest retrieval model and the blessed one on a span neither has seen, over the span's whole
+catalog, and blesses the latest when its Recall@10 is good enough (the ranking side's Evaluator, for
+generative retrieval: TFMA scores examples one by one and has no full-catalog top-k).
+
+Both models are given the span's catalog (its new items included), as the two-stage model will serve them
+(components/recommender_pusher). The ModelBlessing carries the properties TFX's Evaluator writes
+(blessed, current_model_id, baseline_model_id), so LatestBlessedModelStrategy and the Pusher read it as
+theirs. `evaluation/retrieval_metrics.json` holds both models' figures and the decision.
+"""
+
+import json
+import os
+from typing import Any, Dict, List
+
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
+
+from components.ranking_trainer.executor import SEMANTIC_IDS
+from models.retrieval import evaluation, serving, trainer
+
+EXAMPLES, MODEL, BASELINE_MODEL = "examples", "model", "baseline_model"
+BLESSING, EVALUATION = "blessing", "evaluation"
+SPLIT, MIN_RECALL, MAX_REGRESSION, MIN_EXAMPLES = "split", "min_recall", "max_recall_regression", "min_examples"
+METRICS_FILE = "retrieval_metrics.json"
+RECALL = "recall@10"
+
+
+def decide(candidate: Dict[str, Any], baseline: Dict[str, Any], min_recall: float, max_regression: float,
+           min_examples: int) -> List[str]:
+  """Why the candidate is not blessed (an empty list: blessed)."""
+  overall = candidate.get(evaluation.OVERALL, {})
+  if overall.get("examples", 0) < min_examples:
+    return [f"{overall.get('examples', 0)} interactions, fewer than {min_examples}"]
+  reasons = []
+  if overall[RECALL] < min_recall:
+    reasons.append(f"{RECALL} {overall[RECALL]:.4f} below {min_recall}")
+  if baseline and overall[RECALL] < baseline[evaluation.OVERALL][RECALL] - max_regression:
+    reasons.append(f"{RECALL} {overall[RECALL]:.4f} more than {max_regression} below the blessed model's "
+                   f"{baseline[evaluation.OVERALL][RECALL]:.4f}")
+  return reasons
+
+
+class Executor(base_executor.BaseExecutor):
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    examples = artifact_utils.get_single_instance(input_dict[EXAMPLES])
+    split = exec_properties[SPLIT]
+    files = ([io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split))]
+             if split in artifact_utils.decode_split_names(examples.split_names) else [])
+    sids = artifact_utils.get_single_instance(input_dict[SEMANTIC_IDS])
+    catalog = trainer.load_catalog({"semantic_ids_uri": sids.uri,
+                                    "codebook_size": sids.get_int_custom_property("codebook_size")})
+    model = artifact_utils.get_single_instance(input_dict[MODEL])
+    baseline = input_dict.get(BASELINE_MODEL) or []
+
+    def score(artifact: types.Artifact) -> Dict[str, Any]:
+      export_dir = path_utils.serving_model_path(artifact.uri)
+      config, _ = serving.read_settings(export_dir)
+      return trainer.evaluate(serving.load(export_dir, catalog), files, config.beam_width) if files else {}
+
+    candidate = score(model)
+    baseline_metrics = score(baseline[0]) if baseline else {}
+    reasons = decide(candidate, baseline_metrics, exec_properties[MIN_RECALL], exec_properties[MAX_REGRESSION],
+                     exec_properties[MIN_EXAMPLES])
+    report = {"candidate": candidate, "baseline": baseline_metrics, "blessed": not reasons, "reasons": reasons,
+              "model": model.uri, "baseline_model": baseline[0].uri if baseline else None}
+    output = artifact_utils.get_single_instance(output_dict[EVALUATION])
+    io_utils.write_string_file(os.path.join(output.uri, METRICS_FILE), json.dumps(report, indent=1))
+
+    blessing = artifact_utils.get_single_instance(output_dict[BLESSING])
+    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    if baseline:
+      blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline[0].uri)
+      blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline[0].id)
+    name = constants.NOT_BLESSED_FILE_NAME if reasons else constants.BLESSED_FILE_NAME
+    io_utils.write_string_file(os.path.join(blessing.uri, name), "")
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     constants.NOT_BLESSED_VALUE if reasons else constants.BLESSED_VALUE)
