@@ -43,6 +43,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disa
 
 import kubeflow  # pylint: disable=g-import-not-at-top
 from components.content_embedder import executor as embedder_executor  # pylint: disable=g-import-not-at-top
+from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
 from components.rqvae_trainer import executor as rqvae_executor  # pylint: disable=g-import-not-at-top
 from components.semantic_id_assigner import executor as assigner_executor  # pylint: disable=g-import-not-at-top
 from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
@@ -65,6 +66,8 @@ QUERY_CLAUSES = {
         f'metadata.{assigner_executor.RQVAE_VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
     artifacts.TextEncoderModel.TYPE_NAME: f"metadata.{embedder_executor.EXPORTED}.number_value=1",
 }
+# In the executor labels of the retrieval stage's resolvers (pipeline/stages/retrieval.py).
+RETRIEVAL_RESOLVER = "Retrieval"
 _SCHEMA_TITLE = re.compile(r'^schema_title="[^"]*"')
 
 
@@ -134,6 +137,24 @@ def _query_declared_types(spec: Dict[str, Any]) -> None:
         raise ValueError(f"{label}: the query of {key} does not start with schema_title: {query['filter']}")
       if title in QUERY_CLAUSES:
         query["filter"] += f" AND {QUERY_CLAUSES[title]}"
+      clause = model_kind_clause(label, title)
+      if clause:
+        query["filter"] += f" AND {clause}"
+
+
+def model_kind_clause(executor_label: str, title: str) -> str:
+  """Ranking and retrieval models are both tfx.Model: a model query asks for its resolver's kind (the
+  retrieval resolvers' node ids name it), a retrieval blessing query for a retrieval model's blessing. The
+  ranking side's blessing query cannot ask for TFMA's blessings alone (they carry no such property): when the
+  newest blessing is a retrieval one, the ranker is evaluated without a baseline that day (unverified on a
+  cluster, as the rest)."""
+  retrieval = RETRIEVAL_RESOLVER in executor_label
+  if title == "tfx.Model":
+    kind = trainer_executor.RETRIEVAL if retrieval else trainer_executor.RANKING
+    return f'metadata.{trainer_executor.MODEL_KIND}.string_value="{kind}"'
+  if title == "tfx.ModelBlessing" and retrieval:
+    return f'metadata.{trainer_executor.MODEL_KIND}.string_value="{trainer_executor.RETRIEVAL}"'
+  return ""
 
 
 def main(argv=None) -> int:

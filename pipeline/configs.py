@@ -32,6 +32,9 @@ SID_TABLE_BUDGETS = [1024, 4096, 16384]
 # Ranking (Singh et al. 2023, section 4): the arm the pipeline trains and serves; pipeline/experiments.py
 # compares every arm. SPM at the middle budget, with the user's history.
 RANKING_CONFIG = {"representation": "spm", "table_rows": 4096, "use_history": True}
+# Retrieval (TIGER, models/retrieval): RetrievalConfig's defaults, sized for this data on 2 CPUs.
+RETRIEVAL_CONFIG: Dict[str, Any] = {}
+RETRIEVAL_MODEL_NAME, RECOMMEND_MODEL_NAME = "sid_retrieval", "sid_recommend"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +66,13 @@ class PipelineConfig:
   max_auc_regression: float = 0.01
   # ... on at least this many interactions: an AUC over a handful of them says nothing.
   min_eval_examples: int = 50
+  retrieval: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RETRIEVAL_CONFIG))
+  # Retrieval blessing: full-catalog Recall@10 on the next span at least `min_recall_at_10` and at most
+  # `max_recall_regression` below the blessed retrieval model's (a span's Recall@10 moves by about 0.02).
+  min_recall_at_10: float = 0.01
+  max_recall_regression: float = 0.02
+  # Items the two-stage recommend retrieves for the ranker.
+  num_candidates: int = 100
   precomputed_embeddings: Optional[str] = None
   embedding_dim: Optional[int] = None
   beam_pipeline_args: List[str] = dataclasses.field(default_factory=lambda: list(BEAM_PIPELINE_ARGS))
@@ -84,6 +94,15 @@ class PipelineConfig:
   def encoder_serving_dir(self) -> str:
     """Where the SID refresh pushes the content encoder, a model of its own beside the ranking model."""
     return os.path.join(self.output_root, "serving", ENCODER_MODEL_NAME)
+
+  @property
+  def retrieval_serving_dir(self) -> str:
+    return os.path.join(self.output_root, "serving", RETRIEVAL_MODEL_NAME)
+
+  @property
+  def recommender_serving_dir(self) -> str:
+    """Where the daily runs push the two-stage `recommend` model."""
+    return os.path.join(self.output_root, "serving", RECOMMEND_MODEL_NAME)
 
   def replace(self, **changes) -> "PipelineConfig":
     return dataclasses.replace(self, **changes)

@@ -23,6 +23,7 @@ from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
 
 from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
+from components.retrieval_evaluator import executor as retrieval_evaluator  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
 from pipeline import data_profile, partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
 from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
@@ -73,11 +74,7 @@ def run_record(config: PipelineConfig, span: int, seconds: float, components: Di
             "seconds": round(seconds, 1), "components": components,
             "interactions": report["interactions"]["valid"], "new_items": report["items"]["new"],
             "bad_rows": report["bad_rows"]["total"]}
-  trainer = outputs.get("RankingTrainer", {})
-  if trainer:
-    step = _json(os.path.join(trainer["model_run"].uri, ranking_trainer.METRICS_FILE))
-    record["trained_examples"] = step["train_examples"]
-    record["trainer_scored"] = step["eval"]
+  record.update(_trainer_step(outputs, "RankingTrainer", ""))
   evaluation = outputs.get("Evaluator", {}).get("evaluation")
   if evaluation:
     blessing = outputs["Evaluator"]["blessing"].custom_properties
@@ -86,9 +83,39 @@ def run_record(config: PipelineConfig, span: int, seconds: float, components: Di
                                  "span": spans.latest_span([summary.as_artifact(model, standard_artifacts.Model)])}
     record["tfma"] = tfma_results.sliced_auc(evaluation.uri)
     record["blessed"] = bool(blessing["blessed"].int_value)
-  pushed = outputs.get("Pusher", {}).get("pushed_model")
-  if pushed is not None and pushed.custom_properties["pushed"].int_value:
-    record["pushed_version"] = pushed.custom_properties["pushed_version"].string_value
+  record.update(_pushed_version(outputs, "Pusher", "pushed_version"))
+  record.update(_retrieval_record(outputs))
+  return record
+
+
+def _trainer_step(outputs: Dict[str, Dict], node: str, prefix: str) -> Dict[str, Any]:
+  """The examples a trainer trained on and its own scores of the span before training (metrics.json)."""
+  trainer = outputs.get(node, {})
+  if not trainer:
+    return {}
+  step = _json(os.path.join(trainer["model_run"].uri, ranking_trainer.METRICS_FILE))
+  return {f"{prefix}trained_examples": step["train_examples"], f"{prefix}trainer_scored": step["eval"]}
+
+
+def _pushed_version(outputs: Dict[str, Dict], node: str, key: str) -> Dict[str, str]:
+  """{key: the version `node` pushed}, or {} when it pushed nothing."""
+  pushed = outputs.get(node, {}).get("pushed_model")
+  if pushed is None or not pushed.custom_properties["pushed"].int_value:
+    return {}
+  version = pushed.custom_properties["pushed_version"]
+  return {key: version.string_value or str(version.int_value)}
+
+
+def _retrieval_record(outputs: Dict[str, Dict]) -> Dict[str, Any]:
+  """The retrieval side of a run: the trainer's step, the evaluation of the latest model against the blessed
+  one (full-catalog Recall/NDCG), and what was pushed (the retrieval model, the two-stage model)."""
+  record = _trainer_step(outputs, "RetrievalTrainer", "retrieval_")
+  evaluation = outputs.get("RetrievalEvaluator", {}).get("evaluation")
+  if evaluation:
+    report = _json(os.path.join(evaluation.uri, retrieval_evaluator.METRICS_FILE))
+    record["retrieval"] = {key: report[key] for key in ("candidate", "baseline", "blessed", "reasons")}
+  record.update(_pushed_version(outputs, "RetrievalPusher", "retrieval_pushed_version"))
+  record.update(_pushed_version(outputs, "RecommenderPusher", "recommend_pushed_version"))
   return record
 
 

@@ -2,10 +2,12 @@
 
 1. SID refresh (on demand, e.g. monthly): the backfill's interactions and item corpus -> content
    embeddings -> RQ-VAE (frozen) -> every item's Semantic ID -> SentencePiece vocabularies -> quality and
-   adaptation reports -> the warm-up ranking model. Its outputs are the frozen inputs of the daily runs.
+   adaptation reports -> the warm-up ranking and retrieval models. Its outputs are the frozen inputs of the
+   daily runs.
 2. Daily run (scheduled, one pipeline run per span N): ingest span N only, continuing from the latest
    feature state -> SIDs for the span's new items from the frozen RQ-VAE -> evaluate the latest model on
-   span N against the blessed one -> push it when blessed -> train the next model on span N, warm-started.
+   span N against the blessed one -> push it when blessed -> train the next model on span N, warm-started;
+   the same for the retrieval model (TIGER), then the two-stage `recommend` model over the run's catalog.
 
 Both share one pipeline name, so that a daily run's resolvers find the refresh's artifacts in ML Metadata.
 """
@@ -16,7 +18,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from pipeline.configs import PipelineConfig
-from pipeline.stages import ingestion, ranking, semantic_ids
+from pipeline.stages import ingestion, ranking, retrieval, semantic_ids
 
 
 def create_sid_refresh_pipeline(
@@ -29,7 +31,9 @@ def create_sid_refresh_pipeline(
       config, items=backfill.example_gen.outputs["items"], examples=backfill.example_gen.outputs["examples"])
   warmup = ranking.warmup(config, backfill.example_gen.outputs["examples"], backfill.example_gen.outputs["state"],
                           sids)
-  return _pipeline(config, [*backfill.nodes, *sid_nodes, *warmup.nodes], metadata_connection_config)
+  retrieval_warmup = retrieval.warmup(config, backfill.example_gen.outputs["examples"], sids)
+  return _pipeline(config, [*backfill.nodes, *sid_nodes, *warmup.nodes, *retrieval_warmup.nodes],
+                   metadata_connection_config)
 
 
 def create_daily_pipeline(
@@ -49,8 +53,9 @@ def create_daily_pipeline(
   sids, new_item_nodes = semantic_ids.new_items(config, span_input.example_gen.outputs["items"], frozen)
   step = ranking.daily(config, span, span_input.example_gen.outputs["examples"],
                        span_input.example_gen.outputs["state"], sids)
-  return _pipeline(config, [state, *span_input.nodes, frozen_resolver, *new_item_nodes, *step.nodes],
-                   metadata_connection_config)
+  retrieval_step = retrieval.daily(config, span, span_input.example_gen.outputs["examples"], sids, step.pusher)
+  return _pipeline(config, [state, *span_input.nodes, frozen_resolver, *new_item_nodes, *step.nodes,
+                            *retrieval_step.nodes], metadata_connection_config)
 
 
 def _pipeline(config: PipelineConfig, components, metadata_connection_config) -> tfx_pipeline.Pipeline:

@@ -72,7 +72,10 @@ def replay(config: PipelineConfig, span_list: Sequence[int], stream=sys.stdout) 
     print(f"span {span} ({record['date']}): {record['interactions']} interactions, {record['new_items']} new "
           f"items, {process['process_seconds']}s, peak {process['peak_rss_mb']:.0f} MB, AUC {_auc(record, 'overall')} "
           f"(item like-rate {_baseline_auc(record)})"
-          f"{', pushed ' + record['pushed_version'] if record.get('pushed_version') else ''}",
+          f"{', pushed ' + record['pushed_version'] if record.get('pushed_version') else ''}; retrieval "
+          f"Recall@10 {_retrieval(record, 'candidate', 'overall', 'recall@10')}"
+          f"{', pushed ' + record['retrieval_pushed_version'] if record.get('retrieval_pushed_version') else ''}"
+          f"{', recommend ' + record['recommend_pushed_version'] if record.get('recommend_pushed_version') else ''}",
           file=stream, flush=True)
   return [_load(config, s) for s in span_list if os.path.exists(daily_run.record_path(config.output_root, s))]
 
@@ -91,8 +94,13 @@ def _baseline_auc(record: Dict[str, Any]) -> str:
   return _formatted(baseline.get("overall", {}).get("auc"))
 
 
-def _formatted(auc: Optional[float]) -> str:
-  return "n/a" if auc is None else f"{auc:.3f}"
+def _retrieval(record: Dict[str, Any], model: str, name: str, metric: str) -> str:
+  """A figure of the RetrievalEvaluator's: `model` candidate or baseline, slice `name`."""
+  return _formatted(record.get("retrieval", {}).get(model, {}).get(name, {}).get(metric), 4)
+
+
+def _formatted(value: Optional[float], digits: int = 3) -> str:
+  return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
@@ -112,6 +120,18 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
                  f"{_baseline_auc(r)} | "
                  f"{_auc(r, 'cold_start')} | {_auc(r, 'long_tail')} | {'yes' if r.get('blessed') else 'no'} | "
                  f"{r.get('pushed_version', '')} |")
+  lines += ["", "Retrieval (TIGER over the same Semantic IDs): the model trained through the previous span, scored "
+            "on this span over the whole catalog (each interaction's history -> its item, history items left out), "
+            "beside the blessed retrieval model on the same interactions; new items: first seen in this span.\n",
+            "| # | span | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | new items Recall@10 | blessed model's Recall@10 "
+            "| blessed | pushed version | recommend version |", "|" + "---|" * 11]
+  for i, r in enumerate(records):
+    lines.append(f"| {i} | {r['span']} | " + " | ".join(
+        _retrieval(r, "candidate", "overall", metric) for metric in ("recall@5", "ndcg@5", "recall@10", "ndcg@10"))
+        + f" | {_retrieval(r, 'candidate', 'new_items', 'recall@10')} | "
+        f"{_retrieval(r, 'baseline', 'overall', 'recall@10')} | "
+        f"{'yes' if r.get('retrieval', {}).get('blessed') else 'no'} | {r.get('retrieval_pushed_version', '')} | "
+        f"{r.get('recommend_pushed_version', '')} |")
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   with open(os.path.join(out, "report.json"), "w") as f:

@@ -139,6 +139,15 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
     say(f"Ranking model ({step['config']['representation']}): trained on {step['train_examples']:,} interactions "
         f"in {step['train_seconds']:.1f}s" + ("" if not scored.get("overall") else
         f"; before that, scored them at AUC {aucs}") + f" ({trainer['model'].uri})")
+  retrieval = outputs.get("RetrievalTrainer", {})
+  if retrieval:
+    with tf.io.gfile.GFile(os.path.join(retrieval["model_run"].uri, ranking_trainer.METRICS_FILE)) as f:
+      step = json.load(f)
+    config = step["config"]
+    say(f"Retrieval model (TIGER, {config['encoder_layers']}+{config['decoder_layers']} layers, d_model "
+        f"{config['d_model']}): trained on {step['train_examples']:,} interactions x {step['epochs']} epochs in "
+        f"{step['train_seconds']:.1f}s ({step['train_examples_per_second'] or 0:,.0f} examples/s), over "
+        f"{step['catalog_items']:,} items ({retrieval['model'].uri})")
   pushed = outputs.get("Pusher", {}).get("pushed_model")
   if pushed:
     props = pushed.custom_properties

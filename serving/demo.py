@@ -1,6 +1,7 @@
-"""The main command's last step: serve the pushed model and the content encoder with serving/server.py
-(its own process, on a free loopback port) and answer one query over gRPC with serving/query.py, then
-stop the server.
+"""The main command's last step: serve the pushed models (the ranker, the two-stage recommender beside it, and
+the content encoder) with serving/server.py (its own process, on a free loopback port), answer two queries
+over gRPC with serving/query.py (recommend over the whole catalog; rank a list with a new film in it),
+then stop the server.
 
   python -m serving.demo --model_base_path outputs/serving/sid_ranking
       [--encoder_base_path outputs/serving/content_encoder]   (default: beside --model_base_path)
@@ -14,6 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
+from pipeline.configs import RECOMMEND_MODEL_NAME
 from serving import model_config, query, versions
 from serving.model_config import ModelConfig
 
@@ -50,6 +52,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   models = [ModelConfig(args.model_name, os.path.abspath(args.model_base_path))]
   if versions.versions_on_disk(encoder_base_path):
     models.append(ModelConfig(ENCODER_MODEL_NAME, os.path.abspath(encoder_base_path)))
+  recommender_base_path = os.path.join(serving_root, RECOMMEND_MODEL_NAME)
+  if versions.versions_on_disk(recommender_base_path):
+    models.append(ModelConfig(RECOMMEND_MODEL_NAME, recommender_base_path))
+  else:
+    print(f"No two-stage model under {recommender_base_path} yet (no retrieval model was blessed): ranking only.")
   config_path, log_path = os.path.join(serving_root, "models.config"), os.path.join(serving_root, "server.log")
   with open(config_path, "w") as f:
     f.write(model_config.render(models))
@@ -59,6 +66,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         [sys.executable, "-m", "serving.server", "--model_config_file", config_path, "--port", str(port)],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=log, stderr=subprocess.STDOUT)
     try:
+      if models[-1].name == RECOMMEND_MODEL_NAME:
+        query.main(["--server", f"127.0.0.1:{port}", "--recommend", "--user", str(user), "--data_root",
+                    args.data_root, "--wait_seconds", "300"])
+        print()
       query.main(["--server", f"127.0.0.1:{port}", "--model_name", args.model_name, "--user", str(user),
                   "--data_root", args.data_root, "--new_item", NEW_ITEM, "--wait_seconds", "300"])
     finally:

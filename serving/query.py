@@ -1,6 +1,9 @@
-"""Ranks candidate movies for a user over gRPC (TF Serving API) and prints them with their titles.
+"""Recommends movies for a user, or ranks given candidates, over gRPC (TF Serving API), and prints them with
+their titles.
 
 Works against serving/server.py and against TF Serving itself (same protos, same signatures):
+  python -m serving.query --recommend --user USER_ID [--top 10]   # two-stage: retrieve 100 of the whole
+                                                                    # catalog (TIGER), rank them, print the top
   python -m serving.query --user USER_ID                            # history from ratings.csv
   python -m serving.query --history 1,260,1196 --candidates 2571,4993,5952,1 \\
       --new_item "Dune: Part Two (2024). Genres: Action, Adventure, Sci-Fi"
@@ -31,6 +34,8 @@ from models.content_encoder import INPUT_KEY as TEXT_INPUT
 from models.content_encoder import OUTPUT_KEY as TEXT_EMBEDDING
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from models.ranking import signatures
+from models.recommend import two_stage
+from pipeline.configs import RECOMMEND_MODEL_NAME
 
 DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ml-latest-small")
 HISTORY_LENGTH = 20
@@ -116,6 +121,36 @@ def rank_request(model_name: str, history: Sequence[int], current_item: int, can
   return request
 
 
+def recommend_request(model_name: str, history: Sequence[int], k: int, user_id: int = NO_USER,
+                      history_liked: Optional[Sequence[int]] = None, version: Optional[int] = None
+                      ) -> predict_pb2.PredictRequest:
+  """A PredictRequest for the two-stage model's `recommend` signature (models/recommend/two_stage.py)."""
+  request = predict_pb2.PredictRequest()
+  set_model_spec(request.model_spec, model_name, version)
+  request.model_spec.signature_name = two_stage.RECOMMEND
+  labels = [1] * len(history) if history_liked is None else list(history_liked)
+  for key, value in ((signatures.HISTORY, list(history)), (two_stage.HISTORY_LIKED, labels),
+                     (signatures.USER_ID, user_id), ("k", k)):
+    request.inputs[key].CopyFrom(tf.make_tensor_proto(value, tf.int64))
+  return request
+
+
+def _print_recommendations(response: predict_pb2.PredictResponse, names: Dict[int, str], milliseconds: float,
+                           server: str) -> None:
+  outputs = {key: tf.make_ndarray(response.outputs[key]) for key in (
+      two_stage.ITEMS, two_stage.RANKING_SCORES, two_stage.RETRIEVAL_SCORES, two_stage.RETRIEVAL_RANK,
+      two_stage.SCORED_BY)}
+  print(f"{response.model_spec.name} version {response.model_spec.version.value}, signature recommend, {server}: "
+        f"{len(outputs[two_stage.ITEMS])} movies recommended over the whole catalog in {milliseconds:.1f} ms "
+        "(retrieved by TIGER, then ranked)")
+  print(f"{'rank':>4}  {'P(liked)':>8}  {'log P(SID)':>10}  {'retrieved':>9}  {'movie':>7}  {'scored by':<9}  title")
+  for position, item in enumerate(outputs[two_stage.ITEMS]):
+    print(f"{position + 1:>4}  {outputs[two_stage.RANKING_SCORES][position]:>8.3f}  "
+          f"{outputs[two_stage.RETRIEVAL_SCORES][position]:>10.2f}  "
+          f"{'#' + str(outputs[two_stage.RETRIEVAL_RANK][position] + 1):>9}  {item:>7}  "
+          f"{outputs[two_stage.SCORED_BY][position].decode():<9}  {names.get(int(item), '(unknown id)')}")
+
+
 def embed_texts(channel: grpc.Channel, texts: Sequence[str], encoder_model_name: str = ENCODER_MODEL_NAME
                 ) -> np.ndarray:
   """Content vectors [len(texts), D] from the content encoder's servable (serving_default: text -> embedding)."""
@@ -149,7 +184,9 @@ def _signature_names(channel: grpc.Channel, model_name: str, version: Optional[i
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC model server")
-  parser.add_argument("--model_name", default="sid_ranking")
+  parser.add_argument("--recommend", action="store_true", help="ask the two-stage model's recommend signature "
+                      "(retrieval over the whole catalog, then ranking) instead of ranking candidates")
+  parser.add_argument("--model_name", help=f"default: {RECOMMEND_MODEL_NAME} with --recommend, else sid_ranking")
   parser.add_argument("--model_version", type=int, default=None, help="pin a version (default: latest)")
   parser.add_argument("--encoder_model_name", default=ENCODER_MODEL_NAME,
                       help="the content encoder's model on the server, which embeds --new_item texts")
@@ -166,6 +203,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   args = parser.parse_args(argv)
   if args.user is None and args.history is None:
     parser.error("give --user or --history")
+  if args.recommend and (args.candidates or args.new_item or args.current_item is not None):
+    parser.error("--recommend finds its own candidates: --candidates, --new_item and --current_item are for ranking")
+  args.model_name = args.model_name or (RECOMMEND_MODEL_NAME if args.recommend else "sid_ranking")
 
   titles, ratings = read_movielens(args.data_root)
   if args.user is not None:
@@ -178,6 +218,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   else:
     rated = history = _ids(args.history)
     history_liked = None  # given ids: every one counts as liked
+  if args.recommend:
+    _recommend(args, history, history_liked, titles)
+    return
   current = args.current_item if args.current_item is not None else (history[-1] if history else 0)
   candidates = _ids(args.candidates)
   if not candidates:
@@ -190,8 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
   with grpc.insecure_channel(args.server) as channel:
     try:
-      if args.wait_seconds:
-        wait_until_available(channel, args.model_name, args.wait_seconds)
+      _wait(channel, args)
       embeddings = None
       if new_ids:
         if signatures.RANK_WITH_EMBEDDINGS not in _signature_names(channel, args.model_name, args.model_version):
@@ -207,10 +249,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       start = time.perf_counter()
       response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
       milliseconds = (time.perf_counter() - start) * 1e3
-    except grpc.RpcError as e:
-      sys.exit(f"error: {args.server}: {e.code().name}: {e.details()}")
-    except ModelUnavailable as e:
-      sys.exit(f"error: {e}")
+    except (grpc.RpcError, ModelUnavailable) as e:
+      _exit(e, args.server)
 
   scores = tf.make_ndarray(response.outputs[signatures.SCORES])
   order = tf.make_ndarray(response.outputs[signatures.RANKING])
@@ -218,9 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   print(f"{response.model_spec.name} version {response.model_spec.version.value}, signature "
         f"{response.model_spec.signature_name}, {args.server}: {len(candidates)} candidates ranked in "
         f"{milliseconds:.1f} ms")
-  who = f"user {args.user}" if args.user is not None else "the given history"
-  print(f"History of {who} ({len(history)} items, most recent last): "
-        + "; ".join(names.get(i, str(i)).split(". Genres")[0] for i in history[-3:]))
+  _print_history(args.user, history, names)
   print(f"{'rank':>4}  {'P(liked)':>8}  {'movie':>7}  {'scored by':<9}  title")
   shown = list(order[:args.top]) + [i for i in order[args.top:] if candidates[i] in new_ids]
   for position, i in enumerate(order):
@@ -228,6 +266,39 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       movie = candidates[i]
       print(f"{position + 1:>4}  {scores[i]:>8.3f}  {movie if movie not in new_ids else 'new':>7}  "
             f"{scored_by[i]:<9}  {names.get(movie, '(unknown id)')}")
+
+
+def _print_history(user: Optional[int], history: Sequence[int], names: Dict[int, str]) -> None:
+  who = f"user {user}" if user is not None else "the given history"
+  print(f"History of {who} ({len(history)} items, most recent last): "
+        + "; ".join(names.get(i, str(i)).split(". Genres")[0] for i in history[-3:]))
+
+
+def _wait(channel: grpc.Channel, args: argparse.Namespace) -> None:
+  if args.wait_seconds:
+    wait_until_available(channel, args.model_name, args.wait_seconds)
+
+
+def _exit(error: Exception, server: str) -> None:
+  if isinstance(error, grpc.RpcError):
+    sys.exit(f"error: {server}: {error.code().name}: {error.details()}")
+  sys.exit(f"error: {error}")
+
+
+def _recommend(args: argparse.Namespace, history: List[int], history_liked: Optional[List[int]],
+               names: Dict[int, str]) -> None:
+  with grpc.insecure_channel(args.server) as channel:
+    try:
+      _wait(channel, args)
+      request = recommend_request(args.model_name, history, args.top,
+                                  args.user if args.user is not None else NO_USER, history_liked, args.model_version)
+      start = time.perf_counter()
+      response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+      milliseconds = (time.perf_counter() - start) * 1e3
+    except (grpc.RpcError, ModelUnavailable) as e:
+      _exit(e, args.server)
+  _print_history(args.user, history, names)
+  _print_recommendations(response, names, milliseconds, args.server)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ IMAGE = "example.com/sid-ranking:test"
 DAILY_TASKS = {"LatestFeatureState", "SpanExampleGen", "StatisticsGen", "InteractionsSchema", "ExampleValidator",
                "LatestSidArtifacts", "NewItemEmbedder", "SemanticIdAssigner", "LatestModel",
                "LatestBlessedModel-model-blessing-resolver", "LatestBlessedModel-model-resolver", "Evaluator",
-               "Pusher", "RankingTrainer"}
+               "Pusher", "RankingTrainer", "LatestRetrievalModel", "LatestBlessedRetrievalModel-model-resolver",
+               "LatestBlessedRetrievalModel-model-blessing-resolver", "RetrievalEvaluator", "RetrievalPusher",
+               "RecommenderPusher", "RetrievalTrainer"}
 REFRESH_TASKS = {"SpanExampleGen", "StatisticsGen", "InteractionsSchema", "ExampleValidator", "ItemStatisticsGen",
                  "ItemsSchema", "ItemExampleValidator", "ContentEmbedder", "EncoderPusher", "RQVAETrainer",
-                 "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "RankingTrainer"}
+                 "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "RankingTrainer", "RetrievalTrainer"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_daily_spec_takes_the_span_at_run_time(compiled):
   assert spec["root"]["inputDefinitions"]["parameters"] == {
       "range_config": {"defaultValue": "", "isOptional": True, "parameterType": "STRING"}}
   tasks = spec["root"]["dag"]["tasks"]
-  assert set(tasks) == DAILY_TASKS and len(tasks) == 14
+  assert set(tasks) == DAILY_TASKS and len(tasks) == 21
   example_gen = tasks["SpanExampleGen"]["inputs"]["parameters"]
   assert example_gen["range_config"] == {"componentInputParameter": "range_config"}
   assert example_gen["input_base"] == {"runtimeValue": {"constant": input_base}}
@@ -71,7 +73,10 @@ def test_daily_spec_takes_the_span_at_run_time(compiled):
       "LatestSidArtifacts_executor": ["embeddings", "semantic_ids", "sid_encoder", "text_encoder", "vocabulary"],
       "LatestModel_executor": ["model"],
       "LatestBlessedModel-model-blessing-resolver_executor": ["model_blessing"],
-      "LatestBlessedModel-model-resolver_executor": ["model"]}
+      "LatestBlessedModel-model-resolver_executor": ["model"],
+      "LatestRetrievalModel_executor": ["model"],
+      "LatestBlessedRetrievalModel-model-blessing-resolver_executor": ["model_blessing"],
+      "LatestBlessedRetrievalModel-model-resolver_executor": ["model"]}
   assert {e["container"]["image"] for e in executors.values() if "container" in e} == {IMAGE}
   assert spec["pipelineInfo"] == {"name": "sid-ranking"}
   assert spec["defaultPipelineRoot"] == "gs://bucket/root/pipeline_root"
@@ -138,6 +143,8 @@ def test_daily_resolvers_query_the_types_their_outputs_are_declared_with(compile
   queries = {(label, key): query["filter"] for label, e in executors.items() if "resolver" in e
              for key, query in e["resolver"]["outputArtifactQueries"].items()}
   live = " AND state=LIVE"
+  current = " AND name=\"{{$.inputs.artifacts['input'].metadata['current_model_id']}}\""
+  ranking, retrieval = (f' AND metadata.model_kind.string_value="{kind}"' for kind in ("ranking", "retrieval"))
   assert queries == {
       ("LatestFeatureState_executor", "state"): 'schema_title="formats.FeatureState"' + live,
       ("LatestSidArtifacts_executor", "embeddings"): 'schema_title="formats.ItemEmbeddings"' + live,
@@ -148,12 +155,16 @@ def test_daily_resolvers_query_the_types_their_outputs_are_declared_with(compile
       ("LatestSidArtifacts_executor", "text_encoder"):
           'schema_title="formats.TextEncoderModel"' + live + " AND metadata.exported.number_value=1",
       ("LatestSidArtifacts_executor", "vocabulary"): 'schema_title="formats.SidVocabulary"' + live,
-      ("LatestModel_executor", "model"): 'schema_title="tfx.Model"' + live,
+      ("LatestModel_executor", "model"): 'schema_title="tfx.Model"' + live + ranking,
       ("LatestBlessedModel-model-blessing-resolver_executor", "model_blessing"):
           'schema_title="tfx.ModelBlessing"' + live + " AND metadata.blessed.number_value=1",
       ("LatestBlessedModel-model-resolver_executor", "model"):
-          'schema_title="tfx.Model"' + live +
-          " AND name=\"{{$.inputs.artifacts['input'].metadata['current_model_id']}}\""}
+          'schema_title="tfx.Model"' + live + current + ranking,
+      ("LatestRetrievalModel_executor", "model"): 'schema_title="tfx.Model"' + live + retrieval,
+      ("LatestBlessedRetrievalModel-model-blessing-resolver_executor", "model_blessing"):
+          'schema_title="tfx.ModelBlessing"' + live + " AND metadata.blessed.number_value=1" + retrieval,
+      ("LatestBlessedRetrievalModel-model-resolver_executor", "model"):
+          'schema_title="tfx.Model"' + live + current + retrieval}
   outputs = {c["executorLabel"]: c["outputDefinitions"]["artifacts"] for c in spec["components"].values()}
   declared = {(label, key): runner.declared_title(outputs[label][key]["artifactType"]) for label, key in queries}
   for where, query in queries.items():

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tfx.components.pusher import executor as pusher_executor
 
 import conftest
-from formats import spans
+from formats import artifacts, item_embeddings, spans
 from models.ranking import trainer as ranking_trainer
 from pipeline import daily_run, datasets, local_runner, runs, summary
 from serving import query, server
@@ -39,8 +39,10 @@ TINY = dict(rqvae={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden
                    "batch_size": 4, "kmeans_iterations": 2},
             sid_table_budgets=[5, 8], embedding_batch_size=2,
             ranking={"representation": "spm", "table_rows": 8, "embedding_dim": 4, "hidden_units": [8]},
+            retrieval={"encoder_layers": 1, "decoder_layers": 1, "heads": 2, "head_dim": 4, "d_model": 8,
+                       "mlp_dim": 16, "user_buckets": 4, "batch_size": 4, "warmup_epochs": 2},
             # Every model whose AUC is defined is blessed, unless a test says otherwise.
-            min_auc=0.0, max_auc_regression=1.0, min_eval_examples=1)
+            min_auc=0.0, max_auc_regression=1.0, min_eval_examples=1, min_recall_at_10=0.0, max_recall_regression=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,9 @@ def test_sid_refresh_builds_the_frozen_inputs_and_the_warmup_model(loop):
   assert warmup.custom_properties["span"].int_value == D1 - 1
   step = _json(os.path.join(outputs["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
   assert step["train_examples"] == 6 and step["warm_started_from"] is None
+  retrieval_step = _json(os.path.join(outputs["RetrievalTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
+  assert retrieval_step["train_examples"] == 6 and retrieval_step["catalog_items"] == 4
+  assert outputs["RetrievalTrainer"]["model"].custom_properties["span"].int_value == D1 - 1
 
 
 def test_daily_loop_joins(loop, monkeypatch, tmp_path):
@@ -105,6 +110,14 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   assert known
   for name in known:
     assert first["tfma"][name]["auc"] == pytest.approx(trainer_scored[name]["auc"], abs=1e-3)
+  # Retrieval: the warm-up TIGER model, resolved and warm-started, is scored on span 1 over the run's catalog
+  # by the RetrievalEvaluator with the figures the trainer's own scoring before training gives; blessed and
+  # pushed, and the two-stage model assembled from the two pushed versions.
+  assert first["retrieval"]["blessed"] and first["retrieval_pushed_version"] and first["recommend_pushed_version"]
+  evaluated, trainer_scored = first["retrieval"]["candidate"], first["retrieval_trainer_scored"]
+  assert evaluated["overall"]["examples"] == 4 and evaluated["new_items"]["examples"] == 2
+  for name in ("overall", "new_items"):
+    assert evaluated[name] == pytest.approx(trainer_scored[name])
   # Item 5, first rated in span 1, got a SID from the frozen RQ-VAE: the catalog grew by one.
   assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 5
   model_1 = outputs["RankingTrainer"]["model"]
@@ -138,8 +151,8 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   assert versions == sorted([int(first["pushed_version"]), int(second["pushed_version"])])
   (encoder_version,) = os.listdir(loop.encoder_serving_dir)
   grpc_server, port, models = server.serve_models(
-      [ModelConfig("sid_ranking", loop.serving_model_dir), ModelConfig("content_encoder", loop.encoder_serving_dir)],
-      port=0, poll_seconds=0.1)
+      [ModelConfig("sid_ranking", loop.serving_model_dir), ModelConfig("content_encoder", loop.encoder_serving_dir),
+       ModelConfig("sid_recommend", loop.recommender_serving_dir)], port=0, poll_seconds=0.1)
   new_item, text = 10 ** 9, "A film nobody has rated (2040). Genres: Comedy"
   try:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -149,6 +162,8 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
       embeddings = query.candidate_embeddings(channel, [5, 2, new_item], {new_item: text})
       with_content = stub.Predict(query.rank_request("sid_ranking", [1, 3], 3, [5, 2, new_item], embeddings),
                                   timeout=30)
+      query.wait_until_available(channel, "sid_recommend", 60)
+      recommended = stub.Predict(query.recommend_request("sid_recommend", [1, 3], k=10, user_id=1), timeout=30)
   finally:
     grpc_server.stop(0)
     for model in models.values():
@@ -166,6 +181,21 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
     assert [s.decode() for s in served.outputs["scored_by"].string_val] == ["catalog", "catalog", scored_by]
     np.testing.assert_array_equal(tf.make_ndarray(served.outputs["scores"]),
                                   ranker.signatures[signature](**request, **inputs)["scores"].numpy())
+
+  # Recommend over the whole catalog: every item but the history (k beyond the catalog), item 6 included, which
+  # got its SID in span 2's run; each scored as the newest pushed ranker scores it, item 6 through its content.
+  items = tf.make_ndarray(recommended.outputs["items"])
+  assert sorted(items.tolist()) == [2, 4, 5, 6]
+  assert outputs["RecommenderPusher"]["pushed_model"].custom_properties["ranking_version"].int_value == versions[-1]
+  content_ids, content = item_embeddings.load(
+      summary.as_artifact(outputs["NewItemEmbedder"]["embeddings"], artifacts.ItemEmbeddings))
+  ranked = ranker.signatures["rank_with_embeddings"](
+      history=tf.constant([1, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+      current_item=tf.constant(3, tf.int64), candidates=tf.constant(items), user_id=tf.constant(1, tf.int64),
+      candidate_embeddings=tf.constant(content[np.searchsorted(content_ids, items)]))
+  np.testing.assert_allclose(tf.make_ndarray(recommended.outputs["ranking_scores"]), ranked["scores"].numpy(),
+                             rtol=1e-6)
+  assert [s.decode() for s in recommended.outputs["scored_by"].string_val][items.tolist().index(6)] == "content"
 
   # Span 3 with an unreachable AUC floor: not blessed, not pushed; the served versions stay.
   third = daily_run.run_span(loop.replace(min_auc=1.01), D3)

@@ -29,6 +29,14 @@ FEATURE_STATE = "feature_state"
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
          standard_component_specs.EVAL_ARGS_KEY: trainer_pb2.EvalArgs}
 TRAINED_SPANS = "trained_spans"
+# "ranking" or "retrieval": both trainers write standard Models, which a query by type alone cannot tell apart
+# (kubeflow/runner.py adds it to the resolvers' queries).
+MODEL_KIND, RANKING, RETRIEVAL = "model_kind", "ranking", "retrieval"
+RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
+
+
+def model_kind(run_fn: str) -> str:
+  return RETRIEVAL if run_fn == RETRIEVAL_RUN_FN else RANKING
 BACKFILL_SPLIT = "backfill"
 
 
@@ -54,6 +62,7 @@ class Executor(trainer_executor.GenericExecutor):
     model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
     model.set_int_custom_property(SPAN, last)
     model.set_string_custom_property(TRAINED_SPANS, description)
+    model.set_string_custom_property(MODEL_KIND, model_kind(exec_properties[standard_component_specs.RUN_FN_KEY]))
 
   def _GetFnArgs(self, input_dict: Dict[str, List[types.Artifact]],
                  output_dict: Dict[str, List[types.Artifact]],

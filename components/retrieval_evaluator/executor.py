@@ -18,7 +18,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.ranking_trainer.executor import SEMANTIC_IDS
+from components.ranking_trainer.executor import MODEL_KIND, RETRIEVAL, SEMANTIC_IDS
 from models.retrieval import evaluation, serving, trainer
 
 EXAMPLES, MODEL, BASELINE_MODEL = "examples", "model", "baseline_model"
@@ -74,6 +74,7 @@ class Executor(base_executor.BaseExecutor):
     blessing = artifact_utils.get_single_instance(output_dict[BLESSING])
     blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
     blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    blessing.set_string_custom_property(MODEL_KIND, RETRIEVAL)
     if baseline:
       blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline[0].uri)
       blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline[0].id)

@@ -23,7 +23,7 @@ from components.ranking_trainer import executor
 from formats import artifacts
 from models.retrieval.config import RetrievalConfig
 
-RUN_FN = "models.retrieval.trainer.run_fn"
+RUN_FN = executor.RETRIEVAL_RUN_FN
 
 
 class RetrievalTrainerSpec(types.ComponentSpec):

@@ -36,7 +36,7 @@ def _trained_models() -> channel.Channel:
                          output_key="model")
 
 
-def _resolver(node_id: str, span: Span, blessed: bool = False, **channels: channel.Channel
+def resolver(node_id: str, span: Span, blessed: bool = False, **channels: channel.Channel
               ) -> Resolver:
   """The latest artifacts of `channels` of a span before `span`; with `blessed`, the latest blessed model
   and its blessing of a span before span - 1 (span - 1's model is blessed in run `span` only).
@@ -59,12 +59,12 @@ def _resolver(node_id: str, span: Span, blessed: bool = False, **channels: chann
 
 def latest_state(span: Span) -> Resolver:
   """The feature state after the latest span before `span` (a daily run's, or the SID refresh's backfill)."""
-  return _resolver("LatestFeatureState", span, state=channel.Channel(type=artifacts.FeatureState))
+  return resolver("LatestFeatureState", span, state=channel.Channel(type=artifacts.FeatureState))
 
 
 def latest_sid_artifacts(span: Span) -> tuple[SidArtifacts, Resolver]:
   """The SID refresh's frozen models and vocabulary, and the latest catalog (refresh or daily) before `span`."""
-  resolver = _resolver(
+  frozen = resolver(
       "LatestSidArtifacts", span,
       semantic_ids=channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
                                    output_key="semantic_ids"),
@@ -74,14 +74,15 @@ def latest_sid_artifacts(span: Span) -> tuple[SidArtifacts, Resolver]:
                                   output_key="model"),
       text_encoder=channel.Channel(type=artifacts.TextEncoderModel, producer_component_id="ContentEmbedder",
                                    output_key="encoder"))
-  return SidArtifacts(**{key: resolver.outputs[key] for key in (
-      "semantic_ids", "embeddings", "vocabulary", "sid_encoder", "text_encoder")}), resolver
+  return SidArtifacts(**{key: frozen.outputs[key] for key in (
+      "semantic_ids", "embeddings", "vocabulary", "sid_encoder", "text_encoder")}), frozen
 
 
 @dataclasses.dataclass
 class RankingStage:
   trainer: RankingTrainer
   nodes: List[base_node.BaseNode]
+  pusher: Optional[Pusher] = None  # the daily run's
 
 
 def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel,
@@ -96,9 +97,10 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sta
           sids: SidArtifacts) -> RankingStage:
   """Evaluate the latest model on span `span` against the latest blessed one, push it if blessed, and
   train the next model on the span, warm-started from it."""
-  latest_model = _resolver("LatestModel", span, model=_trained_models())
-  blessed_model = _resolver("LatestBlessedModel", span, blessed=True, model=_trained_models(),
-                            model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing))
+  latest_model = resolver("LatestModel", span, model=_trained_models())
+  blessed_model = resolver("LatestBlessedModel", span, blessed=True, model=_trained_models(),
+                            model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
+                                                           producer_component_id="Evaluator", output_key="blessing"))
   evaluator = Evaluator(
       examples=examples, model=latest_model.outputs["model"], baseline_model=blessed_model.outputs["model"],
       eval_config=eval_config(config.min_auc, config.max_auc_regression, config.min_eval_examples),
@@ -109,7 +111,7 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sta
           filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
   trainer = _trainer(config, examples, state, sids, base_model=latest_model.outputs["model"],
                      scored_before_training=True)
-  return RankingStage(trainer, [latest_model, blessed_model, evaluator, pusher, trainer])
+  return RankingStage(trainer, [latest_model, blessed_model, evaluator, pusher, trainer], pusher)
 
 
 def _trainer(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel, sids: SidArtifacts,
