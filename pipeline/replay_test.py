@@ -33,7 +33,11 @@ def _fake_runs(config, killed_at=None):
     with open(path, "w") as f:
       json.dump({"span": span, "date": "d", "seconds": 2.0, "interactions": span, "new_items": 1,
                  "tfma": {"overall": {"auc": 0.6}}, "trainer_scored": {"item_like_rate": {"overall": {"auc": 0.55}}},
-                 "blessed": True, "pushed_version": str(span)}, f)
+                 "blessed": True, "pushed_version": str(span),
+                 "retrieval": {"candidate": {"overall": {"recall@5": 0.1, "ndcg@5": 0.05, "recall@10": 0.2,
+                                                         "ndcg@10": 0.08}, "new_items": {"recall@10": 0.0}},
+                               "baseline": {}, "blessed": False},
+                 "retrieval_pushed_version": "", "recommend_pushed_version": str(span + 1)}, f)
     return {"returncode": 0, "process_seconds": 3.0, "peak_rss_mb": 500.0 + span}
   return run, started
 
@@ -55,7 +59,8 @@ def test_a_killed_replay_resumes_at_the_killed_span_and_repeats_no_recorded_one(
       (101, 601.0, 3.0), (102, 602.0, 3.0), (103, 603.0, 3.0)]
   report = replay.write_report(config, records)
   table = open(report).read().splitlines()
-  assert table[-1] == "| 2 | 103 | d | 103 | 1 | 3.0 | 603.0 | 0.600 | 0.550 | n/a | n/a | yes | 103 |"
+  assert "| 2 | 103 | d | 103 | 1 | 3.0 | 603.0 | 0.600 | 0.550 | n/a | n/a | yes | 103 |" in table
+  assert table[-1] == "| 2 | 103 | 0.1000 | 0.0500 | 0.2000 | 0.0800 | 0.0000 | n/a | no |  | 104 |"
   assert sorted(os.listdir(os.path.dirname(report))) == ["report.json", "report.md", "report.png"]
 
 
