@@ -10,11 +10,11 @@ Every retrieval model of the bench (these, bench/two_tower.py, bench/sasrec.py, 
 
 Example:
   model = CoOccurrence().fit(Sequences.of({1: [10, 20, 30], 2: [10, 20]}))
-  model.recommend([np.array([10])], k=3)  # [[20, 30, -1]]: 10 -> 20 twice, then the most popular left
+  model.recommend([np.array([10])], k=3)  # [[20, 30, -1]]: 20 followed 10 twice, 30 once; nothing else known
 """
 
 import dataclasses
-from typing import List, Mapping, Optional, Protocol, Sequence
+from typing import Callable, List, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -131,9 +131,11 @@ _ID_BITS = 32
 class CoOccurrence:
   """Item-to-item co-occurrence: how often b followed a within the next `window` items of a user's
   time-ordered sequence. Recommends the items that followed the history's last item most often (ties by
-  popularity), then the most popular (`popular`, all-time counts by default) to fill k."""
+  popularity), then the most popular (`popular`, all-time counts by default) to fill k. The default window,
+  3, did best on ml-latest-small's leave-one-out validation (Recall@10 0.074, 0.093, 0.103 and 0.097 for
+  windows 1, 2, 3 and 5)."""
 
-  def __init__(self, window: int = 1, popular: Optional[MostPopular] = None):
+  def __init__(self, window: int = 3, popular: Optional[MostPopular] = None):
     if window < 1:
       raise ValueError(f"window must be at least 1, got {window}")
     self.window = window
@@ -222,3 +224,12 @@ class IdTable:
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1, kind="stable"), 1)
     ids = np.where(np.isfinite(np.take_along_axis(scores, top, 1)), self.ids[np.maximum(top - 1, 0)], PAD)
     return np.pad(ids, ((0, 0), (0, k - width)), constant_values=PAD)
+
+  def top_k_chunked(self, scores: Callable[[slice], np.ndarray], histories: Sequence[np.ndarray], k: int,
+                    exclude_history: bool = True, chunk: int = 1024) -> np.ndarray:
+    """top_k of `histories`, `chunk` at a time: scores(part) gives the [len, size] scores of histories[part]."""
+    rows = [np.zeros((0, k), np.int64)]
+    for start in range(0, len(histories), chunk):
+      part = slice(start, start + chunk)
+      rows.append(self.top_k(scores(part), histories[part], k, exclude_history))
+    return np.concatenate(rows)

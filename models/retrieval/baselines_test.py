@@ -43,7 +43,7 @@ def test_most_popular_refuses_bad_windows(kwargs, message):
 
 
 def test_co_occurrence_follows_the_last_item_then_popularity():
-  model = baselines.CoOccurrence().fit(CO_OCCURRENCE)
+  model = baselines.CoOccurrence(window=1).fit(CO_OCCURRENCE)
   assert model.recommend([np.array([1]), np.array([5, 2]), np.array([4]), np.array([], np.int64)],
                          k=4).tolist() == [[2, 3, 4, 5], [3, 4, 1, -1], [1, 3, 2, 5], [1, 3, 2, 4]]
   assert model.recommend([np.array([1])], k=4, exclude_history=False).tolist() == [[2, 3, 1, 4]]
@@ -55,7 +55,7 @@ def test_co_occurrence_window_counts_the_next_items():
 
 
 def test_co_occurrence_update_counts_pairs_ending_in_new_items():
-  model = baselines.CoOccurrence().fit(CO_OCCURRENCE)
+  model = baselines.CoOccurrence(window=1).fit(CO_OCCURRENCE)
   # Only 4 -> 3 is new; recounting the context would make 2 -> 4 twice as frequent as 2 -> 3.
   model.update(Sequences.of({2: [1, 2, 4, 3]}, context={2: 3}))
   assert model.following(2).tolist() == [3, 4]
