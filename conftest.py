@@ -125,14 +125,15 @@ def examples_artifact(path: pathlib.Path, splits):
   return artifact
 
 
-def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_levels: int = 0):
-  """A SemanticIds artifact for items 1..len(codes), all with suffix 0; num_levels (default: the
-  codes' length) is what its properties claim."""
+def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_levels: int = 0, suffixes=None):
+  """A SemanticIds artifact for items 1..len(codes), with `suffixes` (default: all 0); num_levels (default:
+  the codes' length) is what its properties claim."""
   from formats import artifacts, semantic_ids  # pylint: disable=g-import-not-at-top
   artifact = artifacts.SemanticIds()
   artifact.uri = str(path)
   _gzip_records(os.path.join(artifact.uri, f"{semantic_ids.FILE_PREFIX}-0{semantic_ids.FILE_SUFFIX}"),
-                [semantic_ids.to_example(i, row, 0) for i, row in enumerate(codes, start=1)])
+                [semantic_ids.to_example(i, row, 0 if suffixes is None else int(suffixes[i - 1]))
+                 for i, row in enumerate(codes, start=1)])
   artifact.set_int_custom_property("num_levels", num_levels or len(codes[0]))
   artifact.set_int_custom_property("codebook_size", codebook_size)
   return artifact
@@ -184,3 +185,44 @@ def export_ranking_model(export_dir: str, catalog, sid_encoder, representation: 
   model.count({name: batch[name].numpy() for name in ("item_id", "liked")})  # SID-cluster counts, for SID arms
   signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder, counters=CounterSnapshot.empty())
   return model
+
+
+TWO_STAGE_ITEMS = 10  # the ranker's catalog; the retrieval catalog has one more item, new to the ranker
+
+
+def two_stage_sources(root: pathlib.Path):
+  """A small ranking SavedModel over items 1..10 and an untrained TIGER SavedModel over the same items, and
+  the SID catalog of items 1..11 with their content vectors: (ranking_dir, retrieval_dir, catalog, vectors)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+  from models.ranking.catalog import Catalog  # pylint: disable=g-import-not-at-top
+  from models.retrieval import serving as retrieval  # pylint: disable=g-import-not-at-top
+  from models.retrieval.config import RetrievalConfig  # pylint: disable=g-import-not-at-top
+  from models.retrieval.model import TigerModel  # pylint: disable=g-import-not-at-top
+  levels, codebook, n = 2, 4, TWO_STAGE_ITEMS
+  vectors = np.random.default_rng(0).normal(size=(n + 1, 8)).astype(np.float32)
+  artifact, rqvae = rqvae_artifact(root / "rqvae", vectors[:n], levels, codebook)
+  codes = rqvae.encode(vectors).numpy()
+  ranking_dir, retrieval_dir = str(root / "ranking"), str(root / "retrieval")
+  export_ranking_model(ranking_dir, Catalog(np.arange(1, n + 1), codes[:n], codebook, vectors[:n]),
+                       tf.saved_model.load(path_utils.serving_model_path(artifact.uri)))
+  catalog = sid_catalog(codes, codebook)
+  config = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=8, d_model=16, mlp_dim=32,
+                           user_buckets=10, history_length=4, suffix_size=8, beam_width=4)
+  retrieval.export(TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets)),
+                   sid_catalog(codes[:n], codebook), retrieval_dir)
+  return ranking_dir, retrieval_dir, catalog, vectors
+
+
+def sid_catalog(codes, codebook_size: int):
+  """A SidCatalog of items 1..len(codes), collisions numbered in item-id order."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from formats import semantic_ids  # pylint: disable=g-import-not-at-top
+  from models.retrieval.sid_tokens import SidCatalog  # pylint: disable=g-import-not-at-top
+  suffixes = np.zeros(len(codes), np.int64)
+  _, inverse = np.unique(codes, axis=0, return_inverse=True)
+  for group in range(inverse.max() + 1):
+    rows = np.flatnonzero(inverse.ravel() == group).tolist()
+    suffixes[rows] = [suffix for _, suffix in semantic_ids.disambiguate(rows)]
+  return SidCatalog(np.arange(1, len(codes) + 1), codes, suffixes, codebook_size)

@@ -14,9 +14,13 @@ and 32 clients, p99 < 10 ms with one client, no failed request, p99 at most 1.5x
 a restart within 10 s.
 
   .venv/bin/python bench/serving.py [--output_root outputs] [--clients 1,8,32] [--requests 10000] [--seconds 15]
+      [--signature recommend [--top 10]] [--steady_only]
       (after the main command, whose daily runs push a model to <output_root>/serving/<pipeline name>)
 
-Requests draw their movies from the loop's backfill input (<input_base>/backfill/movies.csv).
+Requests draw their movies from the loop's backfill input (<input_base>/backfill/movies.csv). With
+`--signature recommend` the requests go to the two-stage model (<output_root>/serving/sid_recommend): 20
+history items and a user id each; it retrieves 100 items of the whole catalog by constrained beam search and
+ranks them (issue 23's targets: p99 at most 50 ms for 1 client, requests/s at 8 clients).
 """
 
 import argparse
@@ -41,6 +45,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disab
 
 from bench import loop  # pylint: disable=g-import-not-at-top
 from pipeline import partition  # pylint: disable=g-import-not-at-top
+from pipeline.configs import RECOMMEND_MODEL_NAME  # pylint: disable=g-import-not-at-top
 from serving import demo, query, versions  # pylint: disable=g-import-not-at-top
 from serving import server as server_lib  # pylint: disable=g-import-not-at-top
 
@@ -208,20 +213,27 @@ def main(argv=None) -> None:
   parser.add_argument("--requests", type=int, default=10000, help="at most this many requests per level")
   parser.add_argument("--seconds", type=float, default=15, help="at most this long per level")
   parser.add_argument("--candidates", type=int, default=100)
+  parser.add_argument("--signature", choices=("rank", "recommend"), default="rank",
+                      help="recommend: the two-stage model (retrieve 100 of the whole catalog, rank, return --top)")
+  parser.add_argument("--top", type=int, default=10, help="k of recommend requests")
+  parser.add_argument("--steady_only", action="store_true", help="skip the busy loop, the swap and the restart")
   parser.add_argument("--server_processes", type=int, default=1, help="the server's --server_processes")
   parser.add_argument("--server_flags", default="", help="more flags for the server, e.g. '--workers 4'")
   args, config = loop.parse(parser, argv)
-  model_base_path = args.model_base_path or config.serving_model_dir
+  recommend = args.signature == "recommend"
+  model_base_path = args.model_base_path or (config.recommender_serving_dir if recommend else config.serving_model_dir)
   on_disk = versions.versions_on_disk(model_base_path)
   if not on_disk:
     sys.exit(f"No model under {model_base_path}: no daily run has pushed one yet (pipeline.replay runs more).")
   source = on_disk[max(on_disk)]
   titles, _ = query.read_movielens(os.path.join(config.input_base, partition.BACKFILL))
   movies = np.array(sorted(titles))
-  name = config.pipeline_name
+  name = RECOMMEND_MODEL_NAME if recommend else config.pipeline_name
 
   def request_of(rng):
     history = rng.choice(movies, 20, replace=False).tolist()
+    if recommend:
+      return query.recommend_request(name, history, args.top, user_id=int(rng.integers(1, 1000)))
     return query.rank_request(name, history, history[-1], rng.choice(movies, args.candidates, replace=False).tolist())
   rng = np.random.default_rng(0)
   # Built before the clock: building them would take the clients' CPU from the server on these shared cores.
@@ -241,14 +253,18 @@ def main(argv=None) -> None:
       with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         query.wait_until_available(channel, name, 300)
       _wait_listening(port, args.server_processes)
+      what = (f"recommend: top {args.top} of the retrieved and ranked" if recommend
+              else f"rank: {args.candidates} candidates")
       print(f"model {source} ({os.cpu_count()} CPUs, server and clients on this machine, "
-            f"{args.server_processes} server process(es)), {args.candidates} candidates per request")
+            f"{args.server_processes} server process(es)), {what} per request")
       Load(port, 1, 200, 30, requests).run().join()  # warm-up
       version = 1
       for clients in [int(c) for c in args.clients.split(",")]:
         steady = Load(port, clients, args.requests, args.seconds, requests).run().join()
         print(f"{clients:>3} clients, steady: {_summary(steady.latencies, steady.end_time - steady.start_time)}  "
               f"failed {len(steady.failures)}")
+        if args.steady_only:
+          continue
         busy = _beside_busy_loop(port, clients, args.requests, args.seconds, requests)
         print(f"{clients:>3} clients, busy:   {_summary(busy.latencies, busy.end_time - busy.start_time)}  "
               f"failed {len(busy.failures)}  p99 {_p99(busy.latencies) / _p99(steady.latencies):.2f}x steady")
@@ -262,6 +278,8 @@ def main(argv=None) -> None:
       for pid in [server.pid] + server_lib.child_processes(server.pid):
         resident, peak = _memory_mb(pid)
         print(f"server process {pid}: {resident:.0f} MB resident, {peak:.0f} MB peak")
+      if args.steady_only:
+        return
       server.terminate()
       server.wait()
       started = time.monotonic()

@@ -3,53 +3,24 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.utils import path_utils
 
 import conftest
-from formats import semantic_ids
 from models.ranking import signatures as ranking_signatures
-from models.ranking.catalog import Catalog
 from models.recommend import two_stage
 from models.retrieval import serving as retrieval
-from models.retrieval.config import RetrievalConfig
-from models.retrieval.model import TigerModel
-from models.retrieval.sid_tokens import SidCatalog
 
-L, K, N, D = 2, 4, 10, 8
-VECTORS = np.random.default_rng(0).normal(size=(N + 1, D)).astype(np.float32)
+N = conftest.TWO_STAGE_ITEMS
 NEW_ITEM = N + 1  # in the retrieval catalog and the content table, unknown to the ranker
-CONFIG = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=8, d_model=16, mlp_dim=32,
-                         user_buckets=10, history_length=4, suffix_size=8, beam_width=4)
-
-
-def _sid_catalog(codes: np.ndarray) -> SidCatalog:
-  suffixes = np.zeros(len(codes), np.int64)
-  for rows in _groups(codes):
-    suffixes[rows] = [s for _, s in semantic_ids.disambiguate(rows)]
-  return SidCatalog(np.arange(1, len(codes) + 1), codes, suffixes, K)
-
-
-def _groups(codes):
-  _, inverse = np.unique(codes, axis=0, return_inverse=True)
-  return [np.flatnonzero(inverse.ravel() == g).tolist() for g in range(inverse.max() + 1)]
 
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("two_stage")
-  artifact, rqvae = conftest.rqvae_artifact(root / "rqvae", VECTORS[:N], L, K)
-  codes = rqvae.encode(VECTORS).numpy()
-  ranking_dir = str(root / "ranking")
-  conftest.export_ranking_model(ranking_dir, Catalog(np.arange(1, N + 1), codes[:N], K, VECTORS[:N]),
-                                tf.saved_model.load(path_utils.serving_model_path(artifact.uri)))
-  catalog = _sid_catalog(codes)
-  retrieval_dir = str(root / "retrieval")
-  retrieval.export(TigerModel(CONFIG, catalog.layout(CONFIG.suffix_size, CONFIG.user_buckets)),
-                   _sid_catalog(codes[:N]), retrieval_dir)
+  ranking_dir, retrieval_dir, catalog, vectors = conftest.two_stage_sources(root)
   export_dir = str(root / "two_stage")
-  two_stage.export(two_stage.TwoStage(retrieval_dir, ranking_dir, catalog, catalog.item_ids, VECTORS,
+  two_stage.export(two_stage.TwoStage(retrieval_dir, ranking_dir, catalog, catalog.item_ids, vectors,
                                       num_candidates=6), export_dir)
-  return ranking_dir, export_dir
+  return ranking_dir, export_dir, vectors
 
 
 def _request(history, k, user=3):
@@ -58,7 +29,7 @@ def _request(history, k, user=3):
 
 
 def test_recommend_ranks_what_retrieval_returns_with_the_rankers_scores(model_dirs):
-  ranking_dir, export_dir = model_dirs
+  ranking_dir, export_dir, vectors = model_dirs
   served = tf.saved_model.load(export_dir).signatures
   request = _request([2, 5], k=4)
   answer = served[two_stage.RECOMMEND](**request)
@@ -69,7 +40,7 @@ def test_recommend_ranks_what_retrieval_returns_with_the_rankers_scores(model_di
   rank = tf.saved_model.load(ranking_dir).signatures[ranking_signatures.RANK_WITH_EMBEDDINGS]
   expected = rank(history=request["history"], history_liked=request["history_liked"],
                   current_item=tf.constant(5, tf.int64), candidates=tf.constant(candidates),
-                  user_id=request["user_id"], candidate_embeddings=tf.constant(VECTORS[candidates - 1]))
+                  user_id=request["user_id"], candidate_embeddings=tf.constant(vectors[candidates - 1]))
   order = expected[ranking_signatures.RANKING].numpy()[:4]
   assert answer[two_stage.ITEMS].numpy().tolist() == candidates[order].tolist()
   np.testing.assert_allclose(answer[two_stage.RANKING_SCORES].numpy(),
@@ -80,7 +51,7 @@ def test_recommend_ranks_what_retrieval_returns_with_the_rankers_scores(model_di
 
 
 def test_a_new_item_is_recommended_through_its_content(model_dirs):
-  _, export_dir = model_dirs
+  _, export_dir, _ = model_dirs
   recommend = tf.saved_model.load(export_dir).signatures[two_stage.RECOMMEND]
   answer = recommend(**_request([1], k=50))  # k beyond the catalog: every unseen item, once
   items = answer[two_stage.ITEMS].numpy().tolist()
@@ -90,7 +61,7 @@ def test_a_new_item_is_recommended_through_its_content(model_dirs):
 
 
 def test_bad_requests_get_an_answer_or_a_clear_error(model_dirs):
-  _, export_dir = model_dirs
+  _, export_dir, _ = model_dirs
   recommend = tf.saved_model.load(export_dir).signatures[two_stage.RECOMMEND]
   assert len(recommend(**_request([], k=3, user=0))[two_stage.ITEMS]) == 3   # no history, no user
   assert len(recommend(**_request([999, 12345], k=3))[two_stage.ITEMS]) == 3  # ids nobody knows

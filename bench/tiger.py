@@ -1,0 +1,154 @@
+"""TIGER (models/retrieval) as a bench Recommender, trained in plain Keras on in-memory sequences: the same
+model, loss, optimizer and constrained beam search as the pipeline's RetrievalTrainer, fed from numpy instead
+of the ingestion's tf.Examples.
+
+Semantic IDs for every item of the bench's catalog come from the loop's frozen models (a main-command
+output root): each movie's text (title, genres, its most used tags, as SpanExampleGen writes it) embedded by
+the SID refresh's content encoder, quantised by its RQ-VAE, collisions numbered in item-id order. They are
+cached in <output_root>/bench_cache/catalog_sids.npz.
+
+Example:
+  catalog = catalog_sids("outputs", "data/ml-latest-small", item_ids)
+  model = Tiger(catalog, RetrievalConfig()).fit(sequences)
+  top = model.recommend(histories, k=10, users=user_ids)
+"""
+
+import collections
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tfx.utils import path_utils
+
+from components.span_example_gen import features, rows
+from formats import interaction_features as fields
+from formats import semantic_ids
+from models.retrieval import data, serving, trainer
+from models.retrieval.baselines import Sequences
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.sid_tokens import SidCatalog
+from pipeline import runs, summary
+
+CACHE = os.path.join("bench_cache", "catalog_sids.npz")
+EMBED_BATCH = 256
+
+
+def _texts(data_root: str, max_tags: int) -> Dict[int, str]:
+  tags = collections.defaultdict(list)
+  path = os.path.join(data_root, "tags.csv")
+  if os.path.exists(path):
+    for line in rows.read_numbered_lines(path):
+      tag = rows.parse_tag(line) if line.number > 1 else None
+      if isinstance(tag, rows.Tag):
+        tags[tag.item_id].append(tag)
+  texts = {}
+  for line in rows.read_numbered_lines(os.path.join(data_root, "movies.csv")):
+    movie = rows.parse_movie(line) if line.number > 1 else None
+    if isinstance(movie, rows.Movie):
+      texts[movie.item_id] = features.content_text(movie, features.aggregate_tags(tags[movie.item_id], max_tags))
+  return texts
+
+
+def catalog_sids(output_root: str, data_root: str, item_ids: np.ndarray) -> SidCatalog:
+  """Semantic IDs of `item_ids` from the frozen content encoder and RQ-VAE of the loop at output_root."""
+  cache = os.path.join(output_root, CACHE)
+  if os.path.exists(cache):
+    saved = np.load(cache)
+    if np.array_equal(saved["item_ids"], np.sort(item_ids)):
+      return SidCatalog(saved["item_ids"], saved["codes"], saved["suffixes"], int(saved["codebook_size"]))
+  config = runs.load_config(output_root)
+  outputs = summary.latest_outputs_at(config.metadata_path, config.pipeline_name)
+  encoder = tf.saved_model.load(path_utils.serving_model_path(outputs["ContentEmbedder"]["encoder"].uri))
+  rqvae = tf.saved_model.load(path_utils.serving_model_path(outputs["RQVAETrainer"]["model"].uri))
+  codebook_size = outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["codebook_size"].int_value
+  texts = _texts(data_root, config.max_tags)
+  ids = np.sort(np.asarray(item_ids, np.int64))
+  missing = [int(i) for i in ids if int(i) not in texts]
+  if missing:
+    raise ValueError(f"{len(missing)} rated items have no row in {data_root}/movies.csv, e.g. {missing[:5]}")
+  start = time.perf_counter()
+  codes = []
+  for first in range(0, len(ids), EMBED_BATCH):
+    batch = tf.constant([texts[int(i)] for i in ids[first:first + EMBED_BATCH]])
+    vectors = encoder.signatures["serving_default"](text=batch)["embedding"]
+    codes.append(rqvae.signatures["encode"](embeddings=vectors)["codes"].numpy())
+  codes = np.concatenate(codes).astype(np.int64)
+  suffixes = np.zeros(len(ids), np.int64)
+  groups = collections.defaultdict(list)
+  for row, code in enumerate(map(tuple, codes)):
+    groups[code].append(row)
+  for group in groups.values():
+    for row, suffix in semantic_ids.disambiguate(group):
+      suffixes[row] = suffix
+  print(f"Semantic IDs of {len(ids):,} items from {output_root}'s frozen encoder and RQ-VAE in "
+        f"{time.perf_counter() - start:.0f} s (cached in {cache})", flush=True)
+  os.makedirs(os.path.dirname(cache), exist_ok=True)
+  np.savez(cache, item_ids=ids, codes=codes, suffixes=suffixes, codebook_size=codebook_size)
+  return SidCatalog(ids, codes, suffixes, codebook_size)
+
+
+def examples(sequences: Sequences, history_length: int) -> Dict[str, tf.Tensor]:
+  """One next-item example per trained-on interaction, as the ingestion writes them: the user, the items
+  before it (at most history_length, oldest first) and the item."""
+  users, histories, targets = [], [], []
+  for user, items, context in zip(sequences.users, sequences.items, sequences.context):
+    for j in range(int(context), len(items)):
+      users.append(user)
+      histories.append(items[max(0, j - history_length):j])
+      targets.append(items[j])
+  return {fields.USER_ID: tf.constant(np.asarray(users, np.int64)),
+          fields.HISTORY: tf.ragged.constant([h.tolist() for h in histories], tf.int64, ragged_rank=1)
+          if histories else tf.ragged.constant([], tf.int64, ragged_rank=1),
+          fields.ITEM_ID: tf.constant(np.asarray(targets, np.int64))}
+
+
+class Tiger:
+  """fit: warmup_epochs from scratch; update: `epochs` at the step learning rate, as the daily runs do."""
+
+  def __init__(self, catalog: SidCatalog, config: RetrievalConfig):
+    self.config = config
+    self.layout = catalog.layout(config.suffix_size, config.user_buckets)
+    self.model = trainer.build(config, self.layout)
+    self.retriever = serving.Retriever(self.model.encode, self.model.decode, catalog, self.layout,
+                                       config.history_length, config.beam_width)
+    self.examples_per_second: Optional[float] = None
+
+  def _train(self, sequences: Sequences, epochs: int) -> None:
+    batch = examples(sequences, self.config.history_length)
+    count = int(batch[fields.ITEM_ID].shape[0])
+    if not count:
+      return
+    dataset = (tf.data.Dataset.from_tensor_slices(batch).shuffle(16384, seed=self.config.seed)
+               .batch(self.config.batch_size)
+               .map(lambda f: data.pairs(f, self.retriever.item_tokens, self.layout, self.config.history_length),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+               .filter(lambda inputs, targets: tf.shape(targets)[0] > 0).prefetch(tf.data.AUTOTUNE))
+    start = time.perf_counter()
+    self.model.fit(dataset, epochs=epochs, verbose=0)
+    self.examples_per_second = count * epochs / (time.perf_counter() - start)
+
+  def fit(self, sequences: Sequences) -> "Tiger":
+    self._train(sequences, self.config.warmup_epochs)
+    return self
+
+  def update(self, sequences: Sequences) -> "Tiger":
+    self.model.optimizer.learning_rate.assign(self.config.step_learning_rate)
+    self._train(sequences, self.config.epochs)
+    return self
+
+  def recommend(self, histories: Sequence[np.ndarray], k: int, exclude_history: bool = True,
+                users: Optional[np.ndarray] = None) -> np.ndarray:
+    if not exclude_history:
+      raise ValueError("TIGER's beam search always leaves the history out")
+    users = np.zeros(len(histories), np.int64) if users is None else np.asarray(users, np.int64)
+    found: List[np.ndarray] = []
+    for first in range(0, len(histories), trainer.EVALUATION_USERS):
+      part = histories[first:first + trainer.EVALUATION_USERS]
+      items, _ = self.retriever.top_k(
+          tf.ragged.constant([np.asarray(h).tolist() for h in part], tf.int64, ragged_rank=1),
+          tf.constant(users[first:first + trainer.EVALUATION_USERS]), tf.constant(k),
+          beam=tf.constant(max(k, self.config.beam_width)))
+      found.append(items.numpy())
+    return np.concatenate(found) if found else np.zeros([0, k], np.int64)
