@@ -2,7 +2,12 @@
 
   .venv/bin/python bench/retrieval.py --data_root data/ml-latest-small [--protocol loo,span]
       [--span_period month] [--start_date YYYY-MM-DD] [--spans 6] [--models popularity,sasrec]
-      [--output outputs/retrieval_bench] [--output_root outputs]
+      [--max_history 20] [--min_user_interactions 5] [--seed 0] [--output outputs/retrieval_bench]
+      [--output_root outputs]
+  # the same on a copy 20 years later with 60% of the users:
+  .venv/bin/python -m pipeline.datasets shifted --src data/ml-latest-small --dst /tmp/shifted --years 20
+      --user_fraction 0.6
+  .venv/bin/python bench/retrieval.py --data_root /tmp/shifted --output outputs/retrieval_bench_shifted
 
 Protocols (bench/retrieval_protocols.py): `loo`, each user's last item tests and the second last validates
 (TIGER, Rajput et al. 2023, Table 1), the models fit on the rest; `span`, calendar spans from --start_date
@@ -15,7 +20,7 @@ Models (MODELS: name -> factory(protocol data, args) -> a baselines.Recommender)
   popularity-all  the most rated items of all the interactions trained on
   co-occurrence   the items that most often followed the history's last item within 3 items, then popularity
   two-tower       TFRS retrieval: user id and mean history embedding against item embeddings (bench/two_tower.py)
-  sasrec          SASRec, causal self-attention over the last 20 items, full softmax (bench/sasrec.py)
+  sasrec          SASRec: causal self-attention over the history, full softmax (bench/sasrec.py)
 A further model is one entry: a factory given the protocol's data (a LeaveOneOut or PerSpan, both with
 `catalog` and `users`) and these flags (--output_root: a pipeline output root, e.g. for TIGER's Semantic IDs).
 
@@ -51,8 +56,9 @@ MODELS: Dict[str, Factory] = {
     "popularity": lambda data, args: baselines.MostPopular(),
     "popularity-all": lambda data, args: baselines.MostPopular(recent_fraction=1.0),
     "co-occurrence": lambda data, args: baselines.CoOccurrence(),
-    "two-tower": lambda data, args: two_tower.TwoTower(data.catalog, data.users, seed=args.seed),
-    "sasrec": lambda data, args: sasrec.SASRec(data.catalog, seed=args.seed),
+    "two-tower": lambda data, args: two_tower.TwoTower(data.catalog, data.users, max_history=args.max_history,
+                                                       seed=args.seed),
+    "sasrec": lambda data, args: sasrec.SASRec(data.catalog, max_length=args.max_history, seed=args.seed),
 }
 PROTOCOLS = ("loo", "span")
 K = max(evaluation.CUTOFFS)
@@ -197,7 +203,7 @@ def main(argv=None) -> int:
   except InputDataError as e:
     print(f"retrieval: {e}", file=sys.stderr)
     return 2
-  report, lines = {"data_root": args.data_root, "models": args.models}, [f"# Retrieval bench: {args.data_root}"]
+  report, lines = {"args": vars(args)}, [f"# Retrieval bench: {args.data_root}"]
   for name, (description, data) in built.items():
     results = (run_loo if name == "loo" else run_span)(data, args.models, args)
     report[name] = {"description": description, "results": results}

@@ -61,6 +61,7 @@ def test_bench_prints_and_writes_a_table_per_protocol(tmp_path, capsys):
   report = json.loads((tmp_path / "out" / "report.json").read_text())
   assert list(report["span"]["results"]["co-occurrence"]["per_span"]) == ["2030-03-01", "2030-04-01"]
   assert report["loo"]["results"]["popularity"]["test"]["overall"]["examples"] == 8
+  assert (report["args"]["spans"], report["args"]["models"]) == (2, ["popularity", "co-occurrence"])
   assert report["span"]["results"]["popularity"]["test"]["overall"]["examples"] == 32
   # Each next item followed the history's last item in the backfill (ties: the smaller id), or is the first.
   assert report["span"]["results"]["co-occurrence"]["test"]["overall"]["recall@5"] == 1.0

@@ -102,6 +102,7 @@ class MostPopular:
     self._times = np.concatenate([self._times, sequences.new_timestamps()])
     self._ids, all_time = np.unique(self._items, return_counts=True)
     if not len(self._ids):
+      self.ranking = self._ranks = self._ids
       return self
     if self.window_seconds is not None:
       recent = self._items[self._times > self._times.max() - self.window_seconds]

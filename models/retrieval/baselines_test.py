@@ -33,6 +33,7 @@ def test_most_popular_update_adds_the_new_items_only():
   model.update(Sequences.of({5: [2, 4]}, {5: [10, 11]}, context={5: 1}))
   assert model.ranking.tolist() == [3, 2, 4, 1]
   assert model.fit(POPULARITY).ranking.tolist() == [3, 2, 1, 4]
+  assert model.fit(Sequences.of({})).recommend([np.array([3])], k=2).tolist() == [[-1, -1]]
 
 
 @pytest.mark.parametrize("kwargs, message", [
