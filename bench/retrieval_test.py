@@ -72,7 +72,7 @@ def test_bench_prints_and_writes_a_table_per_protocol(tmp_path, capsys):
 
 def test_bench_refuses_unknown_models_and_bad_data(tmp_path, capsys):
   with pytest.raises(SystemExit):
-    retrieval.main(["--data_root", str(tmp_path), "--models", "popularity,tiger"])
-  assert "unknown model or protocol tiger" in capsys.readouterr().err
+    retrieval.main(["--data_root", str(tmp_path), "--models", "popularity,no-such-model"])
+  assert "unknown model or protocol no-such-model" in capsys.readouterr().err
   assert retrieval.main(["--data_root", str(tmp_path / "missing"), "--protocol", "loo"]) == 2
   assert "no such directory" in capsys.readouterr().err

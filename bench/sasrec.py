@@ -17,7 +17,9 @@ dropout 0.1 at 3e-3 (610 users: a standard error of about 0.012). Batches of 128
 the same time (0.030 after 3 epochs against 0.036 after 2 of 32).
 
 Each user's sequence is cut into windows of `max_length` targets, each target predicted from the items
-before it in its window; an update trains on the windows of the new items with the earlier ones as input.
+before it in its window; an update trains on the windows of the new items with the earlier ones as input,
+for 2 epochs at 3e-4: over ml-latest-small's first 24 month spans from 2013-09-01 (bench/retrieval.py
+--spans 24), pooled Recall@10 0.062, against 0.054 without updates and 0.040 at the fit's 3e-3.
 Recommending scores the whole catalog at the history's last position and keeps the best known items
 outside the history.
 
@@ -88,13 +90,13 @@ class SASRec:
 
   def __init__(self, items: np.ndarray, max_length: int = 20, dim: int = 64, blocks: int = 2, heads: int = 1,
                dropout: float = 0.1, epochs: int = 8, update_epochs: int = 2, batch_size: int = 32,
-               learning_rate: float = 3e-3, seed: int = 0):
+               learning_rate: float = 3e-3, update_learning_rate: float = 3e-4, seed: int = 0):
     self.items = IdTable(items)
     self.max_length, self.dim, self.blocks, self.heads, self.dropout = max_length, dim, blocks, heads, dropout
     self.epochs, self.update_epochs, self.batch_size, self.seed = epochs, update_epochs, batch_size, seed
-    self.learning_rate = learning_rate
+    self.learning_rate, self.update_learning_rate = learning_rate, update_learning_rate
     self.model: Optional[SASRecModel] = None
-    self._step = None
+    self._optimizer = self._step = None
 
   def windows(self, sequences: Sequences) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs, targets, weights), each [windows, max_length] and left-padded: every new item (past the
@@ -111,10 +113,11 @@ class SASRec:
       return np.array([np.pad(part, (length - len(part), 0)) for part in parts], dtype).reshape(-1, length)
     return padded(inputs, np.int64), padded(targets, np.int64), padded(weights, np.float32)
 
-  def _train(self, sequences: Sequences, epochs: int) -> None:
+  def _train(self, sequences: Sequences, epochs: int, learning_rate: float) -> None:
     inputs, targets, weights = self.windows(sequences)
     if not weights.any():
       return
+    self._optimizer.learning_rate.assign(learning_rate)
     self.items.learn(sequences.new_items())
     data = tf.data.Dataset.from_tensor_slices((inputs, targets, weights))
     for _ in range(epochs):
@@ -134,12 +137,12 @@ class SASRec:
         loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
       optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
 
-    self.model, self._step = model, step
-    self._train(sequences, self.epochs)
+    self.model, self._optimizer, self._step = model, optimizer, step
+    self._train(sequences, self.epochs, self.learning_rate)
     return self
 
   def update(self, sequences: Sequences) -> "SASRec":
-    self._train(sequences, self.update_epochs)
+    self._train(sequences, self.update_epochs, self.update_learning_rate)
     return self
 
   def recommend(self, histories: Sequence[np.ndarray], k: int, exclude_history: bool = True,
