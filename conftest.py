@@ -190,9 +190,12 @@ def export_ranking_model(export_dir: str, catalog, sid_encoder, representation: 
 TWO_STAGE_ITEMS = 10  # the ranker's catalog; the retrieval catalog has one more item, new to the ranker
 
 
-def two_stage_sources(root: pathlib.Path):
+@pytest.fixture(scope="session")
+def two_stage_sources(tmp_path_factory):
   """A small ranking SavedModel over items 1..10 and an untrained TIGER SavedModel over the same items, and
-  the SID catalog of items 1..11 with their content vectors: (ranking_dir, retrieval_dir, catalog, vectors)."""
+  the SID catalog of items 1..11 with their content vectors: (ranking_dir, retrieval_dir, catalog, vectors).
+  Built once per test session (tests only read them)."""
+  root = tmp_path_factory.mktemp("two_stage_sources")
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top

@@ -44,10 +44,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bench import retrieval_protocols as protocols  # pylint: disable=g-import-not-at-top
-from bench import sasrec, two_tower  # pylint: disable=g-import-not-at-top
+from bench import sasrec, tiger, two_tower  # pylint: disable=g-import-not-at-top
 from formats import spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from models.retrieval import baselines, evaluation  # pylint: disable=g-import-not-at-top
+from models.retrieval.config import RetrievalConfig  # pylint: disable=g-import-not-at-top
+from pipeline import runs  # pylint: disable=g-import-not-at-top
 
 ProtocolData = Union[protocols.LeaveOneOut, protocols.PerSpan]
 Factory = Callable[[ProtocolData, argparse.Namespace], baselines.Recommender]
@@ -59,6 +61,10 @@ MODELS: Dict[str, Factory] = {
     "two-tower": lambda data, args: two_tower.TwoTower(data.catalog, data.users, max_history=args.max_history,
                                                        seed=args.seed),
     "sasrec": lambda data, args: sasrec.SASRec(data.catalog, max_length=args.max_history, seed=args.seed),
+    "tiger": lambda data, args: tiger.Tiger(
+        tiger.catalog_sids(args.output_root, args.data_root, data.catalog),
+        RetrievalConfig.from_dict({**runs.load_config(args.output_root).retrieval, **json.loads(args.tiger),
+                                   "seed": args.seed})),
 }
 PROTOCOLS = ("loo", "span")
 K = max(evaluation.CUTOFFS)
@@ -167,16 +173,23 @@ def _args(argv) -> argparse.Namespace:
   parser.add_argument("--min_user_interactions", type=int, default=protocols.MIN_USER_INTERACTIONS,
                       help="leave-one-out: users with fewer only train")
   parser.add_argument("--max_history", type=int, default=protocols.MAX_HISTORY)
-  parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+  parser.add_argument("--models", help=f"comma-separated, of {', '.join(MODELS)} (default: all; tiger only with "
+                      "--output_root)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--output", default="outputs/retrieval_bench", help="where report.md and report.json go")
-  parser.add_argument("--output_root", help="a pipeline output root, for models that read its artifacts")
+  parser.add_argument("--output_root", help="a pipeline output root, for models that read its artifacts (tiger: "
+                      "its frozen content encoder and RQ-VAE give every item its Semantic ID, its retrieval settings)")
+  parser.add_argument("--tiger", default="{}", help="JSON of RetrievalConfig settings over the loop's, for tiger")
   args = parser.parse_args(argv)
-  args.models, args.protocol = args.models.split(","), args.protocol.split(",")
+  args.models = (args.models.split(",") if args.models
+                 else [m for m in MODELS if m != "tiger" or args.output_root])
+  args.protocol = args.protocol.split(",")
   unknown = [m for m in args.models if m not in MODELS] + [p for p in args.protocol if p not in PROTOCOLS]
   if unknown:
     parser.error(f"unknown model or protocol {', '.join(unknown)}; models: {', '.join(MODELS)}; protocols: "
                  f"{', '.join(PROTOCOLS)}")
+  if "tiger" in args.models and not args.output_root:
+    parser.error("tiger needs --output_root (a main-command output root), or leave it out of --models")
   if args.spans < 1:
     parser.error(f"--spans must be at least 1, got {args.spans}")
   return args

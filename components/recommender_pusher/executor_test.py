@@ -21,9 +21,9 @@ from serving.model_config import ModelConfig
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory):
+def sources(tmp_path_factory, two_stage_sources):
   root = tmp_path_factory.mktemp("sources")
-  ranking_dir, retrieval_dir, catalog, vectors = conftest.two_stage_sources(root)
+  ranking_dir, retrieval_dir, catalog, vectors = two_stage_sources
   sids = conftest.semantic_ids_artifact(root / "sids", catalog.codes, catalog.codebook_size,
                                         suffixes=catalog.suffixes)
   return ranking_dir, retrieval_dir, {"semantic_ids": [sids],

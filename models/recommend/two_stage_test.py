@@ -14,10 +14,9 @@ NEW_ITEM = N + 1  # in the retrieval catalog and the content table, unknown to t
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory):
-  root = tmp_path_factory.mktemp("two_stage")
-  ranking_dir, retrieval_dir, catalog, vectors = conftest.two_stage_sources(root)
-  export_dir = str(root / "two_stage")
+def model_dirs(tmp_path_factory, two_stage_sources):
+  ranking_dir, retrieval_dir, catalog, vectors = two_stage_sources
+  export_dir = str(tmp_path_factory.mktemp("two_stage") / "model")
   two_stage.export(two_stage.TwoStage(retrieval_dir, ranking_dir, catalog, catalog.item_ids, vectors,
                                       num_candidates=6), export_dir)
   return ranking_dir, export_dir, vectors
