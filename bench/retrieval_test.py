@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import conftest
-from bench import retrieval, sasrec, two_tower
+from bench import retrieval, sasrec, tiger, two_tower
 from models.retrieval.baselines import Sequences
 
 CATALOG = np.array([10, 20, 30, 40, 50, 60])
@@ -44,6 +44,13 @@ def test_two_tower_recommends_known_items_outside_the_history():
   assert 60 in model.recommend([np.array([10])], k=5, users=np.array([0]))[0]
   with pytest.raises(ValueError, match="needs the users"):
     model.recommend([np.array([10])], k=5)
+
+
+def test_tiger_examples_are_the_ingestions_next_item_pairs():
+  batch = tiger.examples(Sequences.of({7: [10, 20, 30, 40], 8: [50, 60]}, context={7: 1, 8: 0}), history_length=2)
+  assert batch["user_id"].numpy().tolist() == [7, 7, 7, 8, 8]
+  assert batch["history"].to_list() == [[10], [10, 20], [20, 30], [], [50]]
+  assert batch["item_id"].numpy().tolist() == [20, 30, 40, 50, 60]
 
 
 def _ts(month: int, day: int) -> int:
