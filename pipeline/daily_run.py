@@ -113,7 +113,7 @@ def _retrieval_record(outputs: Dict[str, Dict]) -> Dict[str, Any]:
   evaluation = outputs.get("RetrievalEvaluator", {}).get("evaluation")
   if evaluation:
     report = _json(os.path.join(evaluation.uri, retrieval_evaluator.METRICS_FILE))
-    record["retrieval"] = {key: report[key] for key in ("candidate", "baseline", "blessed", "reasons")}
+    record["retrieval"] = {key: report[key] for key in ("candidate", "baseline", "blessed", "reasons", "served")}
   record.update(_pushed_version(outputs, "RetrievalPusher", "retrieval_pushed_version"))
   record.update(_pushed_version(outputs, "RecommenderPusher", "recommend_pushed_version"))
   return record

@@ -99,6 +99,12 @@ def _retrieval(record: Dict[str, Any], model: str, name: str, metric: str) -> st
   return _formatted(record.get("retrieval", {}).get(model, {}).get(name, {}).get(metric), 4)
 
 
+def _served(record: Dict[str, Any], signature: str, metric: str) -> str:
+  """A figure of the served two-stage model on the span's liked interactions (examples: a count)."""
+  value = record.get("retrieval", {}).get("served", {}).get(signature, {}).get(metric)
+  return str(value) if metric == "examples" and value is not None else _formatted(value, 4)
+
+
 def _formatted(value: Optional[float], digits: int = 3) -> str:
   return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -123,15 +129,19 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
   lines += ["", "Retrieval (TIGER over the same Semantic IDs): the model trained through the previous span, scored "
             "on this span over the whole catalog (each interaction's history -> its item, history items left out), "
             "beside the blessed retrieval model on the same interactions; new items: first seen in this span.\n",
+            "On the interactions the user liked, the two-stage model served during the span (pushed by the "
+            "previous run): `recommend` (100 retrieved, then ranked) and its `retrieve` alone, Recall@10 each.\n",
             "| # | span | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | new items Recall@10 | blessed model's Recall@10 "
-            "| blessed | pushed version | recommend version |", "|" + "---|" * 11]
+            "| blessed | pushed version | served: liked | recommend Recall@10 | retrieve Recall@10 "
+            "| recommend version |", "|" + "---|" * 14]
   for i, r in enumerate(records):
     lines.append(f"| {i} | {r['span']} | " + " | ".join(
         _retrieval(r, "candidate", "overall", metric) for metric in ("recall@5", "ndcg@5", "recall@10", "ndcg@10"))
         + f" | {_retrieval(r, 'candidate', 'new_items', 'recall@10')} | "
         f"{_retrieval(r, 'baseline', 'overall', 'recall@10')} | "
         f"{'yes' if r.get('retrieval', {}).get('blessed') else 'no'} | {r.get('retrieval_pushed_version', '')} | "
-        f"{r.get('recommend_pushed_version', '')} |")
+        f"{_served(r, 'recommend', 'examples')} | {_served(r, 'recommend', 'recall@10')} | "
+        f"{_served(r, 'retrieve', 'recall@10')} | {r.get('recommend_pushed_version', '')} |")
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   with open(os.path.join(out, "report.json"), "w") as f:

@@ -36,7 +36,9 @@ def _fake_runs(config, killed_at=None):
                  "blessed": True, "pushed_version": str(span),
                  "retrieval": {"candidate": {"overall": {"recall@5": 0.1, "ndcg@5": 0.05, "recall@10": 0.2,
                                                          "ndcg@10": 0.08}, "new_items": {"recall@10": 0.0}},
-                               "baseline": {}, "blessed": False},
+                               "baseline": {}, "blessed": False,
+                               "served": {"version": 1, "recommend": {"examples": 4, "recall@10": 0.25},
+                                          "retrieve": {"examples": 4, "recall@10": 0.5}}},
                  "retrieval_pushed_version": "", "recommend_pushed_version": str(span + 1)}, f)
     return {"returncode": 0, "process_seconds": 3.0, "peak_rss_mb": 500.0 + span}
   return run, started
@@ -60,7 +62,8 @@ def test_a_killed_replay_resumes_at_the_killed_span_and_repeats_no_recorded_one(
   report = replay.write_report(config, records)
   table = open(report).read().splitlines()
   assert "| 2 | 103 | d | 103 | 1 | 3.0 | 603.0 | 0.600 | 0.550 | n/a | n/a | yes | 103 |" in table
-  assert table[-1] == "| 2 | 103 | 0.1000 | 0.0500 | 0.2000 | 0.0800 | 0.0000 | n/a | no |  | 104 |"
+  assert table[-1] == ("| 2 | 103 | 0.1000 | 0.0500 | 0.2000 | 0.0800 | 0.0000 | n/a | no |  | 4 | 0.2500 | 0.5000 "
+                       "| 104 |")
   assert sorted(os.listdir(os.path.dirname(report))) == ["report.json", "report.md", "report.png"]
 
 

@@ -143,6 +143,10 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   # The model trained on span 1 (never on span 2) was evaluated on span 2 and pushed.
   assert second["evaluated_model"]["id"] == model_1.id and second["evaluated_model"]["span"] == D1
   assert second["pushed_version"] and int(second["pushed_version"]) > int(first["pushed_version"])
+  # The two-stage model served during span 2 (pushed by span 1's run) scored on span 2's two liked interactions.
+  served = second["retrieval"]["served"]
+  assert served["version"] == int(first["recommend_pushed_version"])
+  assert served["recommend"]["examples"] == served["retrieve"]["examples"] == 2
 
   # Blessing -> push -> served answer: the pushed version serves item 5 through its catalog SID, and a
   # new item through the vector of the content encoder the SID refresh pushed beside it, with the scores

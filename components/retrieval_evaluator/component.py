@@ -23,7 +23,8 @@ from formats import artifacts
 class RetrievalEvaluatorSpec(types.ComponentSpec):
   PARAMETERS = {executor.SPLIT: ExecutionParameter(type=str), executor.MIN_RECALL: ExecutionParameter(type=float),
                 executor.MAX_REGRESSION: ExecutionParameter(type=float),
-                executor.MIN_EXAMPLES: ExecutionParameter(type=int)}
+                executor.MIN_EXAMPLES: ExecutionParameter(type=int),
+                executor.RECOMMENDER_BASE: ExecutionParameter(type=str, optional=True)}
   INPUTS = {executor.EXAMPLES: ChannelParameter(type=standard_artifacts.Examples),
             executor.MODEL: ChannelParameter(type=standard_artifacts.Model),
             executor.BASELINE_MODEL: ChannelParameter(type=standard_artifacts.Model, optional=True),
@@ -34,16 +35,17 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
 
 class RetrievalEvaluator(base_component.BaseComponent):
   """Blesses `model` when its Recall@10 on `split` is at least `min_recall` and at most
-  `max_recall_regression` below `baseline_model`'s, on at least `min_examples` interactions."""
+  `max_recall_regression` below `baseline_model`'s, on at least `min_examples` interactions. With
+  `recommender_base_directory`, also scores the served two-stage model on the span's liked interactions."""
 
   SPEC_CLASS = RetrievalEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel, semantic_ids: types.BaseChannel,
                split: str, min_recall: float, max_recall_regression: float, min_examples: int,
-               baseline_model: Optional[types.BaseChannel] = None):
+               baseline_model: Optional[types.BaseChannel] = None, recommender_base_directory: str = ""):
     super().__init__(spec=RetrievalEvaluatorSpec(
         examples=examples, model=model, baseline_model=baseline_model, semantic_ids=semantic_ids, split=split,
         min_recall=min_recall, max_recall_regression=max_recall_regression, min_examples=min_examples,
-        blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+        recommender_base_directory=recommender_base_directory, blessing=types.Channel(type=standard_artifacts.ModelBlessing),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation)))

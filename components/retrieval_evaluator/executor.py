@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any, Dict, List
 
+import numpy as np
+import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import constants
 from tfx.dsl.components.base import base_executor
@@ -19,9 +21,19 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.ranking_trainer.executor import MODEL_KIND, RETRIEVAL, SEMANTIC_IDS
-from models.retrieval import evaluation, serving, trainer
+from formats import interaction_features as fields
+from models.ranking import model as ranking
+from models.recommend import two_stage
+from models.retrieval import data, evaluation, serving, trainer
+from serving import versions
+
+SERVED_SPEC = {**data.EVALUATION_SPEC, fields.HISTORY_LIKED: fields.MODEL_SPEC[fields.HISTORY_LIKED]}
 
 EXAMPLES, MODEL, BASELINE_MODEL = "examples", "model", "baseline_model"
+# The served two-stage model's base directory: its recommend (retrieval, then ranking) and its retrieve alone
+# are scored on the span's liked interactions too, as users meet them.
+RECOMMENDER_BASE = "recommender_base_directory"
+SERVED_SLICE = "liked"
 BLESSING, EVALUATION = "blessing", "evaluation"
 SPLIT, MIN_RECALL, MAX_REGRESSION, MIN_EXAMPLES = "split", "min_recall", "max_recall_regression", "min_examples"
 METRICS_FILE = "retrieval_metrics.json"
@@ -41,6 +53,37 @@ def decide(candidate: Dict[str, Any], baseline: Dict[str, Any], min_recall: floa
     reasons.append(f"{RECALL} {overall[RECALL]:.4f} more than {max_regression} below the blessed model's "
                    f"{baseline[evaluation.OVERALL][RECALL]:.4f}")
   return reasons
+
+
+def served_two_stage(files: List[str], base_directory: str) -> Dict[str, Any]:
+  """Recall/NDCG@5/10 on the liked interactions of `files` of the newest two-stage version under
+  base_directory: `recommend` (retrieval of 100, then the ranker) and `retrieve` alone; {} without one."""
+  found = versions.versions_on_disk(base_directory) if base_directory else {}
+  if not found or not files:
+    return {}
+  signatures = tf.saved_model.load(found[max(found)]).signatures
+  k = max(evaluation.CUTOFFS)
+  top = {two_stage.RECOMMEND: [], serving.RETRIEVE: []}
+  targets = []
+  for batch in ranking.dataset(files, 256, features=SERVED_SPEC):
+    for row in np.flatnonzero(batch[fields.LABEL].numpy() == 1):
+      history = tf.constant(fields.ragged(batch[fields.HISTORY])[row].numpy())
+      user = batch[fields.USER_ID][row]
+      answers = {
+          two_stage.RECOMMEND: signatures[two_stage.RECOMMEND](
+              history=history, history_liked=tf.constant(fields.ragged(batch[fields.HISTORY_LIKED])[row].numpy()),
+              user_id=user, k=tf.constant(k, tf.int64))[two_stage.ITEMS],
+          serving.RETRIEVE: signatures[serving.RETRIEVE](history=history, user_id=user,
+                                                         k=tf.constant(k, tf.int64))[serving.ITEMS]}
+      for name, items in answers.items():
+        top[name].append(np.pad(items.numpy(), (0, k - len(items)), constant_values=-1))
+      targets.append(int(batch[fields.ITEM_ID][row]))
+  if not targets:
+    return {"version": max(found), "examples": 0}
+  everything = {evaluation.OVERALL: np.ones(len(targets), bool)}
+  return {"version": max(found), **{
+      name: evaluation.sliced_metrics(np.stack(rows), np.array(targets), everything)[evaluation.OVERALL]
+      for name, rows in top.items()}}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -67,7 +110,8 @@ class Executor(base_executor.BaseExecutor):
     reasons = decide(candidate, baseline_metrics, exec_properties[MIN_RECALL], exec_properties[MAX_REGRESSION],
                      exec_properties[MIN_EXAMPLES])
     report = {"candidate": candidate, "baseline": baseline_metrics, "blessed": not reasons, "reasons": reasons,
-              "model": model.uri, "baseline_model": baseline[0].uri if baseline else None}
+              "model": model.uri, "baseline_model": baseline[0].uri if baseline else None,
+              "served": served_two_stage(files, exec_properties.get(RECOMMENDER_BASE) or "")}
     output = artifact_utils.get_single_instance(output_dict[EVALUATION])
     io_utils.write_string_file(os.path.join(output.uri, METRICS_FILE), json.dumps(report, indent=1))
 

@@ -61,8 +61,8 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sid
   evaluator = RetrievalEvaluator(
       examples=examples, model=latest.outputs["model"], baseline_model=blessed.outputs["model"],
       semantic_ids=sids.semantic_ids, split=INTERACTIONS_SPLIT, min_recall=config.min_recall_at_10,
-      max_recall_regression=config.max_recall_regression, min_examples=config.min_eval_examples
-  ).with_id(RETRIEVAL_EVALUATOR)
+      max_recall_regression=config.max_recall_regression, min_examples=config.min_eval_examples,
+      recommender_base_directory=config.recommender_serving_dir).with_id(RETRIEVAL_EVALUATOR)
   pusher = Pusher(
       model=latest.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=pusher_pb2.PushDestination(
