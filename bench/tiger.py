@@ -5,7 +5,8 @@ of the ingestion's tf.Examples.
 Semantic IDs for every item of the bench's catalog come from the loop's frozen models (a main-command
 output root): each movie's text (title, genres, its most used tags, as SpanExampleGen writes it) embedded by
 the SID refresh's content encoder, quantised by its RQ-VAE, collisions numbered in item-id order. They are
-cached in <output_root>/bench_cache/catalog_sids.npz.
+computed once for every movie of movies.csv and cached in <output_root>/bench_cache/catalog_sids.npz (delete
+it after changing the data).
 
 Example:
   catalog = catalog_sids("outputs", "data/ml-latest-small", item_ids)
@@ -54,20 +55,26 @@ def _texts(data_root: str, max_tags: int) -> Dict[int, str]:
 def catalog_sids(output_root: str, data_root: str, item_ids: np.ndarray) -> SidCatalog:
   """Semantic IDs of `item_ids` from the frozen content encoder and RQ-VAE of the loop at output_root."""
   cache = os.path.join(output_root, CACHE)
-  if os.path.exists(cache):
-    saved = np.load(cache)
-    if np.array_equal(saved["item_ids"], np.sort(item_ids)):
-      return SidCatalog(saved["item_ids"], saved["codes"], saved["suffixes"], int(saved["codebook_size"]))
+  if not os.path.exists(cache):
+    _write_sids(output_root, data_root, cache)
+  saved = np.load(cache)
+  ids = np.sort(np.asarray(item_ids, np.int64))
+  rows = np.searchsorted(saved["item_ids"], ids)
+  missing = ids[(rows >= len(saved["item_ids"])) | (saved["item_ids"][np.minimum(rows, len(saved["item_ids"]) - 1)] != ids)]
+  if missing.size:
+    raise ValueError(f"{missing.size} rated items have no row in {data_root}/movies.csv, e.g. {missing[:5].tolist()}")
+  return SidCatalog(ids, saved["codes"][rows], saved["suffixes"][rows], int(saved["codebook_size"]))
+
+
+def _write_sids(output_root: str, data_root: str, cache: str) -> None:
+  """Every movie's SID (movies.csv), collisions numbered over the whole file."""
   config = runs.load_config(output_root)
   outputs = summary.latest_outputs_at(config.metadata_path, config.pipeline_name)
   encoder = tf.saved_model.load(path_utils.serving_model_path(outputs["ContentEmbedder"]["encoder"].uri))
   rqvae = tf.saved_model.load(path_utils.serving_model_path(outputs["RQVAETrainer"]["model"].uri))
   codebook_size = outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["codebook_size"].int_value
   texts = _texts(data_root, config.max_tags)
-  ids = np.sort(np.asarray(item_ids, np.int64))
-  missing = [int(i) for i in ids if int(i) not in texts]
-  if missing:
-    raise ValueError(f"{len(missing)} rated items have no row in {data_root}/movies.csv, e.g. {missing[:5]}")
+  ids = np.array(sorted(texts), np.int64)
   start = time.perf_counter()
   codes = []
   for first in range(0, len(ids), EMBED_BATCH):
@@ -86,7 +93,6 @@ def catalog_sids(output_root: str, data_root: str, item_ids: np.ndarray) -> SidC
         f"{time.perf_counter() - start:.0f} s (cached in {cache})", flush=True)
   os.makedirs(os.path.dirname(cache), exist_ok=True)
   np.savez(cache, item_ids=ids, codes=codes, suffixes=suffixes, codebook_size=codebook_size)
-  return SidCatalog(ids, codes, suffixes, codebook_size)
 
 
 def examples(sequences: Sequences, history_length: int) -> Dict[str, tf.Tensor]:
