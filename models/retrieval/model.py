@@ -119,6 +119,12 @@ class TigerModel(tf.keras.Model):
     logits = self.output_layer(self.decoder_norm(y))
     return logits + self.position_masks[None, :tf.shape(decoder_tokens)[1]]
 
+  # The step is plain TensorFlow (no Python control flow on tensors): AutoGraph's conversion of the whole
+  # call graph made the first step of every training run cost seconds (as in models/ranking/model.py).
+  @tf.autograph.experimental.do_not_convert
+  def train_step(self, data):
+    return super().train_step(data)
+
   def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     memory = self.encode(features[ENCODER_TOKENS], training=training)
     return self.decode(memory, features[ENCODER_TOKENS], features[DECODER_TOKENS], training=training)

@@ -23,6 +23,7 @@ from typing import Callable, Tuple
 
 import numpy as np
 import tensorflow as tf
+from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
 
 from models.retrieval.beam_search import TrieTensors, constrained_beam_search
 from models.retrieval.config import RetrievalConfig
@@ -104,7 +105,9 @@ def export(model: TigerModel, catalog: SidCatalog, export_dir: str) -> None:
                         model.config.beam_width)
   retriever.model = model
   signature = _graph_function(retriever.retrieve, input_signature=REQUEST).get_concrete_function()
-  tf.saved_model.save(retriever, export_dir, signatures={RETRIEVE: signature})
+  # Without Keras's traces of every layer's call, which nothing loads (as models/ranking/signatures.py).
+  with keras_saving.keras_option_scope(save_traces=False):
+    tf.saved_model.save(retriever, export_dir, signatures={RETRIEVE: signature})
   write_settings(export_dir, model.config, model.layout)
 
 
