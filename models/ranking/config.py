@@ -1,9 +1,9 @@
 """Settings of one ranking model run: which item representation, table budget, tower and optimizers."""
 
 import dataclasses
-import json
-from typing import Any, Dict, Tuple
+from typing import Tuple
 
+from models.settings import Settings
 from models.sid_adaptation import tokenizers
 
 REPRESENTATIONS = ("random_hash", "dense", "unigram", "bigram", "spm", "prefix_ngram")
@@ -14,7 +14,7 @@ NO_SIDS = ("random_hash", "dense")
 
 
 @dataclasses.dataclass(frozen=True)
-class RankingConfig:
+class RankingConfig(Settings):
   """One arm of the paper's comparison.
 
   representation: how items become vectors (REPRESENTATIONS); `dense` feeds the content embedding
@@ -41,6 +41,8 @@ class RankingConfig:
     the main tower's; the model's logit is the mean of the two (an ensemble of the two inside one model).
     Without counting features (no counters, no SID-cluster rates) there is no second tower.
   """
+  KIND = "ranking"
+  TUPLES = ("hidden_units",)
   representation: str = "spm"
   table_rows: int = 4096
   embedding_dim: int = 32
@@ -102,16 +104,3 @@ class RankingConfig:
                                            (f"+steplr{self.step_lr_scale:g}", self.step_lr_scale != 1),
                                            ("+countertower", self.uses_counter_tower)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"
-
-  def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, values: Dict[str, Any]) -> "RankingConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-      raise ValueError(f"unknown ranking settings {unknown}; known: {sorted(known)}")
-    if "hidden_units" in values:
-      values = {**values, "hidden_units": tuple(values["hidden_units"])}
-    return cls(**values)

@@ -8,8 +8,8 @@ epoch). docs/retrieval.md gives the figures behind the choice.
 """
 
 import dataclasses
-import json
-from typing import Any, Dict
+
+from models.settings import Settings
 
 # What the encoder attends over: every SID token of the history (the paper), or one vector per item, the sum
 # of its tokens' embeddings (P times fewer positions: the default, for training on CPUs).
@@ -17,7 +17,7 @@ TOKENS, ITEMS = "tokens", "items"
 
 
 @dataclasses.dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(Settings):
   """encoder_layers / decoder_layers: Transformer blocks of each stack; heads x head_dim: attention;
   d_model: token vectors; mlp_dim: feed-forward width; user_buckets: hashed user tokens (0: none);
   history_length: items read (the most recent); suffix_size: collision-suffix tokens, so at most this many
@@ -25,6 +25,7 @@ class RetrievalConfig:
   beam_width: beams of the evaluation's constrained beam search (at least the largest cutoff);
   encoder_input: TOKENS or ITEMS, what the encoder's positions are;
   epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch)."""
+  KIND = "retrieval"
   encoder_layers: int = 2
   decoder_layers: int = 2
   heads: int = 4
@@ -55,14 +56,3 @@ class RetrievalConfig:
       raise ValueError(f"encoder_input must be {TOKENS!r} or {ITEMS!r}, got {self.encoder_input!r}")
     if not 0 <= self.dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-  def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, values: Dict[str, Any]) -> "RetrievalConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-      raise ValueError(f"unknown retrieval settings {unknown}; known: {sorted(known)}")
-    return cls(**values)
