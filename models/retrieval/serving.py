@@ -34,7 +34,8 @@ from models.retrieval.trie import PrefixTrie
 RETRIEVE = "retrieve"
 HISTORY, USER_ID, K = "history", "user_id", "k"
 ITEMS, SCORES = "items", "scores"
-SETTINGS_FILE = "retrieval.json"  # in the SavedModel's assets.extra: the model's config and token layout
+SETTINGS_FILE = "retrieval.json"  # the model's config and token layout
+EXTRA = "assets.extra"  # where a SavedModel holds SETTINGS_FILE
 
 _graph_function = functools.partial(tf.function, autograph=False)
 
@@ -108,25 +109,25 @@ def export(model: TigerModel, catalog: SidCatalog, export_dir: str) -> None:
   # Without Keras's traces of every layer's call, which nothing loads (as models/ranking/signatures.py).
   with keras_saving.keras_option_scope(save_traces=False):
     tf.saved_model.save(retriever, export_dir, signatures={RETRIEVE: signature})
-  write_settings(export_dir, model.config, model.layout)
+  write_settings(os.path.join(export_dir, EXTRA), model.config, model.layout)
 
 
-def write_settings(export_dir: str, config: RetrievalConfig, layout: TokenLayout) -> None:
-  extra = os.path.join(export_dir, "assets.extra")
-  tf.io.gfile.makedirs(extra)
-  with tf.io.gfile.GFile(os.path.join(extra, SETTINGS_FILE), "w") as f:
+def write_settings(directory: str, config: RetrievalConfig, layout: TokenLayout) -> None:
+  """SETTINGS_FILE in `directory` (an export's assets.extra, or a checkpoint's directory)."""
+  tf.io.gfile.makedirs(directory)
+  with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE), "w") as f:
     json.dump({"config": json.loads(config.to_json()), "layout": vars(layout)}, f)
 
 
-def read_settings(export_dir: str) -> Tuple[RetrievalConfig, TokenLayout]:
-  with tf.io.gfile.GFile(os.path.join(export_dir, "assets.extra", SETTINGS_FILE)) as f:
+def read_settings(directory: str) -> Tuple[RetrievalConfig, TokenLayout]:
+  with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE)) as f:
     settings = json.load(f)
   return RetrievalConfig.from_dict(settings["config"]), TokenLayout(**settings["layout"])
 
 
 def load(export_dir: str, catalog: SidCatalog) -> Retriever:
   """A Retriever over `catalog` with the encode / decode functions of the SavedModel at export_dir."""
-  config, layout = read_settings(export_dir)
+  config, layout = read_settings(os.path.join(export_dir, EXTRA))
   loaded = tf.saved_model.load(export_dir)
   retriever = Retriever(loaded.encode, loaded.decode, catalog, layout, config.history_length, config.beam_width)
   retriever.loaded = loaded  # keeps the functions' variables alive, and saves them with a new export

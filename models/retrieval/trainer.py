@@ -27,7 +27,6 @@ from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel, compile_model
 from models.retrieval.sid_tokens import SidCatalog, TokenLayout
 
-SETTINGS_FILE = "retrieval.json"
 EVALUATION_USERS = 64  # users per beam-search batch when scoring a span
 
 
@@ -53,26 +52,22 @@ def _checkpoint(model: TigerModel) -> tf.train.Checkpoint:
 
 
 def save_checkpoint(model: TigerModel, directory: str) -> None:
-  tf.io.gfile.makedirs(directory)
-  with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE), "w") as f:
-    json.dump({"config": json.loads(model.config.to_json()), "layout": vars(model.layout)}, f)
+  serving.write_settings(directory, model.config, model.layout)
   _checkpoint(model).write(os.path.join(directory, "ckpt"))
 
 
 # Settings that shape the variables: a warm start across a change of any of them is refused.
-ARCHITECTURE = ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_model", "mlp_dim", "user_buckets", "encoder_input",
-                "history_length", "suffix_size")
+ARCHITECTURE = ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_model", "mlp_dim", "user_buckets",
+                "encoder_input", "history_length", "suffix_size")
 
 
 def warm_start(model: TigerModel, directory: str) -> None:
-  with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE)) as f:
-    saved = json.load(f)
-  base = {name: saved["config"][name] for name in ARCHITECTURE}
-  changed = {name: (base[name], getattr(model.config, name)) for name in ARCHITECTURE
-             if base[name] != getattr(model.config, name)}
-  if changed or saved["layout"] != vars(model.layout):
+  config, layout = serving.read_settings(directory)
+  changed = {name: (getattr(config, name), getattr(model.config, name)) for name in ARCHITECTURE
+             if getattr(config, name) != getattr(model.config, name)}
+  if changed or layout != model.layout:
     raise ValueError(f"cannot warm-start the retrieval model from {directory}: (base, this run) differ in "
-                     f"{changed or (saved['layout'], vars(model.layout))}; run a SID refresh, which trains a new one")
+                     f"{changed or (layout, model.layout)}; run a SID refresh, which trains a new one")
   _checkpoint(model).read(os.path.join(directory, "ckpt")).assert_existing_objects_matched()
 
 
