@@ -73,11 +73,11 @@ COLUMNS = (("Recall@5", evaluation.OVERALL, "recall@5"), ("NDCG@5", evaluation.O
            ("new Recall@10", evaluation.NEW_ITEMS, "recall@10"), ("new NDCG@10", evaluation.NEW_ITEMS, "ndcg@10"))
 
 
-def _recommend(model: baselines.Recommender, examples: protocols.Examples) -> np.ndarray:
+def recommend(model: baselines.Recommender, examples: protocols.Examples) -> np.ndarray:
   return model.recommend(examples.histories, K, users=examples.user_ids)
 
 
-def _metrics(recommended: np.ndarray, examples: List[protocols.Examples]) -> Dict[str, Dict[str, float]]:
+def metrics(recommended: np.ndarray, examples: List[protocols.Examples]) -> Dict[str, Dict[str, float]]:
   new_item = np.concatenate([e.new_item for e in examples])
   return evaluation.sliced_metrics(recommended, np.concatenate([e.targets for e in examples]),
                                    {evaluation.OVERALL: np.ones(len(new_item), bool), evaluation.NEW_ITEMS: new_item})
@@ -96,8 +96,8 @@ def run_loo(data: protocols.LeaveOneOut, names: List[str], args: argparse.Namesp
   results = {}
   for name in names:
     model, fit_seconds = _fit(name, data, data.train, args)
-    results[name] = {"fit_seconds": fit_seconds, "test": _metrics(_recommend(model, data.test), [data.test]),
-                     "validation": _metrics(_recommend(model, data.validation), [data.validation])}
+    results[name] = {"fit_seconds": fit_seconds, "test": metrics(recommend(model, data.test), [data.test]),
+                     "validation": metrics(recommend(model, data.validation), [data.validation])}
     print(f"  loo {name}: fit {fit_seconds:.1f} s", flush=True)
   return results
 
@@ -109,13 +109,13 @@ def run_span(data: protocols.PerSpan, names: List[str], args: argparse.Namespace
     model, fit_seconds = _fit(name, data, data.backfill, args)
     update_seconds, recommended, per_span = 0.0, [], {}
     for span in data.spans:
-      recommended.append(_recommend(model, span.examples))
-      per_span[span.start] = _metrics(recommended[-1], [span.examples])
+      recommended.append(recommend(model, span.examples))
+      per_span[span.start] = metrics(recommended[-1], [span.examples])
       start = time.perf_counter()
       model.update(span.train)
       update_seconds += time.perf_counter() - start
     results[name] = {"fit_seconds": fit_seconds, "update_seconds": update_seconds,
-                     "test": _metrics(np.concatenate(recommended), [span.examples for span in data.spans]),
+                     "test": metrics(np.concatenate(recommended), [span.examples for span in data.spans]),
                      "per_span": per_span}
     print(f"  span {name}: fit {fit_seconds:.1f} s, updates {update_seconds:.1f} s", flush=True)
   return results

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import conftest
-from bench import retrieval, sasrec, tiger, two_tower
+from bench import retrieval, sasrec, tiger, tiger_epochs, two_tower
+from bench import retrieval_protocols as protocols
+from models.retrieval import baselines
 from models.retrieval.baselines import Sequences
 
 CATALOG = np.array([10, 20, 30, 40, 50, 60])
@@ -83,3 +85,16 @@ def test_bench_refuses_unknown_models_and_bad_data(tmp_path, capsys):
   assert "unknown model or protocol no-such-model" in capsys.readouterr().err
   assert retrieval.main(["--data_root", str(tmp_path / "missing"), "--protocol", "loo"]) == 2
   assert "no such directory" in capsys.readouterr().err
+
+
+def test_epoch_scores_score_validation_and_test_after_each_epoch():
+  # Training part: 10, 20 (users 1 and 2), 30, 40 (user 3). Every held-out item but user 2's test item 50
+  # (never trained on) is the most popular one left after the history.
+  items = [10, 20, 30, 40] + [10, 20, 30, 50] + [30, 40, 10, 20]
+  data = protocols.leave_one_out(protocols.Ratings.of(np.repeat([1, 2, 3], 4), items, np.arange(12)), 4)
+  scores = tiger_epochs.EpochScores(baselines.MostPopular(recent_fraction=1.0).fit(data.train), data)
+  scores.on_epoch_end(0, {"loss": 2.5})
+  row = scores.rows[0]
+  assert (row["epoch"], row["loss"], row["validation"]["recall@10"]) == (1, 2.5, 1.0)
+  assert row["test"]["recall@10"] == pytest.approx(2 / 3)
+  assert tiger_epochs.table(scores.rows)[2].startswith("| 1 | 2.500 | 1.0000 |")

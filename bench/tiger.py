@@ -124,7 +124,7 @@ class Tiger:
                                        config.history_length, config.beam_width)
     self.examples_per_second: Optional[float] = None
 
-  def _train(self, sequences: Sequences, epochs: int) -> None:
+  def _train(self, sequences: Sequences, epochs: int, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> None:
     batch = examples(sequences, self.config.history_length)
     count = int(batch[fields.ITEM_ID].shape[0])
     if not count:
@@ -138,11 +138,11 @@ class Tiger:
                                             self.config.history_length), num_parallel_calls=tf.data.AUTOTUNE)
                .filter(lambda inputs, targets: tf.shape(targets)[0] > 0).prefetch(tf.data.AUTOTUNE))
     start = time.perf_counter()
-    self.model.fit(dataset, epochs=epochs, verbose=0)
+    self.model.fit(dataset, epochs=epochs, verbose=0, callbacks=list(callbacks))
     self.examples_per_second = count * epochs / (time.perf_counter() - start)
 
-  def fit(self, sequences: Sequences) -> "Tiger":
-    self._train(sequences, self.config.warmup_epochs)
+  def fit(self, sequences: Sequences, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> "Tiger":
+    self._train(sequences, self.config.warmup_epochs, callbacks)
     return self
 
   def update(self, sequences: Sequences) -> "Tiger":

@@ -24,6 +24,8 @@ class RetrievalConfig(Settings):
   items may share their L codes (a catalog over it is refused, new items over it are not retrievable);
   beam_width: beams of the evaluation's constrained beam search (at least the largest cutoff);
   encoder_input: TOKENS or ITEMS, what the encoder's positions are;
+  prefix_rows: rows of the hashed table of SID prefixes whose row each item token adds (0: tokens alone);
+  prefix_logits: each candidate token's logit also scores the row of the prefix it would make (model.py);
   epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch)."""
   KIND = "retrieval"
   encoder_layers: int = 2
@@ -43,6 +45,8 @@ class RetrievalConfig(Settings):
   warmup_epochs: int = 2
   beam_width: int = 20
   encoder_input: str = ITEMS
+  prefix_rows: int = 0
+  prefix_logits: bool = False
   seed: int = 0
 
   def __post_init__(self):
@@ -50,9 +54,12 @@ class RetrievalConfig(Settings):
                  "history_length", "suffix_size", "batch_size", "epochs", "warmup_epochs", "beam_width"):
       if getattr(self, name) < 1:
         raise ValueError(f"retrieval setting {name} must be >= 1, got {getattr(self, name)}")
-    if self.user_buckets < 0:
-      raise ValueError(f"user_buckets must be >= 0, got {self.user_buckets}")
+    for name in ("user_buckets", "prefix_rows"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"retrieval setting {name} must be >= 0, got {getattr(self, name)}")
     if self.encoder_input not in (TOKENS, ITEMS):
       raise ValueError(f"encoder_input must be {TOKENS!r} or {ITEMS!r}, got {self.encoder_input!r}")
+    if self.prefix_logits and not self.prefix_rows:
+      raise ValueError("prefix_logits needs prefix_rows > 0")
     if not 0 <= self.dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")

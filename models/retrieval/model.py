@@ -6,6 +6,15 @@ built from tf-keras's MultiHeadAttention (self-attention with the padding mask i
 self-attention and cross-attention in the decoder), as in T5, which the paper uses. The output layer
 scores every token; a position's distribution is the log-softmax over that position's own vocabulary.
 
+With `prefix_rows`, every item token also adds the row of the SID prefix it ends (the item's tokens up to
+it, hashed into one table: the prefix-n-gram parameterisation of Zheng et al. 2025, arXiv 2504.02137, that
+the ranker's prefix_ngram adaptation uses), in the encoder's history and the decoder's input alike. A
+code's token alone means the same under every prefix above it; the prefix's row tells items apart by their
+whole SID (the fine prefixes are nearly one per item) while the coarse ones stay shared by items of one
+meaning. With `prefix_logits` too, each candidate next token's logit also gets the dot product of the
+decoder's state with the row of the prefix it would make (the rows tied to the input's, as the item
+embeddings of SASRec are), so the output tells items apart as the input does.
+
 The model knows token ids only, not items: the catalog (item -> tokens) and the trie live beside it
 (serving.py), so new items need no retraining and a checkpoint outlives catalog changes.
 
@@ -60,6 +69,12 @@ class TigerModel(tf.keras.Model):
     init = tf.keras.initializers.TruncatedNormal(stddev=config.d_model ** -0.5, seed=config.seed)
     self.token_embedding = tf.keras.layers.Embedding(layout.vocabulary_size, config.d_model,
                                                      embeddings_initializer=init, name="tokens")
+    self.prefix_embedding = (tf.keras.layers.Embedding(config.prefix_rows, config.d_model,
+                                                       embeddings_initializer=init, name="prefixes")
+                             if config.prefix_rows else None)
+    if config.prefix_rows and layout.vocabulary_size ** layout.positions >= 2 ** 63:
+      raise ValueError(f"prefix keys of {layout.positions} tokens of {layout.vocabulary_size:,} overflow int64: "
+                       "fewer user_buckets or prefix_rows 0")
     self.encoder_positions = tf.keras.layers.Embedding(
         1 + config.history_length * (1 if config.encoder_input == ITEMS else layout.positions), config.d_model,
         name="encoder_positions")
@@ -83,6 +98,44 @@ class TigerModel(tf.keras.Model):
   def _embed(self, vectors: tf.Tensor, positions: tf.keras.layers.Layer, training: bool) -> tf.Tensor:
     return self.dropout(vectors + positions(tf.range(tf.shape(vectors)[1]))[None], training=training)
 
+  def _prefix_keys(self, items: tf.Tensor) -> tf.Tensor:
+    """[..., n] an item's first n <= P tokens -> [..., n] int64: key i is the prefix items[..., :i + 1]
+    written in base V (the vocabulary size), so exact; a prefix's row is its key modulo prefix_rows."""
+    n, positions = tf.shape(items)[-1], self.layout.positions
+    # Padded to P: the exported decoder knows n only at run time.
+    padded = tf.pad(items, [[0, 0]] * (items.shape.rank - 1) + [[0, positions - n]])
+    keys, key = [], tf.zeros_like(padded[..., 0])
+    for i in range(positions):
+      key = key * self.layout.vocabulary_size + padded[..., i]
+      keys.append(key)
+    return tf.stack(keys, axis=-1)[..., :n]
+
+  def _item_vectors(self, items: tf.Tensor) -> tf.Tensor:
+    """[..., n] an item's first n <= P tokens -> [..., n, d_model]: each token's embedding, plus its
+    prefix's row where prefix pieces are on (none for PAD)."""
+    vectors = self.token_embedding(items)
+    if self.prefix_embedding is None:
+      return vectors
+    rows = tf.math.floormod(self._prefix_keys(items), self.config.prefix_rows)
+    return vectors + self.prefix_embedding(rows) * tf.cast(tf.not_equal(items, PAD), vectors.dtype)[..., None]
+
+  def _prefix_logits(self, states: tf.Tensor, decoder_tokens: tf.Tensor) -> tf.Tensor:
+    """[B, t, d_model] decoder states -> [B, t, vocabulary]: at position p, each of p's own tokens x scores
+    state . row(the target's first p tokens, then x); 0 on the other positions' tokens."""
+    t = decoder_tokens.shape[1] or self.layout.positions  # every position where t is known only at run time
+    parents = tf.pad(self._prefix_keys(decoder_tokens[:, 1:]), [[0, 0], [1, 0]])  # [B, t]: 0 before BOS
+    parents = tf.pad(parents, [[0, 0], [0, t - tf.shape(parents)[1]]])
+    states = tf.pad(states, [[0, 0], [0, t - tf.shape(states)[1]], [0, 0]])
+    vocabulary = self.layout.vocabulary_size
+    logits = []
+    for p in range(t):
+      offset, size = self.layout.offsets[p], self.layout.sizes[p]
+      keys = parents[:, p, None] * vocabulary + tf.range(offset, offset + size, dtype=tf.int64)[None]
+      rows = self.prefix_embedding(tf.math.floormod(keys, self.config.prefix_rows))  # [B, size, d_model]
+      own = tf.einsum("bd,bsd->bs", states[:, p], rows)
+      logits.append(tf.pad(own, [[0, 0], [offset, vocabulary - offset - size]]))
+    return tf.stack(logits, axis=1)[:, :tf.shape(decoder_tokens)[1]]
+
   def _encoder_items(self, encoder_tokens: tf.Tensor) -> tf.Tensor:
     """[B, 1 + H * P] -> [B, 1 + H, P]: the user token, then each history item's P tokens."""
     positions = self.layout.positions
@@ -100,10 +153,12 @@ class TigerModel(tf.keras.Model):
     """[B, T] tokens -> [B, T', d_model]: one vector per token, or per item (its tokens' embeddings summed)."""
     present = self.memory_present(encoder_tokens)
     mask = present[:, None, :] & present[:, :, None]
+    items = self._item_vectors(self._encoder_items(encoder_tokens))  # [B, 1 + H, P, d_model]
     if self.config.encoder_input == ITEMS:
-      vectors = tf.reduce_sum(self.token_embedding(self._encoder_items(encoder_tokens)), axis=2)
-    else:
-      vectors = self.token_embedding(encoder_tokens)
+      vectors = tf.reduce_sum(items, axis=2)
+    else:  # the user's token, then every history token (the user row's padding dropped)
+      vectors = tf.concat([items[:, 0, :1], tf.reshape(items[:, 1:], [tf.shape(items)[0], -1, self.config.d_model])],
+                          axis=1)
     x = self._embed(vectors, self.encoder_positions, training)
     for block in self.encoder_blocks:
       x = block(x, mask, training=training)
@@ -113,10 +168,15 @@ class TigerModel(tf.keras.Model):
              training: bool = False) -> tf.Tensor:
     """[B, t] decoder tokens (BOS first) -> [B, t, vocabulary] logits, each masked to its position."""
     memory_mask = self.memory_present(encoder_tokens)[:, None, :] & tf.ones_like(decoder_tokens, tf.bool)[:, :, None]
-    y = self._embed(self.token_embedding(decoder_tokens), self.decoder_positions, training)
+    vectors = tf.concat([self.token_embedding(decoder_tokens[:, :1]), self._item_vectors(decoder_tokens[:, 1:])],
+                        axis=1)
+    y = self._embed(vectors, self.decoder_positions, training)
     for block in self.decoder_blocks:
       y = block(y, None, memory=memory, memory_mask=memory_mask, causal=True, training=training)
-    logits = self.output_layer(self.decoder_norm(y))
+    states = self.decoder_norm(y)
+    logits = self.output_layer(states)
+    if self.config.prefix_logits:
+      logits += self._prefix_logits(states, decoder_tokens)
     return logits + self.position_masks[None, :tf.shape(decoder_tokens)[1]]
 
   # The step is plain TensorFlow (no Python control flow on tensors): AutoGraph's conversion of the whole

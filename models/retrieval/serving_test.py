@@ -24,8 +24,10 @@ def _catalog() -> SidCatalog:
   return SidCatalog(np.arange(101, 113), codes, suffixes, codebook_size=3)
 
 
-def _retriever(catalog: SidCatalog, seed: int = 0, encoder_input: str = ITEMS) -> serving.Retriever:
-  config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed, "encoder_input": encoder_input})
+def _retriever(catalog: SidCatalog, seed: int = 0, encoder_input: str = ITEMS, prefix_rows: int = 0,
+               prefix_logits: bool = False) -> serving.Retriever:
+  config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed, "encoder_input": encoder_input,
+                              "prefix_rows": prefix_rows, "prefix_logits": prefix_logits})
   model = TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets))
   retriever = serving.Retriever(model.encode, model.decode, catalog, model.layout, config.history_length,
                                 config.beam_width)
@@ -60,10 +62,11 @@ def test_trie_holds_exactly_the_catalog():
     assert trie.leaf_rows[trie.node(sequence)] == row
 
 
-@pytest.mark.parametrize("seed,encoder_input", [(0, ITEMS), (1, ITEMS), (2, TOKENS)])
-def test_wide_beam_returns_exactly_the_brute_force_top(seed, encoder_input):
+@pytest.mark.parametrize("seed,encoder_input,prefix_rows,prefix_logits", [
+    (0, ITEMS, 0, False), (1, ITEMS, 0, False), (2, TOKENS, 0, False), (3, ITEMS, 50, True), (4, TOKENS, 50, False)])
+def test_wide_beam_returns_exactly_the_brute_force_top(seed, encoder_input, prefix_rows, prefix_logits):
   catalog = _catalog()
-  retriever = _retriever(catalog, seed, encoder_input)
+  retriever = _retriever(catalog, seed, encoder_input, prefix_rows, prefix_logits)
   history, user = [103, 107], 5
   expected = _brute_force(retriever, catalog, history, user)
   # The widest level has 9 prefixes: a beam of 9 keeps them all, so the search is exhaustive.
@@ -96,9 +99,10 @@ def test_k_beyond_the_catalog_returns_every_unseen_item_once():
   assert sorted(result[serving.ITEMS].numpy().tolist()) == list(range(102, 112))
 
 
-def test_export_serves_the_retriever_and_takes_a_new_catalog(tmp_path):
+@pytest.mark.parametrize("prefix_rows", [0, 50])
+def test_export_serves_the_retriever_and_takes_a_new_catalog(tmp_path, prefix_rows):
   catalog = _catalog()
-  retriever = _retriever(catalog)
+  retriever = _retriever(catalog, prefix_rows=prefix_rows, prefix_logits=bool(prefix_rows))
   serving.export(retriever.model, catalog, str(tmp_path / "1"))
   retrieve = tf.saved_model.load(str(tmp_path / "1")).signatures[serving.RETRIEVE]
   request = dict(history=tf.constant([103], tf.int64), user_id=tf.constant(4, tf.int64), k=tf.constant(5, tf.int64))

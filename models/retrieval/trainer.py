@@ -58,7 +58,8 @@ def save_checkpoint(model: TigerModel, directory: str) -> None:
 
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_model", "mlp_dim", "user_buckets",
-                "encoder_input", "history_length", "suffix_size")
+                "encoder_input", "history_length", "suffix_size", "prefix_rows",
+                "prefix_logits")
 
 
 def warm_start(model: TigerModel, directory: str) -> None:
