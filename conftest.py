@@ -212,7 +212,7 @@ def two_stage_sources(tmp_path_factory):
                        tf.saved_model.load(path_utils.serving_model_path(artifact.uri)))
   catalog = sid_catalog(codes, codebook)
   config = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=8, d_model=16, mlp_dim=32,
-                           user_buckets=10, history_length=4, suffix_size=8, beam_width=4)
+                           user_buckets=10, history_length=4, suffix_size=8, beam_width=4, prefix_rows=64)
   retrieval.export(TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets)),
                    sid_catalog(codes[:n], codebook), retrieval_dir)
   return ranking_dir, retrieval_dir, catalog, vectors

@@ -40,7 +40,7 @@ TINY = dict(rqvae={"num_levels": 2, "codebook_size": 2, "latent_dim": 4, "hidden
             sid_table_budgets=[5, 8], embedding_batch_size=2,
             ranking={"representation": "spm", "table_rows": 8, "embedding_dim": 4, "hidden_units": [8]},
             retrieval={"encoder_layers": 1, "decoder_layers": 1, "heads": 2, "head_dim": 4, "d_model": 8,
-                       "mlp_dim": 16, "user_buckets": 4, "batch_size": 4, "warmup_epochs": 2},
+                       "mlp_dim": 16, "user_buckets": 4, "prefix_rows": 64, "batch_size": 4, "warmup_epochs": 2},
             # Every model whose AUC is defined is blessed, unless a test says otherwise.
             min_auc=0.0, max_auc_regression=1.0, min_eval_examples=1, min_recall_at_10=0.0, max_recall_regression=1.0)
 

@@ -17,7 +17,7 @@ from models.retrieval.model import TigerModel
 
 CODES = [[0, 1], [0, 2], [1, 0], [1, 3], [2, 2], [3, 1]]  # items 1..6
 CONFIG = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=4, d_model=8, mlp_dim=16,
-                         user_buckets=4, history_length=3, suffix_size=2, beam_width=6)
+                         user_buckets=4, history_length=3, suffix_size=2, beam_width=6, prefix_rows=32)
 
 
 def _model(root, name, seed, catalog):
