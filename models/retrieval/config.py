@@ -45,7 +45,7 @@ class RetrievalConfig(Settings):
   batch_size: int = 256
   epochs: int = 1
   warmup_epochs: int = 2
-  beam_width: int = 20
+  beam_width: int = 50
   encoder_input: str = ITEMS
   prefix_rows: int = 1 << 16
   prefix_logits: bool = True
