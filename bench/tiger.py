@@ -156,11 +156,12 @@ class Tiger:
       raise ValueError("TIGER's beam search always leaves the history out")
     users = np.zeros(len(histories), np.int64) if users is None else np.asarray(users, np.int64)
     found: List[np.ndarray] = []
-    for first in range(0, len(histories), trainer.EVALUATION_USERS):
-      part = histories[first:first + trainer.EVALUATION_USERS]
+    beam = max(k, self.config.beam_width)
+    step = trainer.evaluation_users(beam)
+    for first in range(0, len(histories), step):
       items, _ = self.retriever.top_k(
-          tf.ragged.constant([np.asarray(h).tolist() for h in part], tf.int64, ragged_rank=1),
-          tf.constant(users[first:first + trainer.EVALUATION_USERS]), tf.constant(k),
-          beam=tf.constant(max(k, self.config.beam_width)))
+          tf.ragged.constant([np.asarray(h).tolist() for h in histories[first:first + step]], tf.int64,
+                             ragged_rank=1),
+          tf.constant(users[first:first + step]), tf.constant(k), beam=tf.constant(beam))
       found.append(items.numpy())
     return np.concatenate(found) if found else np.zeros([0, k], np.int64)

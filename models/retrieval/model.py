@@ -26,6 +26,7 @@ Example:
 
 from typing import Dict, List
 
+import numpy as np
 import tensorflow as tf
 
 from models.retrieval.config import ITEMS, RetrievalConfig
@@ -86,6 +87,7 @@ class TigerModel(tf.keras.Model):
     self.dropout = tf.keras.layers.Dropout(config.dropout)
     self.output_layer = tf.keras.layers.Dense(layout.vocabulary_size, name="logits")
     self.position_masks = self._position_masks()
+    self.candidates, self.candidate_slots = self._candidates()
 
   def _position_masks(self) -> tf.Tensor:
     """[P, vocabulary]: 0 on each position's own tokens, -1e9 elsewhere."""
@@ -94,6 +96,17 @@ class TigerModel(tf.keras.Model):
       own = tf.range(self.layout.vocabulary_size)
       masks.append(tf.where((own >= offset) & (own < offset + size), 0.0, -1e9))
     return tf.stack(masks)
+
+  def _candidates(self):
+    """([P, S] each position's own tokens, padded with PAD to the widest S; [P, vocabulary] each token's
+    index among its position's, S for the others'): where prefix logits go."""
+    widest, vocabulary = max(self.layout.sizes), self.layout.vocabulary_size
+    candidates = np.zeros([self.layout.positions, widest], np.int64)
+    slots = np.full([self.layout.positions, vocabulary], widest, np.int64)
+    for p, (offset, size) in enumerate(zip(self.layout.offsets, self.layout.sizes)):
+      candidates[p, :size] = np.arange(offset, offset + size)
+      slots[p, offset:offset + size] = np.arange(size)
+    return tf.constant(candidates), tf.constant(slots)
 
   def _embed(self, vectors: tf.Tensor, positions: tf.keras.layers.Layer, training: bool) -> tf.Tensor:
     return self.dropout(vectors + positions(tf.range(tf.shape(vectors)[1]))[None], training=training)
@@ -122,19 +135,14 @@ class TigerModel(tf.keras.Model):
   def _prefix_logits(self, states: tf.Tensor, decoder_tokens: tf.Tensor) -> tf.Tensor:
     """[B, t, d_model] decoder states -> [B, t, vocabulary]: at position p, each of p's own tokens x scores
     state . row(the target's first p tokens, then x); 0 on the other positions' tokens."""
-    t = decoder_tokens.shape[1] or self.layout.positions  # every position where t is known only at run time
+    t = tf.shape(decoder_tokens)[1]
     parents = tf.pad(self._prefix_keys(decoder_tokens[:, 1:]), [[0, 0], [1, 0]])  # [B, t]: 0 before BOS
-    parents = tf.pad(parents, [[0, 0], [0, t - tf.shape(parents)[1]]])
-    states = tf.pad(states, [[0, 0], [0, t - tf.shape(states)[1]], [0, 0]])
-    vocabulary = self.layout.vocabulary_size
-    logits = []
-    for p in range(t):
-      offset, size = self.layout.offsets[p], self.layout.sizes[p]
-      keys = parents[:, p, None] * vocabulary + tf.range(offset, offset + size, dtype=tf.int64)[None]
-      rows = self.prefix_embedding(tf.math.floormod(keys, self.config.prefix_rows))  # [B, size, d_model]
-      own = tf.einsum("bd,bsd->bs", states[:, p], rows)
-      logits.append(tf.pad(own, [[0, 0], [offset, vocabulary - offset - size]]))
-    return tf.stack(logits, axis=1)[:, :tf.shape(decoder_tokens)[1]]
+    keys = parents[:, :, None] * self.layout.vocabulary_size + self.candidates[None, :t]  # [B, t, S]
+    rows = self.prefix_embedding(tf.math.floormod(keys, self.config.prefix_rows))       # [B, t, S, d_model]
+    own = tf.pad(tf.einsum("btd,btsd->bts", states, rows), [[0, 0], [0, 0], [0, 1]])    # slot S: 0
+    # [t, B, vocabulary]: each token's slot among its position's candidates (S where it is not one).
+    scattered = tf.gather(tf.transpose(own, [1, 0, 2]), self.candidate_slots[:t], axis=2, batch_dims=1)
+    return tf.transpose(scattered, [1, 0, 2])
 
   def _encoder_items(self, encoder_tokens: tf.Tensor) -> tf.Tensor:
     """[B, 1 + H * P] -> [B, 1 + H, P]: the user token, then each history item's P tokens."""

@@ -27,7 +27,14 @@ from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel, compile_model
 from models.retrieval.sid_tokens import SidCatalog, TokenLayout
 
-EVALUATION_USERS = 64  # users per beam-search batch when scoring a span
+# Beams per beam-search batch when scoring a span (users x beam width): bounds the memory of the prefix
+# logits, which score every candidate token of every beam.
+EVALUATION_BEAMS = 1024
+
+
+def evaluation_users(beam: int) -> int:
+  """Users per beam-search batch."""
+  return max(1, EVALUATION_BEAMS // beam)
 
 
 def load_catalog(custom_config: Dict[str, Any]) -> SidCatalog:
@@ -76,7 +83,7 @@ def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int)
   """Top-k items for every interaction of `files` (its user and history), beside its item and slices."""
   spec = data.EVALUATION_SPEC
   top, targets, segments, liked = [], [], [], []
-  for batch in ranking.dataset(files, EVALUATION_USERS, features=spec):
+  for batch in ranking.dataset(files, evaluation_users(beam), features=spec):
     items, _ = retriever.top_k(fields.ragged(batch[fields.HISTORY]), batch[fields.USER_ID], tf.constant(k),
                                beam=tf.constant(beam))
     top.append(items.numpy())
