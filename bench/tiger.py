@@ -120,7 +120,7 @@ class Tiger:
     self.config = config
     self.layout = catalog.layout(config.suffix_size, config.user_buckets)
     self.model = trainer.build(config, self.layout)
-    self.retriever = serving.Retriever(self.model.encode, self.model.decode, catalog, self.layout,
+    self.retriever = serving.Retriever(self.model.encode, self.model.decode_next, catalog, self.layout,
                                        config.history_length, config.beam_width)
     self.examples_per_second: Optional[float] = None
 

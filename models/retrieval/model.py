@@ -132,16 +132,16 @@ class TigerModel(tf.keras.Model):
     rows = tf.math.floormod(self._prefix_keys(items), self.config.prefix_rows)
     return vectors + self.prefix_embedding(rows) * tf.cast(tf.not_equal(items, PAD), vectors.dtype)[..., None]
 
-  def _prefix_logits(self, states: tf.Tensor, decoder_tokens: tf.Tensor) -> tf.Tensor:
-    """[B, t, d_model] decoder states -> [B, t, vocabulary]: at position p, each of p's own tokens x scores
-    state . row(the target's first p tokens, then x); 0 on the other positions' tokens."""
+  def _prefix_logits(self, states: tf.Tensor, decoder_tokens: tf.Tensor, first: tf.Tensor) -> tf.Tensor:
+    """[B, t - first, d_model] states of positions first..t-1 -> [B, t - first, vocabulary]: at position p,
+    each of p's own tokens x scores state . row(the target's first p tokens, then x); 0 on the others."""
     t = tf.shape(decoder_tokens)[1]
-    parents = tf.pad(self._prefix_keys(decoder_tokens[:, 1:]), [[0, 0], [1, 0]])  # [B, t]: 0 before BOS
-    keys = parents[:, :, None] * self.layout.vocabulary_size + self.candidates[None, :t]  # [B, t, S]
+    parents = tf.pad(self._prefix_keys(decoder_tokens[:, 1:]), [[0, 0], [1, 0]])[:, first:]  # 0 before BOS
+    keys = parents[:, :, None] * self.layout.vocabulary_size + self.candidates[None, first:t]  # [B, t', S]
     rows = self.prefix_embedding(tf.math.floormod(keys, self.config.prefix_rows))       # [B, t, S, d_model]
     own = tf.pad(tf.einsum("btd,btsd->bts", states, rows), [[0, 0], [0, 0], [0, 1]])    # slot S: 0
     # [t, B, vocabulary]: each token's slot among its position's candidates (S where it is not one).
-    scattered = tf.gather(tf.transpose(own, [1, 0, 2]), self.candidate_slots[:t], axis=2, batch_dims=1)
+    scattered = tf.gather(tf.transpose(own, [1, 0, 2]), self.candidate_slots[first:t], axis=2, batch_dims=1)
     return tf.transpose(scattered, [1, 0, 2])
 
   def _encoder_items(self, encoder_tokens: tf.Tensor) -> tf.Tensor:
@@ -173,19 +173,27 @@ class TigerModel(tf.keras.Model):
     return self.encoder_norm(x)
 
   def decode(self, memory: tf.Tensor, encoder_tokens: tf.Tensor, decoder_tokens: tf.Tensor,
-             training: bool = False) -> tf.Tensor:
-    """[B, t] decoder tokens (BOS first) -> [B, t, vocabulary] logits, each masked to its position."""
+             training: bool = False, last_only: bool = False) -> tf.Tensor:
+    """[B, t] decoder tokens (BOS first) -> [B, t, vocabulary] logits, each masked to its position; with
+    last_only, [B, 1, vocabulary]: the next token's alone (what decoding reads; the output layer and the
+    prefix logits then score one position instead of t)."""
     memory_mask = self.memory_present(encoder_tokens)[:, None, :] & tf.ones_like(decoder_tokens, tf.bool)[:, :, None]
     vectors = tf.concat([self.token_embedding(decoder_tokens[:, :1]), self._item_vectors(decoder_tokens[:, 1:])],
                         axis=1)
     y = self._embed(vectors, self.decoder_positions, training)
     for block in self.decoder_blocks:
       y = block(y, None, memory=memory, memory_mask=memory_mask, causal=True, training=training)
-    states = self.decoder_norm(y)
+    t = tf.shape(decoder_tokens)[1]
+    first = t - 1 if last_only else 0
+    states = self.decoder_norm(y)[:, first:]
     logits = self.output_layer(states)
     if self.config.prefix_logits:
-      logits += self._prefix_logits(states, decoder_tokens)
-    return logits + self.position_masks[None, :tf.shape(decoder_tokens)[1]]
+      logits += self._prefix_logits(states, decoder_tokens, first)
+    return logits + self.position_masks[None, first:t]
+
+  def decode_next(self, memory: tf.Tensor, encoder_tokens: tf.Tensor, decoder_tokens: tf.Tensor) -> tf.Tensor:
+    """[B, 1, vocabulary]: the next token's logits (decode with last_only), for beam search."""
+    return self.decode(memory, encoder_tokens, decoder_tokens, last_only=True)
 
   # The step is plain TensorFlow (no Python control flow on tensors): AutoGraph's conversion of the whole
   # call graph made the first step of every training run cost seconds (as in models/ranking/model.py).

@@ -26,7 +26,7 @@ def test_each_candidate_scores_the_row_of_the_prefix_it_makes():
   decoder = tf.concat([tf.constant([[BOS]], tf.int64), target[:, :-1]], axis=1)
   model({"encoder_tokens": tf.zeros([1, 1 + 2 * LAYOUT.positions], tf.int64), "decoder_tokens": decoder})
   states = tf.random.stateless_normal([1, 3, CONFIG.d_model], seed=[1, 2])
-  logits = model._prefix_logits(states, decoder).numpy()[0]
+  logits = model._prefix_logits(states, decoder, 0).numpy()[0]
   table = model.prefix_embedding.embeddings.numpy()
   for p in range(3):
     offset, size = LAYOUT.offsets[p], LAYOUT.sizes[p]
@@ -36,3 +36,13 @@ def test_each_candidate_scores_the_row_of_the_prefix_it_makes():
       np.testing.assert_allclose(logits[p, x], states.numpy()[0, p] @ table[row], rtol=1e-5)
     others = np.delete(logits[p], np.arange(offset, offset + size))
     assert (others == 0).all()
+
+
+def test_next_token_logits_are_the_full_decodes_last():
+  model = TigerModel(CONFIG, LAYOUT)
+  encoder = tf.constant([[LAYOUT.user_offset + 1] + [LAYOUT.token(p, 1) for p in range(3)] * 2], tf.int64)
+  memory = model.encode(encoder)
+  for t in range(1, LAYOUT.positions + 1):
+    decoder = tf.constant([[BOS] + [LAYOUT.token(p, 1) for p in range(t - 1)]], tf.int64)
+    full = model.decode(memory, encoder, decoder).numpy()
+    np.testing.assert_allclose(model.decode_next(memory, encoder, decoder).numpy(), full[:, -1:], rtol=1e-5)

@@ -29,7 +29,7 @@ def _retriever(catalog: SidCatalog, seed: int = 0, encoder_input: str = ITEMS, p
   config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed, "encoder_input": encoder_input,
                               "prefix_rows": prefix_rows, "prefix_logits": prefix_logits})
   model = TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets))
-  retriever = serving.Retriever(model.encode, model.decode, catalog, model.layout, config.history_length,
+  retriever = serving.Retriever(model.encode, model.decode_next, catalog, model.layout, config.history_length,
                                 config.beam_width)
   retriever.model = model
   return retriever

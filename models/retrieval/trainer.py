@@ -123,7 +123,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     warm_start(model, checkpoint_dir(fn_args.base_model))
     model.optimizer.learning_rate.assign(config.step_learning_rate)
     logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
-  retriever = serving.Retriever(model.encode, model.decode, catalog, layout, config.history_length,
+  retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config.history_length,
                                 config.beam_width)
   unseen = evaluate(retriever, fn_args.eval_files, config.beam_width) if fn_args.eval_files else {}
 
