@@ -94,8 +94,7 @@ def model_functions(model: TigerModel) -> Tuple[tf.types.experimental.GenericFun
   tokens = tf.TensorSpec([None, None], tf.int64)
   memory = tf.TensorSpec([None, None, model.config.d_model], tf.float32)
   encode = _graph_function(lambda encoder_tokens: model.encode(encoder_tokens), input_signature=[tokens])
-  decode = _graph_function(lambda memory, encoder_tokens, decoder_tokens: model.decode_next(
-      memory, encoder_tokens, decoder_tokens), input_signature=[memory, tokens, tokens])
+  decode = _graph_function(model.decode_next, input_signature=[memory, tokens, tokens])
   return encode, decode
 
 
