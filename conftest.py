@@ -214,7 +214,7 @@ def two_stage_sources(tmp_path_factory):
   config = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=8, d_model=16, mlp_dim=32,
                            user_buckets=10, history_length=4, suffix_size=8, beam_width=4, prefix_rows=64)
   retrieval.export(TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets)),
-                   sid_catalog(codes[:n], codebook), retrieval_dir)
+                   sid_catalog(codes[:n], codebook), retrieval_dir, trained_items=np.arange(1, n + 1))
   return ranking_dir, retrieval_dir, catalog, vectors
 
 

@@ -89,8 +89,7 @@ def _plain_keras(examples, sids, config: RetrievalConfig, epochs: int, count: in
                                   "codebook_size": sids.get_int_custom_property("codebook_size")})
   layout = catalog.layout(config.suffix_size, config.user_buckets)
   model = trainer.build(config, layout)
-  retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config.history_length,
-                                config.beam_width)
+  retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config)
   files = [os.path.join(examples.uri, f"Split-{INTERACTIONS_SPLIT}", "*")]
   batches = data.dataset(files, retriever.item_tokens, layout, config, shuffle_seed=config.seed).cache()
   for _ in batches:  # fill the cache: time training, not parsing

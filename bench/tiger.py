@@ -117,18 +117,26 @@ class Tiger:
   """fit: warmup_epochs from scratch; update: `epochs` at the step learning rate, as the daily runs do."""
 
   def __init__(self, catalog: SidCatalog, config: RetrievalConfig):
-    self.config = config
+    self.config, self.catalog = config, catalog
     self.layout = catalog.layout(config.suffix_size, config.user_buckets)
     self.model = trainer.build(config, self.layout)
-    self.retriever = serving.Retriever(self.model.encode, self.model.decode_next, catalog, self.layout,
-                                       config.history_length, config.beam_width)
+    self.trained_items = np.zeros(0, np.int64)
+    self.retriever = self._retriever()
     self.examples_per_second: Optional[float] = None
+
+  def _retriever(self) -> serving.Retriever:
+    """Over the catalog, the items not trained on yet cold (as the pipeline's exported model)."""
+    return serving.Retriever(self.model.encode, self.model.decode_next, self.catalog, self.layout, self.config,
+                             self.trained_items)
 
   def _train(self, sequences: Sequences, epochs: int, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> None:
     batch = examples(sequences, self.config.history_length)
     count = int(batch[fields.ITEM_ID].shape[0])
     if not count:
       return
+    # Warm from now on (callbacks that score between epochs see them so).
+    self.trained_items = np.union1d(self.trained_items, batch[fields.ITEM_ID].numpy())
+    self.retriever = self._retriever()
     # Batches of shuffled example indices gathered from the in-memory tensors: slicing ragged examples one by
     # one and batching them again was 3x slower than training.
     gather = lambda rows: {name: tf.gather(values, rows) for name, values in batch.items()}

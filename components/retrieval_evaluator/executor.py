@@ -102,8 +102,8 @@ class Executor(base_executor.BaseExecutor):
 
     def score(artifact: types.Artifact) -> Dict[str, Any]:
       export_dir = path_utils.serving_model_path(artifact.uri)
-      config, _ = serving.read_settings(os.path.join(export_dir, serving.EXTRA))
-      return trainer.evaluate(serving.load(export_dir, catalog), files, config.beam_width) if files else {}
+      retriever = serving.load(export_dir, catalog)
+      return trainer.evaluate(retriever, files, retriever.beam_width) if files else {}
 
     candidate = score(model)
     baseline_metrics = score(baseline[0]) if baseline else {}

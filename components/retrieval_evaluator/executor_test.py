@@ -26,7 +26,7 @@ def _model(root, name, seed, catalog):
   artifact.id = seed + 1
   config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed})
   serving.export(TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets)), catalog,
-                 path_utils.serving_model_path(artifact.uri))
+                 path_utils.serving_model_path(artifact.uri), trained_items=catalog.item_ids)
   return artifact
 
 

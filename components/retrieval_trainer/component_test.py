@@ -19,7 +19,7 @@ from formats import artifacts
 from models.ranking import trainer as ranking_trainer
 from models.retrieval import serving
 
-CODES = [[0, 1], [0, 2], [1, 0], [1, 3], [2, 2], [3, 1]]  # items 1..6
+CODES = [[0, 1], [0, 2], [1, 0], [1, 3], [2, 2], [3, 1], [3, 2]]  # items 1..7; 7 is never rated
 CONFIG = {"encoder_layers": 1, "decoder_layers": 1, "heads": 2, "head_dim": 8, "d_model": 16, "mlp_dim": 32,
           "user_buckets": 8, "history_length": 3, "suffix_size": 2, "batch_size": 8, "warmup_epochs": 40,
           "learning_rate": 1e-2, "beam_width": 6, "dropout": 0.0}
@@ -65,9 +65,12 @@ def test_warm_up_then_a_step_scored_before_training(tmp_path, inputs):
   warmup, warmup_metrics = _train(tmp_path, inputs, "warmup", ["backfill"], [])
   assert warmup_metrics["train_examples"] == 40 and warmup_metrics["eval"] == {}
   assert warmup.get_string_custom_property("trained_spans") == "backfill"
-  # The pattern is learned: after 2 and 3, item 4 comes first; the history never comes back.
+  # The pattern is learned: after 2 and 3, item 4 comes first; the history never comes back; item 7, never
+  # trained on, is cold and takes the ceil(0.1 x 6) = 1 slot kept for cold items.
   top = _retrieve(warmup, [2, 3])
-  assert top[0] == 4 and sorted(top) == [1, 4, 5, 6]
+  assert top[0] == 4 and sorted(top) == [1, 4, 5, 6, 7] and warmup_metrics["cold_items"] == 1
+  _, _, trained = serving.read_settings(os.path.join(path_utils.serving_model_path(warmup.uri), serving.EXTRA))
+  assert trained.tolist() == [1, 2, 3, 4, 5, 6]
 
   step, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_1"], base_model=warmup)
   assert step.get_int_custom_property("span") == 1 and metrics["train_examples"] == 5

@@ -29,6 +29,8 @@ class RetrievalConfig(Settings):
   encoder_input: TOKENS or ITEMS, what the encoder's positions are;
   prefix_rows: rows of the hashed table of SID prefixes whose row each item token adds (0: tokens alone);
   prefix_logits: each candidate token's logit also scores the row of the prefix it would make (model.py);
+  cold_start_share: TIGER's epsilon (section 4.3): up to ceil(share x k) of each answer's k items may be
+  items the model was never trained on, found by a beam search of their own (serving.py; 0: none);
   epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch)."""
   KIND = "retrieval"
   encoder_layers: int = 2
@@ -50,6 +52,7 @@ class RetrievalConfig(Settings):
   encoder_input: str = ITEMS
   prefix_rows: int = 1 << 16
   prefix_logits: bool = True
+  cold_start_share: float = 0.1
   seed: int = 0
 
   def __post_init__(self):
@@ -64,5 +67,7 @@ class RetrievalConfig(Settings):
       raise ValueError(f"encoder_input must be {TOKENS!r} or {ITEMS!r}, got {self.encoder_input!r}")
     if self.prefix_logits and not self.prefix_rows:
       raise ValueError("prefix_logits needs prefix_rows > 0")
+    if not 0 <= self.cold_start_share <= 1:
+      raise ValueError(f"cold_start_share must be in [0, 1], got {self.cold_start_share}")
     if not 0 <= self.dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")

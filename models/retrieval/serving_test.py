@@ -25,12 +25,12 @@ def _catalog() -> SidCatalog:
 
 
 def _retriever(catalog: SidCatalog, seed: int = 0, encoder_input: str = ITEMS, prefix_rows: int = 0,
-               prefix_logits: bool = False) -> serving.Retriever:
+               prefix_logits: bool = False, trained_items=None, cold_start_share: float = 0.1) -> serving.Retriever:
   config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed, "encoder_input": encoder_input,
-                              "prefix_rows": prefix_rows, "prefix_logits": prefix_logits})
+                              "prefix_rows": prefix_rows, "prefix_logits": prefix_logits,
+                              "cold_start_share": cold_start_share})
   model = TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets))
-  retriever = serving.Retriever(model.encode, model.decode_next, catalog, model.layout, config.history_length,
-                                config.beam_width)
+  retriever = serving.Retriever(model.encode, model.decode_next, catalog, model.layout, config, trained_items)
   retriever.model = model
   return retriever
 
@@ -99,11 +99,38 @@ def test_k_beyond_the_catalog_returns_every_unseen_item_once():
   assert sorted(result[serving.ITEMS].numpy().tolist()) == list(range(102, 112))
 
 
+@pytest.mark.parametrize("cold_start_share,cold_found", [(0.25, 2), (0.5, 3), (0.0, 0)])
+def test_cold_items_take_their_share_of_k_by_their_own_beam_search(cold_start_share, cold_found):
+  catalog = _catalog()
+  cold = [102, 106, 111]  # never trained on: (0, 1, 0), (1, 2, 0), (2, 2, 1)
+  retriever = _retriever(catalog, seed=5, prefix_rows=50, prefix_logits=True, cold_start_share=cold_start_share,
+                         trained_items=[i for i in catalog.item_ids if i not in cold])
+  history, user = [103, 111], 5
+  expected = _brute_force(retriever, catalog, history, user)
+  items, scores = retriever.top_k(tf.ragged.constant([history], tf.int64), tf.constant([user], tf.int64),
+                                  k=tf.constant(6), beam=tf.constant(9))
+  # ceil(share x 6) slots for the cold items not in the history (2 of them), the best trained items
+  # in the rest, all ordered by log-probability.
+  by_score = lambda ids: sorted(ids, key=lambda i: -expected[i - 101])
+  unseen_cold = by_score([i for i in cold if i not in history])[:cold_found]
+  warm = by_score([i for i in catalog.item_ids if i not in cold + history])[:6 - len(unseen_cold)]
+  assert items.numpy()[0].tolist() == by_score(unseen_cold + warm)
+  np.testing.assert_allclose(scores.numpy()[0], expected[np.array(by_score(unseen_cold + warm)) - 101], rtol=1e-5)
+  assert retriever.cold_items == 3
+
+
+def test_every_item_cold_leaves_only_the_cold_share():
+  catalog = _catalog()
+  retriever = _retriever(catalog, trained_items=[], cold_start_share=0.3)
+  items, _ = retriever.top_k(tf.ragged.constant([[]], tf.int64), tf.constant([0], tf.int64), k=tf.constant(5))
+  assert (items.numpy()[0] >= 0).tolist() == [True, True, False, False, False]
+
+
 @pytest.mark.parametrize("prefix_rows", [0, 50])
 def test_export_serves_the_retriever_and_takes_a_new_catalog(tmp_path, prefix_rows):
   catalog = _catalog()
   retriever = _retriever(catalog, prefix_rows=prefix_rows, prefix_logits=bool(prefix_rows))
-  serving.export(retriever.model, catalog, str(tmp_path / "1"))
+  serving.export(retriever.model, catalog, str(tmp_path / "1"), trained_items=catalog.item_ids)
   retrieve = tf.saved_model.load(str(tmp_path / "1")).signatures[serving.RETRIEVE]
   request = dict(history=tf.constant([103], tf.int64), user_id=tf.constant(4, tf.int64), k=tf.constant(5, tf.int64))
   served = retrieve(**request)
@@ -116,5 +143,8 @@ def test_export_serves_the_retriever_and_takes_a_new_catalog(tmp_path, prefix_ro
   grown = SidCatalog(np.append(catalog.item_ids, 500), np.vstack([catalog.codes, [[1, 1]]]),
                      np.append(catalog.suffixes, 1), codebook_size=3)
   reloaded = serving.load(str(tmp_path / "1"), grown)
+  assert reloaded.cold_items == 1  # the export's trained items came with it: item 500 is cold
   everything = reloaded.retrieve(tf.constant([], tf.int64), tf.constant(0, tf.int64), tf.constant(20, tf.int64))
   assert sorted(everything[serving.ITEMS].numpy().tolist()) == sorted(grown.item_ids.tolist())
+  top = reloaded.retrieve(tf.constant([], tf.int64), tf.constant(0, tf.int64), tf.constant(1, tf.int64))
+  assert top[serving.ITEMS].numpy().tolist() == [500]  # its ceil(0.1 x 1) slot

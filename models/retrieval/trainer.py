@@ -4,8 +4,9 @@ The SID refresh trains it from scratch on the backfill; each daily run restores 
 and optimizer state, scores the span with them (Recall and NDCG over the whole catalog, before training:
 the span is unseen) and trains one pass on it, as the ranker does (models/ranking/trainer.py). The model
 is exported over the step's catalog, so the items first seen in the span are in its trie, and a
-checkpoint is written beside the export for the next step. `model_run_dir/metrics.json` holds the step's
-figures.
+checkpoint is written beside the export for the next step. Both carry the ids of every item trained on so
+far (the base model's and this step's): the others are the cold items the Retriever searches apart
+(serving.py). `model_run_dir/metrics.json` holds the step's figures.
 """
 
 import json
@@ -58,8 +59,8 @@ def _checkpoint(model: TigerModel) -> tf.train.Checkpoint:
   return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
 
 
-def save_checkpoint(model: TigerModel, directory: str) -> None:
-  serving.write_settings(directory, model.config, model.layout)
+def save_checkpoint(model: TigerModel, directory: str, trained_items: np.ndarray) -> None:
+  serving.write_settings(directory, model.config, model.layout, trained_items)
   _checkpoint(model).write(os.path.join(directory, "ckpt"))
 
 
@@ -69,14 +70,16 @@ ARCHITECTURE = ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_mode
                 "prefix_logits")
 
 
-def warm_start(model: TigerModel, directory: str) -> None:
-  config, layout = serving.read_settings(directory)
+def warm_start(model: TigerModel, directory: str) -> np.ndarray:
+  """Restores the checkpoint in `directory`; -> the ids of the items it was trained on."""
+  config, layout, trained_items = serving.read_settings(directory)
   changed = {name: (getattr(config, name), getattr(model.config, name)) for name in ARCHITECTURE
              if getattr(config, name) != getattr(model.config, name)}
   if changed or layout != model.layout:
     raise ValueError(f"cannot warm-start the retrieval model from {directory}: (base, this run) differ in "
                      f"{changed or (layout, model.layout)}; run a SID refresh, which trains a new one")
   _checkpoint(model).read(os.path.join(directory, "ckpt")).assert_existing_objects_matched()
+  return trained_items
 
 
 def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int) -> Dict[str, np.ndarray]:
@@ -119,12 +122,12 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
                      f"{catalog.suffixes.max()}")
   layout = catalog.layout(config.suffix_size, config.user_buckets)
   model = build(config, layout)
+  trained_items = np.zeros(0, np.int64)
   if fn_args.base_model:
-    warm_start(model, checkpoint_dir(fn_args.base_model))
+    trained_items = warm_start(model, checkpoint_dir(fn_args.base_model))
     model.optimizer.learning_rate.assign(config.step_learning_rate)
     logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
-  retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config.history_length,
-                                config.beam_width)
+  retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config, trained_items)
   unseen = evaluate(retriever, fn_args.eval_files, config.beam_width) if fn_args.eval_files else {}
 
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
@@ -132,7 +135,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
                        cache=epochs > 1)
   start, first_step = time.perf_counter(), FirstStepEnd()
   item_ids = ranking.columns(fn_args.train_files, {fields.ITEM_ID: data.SPEC[fields.ITEM_ID]})[fields.ITEM_ID]
-  examples = int((retriever.item_tokens.rows(item_ids).numpy() >= 0).sum())
+  nameable = retriever.item_tokens.rows(item_ids).numpy() >= 0
+  examples = int(nameable.sum())
   loss = []
   if examples:
     loss = model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step]).history["loss"]
@@ -140,16 +144,18 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     logging.warning("No interactions in %s: the retrieval model is carried over unchanged.", fn_args.train_files)
   seconds = time.perf_counter() - start
   steady = time.perf_counter() - first_step.time if first_step.time else None
+  trained_items = np.union1d(trained_items, np.asarray(item_ids)[nameable])
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files, "train_examples": examples,
              "epochs": epochs, "train_seconds": seconds, "loss": loss,
              "train_examples_per_second": examples * epochs / seconds if examples else None,
              "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady
                                             if steady and examples > config.batch_size else None),
-             "catalog_items": len(catalog.item_ids), "unnameable_items": retriever.unnameable, "eval": unseen}
+             "catalog_items": len(catalog.item_ids), "unnameable_items": retriever.unnameable,
+             "cold_items": int(np.isin(catalog.item_ids, trained_items, invert=True).sum()), "eval": unseen}
   logging.info("Retrieval step: %s", json.dumps(metrics))
-  serving.export(model, catalog, fn_args.serving_model_dir)
-  save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
+  serving.export(model, catalog, fn_args.serving_model_dir, trained_items)
+  save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir), trained_items)
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
     json.dump(metrics, f, indent=1)
