@@ -83,6 +83,11 @@ def metrics(recommended: np.ndarray, examples: List[protocols.Examples]) -> Dict
                                    {evaluation.OVERALL: np.ones(len(new_item), bool), evaluation.NEW_ITEMS: new_item})
 
 
+def _progress(test: Dict[str, Dict[str, float]]) -> str:
+  """The test figures of one model, for the progress lines."""
+  return ", ".join(f"{column} {_figure(test[s][m])}" for column, s, m in COLUMNS)
+
+
 def _fit(name: str, data: ProtocolData, train: baselines.Sequences,
          args: argparse.Namespace) -> Tuple[baselines.Recommender, float]:
   model = MODELS[name](data, args)
@@ -98,7 +103,7 @@ def run_loo(data: protocols.LeaveOneOut, names: List[str], args: argparse.Namesp
     model, fit_seconds = _fit(name, data, data.train, args)
     results[name] = {"fit_seconds": fit_seconds, "test": metrics(recommend(model, data.test), [data.test]),
                      "validation": metrics(recommend(model, data.validation), [data.validation])}
-    print(f"  loo {name}: fit {fit_seconds:.1f} s", flush=True)
+    print(f"  loo {name}: fit {fit_seconds:.1f} s; {_progress(results[name]['test'])}", flush=True)
   return results
 
 
@@ -117,7 +122,8 @@ def run_span(data: protocols.PerSpan, names: List[str], args: argparse.Namespace
     results[name] = {"fit_seconds": fit_seconds, "update_seconds": update_seconds,
                      "test": metrics(np.concatenate(recommended), [span.examples for span in data.spans]),
                      "per_span": per_span}
-    print(f"  span {name}: fit {fit_seconds:.1f} s, updates {update_seconds:.1f} s", flush=True)
+    print(f"  span {name}: fit {fit_seconds:.1f} s, updates {update_seconds:.1f} s; "
+          f"{_progress(results[name]['test'])}", flush=True)
   return results
 
 
