@@ -3,7 +3,7 @@
   .venv/bin/python bench/retrieval.py --data_root data/ml-latest-small [--protocol loo,span]
       [--span_period month] [--start_date YYYY-MM-DD] [--spans 6] [--models popularity,sasrec]
       [--max_history 20] [--min_user_interactions 5] [--seed 0] [--output outputs/retrieval_bench]
-      [--output_root outputs]
+      [--output_root outputs] [--tiger '{"warmup_epochs": 16}'] [--tiger_warmups DIR]
   # the same on a copy 20 years later with 60% of the users:
   .venv/bin/python -m pipeline.datasets shifted --src data/ml-latest-small --dst /tmp/shifted --years 20
       --user_fraction 0.6
@@ -64,7 +64,7 @@ MODELS: Dict[str, Factory] = {
     "tiger": lambda data, args: tiger.Tiger(
         tiger.catalog_sids(args.output_root, args.data_root, data.catalog),
         RetrievalConfig.from_dict({**runs.load_config(args.output_root).retrieval, **json.loads(args.tiger),
-                                   "seed": args.seed})),
+                                   "seed": args.seed}), warmups=args.tiger_warmups),
 }
 PROTOCOLS = ("loo", "span")
 K = max(evaluation.CUTOFFS)
@@ -186,6 +186,8 @@ def _args(argv) -> argparse.Namespace:
   parser.add_argument("--output_root", help="a pipeline output root, for models that read its artifacts (tiger: "
                       "its frozen content encoder and RQ-VAE give every item its Semantic ID, its retrieval settings)")
   parser.add_argument("--tiger", default="{}", help="JSON of RetrievalConfig settings over the loop's, for tiger")
+  parser.add_argument("--tiger_warmups", help="a directory where tiger's warm-ups are saved and, when their "
+                      "settings and data match, restored instead of trained (to compare decoding or step settings)")
   args = parser.parse_args(argv)
   args.models = (args.models.split(",") if args.models
                  else [m for m in MODELS if m != "tiger" or args.output_root])

@@ -15,6 +15,8 @@ Example:
 """
 
 import collections
+import hashlib
+import json
 import os
 import time
 from typing import Dict, List, Optional, Sequence
@@ -34,6 +36,8 @@ from pipeline import runs, summary
 
 CACHE = os.path.join("bench_cache", "catalog_sids.npz")
 EMBED_BATCH = 256
+# Settings only decoding and the per-span steps read: a saved warm-up serves any values of them.
+AFTER_WARMUP = ("beam_width", "cold_start_share", "epochs", "step_learning_rate")
 
 
 def _texts(data_root: str, max_tags: int) -> Dict[int, str]:
@@ -114,10 +118,13 @@ def examples(sequences: Sequences, history_length: int) -> Dict[str, tf.Tensor]:
 
 
 class Tiger:
-  """fit: warmup_epochs from scratch; update: `epochs` at the step learning rate, as the daily runs do."""
+  """fit: warmup_epochs from scratch; update: `epochs` at the step learning rate, as the daily runs do.
+  With `warmups` (a directory), fit saves the warm-up there, keyed by its settings, catalog and
+  sequences, and restores it instead of training when it is there: decoding and step settings
+  (AFTER_WARMUP) can then be compared without training again."""
 
-  def __init__(self, catalog: SidCatalog, config: RetrievalConfig):
-    self.config, self.catalog = config, catalog
+  def __init__(self, catalog: SidCatalog, config: RetrievalConfig, warmups: Optional[str] = None):
+    self.config, self.catalog, self.warmups = config, catalog, warmups
     self.layout = catalog.layout(config.suffix_size, config.user_buckets)
     self.model = trainer.build(config, self.layout)
     self.trained_items = np.zeros(0, np.int64)
@@ -149,8 +156,26 @@ class Tiger:
     self.model.fit(dataset, epochs=epochs, verbose=0, callbacks=list(callbacks))
     self.examples_per_second = count * epochs / (time.perf_counter() - start)
 
+  def _warmup_dir(self, sequences: Sequences) -> Optional[str]:
+    if not self.warmups:
+      return None
+    digest = hashlib.sha256(json.dumps({name: value for name, value in json.loads(self.config.to_json()).items()
+                                        if name not in AFTER_WARMUP}, sort_keys=True).encode())
+    for array in [self.catalog.item_ids, self.catalog.sequences, sequences.users, sequences.context,
+                  *sequences.items]:
+      digest.update(np.ascontiguousarray(array).tobytes())
+    return os.path.join(self.warmups, digest.hexdigest()[:16])
+
   def fit(self, sequences: Sequences, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> "Tiger":
+    directory = self._warmup_dir(sequences)
+    if directory and os.path.exists(os.path.join(directory, serving.TRAINED_ITEMS_FILE)):
+      self.trained_items = trainer.warm_start(self.model, directory)
+      self.retriever = self._retriever()
+      print(f"    tiger: the warm-up restored from {directory}", flush=True)
+      return self
     self._train(sequences, self.config.warmup_epochs, callbacks)
+    if directory:
+      trainer.save_checkpoint(self.model, directory, self.trained_items)
     return self
 
   def update(self, sequences: Sequences) -> "Tiger":
