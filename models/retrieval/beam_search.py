@@ -51,14 +51,12 @@ def _children(trie: TrieTensors, nodes: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor
 
 
 def constrained_beam_search(next_log_probs: NextLogProbs, trie: TrieTensors, users: tf.Tensor, beam: int,
-                            k: tf.Tensor, exclude: Optional[tf.Tensor] = None, roots: Optional[tf.Tensor] = None
-                            ) -> Tuple[tf.Tensor, tf.Tensor]:
+                            k: tf.Tensor, exclude: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
   """-> (catalog rows [users, min(k, candidates)], their log-probabilities), best first per user. A row of
   -1 with score -inf where fewer items remain (k beyond the catalog, or all excluded). `exclude`: [users, H]
-  catalog rows never returned (-1: padding). `beam` applies to the inner positions, `k` to the last.
-  `roots`: [users] the node each user's search starts from (a forest's trie, PrefixTrie.forest; default 0)."""
+  catalog rows never returned (-1: padding). `beam` applies to the inner positions, `k` to the last."""
   users = tf.cast(users, tf.int32)
-  nodes = tf.zeros([users, 1], tf.int64) if roots is None else tf.cast(roots, tf.int64)[:, None]
+  nodes = tf.zeros([users, 1], tf.int64)
   scores = tf.zeros([users, 1], tf.float32)
   prefixes = tf.zeros([users, 1, 0], tf.int64)
   for position in range(trie.depth):

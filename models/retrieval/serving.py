@@ -64,47 +64,45 @@ class Retriever(tf.Module):
     trained = (np.ones(len(catalog.item_ids), bool) if trained_items is None
                else np.isin(catalog.item_ids, np.asarray(trained_items, np.int64)))
     self.cold_items = int((retrievable & ~trained).sum())
-    searched = [retrievable & trained] + ([retrievable & ~trained] if self.cold_items and self.cold_start_share else [])
-    forest, self.roots = PrefixTrie.forest([self._trie(catalog, rows) for rows in searched])
-    self.trie = TrieTensors(forest, layout.offsets) if len(forest.child_codes) else None
+    self.trie = self._trie(catalog, retrievable & trained) if (retrievable & trained).any() else None
+    self.cold_trie = self._trie(catalog, retrievable & ~trained) if self.cold_items and self.cold_start_share else None
 
-  def _trie(self, catalog: SidCatalog, rows: np.ndarray) -> PrefixTrie:
+  def _trie(self, catalog: SidCatalog, rows: np.ndarray) -> TrieTensors:
     """The trie of the catalog's `rows`, its leaves the rows of ItemTokens (the retrievable items')."""
     retrievable = catalog.retrievable(self.layout.suffix_size)
     trie = PrefixTrie.build(catalog.sequences[rows])
     leaves, leaf = np.full_like(trie.leaf_rows, -1), trie.leaf_rows >= 0
     leaves[leaf] = (np.cumsum(retrievable)[rows] - 1)[trie.leaf_rows[leaf]]
-    return dataclasses.replace(trie, leaf_rows=leaves)
+    return TrieTensors(dataclasses.replace(trie, leaf_rows=leaves), self.layout.offsets)
 
   def top_k(self, history: tf.RaggedTensor, user_ids: tf.Tensor, k: tf.Tensor, beam: tf.Tensor = None
             ) -> Tuple[tf.Tensor, tf.Tensor]:
     """-> (item ids [U, k], scores [U, k]); ids -1 and scores -inf where fewer than k items remain."""
     history = tf.cast(history, tf.int64)
     users = tf.shape(user_ids)[0]
-    k = tf.cast(k, tf.int32)
-    if self.trie is None:
-      return tf.fill([users, k], tf.constant(-1, tf.int64)), tf.fill([users, k], -np.inf)
-    # The cold items' search runs beside the trained items' as more users of the same decoder calls.
-    searches = len(self.roots)
-    enc = tf.tile(encoder_tokens(self.item_tokens, self.layout, history, user_ids, self.history_length),
-                  [searches, 1])
+    enc = encoder_tokens(self.item_tokens, self.layout, history, user_ids, self.history_length)
     memory = self.encode(enc)
 
     def next_log_probs(prefixes: tf.Tensor, position: int) -> tf.Tensor:
-      width = tf.shape(prefixes)[0] // (searches * users)
+      width = tf.shape(prefixes)[0] // users
       decoder = tf.concat([tf.fill([tf.shape(prefixes)[0], 1], tf.constant(BOS, tf.int64)), prefixes], axis=1)
       logits = self.decode(tf.repeat(memory, width, axis=0), tf.repeat(enc, width, axis=0), decoder)[:, -1]
       offset, size = self.layout.offsets[position], self.layout.sizes[position]
       return tf.nn.log_softmax(logits[:, offset:offset + size])
 
+    k = tf.cast(k, tf.int32)
     exclude = self.item_tokens.rows(history).to_tensor(-1)
     if beam is None:
       beam = tf.maximum(k, self.beam_width) + tf.shape(exclude)[1]
-    rows, scores = constrained_beam_search(next_log_probs, self.trie, searches * users, beam, k,
-                                           tf.tile(exclude, [searches, 1]), tf.repeat(tf.constant(self.roots), users))
-    if searches > 1:
+    rows, scores = tf.zeros([users, 0], tf.int64), tf.zeros([users, 0], tf.float32)
+    if self.trie is not None:
+      rows, scores = constrained_beam_search(next_log_probs, self.trie, users, beam, k, exclude)
+    if self.cold_trie is not None:
       slots = tf.cast(tf.math.ceil(self.cold_start_share * tf.cast(k, tf.float32)), tf.int32)
-      rows, scores = _merge(rows[:users], scores[:users], rows[users:, :slots], scores[users:, :slots], k)
+      # A beam of the slots, widened by the history, whose items the last step may remove.
+      cold_rows, cold_scores = constrained_beam_search(next_log_probs, self.cold_trie, users,
+                                                       slots + tf.shape(exclude)[1], slots, exclude)
+      rows, scores = _merge(rows, scores, cold_rows, cold_scores, k)
     missing = k - tf.shape(rows)[1]  # fewer candidates than k in the whole catalog
     rows = tf.pad(rows, [[0, 0], [0, missing]], constant_values=-1)
     scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)

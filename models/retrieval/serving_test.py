@@ -62,18 +62,6 @@ def test_trie_holds_exactly_the_catalog():
     assert trie.leaf_rows[trie.node(sequence)] == row
 
 
-def test_a_forest_keeps_each_trie_apart():
-  first, second = PrefixTrie.build(np.array([[0, 1], [2, 0]])), PrefixTrie.build(np.array([[0, 2], [1, 1], [1, 2]]))
-  forest, roots = PrefixTrie.forest([first, second])
-  assert roots.tolist() == [0, first.num_nodes] and forest.num_nodes == first.num_nodes + second.num_nodes
-  children = lambda node: forest.child_codes[forest.child_splits[node]:forest.child_splits[node + 1]].tolist()
-  assert children(roots[0]) == [0, 2] and children(roots[1]) == [0, 1]
-  walk = lambda node, codes: walk(int(forest.child_nodes[forest.child_splits[node] + children(node).index(codes[0])]),
-                                  codes[1:]) if codes else node
-  assert [forest.leaf_rows[walk(roots[1], c)] for c in ([0, 2], [1, 1], [1, 2])] == [0, 1, 2]
-  assert forest.leaf_rows[walk(roots[0], [2, 0])] == 1
-
-
 @pytest.mark.parametrize("seed,encoder_input,prefix_rows,prefix_logits", [
     (0, ITEMS, 0, False), (1, ITEMS, 0, False), (2, TOKENS, 0, False), (3, ITEMS, 50, True), (4, TOKENS, 50, False)])
 def test_wide_beam_returns_exactly_the_brute_force_top(seed, encoder_input, prefix_rows, prefix_logits):

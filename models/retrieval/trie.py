@@ -12,7 +12,7 @@ Example:
 """
 
 import dataclasses
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import numpy as np
 
@@ -73,17 +73,6 @@ class PrefixTrie:
   def children(self, prefix: Sequence[int]) -> list:
     node = self.node(prefix)
     return [] if node < 0 else self.child_codes[self.child_splits[node]:self.child_splits[node + 1]].tolist()
-
-  @classmethod
-  def forest(cls, tries: Sequence["PrefixTrie"]) -> Tuple["PrefixTrie", np.ndarray]:
-    """Several tries of one depth as one set of arrays -> (it, each trie's root node): a beam search started
-    at a trie's root stays in that trie."""
-    nodes = np.cumsum([0] + [t.num_nodes for t in tries])
-    edges = np.cumsum([0] + [len(t.child_codes) for t in tries])
-    splits = np.concatenate([t.child_splits[:-1] + e for t, e in zip(tries, edges)] + [edges[-1:]])
-    return cls(splits, np.concatenate([t.child_codes for t in tries]),
-               np.concatenate([t.child_nodes + n for t, n in zip(tries, nodes)]),
-               np.concatenate([t.leaf_rows for t in tries]), tries[0].depth), nodes[:-1]
 
   def items(self) -> np.ndarray:
     """Catalog rows of every whole Semantic ID in the trie, sorted."""
