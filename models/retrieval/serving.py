@@ -49,9 +49,8 @@ class Retriever(tf.Module):
   With `trained_items` (the ids the model was trained on as targets), the other catalog items are cold
   (TIGER, section 4.3): their Semantic IDs were never a target, so the decoder gives them little
   probability and one search over the whole catalog would never return them. They get a trie and a beam
-  search of their own (with ceil(cold_start_share x beam) beams), and up to ceil(cold_start_share x k) of
-  the k items are the best cold ones; the answer is then ordered by log-probability. Without
-  `trained_items` every item is searched together."""
+  search of their own, and up to ceil(cold_start_share x k) of the k items are the best cold ones; the
+  answer is then ordered by log-probability. Without `trained_items` every item is searched together."""
 
   def __init__(self, encode: Callable, decode: Callable, catalog: SidCatalog, layout: TokenLayout,
                config: RetrievalConfig, trained_items: Optional[np.ndarray] = None):
@@ -99,11 +98,10 @@ class Retriever(tf.Module):
     if self.trie is not None:
       rows, scores = constrained_beam_search(next_log_probs, self.trie, users, beam, k, exclude)
     if self.cold_trie is not None:
-      share = lambda n: tf.cast(tf.math.ceil(self.cold_start_share * tf.cast(n, tf.float32)), tf.int32)
-      slots = share(k)
-      # The cold share of the beam too: decoding costs in proportion to the beams.
+      slots = tf.cast(tf.math.ceil(self.cold_start_share * tf.cast(k, tf.float32)), tf.int32)
+      # A beam of the slots, widened by the history, whose items the last step may remove.
       cold_rows, cold_scores = constrained_beam_search(next_log_probs, self.cold_trie, users,
-                                                       tf.maximum(share(beam), slots), slots, exclude)
+                                                       slots + tf.shape(exclude)[1], slots, exclude)
       rows, scores = _merge(rows, scores, cold_rows, cold_scores, k)
     missing = k - tf.shape(rows)[1]  # fewer candidates than k in the whole catalog
     rows = tf.pad(rows, [[0, 0], [0, missing]], constant_values=-1)
