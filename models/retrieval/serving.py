@@ -167,7 +167,11 @@ def read_settings(directory: str) -> Tuple[RetrievalConfig, TokenLayout, np.ndar
   """-> (config, layout, ids of the items trained on) written by write_settings."""
   with tf.io.gfile.GFile(os.path.join(directory, SETTINGS_FILE)) as f:
     settings = json.load(f)
-  with tf.io.gfile.GFile(os.path.join(directory, TRAINED_ITEMS_FILE), "rb") as f:
+  trained_path = os.path.join(directory, TRAINED_ITEMS_FILE)
+  if not tf.io.gfile.exists(trained_path):
+    raise ValueError(f"{trained_path} is missing: this retrieval model was written before models carried the "
+                     "items they were trained on; run a SID refresh, which trains a new one")
+  with tf.io.gfile.GFile(trained_path, "rb") as f:
     trained_items = np.load(f)
   return RetrievalConfig.from_dict(settings["config"]), TokenLayout(**settings["layout"]), trained_items
 

@@ -148,3 +148,6 @@ def test_export_serves_the_retriever_and_takes_a_new_catalog(tmp_path, prefix_ro
   assert sorted(everything[serving.ITEMS].numpy().tolist()) == sorted(grown.item_ids.tolist())
   top = reloaded.retrieve(tf.constant([], tf.int64), tf.constant(0, tf.int64), tf.constant(1, tf.int64))
   assert top[serving.ITEMS].numpy().tolist() == [500]  # its ceil(0.1 x 1) slot
+  (tmp_path / "1" / serving.EXTRA / serving.TRAINED_ITEMS_FILE).unlink()  # an export from before trained items
+  with pytest.raises(ValueError, match="run a SID refresh"):
+    serving.load(str(tmp_path / "1"), grown)
