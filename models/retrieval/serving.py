@@ -64,15 +64,16 @@ class Retriever(tf.Module):
     trained = (np.ones(len(catalog.item_ids), bool) if trained_items is None
                else np.isin(catalog.item_ids, np.asarray(trained_items, np.int64)))
     self.cold_items = int((retrievable & ~trained).sum())
-    self.trie = self._trie(catalog, retrievable & trained) if (retrievable & trained).any() else None
-    self.cold_trie = self._trie(catalog, retrievable & ~trained) if self.cold_items and self.cold_start_share else None
+    token_rows = np.cumsum(retrievable) - 1  # each retrievable catalog item's row in ItemTokens
+    warm, cold = retrievable & trained, retrievable & ~trained
+    self.trie = self._trie(catalog, warm, token_rows) if warm.any() else None
+    self.cold_trie = self._trie(catalog, cold, token_rows) if self.cold_items and self.cold_start_share else None
 
-  def _trie(self, catalog: SidCatalog, rows: np.ndarray) -> TrieTensors:
-    """The trie of the catalog's `rows`, its leaves the rows of ItemTokens (the retrievable items')."""
-    retrievable = catalog.retrievable(self.layout.suffix_size)
+  def _trie(self, catalog: SidCatalog, rows: np.ndarray, token_rows: np.ndarray) -> TrieTensors:
+    """The trie of the catalog's `rows`, its leaves their rows in ItemTokens."""
     trie = PrefixTrie.build(catalog.sequences[rows])
     leaves, leaf = np.full_like(trie.leaf_rows, -1), trie.leaf_rows >= 0
-    leaves[leaf] = (np.cumsum(retrievable)[rows] - 1)[trie.leaf_rows[leaf]]
+    leaves[leaf] = token_rows[rows][trie.leaf_rows[leaf]]
     return TrieTensors(dataclasses.replace(trie, leaf_rows=leaves), self.layout.offsets)
 
   def top_k(self, history: tf.RaggedTensor, user_ids: tf.Tensor, k: tf.Tensor, beam: tf.Tensor = None
