@@ -74,6 +74,9 @@ def test_warm_up_then_a_step_scored_before_training(tmp_path, inputs):
 
   step, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_1"], base_model=warmup)
   assert step.get_int_custom_property("span") == 1 and metrics["train_examples"] == 5
+  # The step's trained items: the warm-up's and its span's (3, 4, 5, 6, 1 alone would miss 2).
+  _, _, trained = serving.read_settings(os.path.join(path_utils.serving_model_path(step.uri), serving.EXTRA))
+  assert trained.tolist() == [1, 2, 3, 4, 5, 6]
   # Scored before training, by the warm-up's weights: the same top 10 as the pushed warm-up model serves.
   span = [(20, [], 3), (20, [3], 4), (20, [3, 4], 5), (21, [], 6), (21, [6], 1)]
   hits = [(_retrieve(warmup, history, 10, user) + [item]).index(item) for user, history, item in span]
