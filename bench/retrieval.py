@@ -64,7 +64,7 @@ MODELS: Dict[str, Factory] = {
     "tiger": lambda data, args: tiger.Tiger(
         tiger.catalog_sids(args.output_root, args.data_root, data.catalog),
         RetrievalConfig.from_dict({**runs.load_config(args.output_root).retrieval, **json.loads(args.tiger),
-                                   "seed": args.seed}), warmups=args.tiger_warmups),
+                                   "seed": args.seed}), warmups=getattr(args, "tiger_warmups", None)),
 }
 PROTOCOLS = ("loo", "span")
 K = max(evaluation.CUTOFFS)

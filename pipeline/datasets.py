@@ -1,5 +1,5 @@
-"""Datasets made from a MovieLens directory: the same data at other dates, for fewer users, or as a denser
-stream.
+"""Datasets made from a MovieLens directory: the same data at other dates, for fewer users, scaled up, or
+as a denser stream.
 
 A copy shifted by 20 years checks that nothing depends on the bundled data's dates (1996-2018). A stream
 compressed so that each month from a date on becomes one day shows the loop at a daily cadence on real
@@ -10,32 +10,47 @@ import os
 import random
 import shutil
 import datetime
-from typing import Callable, Optional, Sequence, Set
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+import numpy as np
+
+from formats import spans
 from pipeline import data_profile
 
 # Calendar years approximated by Julian years: exact enough to move data by whole periods.
 _SECONDS_PER_YEAR = int(365.25 * 86400)
 
 
-def _kept_users(ratings_path: str, user_fraction: float, seed: int) -> Optional[Set[int]]:
+def _user_ids(src_dir: str) -> List[int]:
+  """The readable user ids of src_dir's ratings.csv, sorted."""
+  ratings = data_profile.check_files(src_dir)[data_profile.RATINGS_FILE]
+  keys = data_profile.read_keys(ratings, data_profile.HEADERS[data_profile.RATINGS_FILE], ("userId",))
+  return sorted({user[0] for _, user in keys if not isinstance(user, str)})
+
+
+def _kept_users(src_dir: str, user_fraction: float, seed: int) -> Optional[Set[int]]:
   if user_fraction >= 1:
     return None
-  keys = data_profile.read_keys(ratings_path, data_profile.HEADERS[data_profile.RATINGS_FILE], ("userId",))
-  users = sorted({user[0] for _, user in keys if not isinstance(user, str)})
+  users = _user_ids(src_dir)
   return set(random.Random(seed).sample(users, round(user_fraction * len(users))))
 
 
-def _map_file(src: str, dst: str, header: Sequence[str], new_time: Callable[[int], int],
-              users: Optional[Set[int]]) -> None:
+# (user id, timestamp) of a row -> the (user id, timestamp) of each copy written: none drops the row.
+Copies = Callable[[int, int], Iterable[Tuple[int, int]]]
+
+
+def _map_file(src: str, dst: str, header: Sequence[str], copies: Copies) -> None:
+  if header[0] != "userId" or header[-1] != "timestamp":
+    raise ValueError(f"{src}: expected userId first and timestamp last, got {','.join(header)}")
   with open(dst, "w", encoding="utf-8", newline="") as f:
     f.write(",".join(header) + "\n")
     for line, keys in data_profile.read_keys(src, header, ("userId", "timestamp")):
       if isinstance(keys, str):
         f.write(line.text + "\n")  # Bad rows stay as they are, for the ingestion to quarantine.
-      elif users is None or keys[0] in users:
-        # The timestamp is the last column of ratings.csv and tags.csv: the rest stays verbatim.
-        f.write(f"{line.text[:line.text.rindex(',') + 1]}{new_time(keys[1])}\n")
+        continue
+      middle = line.text[line.text.index(","):line.text.rindex(",") + 1]  # Verbatim between the two.
+      for user, timestamp in copies(*keys):
+        f.write(f"{user}{middle}{timestamp}\n")
 
 
 def shifted_movielens(src_dir: str, dst_dir: str, years: float = 20, user_fraction: float = 1.0,
@@ -44,18 +59,47 @@ def shifted_movielens(src_dir: str, dst_dir: str, years: float = 20, user_fracti
   the ratings and tags of round(user_fraction x users) users drawn with `seed` (unparsable rows
   are copied as they are, movies.csv whole). Returns dst_dir."""
   shift = round(years * _SECONDS_PER_YEAR)
-  return _mapped_movielens(src_dir, dst_dir, lambda t: t + shift, user_fraction, seed)
+  users = _kept_users(src_dir, user_fraction, seed)
+  return _mapped_movielens(
+      src_dir, dst_dir, lambda user, t: [(user, t + shift)] if users is None or user in users else [])
 
 
-def _mapped_movielens(src_dir: str, dst_dir: str, new_time: Callable[[int], int], user_fraction: float = 1.0,
-                      seed: int = 0) -> str:
+def scaled_movielens(src_dir: str, dst_dir: str, factor: int, max_shift_days: float = 3, seed: int = 0) -> str:
+  """Copies a MovieLens directory with every user's ratings and tags `factor` times, for measuring how
+  cost grows with data: copy c of user u is user u + c x (largest user id + 1), copy 0 the original; each
+  other copy's timestamps move by one offset of at most `max_shift_days` drawn per user and copy (with
+  `seed`), kept inside each row's calendar month so that month spans hold `factor` times their ratings.
+  The same movies (movies.csv whole). Returns dst_dir."""
+  if factor < 1:
+    raise ValueError(f"factor must be at least 1, got {factor}")
+  stride = max(_user_ids(src_dir), default=0) + 1
+  reach = int(max_shift_days * 86400)
+  offsets: Dict[int, np.ndarray] = {}
+
+  def copies(user: int, timestamp: int) -> Iterable[Tuple[int, int]]:
+    if user not in offsets:
+      offsets[user] = np.random.default_rng([seed, user]).integers(-reach, reach + 1, size=factor)
+      offsets[user][0] = 0
+    first, following = _month_bounds(timestamp)
+    return [(user + c * stride, int(min(max(timestamp + offsets[user][c], first), following - 1)))
+            for c in range(factor)]
+
+  return _mapped_movielens(src_dir, dst_dir, copies)
+
+
+def _month_bounds(timestamp: int) -> Tuple[int, int]:
+  """The first second of timestamp's calendar month (UTC) and of the next."""
+  month = spans.span_of(timestamp, "month")
+  return tuple((spans.span_start(month + n, "month") - datetime.date(1970, 1, 1)).days * 86400 for n in (0, 1))
+
+
+def _mapped_movielens(src_dir: str, dst_dir: str, copies: Copies) -> str:
   paths = data_profile.check_files(src_dir)
   os.makedirs(dst_dir, exist_ok=True)
   shutil.copyfile(paths[data_profile.MOVIES_FILE], os.path.join(dst_dir, data_profile.MOVIES_FILE))
-  users = _kept_users(paths[data_profile.RATINGS_FILE], user_fraction, seed)
   for file in (data_profile.RATINGS_FILE, data_profile.TAGS_FILE):
     if file in paths:
-      _map_file(paths[file], os.path.join(dst_dir, file), data_profile.HEADERS[file], new_time, users)
+      _map_file(paths[file], os.path.join(dst_dir, file), data_profile.HEADERS[file], copies)
   return dst_dir
 
 
@@ -71,29 +115,32 @@ def month_per_day_stream(src_dir: str, dst_dir: str, start_date: str) -> str:
   def new_time(timestamp: int) -> int:
     if timestamp < origin:
       return timestamp
-    date = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    month_start = date.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
-    months = (date.year - start.year) * 12 + date.month - start.month
-    fraction = (timestamp - month_start.timestamp()) / (next_month - month_start).total_seconds()
-    return origin + months * 86400 + int(fraction * 86400)
+    first, following = _month_bounds(timestamp)
+    months = spans.span_of(timestamp, "month") - spans.span_of(origin, "month")
+    return origin + months * 86400 + int((timestamp - first) / (following - first) * 86400)
 
-  return _mapped_movielens(src_dir, dst_dir, new_time)
+  return _mapped_movielens(src_dir, dst_dir, lambda user, t: [(user, new_time(t))])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-  """python -m pipeline.datasets {shifted,month_per_day} --src DIR --dst DIR [--years Y] [--start_date D]"""
+  """python -m pipeline.datasets {shifted,scaled,month_per_day} --src DIR --dst DIR [--years Y]
+  [--user_fraction F] [--factor K] [--start_date D]"""
   import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=main.__doc__)
-  parser.add_argument("kind", choices=("shifted", "month_per_day"))
+  parser.add_argument("kind", choices=("shifted", "scaled", "month_per_day"))
   parser.add_argument("--src", required=True)
   parser.add_argument("--dst", required=True)
   parser.add_argument("--years", type=float, default=20)
   parser.add_argument("--user_fraction", type=float, default=1.0)
+  parser.add_argument("--factor", type=int, default=10, help="scaled: copies of each user")
   parser.add_argument("--start_date", help="month_per_day: the first of the month from which months become days")
   args = parser.parse_args(argv)
   if args.kind == "shifted":
     print(shifted_movielens(args.src, args.dst, args.years, args.user_fraction))
+  elif args.kind == "scaled":
+    if args.factor < 1:
+      parser.error(f"--factor must be at least 1, got {args.factor}")
+    print(scaled_movielens(args.src, args.dst, args.factor))
   elif not args.start_date:
     parser.error("month_per_day needs --start_date")
   else:
