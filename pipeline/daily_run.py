@@ -25,7 +25,7 @@ from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from components.retrieval_evaluator import executor as retrieval_evaluator  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
-from pipeline import data_profile, partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
+from pipeline import data_profile, memory, partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
 from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
 
 RUNS_DIR = "runs"
@@ -143,6 +143,7 @@ def run_span(config: PipelineConfig, span: int) -> Optional[Dict[str, Any]]:
     print(f"span {span}: no interactions, skipped (the next span continues from the one before)")
     record = {"span": span, "date": spans.span_start(span, config.span_period).isoformat(), "seconds": 0.0,
               "components": {}, "interactions": 0, "new_items": 0, "bad_rows": 0, "skipped": "no interactions"}
+  record["peak_rss_mb"] = memory.peak_rss_mb()
   path = record_path(config.output_root, span)
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:

@@ -27,7 +27,7 @@ def _fake_runs(config, killed_at=None):
   def run(output_root, span):
     started.append(span)
     if span == killed_at:
-      return {"returncode": -9, "process_seconds": 1.0, "peak_rss_mb": 10.0}
+      return {"returncode": -9, "process_seconds": 1.0}
     path = daily_run.record_path(output_root, span)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -39,8 +39,9 @@ def _fake_runs(config, killed_at=None):
                                "baseline": {}, "blessed": False,
                                "served": {"version": 1, "recommend": {"examples": 4, "recall@10": 0.25},
                                           "retrieve": {"examples": 4, "recall@10": 0.5}}},
-                 "retrieval_pushed_version": "", "recommend_pushed_version": str(span + 1)}, f)
-    return {"returncode": 0, "process_seconds": 3.0, "peak_rss_mb": 500.0 + span}
+                 "retrieval_pushed_version": "", "recommend_pushed_version": str(span + 1),
+                 "peak_rss_mb": 500.0 + span}, f)
+    return {"returncode": 0, "process_seconds": 3.0}
   return run, started
 
 
