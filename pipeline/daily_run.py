@@ -28,11 +28,8 @@ from models.ranking import trainer as ranking_trainer  # pylint: disable=g-impor
 from pipeline import data_profile, memory, partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
 from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
 
-RUNS_DIR = "runs"
-
-
 def record_path(output_root: str, span: int) -> str:
-  return os.path.join(output_root, RUNS_DIR, f"span-{span}.json")
+  return runs.record_path(output_root, f"span-{span}")
 
 
 def input_spans(input_base: str) -> List[int]:
@@ -144,11 +141,7 @@ def run_span(config: PipelineConfig, span: int) -> Optional[Dict[str, Any]]:
     record = {"span": span, "date": spans.span_start(span, config.span_period).isoformat(), "seconds": 0.0,
               "components": {}, "interactions": 0, "new_items": 0, "bad_rows": 0, "skipped": "no interactions"}
   record["peak_rss_mb"] = memory.peak_rss_mb()
-  path = record_path(config.output_root, span)
-  tf.io.gfile.makedirs(os.path.dirname(path))
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    json.dump(record, f, indent=1)
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  runs.write_record(record_path(config.output_root, span), record)
   return record
 
 

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from pipeline import configs, data_profile, partition, pipeline, replay, runs, stage_times, summary  # pylint: disable=g-import-not-at-top
+from pipeline import configs, data_profile, memory, partition, pipeline, replay, runs, stage_times, summary  # pylint: disable=g-import-not-at-top
 
 INPUT_DIR = "input"
 # The main command's replay: enough spans to evaluate, bless and push; pipeline/replay.py runs the rest.
@@ -92,6 +92,9 @@ def main(argv=None) -> int:
     if refresh is None:
       return 2
     refresh_seconds = time.monotonic() - start
+    runs.write_record(runs.record_path(config.output_root, runs.REFRESH_RECORD), {
+        "prepare_seconds": round(prepare_seconds, 1), "seconds": round(refresh_seconds, 1),
+        "components": refresh, "peak_rss_mb": memory.peak_rss_mb()})
     summary.print_summary(runs.store(config), config.pipeline_name)
     span_list = replay.spans_to_run(config, None, None, args.replay_spans)
   except InputDataError as error:

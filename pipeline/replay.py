@@ -26,14 +26,14 @@ REPORT_DIR = "replay"
 
 
 def log_path(output_root: str, span: int) -> str:
-  return os.path.join(output_root, daily_run.RUNS_DIR, f"span-{span}.log")
+  return os.path.join(output_root, runs.RUNS_DIR, f"span-{span}.log")
 
 
 def _run_in_process(output_root: str, span: int) -> Dict[str, float]:
   """Runs one span as `python -m pipeline.daily_run`, its output in runs/span-<N>.log: exit code and wall
   seconds (the run records its own peak memory: pipeline/memory.py says why not this process's figure)."""
   start = time.monotonic()
-  os.makedirs(os.path.join(output_root, daily_run.RUNS_DIR), exist_ok=True)
+  os.makedirs(os.path.join(output_root, runs.RUNS_DIR), exist_ok=True)
   with open(log_path(output_root, span), "w") as log:
     child = subprocess.Popen([sys.executable, "-m", "pipeline.daily_run", "--output_root", output_root,
                               "--span", str(span)], stdout=log, stderr=subprocess.STDOUT)

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Dict, Optional, TextIO
 
+import tensorflow as tf
 from ml_metadata import metadata_store
 from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -20,6 +21,8 @@ from pipeline import progress
 from pipeline.configs import PipelineConfig
 
 CONFIG_FILE = "config.json"
+RUNS_DIR = "runs"  # <output_root>/runs/<run>.json: what each run of the loop did (refresh, span-<N>)
+REFRESH_RECORD = "refresh"
 
 
 def save_config(config: PipelineConfig) -> str:
@@ -38,6 +41,18 @@ def load_config(output_root: str) -> PipelineConfig:
                          f"partitions the data, runs the SID refresh and saves the loop's settings there")
   with open(path) as f:
     return PipelineConfig(**json.load(f))
+
+
+def record_path(output_root: str, run: str) -> str:
+  return os.path.join(output_root, RUNS_DIR, f"{run}.json")
+
+
+def write_record(path: str, record: Dict) -> None:
+  """Writes a run's record whole or not at all (a crash leaves no half-written record)."""
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    json.dump(record, f, indent=1)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def connection(config: PipelineConfig):

@@ -93,6 +93,10 @@ def test_sid_refresh_builds_the_frozen_inputs_and_the_warmup_model(loop):
   retrieval_step = _json(os.path.join(outputs["RetrievalTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
   assert retrieval_step["train_examples"] == 6 and retrieval_step["catalog_items"] == 4
   assert outputs["RetrievalTrainer"]["model"].custom_properties["span"].int_value == D1 - 1
+  # What bench/scale.py reads: the refresh's per-component seconds and its process's own peak memory.
+  record = _json(runs.record_path(loop.output_root, runs.REFRESH_RECORD))
+  assert set(record["components"]) >= {"SpanExampleGen", "RQVAETrainer", "RetrievalTrainer"}
+  assert record["seconds"] >= sum(c["seconds"] for c in record["components"].values()) and record["peak_rss_mb"] > 100
 
 
 def test_daily_loop_joins(loop, monkeypatch, tmp_path):
