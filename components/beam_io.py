@@ -15,6 +15,8 @@ from typing import Any, Callable, ClassVar, Dict, Iterable, List, Tuple, Union
 import apache_beam as beam
 import tensorflow as tf
 
+from formats import progress
+
 
 def read_tfrecords(pattern: str) -> beam.PTransform:
   """The records of the TFRecord files matching `pattern` (compression from their names): a ReadAll
@@ -115,7 +117,8 @@ def _write_shard(group: Tuple[Tuple[str, int], Iterable[Any]], files: Dict[str, 
   (name, shard), records = group
   path = files[name].path(shard)
   tf.io.gfile.makedirs(os.path.dirname(path))
-  files[name].write(path, (record for record in records if record is not None))
+  files[name].write(path, progress.counted((record for record in records if record is not None),
+                                          f"records written to {os.path.basename(path)}"))
   return path
 
 

@@ -9,13 +9,16 @@ from typing import Dict, Iterator, Optional, TextIO
 
 from absl import logging as absl_logging
 
+from formats import progress
+
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
 _CACHED = re.compile(r"A cached execution \d+ is used\.")
 
 
 class ComponentProgress(logging.Handler):
-  """Prints '[elapsed] > Component' when one starts and '[elapsed] done Component (took, cached)'."""
+  """Prints '[elapsed] > Component' when one starts, '[elapsed]     Component: text' for its progress
+  records (formats/progress.py) and '[elapsed] done Component (took, cached)'."""
 
   def __init__(self, stream: TextIO = sys.stdout):
     super().__init__(level=logging.INFO)
@@ -38,8 +41,10 @@ class ComponentProgress(logging.Handler):
       self._print(f"> {self._current} running")
     elif _CACHED.search(message):
       self._cached = True
+    elif message.startswith(progress.PREFIX) and self._current:
+      self._print(f"    {self._current}: {message[len(progress.PREFIX):]}")
     elif match := _FINISHED.search(message):
-      name = match.group(1)
+      name, self._current = match.group(1), None
       took = time.monotonic() - self._started.get(name, self._start)
       self.finished[name] = {"seconds": round(took, 1), "cached": self._cached}
       self._print(f"  {name} done in {took:.1f}s{' (cached)' if self._cached else ''}")

@@ -38,7 +38,7 @@ from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
 from components.span_example_gen import features, rows
-from formats import feature_state, item_corpus, spans
+from formats import feature_state, item_corpus, progress, spans
 from formats import interaction_features as fields
 from formats.errors import InputDataError
 from components import beam_io
@@ -152,7 +152,7 @@ def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow)
 def _read_lines(path: str) -> Iterable[rows.CsvLine]:
   lines = rows.read_numbered_lines(path, open_fn=tf.io.gfile.GFile)
   next(lines, None)  # The header, checked before the pipeline starts.
-  return lines
+  return progress.counted(lines, f"lines of {os.path.basename(path)} read")
 
 
 def _parse_rating(line: rows.CsvLine, window: SpanWindow) -> Union[rows.Rating, rows.BadRow]:

@@ -23,7 +23,7 @@ from absl import logging
 from tfx.components.trainer import fn_args_utils
 from tfx.utils import path_utils
 
-from formats import artifacts, feature_state, item_embeddings, semantic_ids, sid_vocabulary
+from formats import artifacts, feature_state, item_embeddings, progress, semantic_ids, sid_vocabulary
 from formats import interaction_features as fields
 from models.ranking import baselines, evaluation
 from models.ranking import model as ranking
@@ -61,16 +61,26 @@ def _counters(uri: Optional[str]) -> Optional[feature_state.CounterSnapshot]:
   return feature_state.counter_snapshot(_artifact(artifacts.FeatureState, uri)) if uri else None
 
 
-class FirstStepEnd(tf.keras.callbacks.Callback):
-  """Remembers when fit's first step (the tracing one) ended."""
+class TrainingProgress(tf.keras.callbacks.Callback):
+  """Remembers when fit's first step (the tracing one) ended, and reports each epoch's progress every
+  `every` batches and at its end (formats/progress.py)."""
 
-  def __init__(self):
+  def __init__(self, epochs: int, every: int = 1000):
     super().__init__()
     self.time: Optional[float] = None
+    self._epochs, self._every, self._epoch = epochs, every, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch + 1
 
   def on_train_batch_end(self, batch, logs=None):
     if self.time is None:
       self.time = time.perf_counter()
+    if (batch + 1) % self._every == 0:
+      progress.report(f"epoch {self._epoch} of {self._epochs}: {batch + 1:,} batches")
+
+  def on_epoch_end(self, epoch, logs=None):
+    progress.report(f"epoch {epoch + 1} of {self._epochs} done, loss {(logs or {}).get('loss', float('nan')):.4f}")
 
 
 def checkpoint_dir(serving_model_dir: str) -> str:
@@ -119,7 +129,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   examples = len(span[fields.LABEL])
   train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
                           extra=None if fn_args.base_model else model.warmup_features(span))
-  start, first_step = time.perf_counter(), FirstStepEnd()
+  start, first_step = time.perf_counter(), TrainingProgress(epochs)
   if examples:
     model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step])
   else:

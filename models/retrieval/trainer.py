@@ -22,7 +22,7 @@ from tfx.components.trainer import fn_args_utils
 from formats import artifacts, semantic_ids
 from formats import interaction_features as fields
 from models.ranking import model as ranking
-from models.ranking.trainer import FirstStepEnd, METRICS_FILE, checkpoint_dir
+from models.ranking.trainer import METRICS_FILE, TrainingProgress, checkpoint_dir
 from models.retrieval import data, evaluation, serving
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel, compile_model
@@ -133,7 +133,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
   train = data.dataset(fn_args.train_files, retriever.item_tokens, layout, config, shuffle_seed=config.seed,
                        cache=epochs > 1)
-  start, first_step = time.perf_counter(), FirstStepEnd()
+  start, first_step = time.perf_counter(), TrainingProgress(epochs)
   item_ids = ranking.columns(fn_args.train_files, {fields.ITEM_ID: data.SPEC[fields.ITEM_ID]})[fields.ITEM_ID]
   nameable = retriever.item_tokens.rows(item_ids).numpy() >= 0
   examples = int(nameable.sum())
