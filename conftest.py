@@ -91,6 +91,41 @@ def beam_context():
   return base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(configs.BEAM_PIPELINE_ARGS))
 
 
+def file_contents(path: str, root: str):
+  """A file's records or lines where their order is the runner's (TFRecord shards, a Beam-written
+  .jsonl), a SentencePiece model's pieces (it also records its temporary input file's path), or
+  else its bytes; paths under `root` as '<root>'."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from models.sid_adaptation import spm  # pylint: disable=g-import-not-at-top
+  if path.endswith(".gz"):
+    records = tf.data.TFRecordDataset([path], compression_type="GZIP").as_numpy_iterator()
+    return [repr(r) for r in records]
+  with open(path, "rb") as f:
+    content = f.read()
+  if path.endswith(".model"):
+    model = spm.processor(content)
+    return [repr([(model.id_to_piece(i), model.get_score(i))
+                  for i in range(model.get_piece_size())])]
+  parts = content.splitlines() if path.endswith(".jsonl") else [content]
+  return [repr(part).replace(root, "<root>") for part in parts]
+
+
+def artifact_contents(root: str, artifacts, properties: bool = True):
+  """{'<i> <file>': sorted contents}: every file of every artifact (an output's shards merged), and
+  every artifact's properties unless `properties` is False (MLMD artifacts carry ids and times)."""
+  import re  # pylint: disable=g-import-not-at-top
+  found = {}
+  for i, artifact in enumerate(artifacts):
+    if properties:
+      found[f"{i} properties"] = [str(artifact.mlmd_artifact).replace(root, "<root>")]
+    for folder, _, files in os.walk(artifact.uri):
+      for name in files:
+        path = os.path.join(folder, name)
+        output = re.sub(r"-\d{5}-of-\d{5}", "", os.path.relpath(path, artifact.uri))
+        found.setdefault(f"{i} {output}", []).extend(file_contents(path, root))
+  return {name: sorted(contents) for name, contents in found.items()}
+
+
 def _gzip_records(path: str, records) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -9,10 +9,17 @@ The project's executors build their Beam pipelines from components/beam_io.py, w
 the same on all of these engines.
 """
 
+import contextlib
 import os
-from typing import List
+from typing import Iterator, List, Optional
 
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+# --beam_runner of the main command: the FnApiRunner in this process or a worker process per core, or Dask.
+ENGINES = ("in_memory", "multi_processing", "dask")
+# A --dask_client_address that asks for a LocalCluster started for each pipeline run (`running`).
+LOCAL_CLUSTER = "local"
+LOCAL_CLUSTER_WORKERS = 2
+_DASK_ADDRESS = "--dask_client_address="
 # Not in Beam's table of runner short names, so --runner needs the class path.
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
@@ -43,5 +50,47 @@ def dask_args(address: str) -> List[str]:
   beside its output and one of several fixed shards fails.
   components/beam_io.py avoids all of these; tests/test_beam_runners.py runs every executor on it.
   """
-  return [f"--runner={DASK_RUNNER}", f"--dask_client_address={address}",
-          f"--setup_file={SETUP_FILE}"]
+  return [f"--runner={DASK_RUNNER}", f"{_DASK_ADDRESS}{address}", f"--setup_file={SETUP_FILE}"]
+
+
+def engine_args(engine: str, dask_scheduler: str = "") -> List[str]:
+  """The arguments of an engine of ENGINES: in_memory (this process), multi_processing (a worker process
+  per core) or dask (the scheduler at `dask_scheduler`, or a LocalCluster of LOCAL_CLUSTER_WORKERS worker
+  processes started for each pipeline run)."""
+  if engine not in ENGINES:
+    raise ValueError(f"Beam engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+  if engine == "dask":
+    return dask_args(dask_scheduler or LOCAL_CLUSTER)
+  return local_args(engine, 1 if engine == "in_memory" else 0)
+
+
+def dask_address(args: List[str]) -> Optional[str]:
+  """The Dask scheduler `args` run on, None for another engine."""
+  return next((a[len(_DASK_ADDRESS):] for a in args if a.startswith(_DASK_ADDRESS)), None)
+
+
+@contextlib.contextmanager
+def running(args: List[str]) -> Iterator[List[str]]:
+  """`args` for the block, with a LocalCluster of worker processes started for it where they ask for one."""
+  if dask_address(args) != LOCAL_CLUSTER:
+    yield args
+    return
+  from dask import distributed  # pylint: disable=g-import-not-at-top
+  with distributed.LocalCluster(n_workers=LOCAL_CLUSTER_WORKERS, processes=True, threads_per_worker=1,
+                                dashboard_address=None) as cluster:
+    try:
+      yield [_DASK_ADDRESS + cluster.scheduler_address if a.startswith(_DASK_ADDRESS) else a for a in args]
+    finally:
+      while True:  # The DaskRunner connects a client for each pipeline and never closes it.
+        try:
+          distributed.default_client().close()
+        except ValueError:  # No client left.
+          break
+
+
+def tfx_component_args(args: List[str]) -> Optional[List[str]]:
+  """Where TFX's own Beam components (StatisticsGen, Evaluator) run under `args`, when not on `args`'
+  engine: the DaskRunner runs no Read of a source, and they read their examples with one (tfx_bsl's
+  TFXIO), so under Dask they run on the FnApiRunner's multi_processing mode, a worker process per core
+  of the machine that runs the pipeline. None on every other engine."""
+  return local_args("multi_processing", 0) if dask_address(args) is not None else None

@@ -132,7 +132,8 @@ def run_span(config: PipelineConfig, span: int) -> Optional[Dict[str, Any]]:
   if has_interactions(config, span):
     if not runs.store(config).get_artifacts_by_type(artifacts.SidVocabulary.TYPE_NAME):
       raise InputDataError(f"no SID refresh in {config.metadata_path}: run the main command first")
-    components = runs.run(pipeline.create_daily_pipeline(config, span, runs.connection(config)))
+    components = runs.run_with_engine(
+        config, lambda run_config, connection: pipeline.create_daily_pipeline(run_config, span, connection))
     if components is None:
       return None
     record = run_record(config, span, time.monotonic() - start, components)

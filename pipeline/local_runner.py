@@ -20,7 +20,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from pipeline import configs, data_profile, memory, partition, pipeline, replay, runs, stage_times, summary  # pylint: disable=g-import-not-at-top
+from pipeline import beam_runners, configs, data_profile, memory, partition, pipeline  # pylint: disable=g-import-not-at-top
+from pipeline import replay, runs, stage_times, summary  # pylint: disable=g-import-not-at-top
 
 INPUT_DIR = "input"
 # The main command's replay: enough spans to evaluate, bless and push; pipeline/replay.py runs the rest.
@@ -55,8 +56,16 @@ def _args(argv):
                       help="the median interactions per span a span period needs to be chosen or accepted")
   parser.add_argument("--config", help="JSON file of PipelineConfig fields to override (model settings, "
                       "blessing thresholds, Beam arguments: see pipeline/configs.py)")
+  parser.add_argument("--beam_runner", choices=beam_runners.ENGINES,
+                      help="the Beam stages' engine (default: in_memory, or --config's beam_pipeline_args); dask: "
+                      "the --dask_scheduler cluster, or a LocalCluster of 2 worker processes for each run")
+  parser.add_argument("--dask_scheduler", default="", help="with --beam_runner dask: the scheduler's address, "
+                      "e.g. tcp://10.0.0.1:8786")
   parser.add_argument("--no_cache", action="store_true", help="re-run every component")
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  if args.dask_scheduler and args.beam_runner != "dask":
+    parser.error("--dask_scheduler needs --beam_runner dask")
+  return args
 
 
 def prepare(args) -> configs.PipelineConfig:
@@ -75,7 +84,9 @@ def prepare(args) -> configs.PipelineConfig:
   config = configs.PipelineConfig(**{
       "rqvae_v0_cutoff": choice.v0_cutoff, **overrides, "input_base": input_base,
       "output_root": args.output_root, "span_period": choice.span_period, "start_date": choice.start_date,
-      "precomputed_embeddings": args.precomputed_embeddings, "enable_cache": not args.no_cache})
+      "precomputed_embeddings": args.precomputed_embeddings, "enable_cache": not args.no_cache,
+      **({"beam_pipeline_args": beam_runners.engine_args(args.beam_runner, args.dask_scheduler)}
+         if args.beam_runner else {})})
   runs.save_config(config)
   return config
 
@@ -88,7 +99,7 @@ def main(argv=None) -> int:
     prepare_seconds = time.monotonic() - start
     print(f"\nSID refresh: {config.input_base}/backfill -> {config.output_root}", flush=True)
     start = time.monotonic()
-    refresh = runs.run(pipeline.create_sid_refresh_pipeline(config, runs.connection(config)))
+    refresh = runs.run_with_engine(config, pipeline.create_sid_refresh_pipeline)
     if refresh is None:
       return 2
     refresh_seconds = time.monotonic() - start

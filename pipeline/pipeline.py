@@ -15,8 +15,10 @@ Both share one pipeline name, so that a daily run's resolvers find the refresh's
 from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.components.base import base_beam_component
 from tfx.orchestration import pipeline as tfx_pipeline
 
+from pipeline import beam_runners
 from pipeline.configs import PipelineConfig
 from pipeline.stages import ingestion, ranking, retrieval, semantic_ids
 
@@ -59,6 +61,11 @@ def create_daily_pipeline(
 
 
 def _pipeline(config: PipelineConfig, components, metadata_connection_config) -> tfx_pipeline.Pipeline:
+  own_engine = beam_runners.tfx_component_args(config.beam_pipeline_args)
+  if own_engine:
+    for component in components:
+      if isinstance(component, base_beam_component.BaseBeamComponent) and type(component).__module__.startswith("tfx."):
+        component.with_beam_pipeline_args(own_engine)  # After the pipeline's: these win.
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root, components=components,
       enable_cache=config.enable_cache, metadata_connection_config=metadata_connection_config,

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Dict, Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
 import tensorflow as tf
 from ml_metadata import metadata_store
@@ -17,7 +17,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from formats.errors import InputDataError
-from pipeline import progress
+from pipeline import beam_runners, progress
 from pipeline.configs import PipelineConfig
 
 CONFIG_FILE = "config.json"
@@ -70,6 +70,14 @@ def error_chain_message(error: BaseException) -> str:
       return str(error)
     error = error.__cause__ or error.__context__
   return ""
+
+
+def run_with_engine(config: PipelineConfig, build: Callable[[PipelineConfig, Any], tfx_pipeline.Pipeline]
+                    ) -> Optional[Dict[str, Dict]]:
+  """`run` of the pipeline that `build(config, metadata connection)` makes, on config's Beam engine, a
+  LocalCluster started for the run where the config asks for one (pipeline/beam_runners.py)."""
+  with beam_runners.running(config.beam_pipeline_args) as args:
+    return run(build(config.replace(beam_pipeline_args=args), connection(config)))
 
 
 def run(pipeline: tfx_pipeline.Pipeline, stream: TextIO = sys.stdout) -> Optional[Dict[str, Dict]]:

@@ -9,7 +9,6 @@ transforms that avoid it, are in pipeline/beam_runners.py and components/beam_io
 """
 
 import os
-import re
 from typing import Callable, Dict, List
 
 import apache_beam as beam
@@ -25,9 +24,8 @@ from components.semantic_id_assigner import executor_test as semantic_id_assigne
 from components.semantic_id_assigner.executor_test import frozen  # noqa: F401  (a fixture)
 from components.sid_vocab_builder import executor_test as sid_vocab_builder_test
 from components.span_example_gen import executor_test as span_example_gen_test
-from models.sid_adaptation import spm
 from components import beam_io
-from pipeline import beam_runners, configs
+from pipeline import beam_runners, configs, pipeline
 
 
 def _sid_vocab_builder(tmp_path, request) -> List[types.Artifact]:
@@ -82,36 +80,6 @@ CASES: Dict[str, Callable[..., List[types.Artifact]]] = {
 }
 
 
-def _contents(path: str, root: str) -> List[str]:
-  """A file's records or lines where their order is the runner's (TFRecord shards, a Beam-written
-  .jsonl), a SentencePiece model's pieces (it also records its temporary input file's path), or
-  else its bytes; paths under `root` as '<root>'."""
-  if path.endswith(".gz"):
-    records = tf.data.TFRecordDataset([path], compression_type="GZIP").as_numpy_iterator()
-    return [repr(r) for r in records]
-  with open(path, "rb") as f:
-    content = f.read()
-  if path.endswith(".model"):
-    model = spm.processor(content)
-    return [repr([(model.id_to_piece(i), model.get_score(i))
-                  for i in range(model.get_piece_size())])]
-  parts = content.splitlines() if path.endswith(".jsonl") else [content]
-  return [repr(part).replace(root, "<root>") for part in parts]
-
-
-def _outputs(root: str, artifacts: List[types.Artifact]) -> Dict[str, List[str]]:
-  """Every file of every output (an output's shards merged) and every output's properties."""
-  found: Dict[str, List[str]] = {}
-  for i, artifact in enumerate(artifacts):
-    found[f"{i} properties"] = [str(artifact.mlmd_artifact).replace(root, "<root>")]
-    for folder, _, files in os.walk(artifact.uri):
-      for name in files:
-        path = os.path.join(folder, name)
-        output = re.sub(r"-\d{5}-of-\d{5}", "", os.path.relpath(path, artifact.uri))
-        found.setdefault(f"{i} {output}", []).extend(_contents(path, root))
-  return {name: sorted(contents) for name, contents in found.items()}
-
-
 @pytest.fixture(scope="module")
 def dask_address():
   """One cluster for the module: worker processes import TensorFlow once, not once per test."""
@@ -134,7 +102,7 @@ def in_memory_outputs(tmp_path_factory):
   def outputs(case: str, request) -> Dict[str, List[str]]:
     if case not in runs:
       root = tmp_path_factory.mktemp(f"in_memory_{case}")
-      runs[case] = _outputs(str(root), CASES[case](root, request))
+      runs[case] = conftest.artifact_contents(str(root), CASES[case](root, request))
     return runs[case]
   return outputs
 
@@ -170,7 +138,7 @@ def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, req
                    for folder, _, names in os.walk(tmp_path) for name in names)
   assert written == ["even-00000-of-00002.gz", "even-00001-of-00002.gz",
                      "none/data-00000-of-00002.gz", "none/data-00001-of-00002.gz", "sizes.txt"]
-  assert sorted(r for path in written[:4] for r in _contents(str(tmp_path / path), "")) == [
+  assert sorted(r for path in written[:4] for r in conftest.file_contents(str(tmp_path / path), "")) == [
       repr(str(i).encode()) for i in (0, 2, 4, 6, 8)]
   # Ids modulo 4 keys (10 pairs in batches of 3): {0, 4, 8}, {1, 5, 9}, {2, 6}, {3, 7}.
   assert sorted((tmp_path / "sizes.txt").read_text().split()) == ["2", "2", "3", "3"]
@@ -185,4 +153,37 @@ def test_outputs_equal_the_in_memory_run(case, engine, tmp_path, request, monkey
           beam_runners.local_args("multi_processing", 2))
   # conftest.beam_context() and the executor tests read the pipeline's arguments from configs.
   monkeypatch.setattr(configs, "BEAM_PIPELINE_ARGS", args)
-  assert _outputs(str(tmp_path), CASES[case](tmp_path, request)) == expected
+  assert conftest.artifact_contents(str(tmp_path), CASES[case](tmp_path, request)) == expected
+
+
+def test_engine_args_and_where_tfx_components_run():
+  dask = beam_runners.engine_args("dask")
+  assert dask == [f"--runner={beam_runners.DASK_RUNNER}", "--dask_client_address=local",
+                  f"--setup_file={beam_runners.SETUP_FILE}"]
+  assert beam_runners.engine_args("dask", "tcp://h:8786")[1] == "--dask_client_address=tcp://h:8786"
+  assert beam_runners.engine_args("multi_processing") == beam_runners.local_args("multi_processing", 0)
+  assert beam_runners.tfx_component_args(dask) == beam_runners.local_args("multi_processing", 0)
+  assert beam_runners.tfx_component_args(beam_runners.local_args()) is None
+  with pytest.raises(ValueError, match="Beam engine must be one of in_memory, multi_processing, dask, got 'spark'"):
+    beam_runners.engine_args("spark")
+
+
+def test_under_dask_only_tfx_own_beam_components_leave_the_cluster(tmp_path):
+  config = configs.PipelineConfig(input_base=str(tmp_path / "input"), output_root=str(tmp_path / "out"),
+                                  span_period="month", start_date="2015-01-01",
+                                  beam_pipeline_args=beam_runners.engine_args("dask", "tcp://h:8786"))
+  beam_args = {c.id: c.executor_spec.beam_pipeline_args
+               for c in pipeline.create_sid_refresh_pipeline(config).components if hasattr(c, "with_beam_pipeline_args")}
+  dask = config.beam_pipeline_args
+  assert beam_args["StatisticsGen"] == dask + beam_runners.local_args("multi_processing", 0)
+  assert beam_args["SpanExampleGen"] == beam_args["SemanticIdAssigner"] == beam_args["SidVocabBuilder"] == dask
+
+
+def test_a_local_cluster_is_started_for_the_block_and_args_name_it():
+  with beam_runners.running(beam_runners.local_args()) as args:
+    assert args == beam_runners.local_args()
+  with beam_runners.running(beam_runners.engine_args("dask")) as args:
+    address = beam_runners.dask_address(args)
+    assert address.startswith("tcp://127.0.0.1:")
+    with distributed.Client(address) as client:
+      assert len(client.scheduler_info()["workers"]) == beam_runners.LOCAL_CLUSTER_WORKERS

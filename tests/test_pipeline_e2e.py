@@ -4,19 +4,22 @@ answer, a killed run resumed from the cache, and a not-blessed model not pushed.
 
 import json
 import os
+import pathlib
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tfx.components.pusher import executor as pusher_executor
 
 import conftest
 from formats import artifacts, item_embeddings, spans
 from models.ranking import trainer as ranking_trainer
-from pipeline import daily_run, datasets, local_runner, runs, summary
+from pipeline import beam_runners, daily_run, datasets, local_runner, runs, summary
 from serving import query, server
 from serving.model_config import ModelConfig
 
@@ -50,15 +53,40 @@ def loop(tmp_path_factory):
   """The main command with flags only, on the tiny data shifted by 20 years: data profile, partition, SID
   refresh, and no daily run yet; returns the loop's config."""
   root = tmp_path_factory.mktemp("loop")
-  data = datasets.shifted_movielens(conftest.write_movielens(root / "movielens", movies=MOVIES, ratings=RATINGS),
-                                    str(root / "shifted"), years=YEARS)
+  datasets.shifted_movielens(conftest.write_movielens(root / "movielens", movies=MOVIES, ratings=RATINGS),
+                             str(root / "shifted"), years=YEARS)
   (root / "tiny.json").write_text(json.dumps(TINY))
-  assert local_runner.main([
-      "--data_root", data, "--output_root", str(root / "out"), "--span_period", "day", "--start_date", START,
-      "--min_span_interactions", "1", "--replay_spans", "0", "--config", str(root / "tiny.json")]) == 0
+  assert local_runner.main(_main_args(root, "out")) == 0
   config = runs.load_config(str(root / "out"))
   assert (config.span_period, config.start_date, config.input_base) == ("day", START, str(root / "out" / "input"))
   return config
+
+
+def _main_args(root, output: str):
+  """The main command's flags for the loop's data under `root`, its outputs in root/output."""
+  return ["--data_root", str(root / "shifted"), "--output_root", str(root / output), "--span_period", "day",
+          "--start_date", START, "--min_span_interactions", "1", "--replay_spans", "0",
+          "--config", str(root / "tiny.json")]
+
+
+def _statistics(uri: str):
+  """{split: its statistics as a dict}, features by name and floats to 12 digits: engines order the
+  features and sum the moments in their own order (the last bit of a mean moves)."""
+  def rounded(value):
+    if isinstance(value, float):
+      return float(f"{value:.12g}")
+    if isinstance(value, dict):
+      return {k: rounded(v) for k, v in value.items()}
+    return [rounded(v) for v in value] if isinstance(value, list) else value
+  found = {}
+  for split in sorted(os.listdir(uri)):
+    statistics = statistics_pb2.DatasetFeatureStatisticsList()
+    with open(os.path.join(uri, split, "FeatureStats.pb"), "rb") as f:
+      statistics.ParseFromString(f.read())
+    [dataset] = json_format.MessageToDict(statistics)["datasets"]
+    dataset["features"] = sorted(dataset["features"], key=lambda feature: feature["path"]["step"])
+    found[split] = rounded(dataset)
+  return found
 
 
 def _outputs(config):
@@ -97,6 +125,22 @@ def test_sid_refresh_builds_the_frozen_inputs_and_the_warmup_model(loop):
   record = _json(runs.record_path(loop.output_root, runs.REFRESH_RECORD))
   assert set(record["components"]) >= {"SpanExampleGen", "RQVAETrainer", "RetrievalTrainer"}
   assert record["seconds"] >= sum(c["seconds"] for c in record["components"].values()) and record["peak_rss_mb"] > 100
+
+
+def test_the_refresh_on_a_dask_cluster_writes_the_in_process_artifacts(loop):
+  # The project's Beam stages on a LocalCluster of 2 worker processes; TFX's StatisticsGen on multi_processing.
+  root = pathlib.Path(loop.output_root).parent
+  assert local_runner.main(_main_args(root, "dask") + ["--beam_runner", "dask"]) == 0
+  dask = runs.load_config(str(root / "dask"))
+  assert beam_runners.dask_address(dask.beam_pipeline_args) == beam_runners.LOCAL_CLUSTER
+  outputs = {"in_process": _outputs(loop), "dask": _outputs(dask)}
+  for node, key in (("SpanExampleGen", "examples"), ("SpanExampleGen", "items"), ("SpanExampleGen", "state"),
+                    ("SemanticIdAssigner", "semantic_ids"), ("SidVocabBuilder", "vocabulary")):
+    contents = {engine: conftest.artifact_contents(str(root), [found[node][key]], properties=False)
+                for engine, found in outputs.items()}
+    assert contents["dask"] == contents["in_process"] and contents["dask"], f"{node} {key}"
+  statistics = {engine: _statistics(found["StatisticsGen"]["statistics"].uri) for engine, found in outputs.items()}
+  assert statistics["dask"] == statistics["in_process"] and list(statistics["dask"]) == ["Split-interactions"]
 
 
 def test_daily_loop_joins(loop, monkeypatch, tmp_path):
