@@ -106,8 +106,9 @@ def table(table_rows: List[Dict[str, Any]]) -> List[str]:
     rate = row["ratings"] / row["seconds"] if row["seconds"] else 0.0
     base_rate = b["ratings"] / b["seconds"] if b and b["seconds"] else None
     peak = _cell(row["peak_mb"], b and b.get("peak_mb"), 0) if row.get("peak_mb") else ""
-    lines.append(f"| x{row['factor']} | {row['stage']} | {row['ratings']:,} | {_cell(row['seconds'], b and b['seconds'])} "
-                 f"| {_cell(rate, base_rate, 0)} | {peak} |")
+    seconds = _cell(row["seconds"], b and b["seconds"])
+    lines.append(f"| x{row['factor']} | {row['stage']} | {row['ratings']:,} | {seconds} | {_cell(rate, base_rate, 0)} "
+                 f"| {peak} |")
   return lines
 
 

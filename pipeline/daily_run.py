@@ -25,8 +25,10 @@ from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
 from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
 from components.retrieval_evaluator import executor as retrieval_evaluator  # pylint: disable=g-import-not-at-top
 from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
-from pipeline import data_profile, memory, partition, pipeline, runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
+from pipeline import data_profile, memory, partition, pipeline  # pylint: disable=g-import-not-at-top
+from pipeline import runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
 from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
+
 
 def record_path(output_root: str, span: int) -> str:
   return runs.record_path(output_root, f"span-{span}")

@@ -64,7 +64,8 @@ def _pipeline(config: PipelineConfig, components, metadata_connection_config) ->
   own_engine = beam_runners.tfx_component_args(config.beam_pipeline_args)
   if own_engine:
     for component in components:
-      if isinstance(component, base_beam_component.BaseBeamComponent) and type(component).__module__.startswith("tfx."):
+      tfx_own = type(component).__module__.startswith("tfx.")
+      if tfx_own and isinstance(component, base_beam_component.BaseBeamComponent):
         component.with_beam_pipeline_args(own_engine)  # After the pipeline's: these win.
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root, components=components,

@@ -172,8 +172,8 @@ def test_under_dask_only_tfx_own_beam_components_leave_the_cluster(tmp_path):
   config = configs.PipelineConfig(input_base=str(tmp_path / "input"), output_root=str(tmp_path / "out"),
                                   span_period="month", start_date="2015-01-01",
                                   beam_pipeline_args=beam_runners.engine_args("dask", "tcp://h:8786"))
-  beam_args = {c.id: c.executor_spec.beam_pipeline_args
-               for c in pipeline.create_sid_refresh_pipeline(config).components if hasattr(c, "with_beam_pipeline_args")}
+  components = pipeline.create_sid_refresh_pipeline(config).components
+  beam_args = {c.id: c.executor_spec.beam_pipeline_args for c in components if hasattr(c, "with_beam_pipeline_args")}
   dask = config.beam_pipeline_args
   assert beam_args["StatisticsGen"] == dask + beam_runners.local_args("multi_processing", 0)
   assert beam_args["SpanExampleGen"] == beam_args["SemanticIdAssigner"] == beam_args["SidVocabBuilder"] == dask
