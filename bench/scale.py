@@ -6,8 +6,9 @@
 For each factor K: the scaled copy (`python -m pipeline.datasets scaled --factor K`: every user cloned K
 times, pipeline/datasets.py; x1 is the data itself), then `python -m pipeline.local_runner` on it in a
 process of its own (the SID refresh and --replay_spans daily runs). Per stage: the components' seconds
-(from <output_root>/runs/refresh.json and span-<N>.json), ratings per second, each process's own peak
-memory (pipeline/memory.py), and every figure's ratio to the first factor's. Prints a markdown table and
+(from <output_root>/runs/refresh.json and span-<N>.json), ratings per second, peak memory (the refresh's
+and each daily run's process, pipeline/memory.py; per refresh stage, the largest process of the run
+sampled twice a second while the stage runs), and every figure's ratio to the first factor's. Prints a markdown table and
 writes report.md and report.json to --output. A factor whose run fails is reported with its log's path.
 """
 
@@ -15,8 +16,10 @@ import argparse
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -36,6 +39,57 @@ def _count_rows(path: str) -> int:
     return max(sum(1 for _ in f) - 1, 0)
 
 
+_RUNNING = re.compile(r"> (\S+) running")
+
+
+def _rss_mb(pid: int) -> float:
+  try:
+    with open(f"/proc/{pid}/status") as f:
+      return next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:")), 0.0)
+  except OSError:  # Ended between the listing and the read.
+    return 0.0
+
+
+def _descendants(pid: int) -> List[int]:
+  parents = {}
+  for entry in os.listdir("/proc"):
+    if entry.isdigit():
+      try:
+        with open(f"/proc/{entry}/stat") as f:
+          parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+      except (OSError, IndexError, ValueError):
+        continue
+  found, frontier = [pid], [pid]
+  while frontier:
+    frontier = [child for child, parent in parents.items() if parent in frontier]
+    found += frontier
+  return found
+
+
+class StageMemory(threading.Thread):
+  """Every `interval` seconds, the resident memory of the largest process of the run (the runner, its Beam
+  or Dask workers, its daily runs), charged to the component the run's log says is running ('daily runs'
+  once the loop starts): the peak of any process per stage. Linux (/proc) only."""
+
+  def __init__(self, pid: int, log: str, interval: float = 0.5):
+    super().__init__(daemon=True)
+    self.pid, self.log, self.interval = pid, log, interval
+    self.peaks: Dict[str, float] = {}
+    self.done = threading.Event()
+
+  def run(self) -> None:
+    current = "start-up"
+    with open(self.log, errors="replace") as log:
+      while not self.done.wait(self.interval):
+        for line in log.readlines():
+          if match := _RUNNING.search(line):
+            current = match.group(1)
+          elif line.startswith("Daily loop:"):
+            current = "daily runs"
+        largest = max(_rss_mb(pid) for pid in _descendants(self.pid))
+        self.peaks[current] = round(max(self.peaks.get(current, 0.0), largest), 1)
+
+
 def run_factor(data_root: str, factor: int, work: str, replay_spans: int, config: Optional[str]
                ) -> Dict[str, Any]:
   """Scales the data, runs the main command's pipeline part on it; its figures, or its failure."""
@@ -49,9 +103,15 @@ def run_factor(data_root: str, factor: int, work: str, replay_spans: int, config
              "--replay_spans", str(replay_spans)] + (["--config", config] if config else [])
   start = time.monotonic()
   with open(log, "w") as f:
-    returncode = subprocess.call(command, stdout=f, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
+    memory = StageMemory(process.pid, log)
+    memory.start()
+    returncode = process.wait()
+    memory.done.set()
+    memory.join()
   result = {"factor": factor, "ratings": _count_rows(os.path.join(data, "ratings.csv")), "log": log,
-            "pipeline_seconds": round(time.monotonic() - start, 1), "returncode": returncode}
+            "pipeline_seconds": round(time.monotonic() - start, 1), "returncode": returncode,
+            "stage_peak_mb": memory.peaks}
   if returncode != 0:
     return result
   with open(runs.record_path(output_root, runs.REFRESH_RECORD)) as f:
@@ -79,13 +139,14 @@ def rows(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
       continue
     refresh, daily = result["refresh"], result["daily"]
     out.append({"factor": result["factor"], "stage": "pipeline part", "seconds": result["pipeline_seconds"],
-                "ratings": result["ratings"]})
+                "ratings": result["ratings"], "peak_mb": max(result["stage_peak_mb"].values(), default=None)})
     out.append({"factor": result["factor"], "stage": "SID refresh", "seconds": refresh["seconds"],
                 "ratings": refresh["interactions"], "peak_mb": refresh["peak_rss_mb"]})
     for stage in STAGES:
       if stage in refresh["components"]:
         out.append({"factor": result["factor"], "stage": f"refresh {stage}",
-                    "seconds": refresh["components"][stage]["seconds"], "ratings": refresh["interactions"]})
+                    "seconds": refresh["components"][stage]["seconds"], "ratings": refresh["interactions"],
+                    "peak_mb": result["stage_peak_mb"].get(stage)})
     for record in daily:
       out.append({"factor": result["factor"], "stage": f"daily span {record['span']}",
                   "seconds": record.get("process_seconds", record["seconds"]), "ratings": record["interactions"],
