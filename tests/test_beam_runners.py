@@ -23,6 +23,7 @@ from components.content_embedder import executor_test as content_embedder_test
 from components.semantic_id_assigner import executor_test as semantic_id_assigner_test
 from components.semantic_id_assigner.executor_test import frozen  # noqa: F401  (a fixture)
 from components.sid_vocab_builder import executor_test as sid_vocab_builder_test
+from components.span_example_gen import executor as span_example_gen_executor
 from components.span_example_gen import executor_test as span_example_gen_test
 from components import beam_io
 from pipeline import beam_runners, configs, pipeline
@@ -153,6 +154,8 @@ def test_outputs_equal_the_in_memory_run(case, engine, tmp_path, request, monkey
           beam_runners.local_args("multi_processing", 2))
   # conftest.beam_context() and the executor tests read the pipeline's arguments from configs.
   monkeypatch.setattr(configs, "BEAM_PIPELINE_ARGS", args)
+  # Input files in pieces of a few lines, each read by some worker: the in-memory run read them whole.
+  monkeypatch.setattr(span_example_gen_executor, "PIECE_BYTES", 64)
   assert conftest.artifact_contents(str(tmp_path), CASES[case](tmp_path, request)) == expected
 
 

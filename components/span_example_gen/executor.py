@@ -53,6 +53,8 @@ REPORT_FILE = "ingestion_report.json"
 QUARANTINE_FILE = "quarantine.jsonl"
 BAD_ROW_POLICIES = ("quarantine", "fail")
 _MAX_EXAMPLES_SHOWN = 20
+# Input files are read in pieces of about this size, each by one worker: none holds a file whole.
+PIECE_BYTES = 8 << 20
 _EXAMPLES_FILE_SUFFIX = ".tfrecord.gz"
 
 
@@ -149,10 +151,13 @@ def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow)
                            f"{feature_state.files_pattern('', prefix)} files")
 
 
-def _read_lines(path: str) -> Iterable[rows.CsvLine]:
-  lines = rows.read_numbered_lines(path, open_fn=tf.io.gfile.GFile)
-  next(lines, None)  # The header, checked before the pipeline starts.
-  return progress.counted(lines, f"lines of {os.path.basename(path)} read")
+def _read_piece(piece: rows.FilePiece) -> Iterable[rows.CsvLine]:
+  lines = rows.read_piece_lines(piece, open_fn=tf.io.gfile.GFile)
+  if piece.start == 0:
+    next(lines, None)  # The header, checked before the pipeline starts.
+  yield from lines
+  if piece.pieces > 1:
+    progress.report(f"piece {piece.index + 1} of {piece.pieces} of {os.path.basename(piece.path)} read")
 
 
 def _parse_rating(line: rows.CsvLine, window: SpanWindow) -> Union[rows.Rating, rows.BadRow]:
@@ -297,8 +302,8 @@ def _parsed(p: beam.Pipeline, name: str, path: str, window: SpanWindow) -> beam.
   """Every line of an input file (but the header) as a typed row or a BadRow."""
   parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: rows.parse_movie,
            TAGS: rows.parse_tag}[name]
-  return (p | f"Path{name}" >> beam.Create([path])
-          | f"Read{name}" >> beam.FlatMap(_read_lines)
+  return (p | f"Pieces{name}" >> beam.Create(rows.file_pieces(path, PIECE_BYTES, open_fn=tf.io.gfile.GFile))
+          | f"Read{name}" >> beam.FlatMap(_read_piece)
           | f"Reshuffle{name}" >> beam.Reshuffle()
           | f"Parse{name}" >> beam.Map(parse))
 

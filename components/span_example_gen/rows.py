@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 import math
 import re
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
 MOVIES_HEADER = ("movieId", "title", "genres")
@@ -63,14 +63,53 @@ class CsvLine:
   text: str
 
 
+def _numbered(path: str, raws: Iterable[bytes], first: int) -> Iterator[CsvLine]:
+  name = path.rsplit("/", 1)[-1]
+  for number, raw in enumerate(raws, start=first):
+    text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    if text.strip():
+      yield CsvLine(name, number, text)
+
+
 def read_numbered_lines(path: str, open_fn=open) -> Iterator[CsvLine]:
   """Yields the non-empty lines of a text file with their 1-based line numbers."""
-  name = path.rsplit("/", 1)[-1]
   with open_fn(path, "rb") as f:
-    for number, raw in enumerate(f, start=1):
-      text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-      if text.strip():
-        yield CsvLine(name, number, text)
+    yield from _numbered(path, f, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePiece:
+  """Bytes [start, end) of a file, whole lines, the first of them line `first_line`: what one worker
+  reads, so that no worker holds a large file whole."""
+  path: str
+  start: int
+  end: int
+  first_line: int
+  index: int
+  pieces: int
+
+
+def file_pieces(path: str, piece_bytes: int, open_fn=open) -> List[FilePiece]:
+  """The file cut after the first line end past every `piece_bytes` bytes; one pass counting lines."""
+  bounds, line = [], 1
+  with open_fn(path, "rb") as f:
+    while block := f.read(piece_bytes):
+      block += f.readline()  # To the end of the line the block ends in.
+      start = bounds[-1][1] if bounds else 0
+      bounds.append((start, start + len(block), line))
+      line += block.count(b"\n")
+  return [FilePiece(path, start, end, first, i, len(bounds)) for i, (start, end, first) in enumerate(bounds)]
+
+
+def read_piece_lines(piece: FilePiece, open_fn=open) -> Iterator[CsvLine]:
+  """The non-empty lines of a piece, numbered as read_numbered_lines numbers them."""
+  with open_fn(piece.path, "rb") as f:
+    f.seek(piece.start)
+    data = f.read(piece.end - piece.start)
+  raws = data.split(b"\n")
+  if raws[-1] == b"":  # After the piece's last line end.
+    raws.pop()
+  yield from _numbered(piece.path, raws, piece.first_line)
 
 
 def _fields(line: CsvLine, header: Sequence[str]) -> Union[List[str], BadRow]:

@@ -49,3 +49,17 @@ def test_read_numbered_lines_skips_blank_lines_keeps_numbers(tmp_path):
   path = tmp_path / "ratings.csv"
   path.write_bytes(b"a\n\nb\r\n")
   assert [(l.number, l.text) for l in rows.read_numbered_lines(str(path))] == [(1, "a"), (3, "b")]
+
+
+def test_file_pieces_read_back_every_line_once_numbered_as_the_whole_file(tmp_path):
+  path = tmp_path / "ratings.csv"
+  content = b"userId,movieId\n1,2\n\n3,4\r\n5,\xff6\n\n\n7,8"
+  path.write_bytes(content)
+  whole = list(rows.read_numbered_lines(str(path)))
+  for piece_bytes in range(1, len(content) + 2):
+    pieces = rows.file_pieces(str(path), piece_bytes)
+    assert [(p.start, p.end) for p in pieces] == list(zip([0] + [p.end for p in pieces[:-1]],
+                                                          [p.end for p in pieces]))
+    assert pieces[-1].end == len(content) and {p.pieces for p in pieces} == {len(pieces)}
+    assert [line for p in pieces for line in rows.read_piece_lines(p)] == whole, piece_bytes
+  assert len(rows.file_pieces(str(path), len(content))) == 1
