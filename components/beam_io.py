@@ -20,8 +20,10 @@ from formats import progress
 
 def read_tfrecords(pattern: str) -> beam.PTransform:
   """The records of the TFRecord files matching `pattern` (compression from their names): a ReadAll
-  of the pattern, which the DaskRunner runs, where it fails on a Read of a source."""
-  return beam.Create([pattern]) | beam.io.ReadAllFromTFRecord()
+  of the files, which the DaskRunner runs, where it fails on a Read of a source. The files are listed
+  when the pipeline is built, each a Create element, so that each can be read by another worker (the
+  DaskRunner keeps a Create's partitions through the pipeline)."""
+  return beam.Create(sorted(tf.io.gfile.glob(pattern))) | beam.io.ReadAllFromTFRecord()
 
 
 def _tagged(pair: Tuple[str, Any], tag: str) -> List[Any]:

@@ -20,6 +20,9 @@ ENGINES = ("in_memory", "multi_processing", "dask")
 LOCAL_CLUSTER = "local"
 LOCAL_CLUSTER_WORKERS = 2
 _DASK_ADDRESS = "--dask_client_address="
+# Partitions of each Create on Dask, which the later transforms keep: the input files' pieces and shards
+# spread over the workers (the runner's default, 128 elements a partition, puts a few files in one).
+DASK_PARTITIONS = 16
 # Not in Beam's table of runner short names, so --runner needs the class path.
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
@@ -49,8 +52,10 @@ def dask_args(address: str) -> List[str]:
   of a side input recomputes its producers, so a file sink of one shard leaves a beam-temp-* copy
   beside its output and one of several fixed shards fails.
   components/beam_io.py avoids all of these; tests/test_beam_runners.py runs every executor on it.
+  Each Create is cut into DASK_PARTITIONS partitions at most.
   """
-  return [f"--runner={DASK_RUNNER}", f"{_DASK_ADDRESS}{address}", f"--setup_file={SETUP_FILE}"]
+  return [f"--runner={DASK_RUNNER}", f"{_DASK_ADDRESS}{address}", f"--dask_npartitions={DASK_PARTITIONS}",
+          f"--setup_file={SETUP_FILE}"]
 
 
 def engine_args(engine: str, dask_scheduler: str = "") -> List[str]:

@@ -161,7 +161,7 @@ def test_outputs_equal_the_in_memory_run(case, engine, tmp_path, request, monkey
 
 def test_engine_args_and_where_tfx_components_run():
   dask = beam_runners.engine_args("dask")
-  assert dask == [f"--runner={beam_runners.DASK_RUNNER}", "--dask_client_address=local",
+  assert dask == [f"--runner={beam_runners.DASK_RUNNER}", "--dask_client_address=local", "--dask_npartitions=16",
                   f"--setup_file={beam_runners.SETUP_FILE}"]
   assert beam_runners.engine_args("dask", "tcp://h:8786")[1] == "--dask_client_address=tcp://h:8786"
   assert beam_runners.engine_args("multi_processing") == beam_runners.local_args("multi_processing", 0)
