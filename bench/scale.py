@@ -5,11 +5,13 @@
 
 For each factor K: the scaled copy (`python -m pipeline.datasets scaled --factor K`: every user cloned K
 times, pipeline/datasets.py; x1 is the data itself), then `python -m pipeline.local_runner` on it in a
-process of its own (the SID refresh and --replay_spans daily runs). Per stage: the components' seconds
-(from <output_root>/runs/refresh.json and span-<N>.json), ratings per second, peak memory (the refresh's
-and each daily run's process, pipeline/memory.py; per refresh stage, the largest process of the run
-sampled twice a second while the stage runs), and every figure's ratio to the first factor's. Prints a markdown table and
-writes report.md and report.json to --output. A factor whose run fails is reported with its log's path.
+process of its own (the SID refresh and --replay_spans daily runs), with the span period and start date
+that the first factor's data chose (denser data would get finer spans). Per stage: the components'
+seconds (from <output_root>/runs/refresh.json and span-<N>.json), ratings per second, peak memory (the
+refresh's and each daily run's process, pipeline/memory.py; per refresh stage, the largest process of
+the run sampled twice a second while the stage runs), and every figure's ratio to the first factor's.
+Prints a markdown table and writes report.md and report.json to --output. A factor whose run fails is
+reported with its log's path.
 """
 
 import argparse
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -90,8 +92,8 @@ class StageMemory(threading.Thread):
         self.peaks[current] = round(max(self.peaks.get(current, 0.0), largest), 1)
 
 
-def run_factor(data_root: str, factor: int, work: str, replay_spans: int, config: Optional[str]
-               ) -> Dict[str, Any]:
+def run_factor(data_root: str, factor: int, work: str, replay_spans: int, config: Optional[str],
+               settings: Sequence[str] = ()) -> Dict[str, Any]:
   """Scales the data, runs the main command's pipeline part on it; its figures, or its failure."""
   data = data_root if factor == 1 else os.path.join(work, f"data-x{factor}")
   if factor != 1 and not os.path.exists(os.path.join(data, "ratings.csv")):
@@ -100,7 +102,7 @@ def run_factor(data_root: str, factor: int, work: str, replay_spans: int, config
   shutil.rmtree(output_root, ignore_errors=True)  # A cached run would time nothing.
   log = os.path.join(work, f"x{factor}.log")
   command = [sys.executable, "-m", "pipeline.local_runner", "--data_root", data, "--output_root", output_root,
-             "--replay_spans", str(replay_spans)] + (["--config", config] if config else [])
+             "--replay_spans", str(replay_spans), *settings] + (["--config", config] if config else [])
   start = time.monotonic()
   with open(log, "w") as f:
     process = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
@@ -185,10 +187,14 @@ def main(argv=None) -> int:
   if any(f < 1 for f in args.factors):
     parser.error(f"--factors must be at least 1, got {args.factors}")
   os.makedirs(args.work, exist_ok=True)
-  results = []
+  results, settings = [], []
   for factor in args.factors:
     print(f"x{factor}: running (log {os.path.join(args.work, f'x{factor}.log')})", flush=True)
-    results.append(run_factor(args.data_root, factor, args.work, args.replay_spans, args.config))
+    results.append(run_factor(args.data_root, factor, args.work, args.replay_spans, args.config, settings))
+    if not settings and results[-1]["returncode"] == 0:
+      # Denser data would get finer spans from the data profile: every factor keeps the first one's.
+      chosen = runs.load_config(os.path.join(args.work, f"x{factor}"))
+      settings = ["--span_period", chosen.span_period, "--start_date", chosen.start_date]
     print("\n".join(table(rows(results))), flush=True)
   os.makedirs(args.output, exist_ok=True)
   lines = [f"# Scale: {args.data_root} x {', '.join(map(str, args.factors))}", ""] + table(rows(results))
