@@ -10,6 +10,7 @@ the same on all of these engines.
 """
 
 import contextlib
+import logging
 import os
 from typing import Iterator, List, Optional
 
@@ -81,6 +82,7 @@ def running(args: List[str]) -> Iterator[List[str]]:
     yield args
     return
   from dask import distributed  # pylint: disable=g-import-not-at-top
+  logging.getLogger("distributed").setLevel(logging.WARNING)  # Not a line per worker in the run's output.
   with distributed.LocalCluster(n_workers=LOCAL_CLUSTER_WORKERS, processes=True, threads_per_worker=1,
                                 dashboard_address=None) as cluster:
     try:
