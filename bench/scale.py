@@ -29,7 +29,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import datasets, runs  # pylint: disable=g-import-not-at-top
+from pipeline import datasets, memory, runs  # pylint: disable=g-import-not-at-top
 
 # The stages a row is kept for (the others take seconds at every scale); "pipeline part" is the process.
 STAGES = ("SpanExampleGen", "StatisticsGen", "SidVocabBuilder", "SemanticIdAssigner", "RankingTrainer",
@@ -42,14 +42,6 @@ def _count_rows(path: str) -> int:
 
 
 _RUNNING = re.compile(r"> (\S+) running")
-
-
-def _rss_mb(pid: int) -> float:
-  try:
-    with open(f"/proc/{pid}/status") as f:
-      return next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:")), 0.0)
-  except OSError:  # Ended between the listing and the read.
-    return 0.0
 
 
 def _descendants(pid: int) -> List[int]:
@@ -88,7 +80,7 @@ class StageMemory(threading.Thread):
             current = match.group(1)
           elif line.startswith("Daily loop:"):
             current = "daily runs"
-        largest = max(_rss_mb(pid) for pid in _descendants(self.pid))
+        largest = max(memory.status_mb(pid, "VmRSS") for pid in _descendants(self.pid))
         self.peaks[current] = round(max(self.peaks.get(current, 0.0), largest), 1)
 
 
@@ -106,14 +98,14 @@ def run_factor(data_root: str, factor: int, work: str, replay_spans: int, config
   start = time.monotonic()
   with open(log, "w") as f:
     process = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
-    memory = StageMemory(process.pid, log)
-    memory.start()
+    sampler = StageMemory(process.pid, log)
+    sampler.start()
     returncode = process.wait()
-    memory.done.set()
-    memory.join()
+    sampler.done.set()
+    sampler.join()
   result = {"factor": factor, "ratings": _count_rows(os.path.join(data, "ratings.csv")), "log": log,
             "pipeline_seconds": round(time.monotonic() - start, 1), "returncode": returncode,
-            "stage_peak_mb": memory.peaks}
+            "stage_peak_mb": sampler.peaks}
   if returncode != 0:
     return result
   with open(runs.record_path(output_root, runs.REFRESH_RECORD)) as f:

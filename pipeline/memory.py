@@ -13,10 +13,16 @@ def peak_rss_mb() -> float:
   """Peak resident memory, MB, of this process's program and of the children it has waited for (forked
   from it, so bounded by this process's own size when they started); getrusage's figure where /proc
   is missing (not Linux)."""
-  children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kB on Linux
+  children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
+  own = status_mb("self", "VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return round(max(own, children), 1)
+
+
+def status_mb(pid, field: str) -> float:
+  """A memory field of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 where it cannot be read (the process
+  ended, or no /proc)."""
   try:
-    with open("/proc/self/status") as f:
-      own = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))  # kB
-  except (OSError, StopIteration):
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return round(max(own, children) / 1024, 1)
+    with open(f"/proc/{pid}/status") as f:
+      return next((int(line.split()[1]) / 1024 for line in f if line.startswith(field + ":")), 0.0)
+  except OSError:
+    return 0.0
