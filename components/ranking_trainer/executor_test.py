@@ -56,12 +56,12 @@ def _empty_state(path):
   return state
 
 
-def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
   component = RankingTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
       vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
       sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
-      train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
+      train_splits=train_splits, eval_splits=eval_splits, ranking_config=config)
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(tmp_path / name / key)
@@ -111,6 +111,13 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
       history=tf.constant([1], tf.int64), history_liked=tf.constant([1], tf.int64), current_item=tf.constant(0, tf.int64),
       candidates=tf.constant([2, 99, 98], tf.int64), user_id=tf.constant(0, tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
   assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content", b"content"]
+
+
+def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
+  _, metrics = _train(tmp_path, inputs, "capped", ["backfill"], [],
+                      config={**CONFIG, "warmup_examples": 6, "batch_size": 2})
+  assert metrics["train_examples"] == 6 and metrics["span_examples"] == 24
+  assert metrics["train_batches"] == 2 * 3  # 2 epochs of the 6 examples kept
 
 
 def test_an_empty_span_carries_the_model_over_and_says_so(tmp_path, inputs, warmup):

@@ -41,11 +41,11 @@ def inputs(tmp_path_factory):
   return {"examples": [examples], "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, 4)]}
 
 
-def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None):
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
   component = RetrievalTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
       semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
-      train_splits=train_splits, eval_splits=eval_splits, retrieval_config=CONFIG)
+      train_splits=train_splits, eval_splits=eval_splits, retrieval_config=config)
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(tmp_path / name / key)
@@ -59,6 +59,17 @@ def _retrieve(model, history, k=6, user=0):
   retrieve = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures[serving.RETRIEVE]
   return retrieve(history=tf.constant(history, tf.int64), user_id=tf.constant(user, tf.int64),
                   k=tf.constant(k, tf.int64))[serving.ITEMS].numpy().tolist()
+
+
+def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
+  # The backfill's latest interactions (timestamp 4) are users 1..8's fifth items; of those, the last 4 read
+  # (users 5..8): items 4, 5, 6 and 1. Only those are trained items, the others cold.
+  model, metrics = _train(tmp_path, inputs, "capped", ["backfill"], [],
+                          config={**CONFIG, "warmup_epochs": 1, "warmup_examples": 4})
+  assert metrics["train_examples"] == 4 and metrics["span_examples"] == 40
+  assert metrics["train_batches"] == 1  # batch_size 8: the 4 examples kept, not 5 batches of the 40
+  _, _, trained = serving.read_settings(os.path.join(path_utils.serving_model_path(model.uri), serving.EXTRA))
+  assert trained.tolist() == [1, 4, 5, 6] and metrics["cold_items"] == 3
 
 
 def test_warm_up_then_a_step_scored_before_training(tmp_path, inputs):

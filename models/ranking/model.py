@@ -204,12 +204,13 @@ def use_step_learning_rates(model: RankingModel) -> None:
 
 def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
             features: Optional[Dict[str, Any]] = None, cache: bool = False,
-            extra: Optional[Dict[str, np.ndarray]] = None) -> tf.data.Dataset:
+            extra: Optional[Dict[str, np.ndarray]] = None, keep: Optional[np.ndarray] = None) -> tf.data.Dataset:
   """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label).
 
   Files are read in parallel, in a fixed order: two calls over the same files give the examples in the
   same order, so `extra` (arrays with one row per example in that order, e.g. computed from a first pass)
-  joins each example's rows to its features. With `cache` (several passes over data that fits in memory) the
+  joins each example's rows to its features, and `keep` (booleans in that order) leaves out the examples it
+  marks False. With `cache` (several passes over data that fits in memory) the
   decompressed records are kept in memory after the first pass; shuffling comes after, so each pass is
   reshuffled. Batches are parsed whole: parsing each example and caching the parsed tensors instead
   measured 3 to 5x slower per pass (ragged features re-batched).
@@ -224,6 +225,9 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
   if extra:
     records = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(extra)))
     parse = lambda batch, rows: {**tf.io.parse_example(batch, spec), **rows}
+  if keep is not None:
+    records = (tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(keep)))
+               .filter(lambda _, kept: kept).map(lambda example, _: example))
   if cache:
     records = records.cache()
   if shuffle_seed is not None:
@@ -231,6 +235,16 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
   return (records.batch(batch_size)
           .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
+
+
+def most_recent(timestamps: np.ndarray, count: int) -> Optional[np.ndarray]:
+  """Marks the `count` latest of `timestamps` (ties: the later read), or None when there are no more than
+  `count` (or `count` is 0): what a warm-up trains on, so its cost is bounded whatever the backfill's size."""
+  if not count or len(timestamps) <= count:
+    return None
+  keep = np.zeros(len(timestamps), bool)
+  keep[np.argsort(timestamps, kind="stable")[-count:]] = True
+  return keep
 
 
 def columns(file_patterns, spec: Dict[str, tf.io.FixedLenFeature]) -> Dict[str, np.ndarray]:

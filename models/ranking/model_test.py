@@ -237,6 +237,21 @@ def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
   for _ in range(2):
     for batch in joined:
       np.testing.assert_array_equal(batch["twice"].numpy(), batch[fields.ITEM_ID].numpy() * 2)
+  # `keep` leaves out the examples it marks, and the rows joined to the others stay theirs.
+  keep = columns[fields.ITEM_ID] % 3 == 0
+  kept = ranking.dataset(str(tmp_path / "*"), 64, shuffle_seed=2, cache=True, keep=keep,
+                         extra={"twice": columns[fields.ITEM_ID] * 2})
+  for _ in range(2):
+    batches = list(kept)
+    assert sorted(np.concatenate([b[fields.ITEM_ID].numpy() for b in batches])) == [i for i in expected if i % 3 == 0]
+    for batch in batches:
+      np.testing.assert_array_equal(batch["twice"].numpy(), batch[fields.ITEM_ID].numpy() * 2)
+
+
+def test_most_recent_marks_the_latest_timestamps_later_read_first():
+  assert ranking.most_recent(np.array([5, 1, 7, 5, 3]), 3).tolist() == [True, False, True, True, False]
+  assert ranking.most_recent(np.array([5, 1, 7, 5, 3]), 2).tolist() == [False, False, True, True, False]
+  assert ranking.most_recent(np.array([5, 1]), 2) is None and ranking.most_recent(np.array([5, 1]), 0) is None
 
 
 @pytest.mark.parametrize("settings", [dict(counter_tower=True), dict(sid_like_rates=True),

@@ -62,12 +62,13 @@ def _counters(uri: Optional[str]) -> Optional[feature_state.CounterSnapshot]:
 
 
 class TrainingProgress(tf.keras.callbacks.Callback):
-  """Remembers when fit's first step (the tracing one) ended, and reports each epoch's progress every
-  `every` batches and at its end (formats/progress.py)."""
+  """Remembers when fit's first step (the tracing one) ended and how many batches it trained on, and
+  reports each epoch's progress every `every` batches and at its end (formats/progress.py)."""
 
   def __init__(self, epochs: int, every: int = 1000):
     super().__init__()
     self.time: Optional[float] = None
+    self.batches = 0
     self._epochs, self._every, self._epoch = epochs, every, 0
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -76,6 +77,7 @@ class TrainingProgress(tf.keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     if self.time is None:
       self.time = time.perf_counter()
+    self.batches += 1
     if (batch + 1) % self._every == 0:
       progress.report(f"epoch {self._epoch} of {self._epochs}: {batch + 1:,} batches")
 
@@ -126,9 +128,10 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
   span = ranking.columns(fn_args.train_files, fields.COUNTING_SPEC)
-  examples = len(span[fields.LABEL])
+  keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
+  examples = len(span[fields.LABEL]) if keep is None else int(keep.sum())
   train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
-                          extra=None if fn_args.base_model else model.warmup_features(span))
+                          extra=None if fn_args.base_model else model.warmup_features(span), keep=keep)
   start, first_step = time.perf_counter(), TrainingProgress(epochs)
   if examples:
     model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step])
@@ -140,8 +143,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
              "missing_splits": custom_config.get("missing_splits", []),
-             "train_examples": examples, "train_seconds": seconds,
-             "epochs": epochs, "train_examples_per_second": examples * epochs / seconds if examples else None,
+             "train_examples": examples, "span_examples": len(span[fields.LABEL]), "train_seconds": seconds,
+             "epochs": epochs, "train_batches": first_step.batches, "train_examples_per_second": examples * epochs / seconds if examples else None,
              # After the first step, which traces the step function: throughput as a long run sees it.
              "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady_seconds
                                             if steady_seconds and examples > config.batch_size else None),

@@ -31,7 +31,9 @@ class RetrievalConfig(Settings):
   prefix_logits: each candidate token's logit also scores the row of the prefix it would make (model.py);
   cold_start_share: TIGER's epsilon (section 4.3): up to ceil(share x k) of each answer's k items may be
   items the model was never trained on, found by a beam search of their own (serving.py; 0: none);
-  epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch)."""
+  epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch) / warmup_examples
+  (the warm-up's interactions: the backfill's latest this many, 0: all; it bounds a refresh's training time,
+  which is otherwise linear in the history)."""
   KIND = "retrieval"
   encoder_layers: int = 2
   decoder_layers: int = 2
@@ -48,6 +50,7 @@ class RetrievalConfig(Settings):
   batch_size: int = 256
   epochs: int = 1
   warmup_epochs: int = 2
+  warmup_examples: int = 100_000
   beam_width: int = 50
   encoder_input: str = ITEMS
   prefix_rows: int = 1 << 16
@@ -60,7 +63,7 @@ class RetrievalConfig(Settings):
                  "history_length", "suffix_size", "batch_size", "epochs", "warmup_epochs", "beam_width"):
       if getattr(self, name) < 1:
         raise ValueError(f"retrieval setting {name} must be >= 1, got {getattr(self, name)}")
-    for name in ("user_buckets", "prefix_rows"):
+    for name in ("user_buckets", "prefix_rows", "warmup_examples"):
       if getattr(self, name) < 0:
         raise ValueError(f"retrieval setting {name} must be >= 0, got {getattr(self, name)}")
     if self.encoder_input not in (TOKENS, ITEMS):

@@ -11,6 +11,7 @@ Example:
 
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from formats import interaction_features as fields
@@ -37,8 +38,11 @@ def pairs(features: Dict[str, tf.Tensor], item_tokens: ItemTokens, layout: Token
 
 
 def dataset(files, item_tokens: ItemTokens, layout: TokenLayout, config: RetrievalConfig,
-            shuffle_seed: Optional[int] = None, cache: bool = False) -> tf.data.Dataset:
-  batches = ranking.dataset(files, config.batch_size, shuffle_seed=shuffle_seed, features=SPEC, cache=cache)
+            shuffle_seed: Optional[int] = None, cache: bool = False, keep: Optional[np.ndarray] = None
+            ) -> tf.data.Dataset:
+  """Training pairs of `files`' interactions (those `keep` marks, in ranking.dataset's order, if given)."""
+  batches = ranking.dataset(files, config.batch_size, shuffle_seed=shuffle_seed, features=SPEC, cache=cache,
+                            keep=keep)
   return (batches.map(lambda f: pairs(f, item_tokens, layout, config.history_length),
                       num_parallel_calls=tf.data.AUTOTUNE)
           .filter(lambda inputs, targets: tf.shape(targets)[0] > 0)

@@ -131,10 +131,13 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   unseen = evaluate(retriever, fn_args.eval_files, config.beam_width) if fn_args.eval_files else {}
 
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
+  span = ranking.columns(fn_args.train_files, {name: fields.COUNTING_SPEC[name]
+                                               for name in (fields.ITEM_ID, fields.TIMESTAMP)})
+  keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
   train = data.dataset(fn_args.train_files, retriever.item_tokens, layout, config, shuffle_seed=config.seed,
-                       cache=epochs > 1)
+                       cache=epochs > 1, keep=keep)
   start, first_step = time.perf_counter(), TrainingProgress(epochs)
-  item_ids = ranking.columns(fn_args.train_files, {fields.ITEM_ID: data.SPEC[fields.ITEM_ID]})[fields.ITEM_ID]
+  item_ids = span[fields.ITEM_ID] if keep is None else span[fields.ITEM_ID][keep]
   nameable = retriever.item_tokens.rows(item_ids).numpy() >= 0
   examples = int(nameable.sum())
   loss = []
@@ -147,7 +150,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   trained_items = np.union1d(trained_items, np.asarray(item_ids)[nameable])
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files, "train_examples": examples,
-             "epochs": epochs, "train_seconds": seconds, "loss": loss,
+             "span_examples": len(span[fields.ITEM_ID]),
+             "epochs": epochs, "train_batches": first_step.batches, "train_seconds": seconds, "loss": loss,
              "train_examples_per_second": examples * epochs / seconds if examples else None,
              "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady
                                             if steady and examples > config.batch_size else None),
