@@ -1,6 +1,10 @@
 """Test set-up shared by every test: tf-keras before TensorFlow, and a tiny MovieLens directory."""
 
+import json
 import os
+import socket
+import subprocess
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -264,3 +268,45 @@ def sid_catalog(codes, codebook_size: int):
     rows = np.flatnonzero(inverse.ravel() == group).tolist()
     suffixes[rows] = [suffix for _, suffix in semantic_ids.disambiguate(rows)]
   return SidCatalog(np.arange(1, len(codes) + 1), codes, suffixes, codebook_size)
+
+
+_TRAINER_WORKER = """
+import json, sys
+from tfx.types import artifact_utils
+from components.ranking_trainer import executor
+spec = json.load(open(sys.argv[1]))
+executor.Executor().Do(artifact_utils.parse_artifact_dict(spec["inputs"]),
+                       artifact_utils.parse_artifact_dict(spec["outputs"]), spec["properties"])
+"""
+
+
+def _free_ports(count: int):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("localhost", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def train_on_workers(out_dir: pathlib.Path, inputs, properties, workers: int):
+  """A trainer's executor (both trainers share it) in `workers` processes, each with TF_CONFIG as a cluster
+  job sets it (worker 0 the chief); -> its (model, model_run) artifacts, under `out_dir`."""
+  from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
+  outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
+  for key, [artifact] in outputs.items():
+    artifact.uri = str(out_dir / key)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  spec = out_dir / "executor.json"
+  spec.write_text(json.dumps({"inputs": artifact_utils.jsonify_artifact_dict(inputs),
+                              "outputs": artifact_utils.jsonify_artifact_dict(outputs), "properties": properties}))
+  cluster = {"worker": [f"localhost:{port}" for port in _free_ports(workers)]}
+  processes = [subprocess.Popen(
+      [sys.executable, "-c", _TRAINER_WORKER, str(spec)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+      for i in range(workers)]
+  logs = [process.communicate(timeout=600)[0] for process in processes]
+  for process, log in zip(processes, logs):
+    assert process.returncode == 0, log[-3000:]
+  return outputs["model"][0], outputs["model_run"][0]

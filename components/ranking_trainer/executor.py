@@ -15,11 +15,13 @@ from tfx import types
 from tfx.components.trainer import executor as trainer_executor
 from tfx.components.trainer import fn_args_utils
 from tfx.proto import trainer_pb2
+from tfx.components.util import udf_utils
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.resolvers import SPAN
 from formats import spans
+from models import distribution
 
 SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
 # The frozen RQ-VAE, bundled into the serving model: unknown items' SIDs from their content vectors.
@@ -53,6 +55,11 @@ class Executor(trainer_executor.GenericExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
+    if not distribution.is_chief():
+      # A cluster worker other than the chief trains its share and writes no output (models/distribution.py):
+      # the base class's check that the model was written is the chief's.
+      udf_utils.get_fn(exec_properties, "run_fn")(self._GetFnArgs(input_dict, output_dict, exec_properties))
+      return
     super().Do(input_dict, output_dict, exec_properties)
     train_args = proto_utils.json_to_proto(exec_properties[standard_component_specs.TRAIN_ARGS_KEY],
                                            trainer_pb2.TrainArgs())

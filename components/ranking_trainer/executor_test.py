@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 import conftest
 from formats import artifacts, sid_vocabulary
 from components.ranking_trainer import executor
 from components.ranking_trainer.component import RankingTrainer, executor_properties
-from models.ranking import trainer
+from models.ranking import evaluation, trainer
 from models.sid_adaptation import spm
 
 L, K = 2, 4
@@ -118,6 +118,37 @@ def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
                       config={**CONFIG, "warmup_examples": 6, "batch_size": 2})
   assert metrics["train_examples"] == 6 and metrics["span_examples"] == 24
   assert metrics["train_batches"] == 2 * 3  # 2 epochs of the 6 examples kept
+
+
+def _train_on_workers(tmp_path, inputs, name, workers, train_splits, eval_splits):
+  component = RankingTrainer(
+      examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
+      vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
+      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
+      train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
+  model, run = conftest.train_on_workers(tmp_path / name, inputs, executor_properties(component), workers)
+  with open(os.path.join(run.uri, trainer.METRICS_FILE)) as f:
+    return model, json.load(f)
+
+
+def _served_auc(model, examples, split):
+  """AUC of the exported model's serving_default on `split`'s interactions, as the trainer computes it."""
+  files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+  records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+  labels = np.array([tf.train.Example.FromString(r).features.feature["liked"].int64_list.value[0] for r in records])
+  scores = _signatures(model)["serving_default"](examples=tf.constant(records))["probability"].numpy()
+  return evaluation.sliced_auc(labels, scores, {"overall": np.ones(len(labels), bool)})["overall"]["auc"]
+
+
+def test_two_worker_training_restores_into_the_single_worker_step_and_scores_the_same(tmp_path, inputs):
+  distributed, metrics = _train_on_workers(tmp_path, inputs, "two", 2, ["backfill"], ["span_1"])
+  assert metrics["workers"] == 2 and metrics["train_examples"] == 24
+  # The next (single-process) step restores the two workers' model and scores the backfill with it before
+  # training: the same AUC as the two workers' exported model gives the same interactions.
+  _, step = _train(tmp_path, inputs, "step", ["span_1"], ["backfill"], base_model=distributed)
+  assert step["workers"] == 1 and step["warm_started_from"] == path_utils.serving_model_path(distributed.uri)
+  assert step["eval"]["overall"]["auc"] == pytest.approx(_served_auc(distributed, inputs["examples"][0], "backfill"),
+                                                         abs=1e-9)
 
 
 def test_an_empty_span_carries_the_model_over_and_says_so(tmp_path, inputs, warmup):

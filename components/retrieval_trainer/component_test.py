@@ -88,11 +88,27 @@ def test_warm_up_then_a_step_scored_before_training(tmp_path, inputs):
   # The step's trained items: the warm-up's and its span's (3, 4, 5, 6, 1 alone would miss 2).
   _, _, trained = serving.read_settings(os.path.join(path_utils.serving_model_path(step.uri), serving.EXTRA))
   assert trained.tolist() == [1, 2, 3, 4, 5, 6]
-  # Scored before training, by the warm-up's weights: the same top 10 as the pushed warm-up model serves.
+  _assert_scored_by(metrics, warmup)
+  assert metrics["eval"]["new_items"]["examples"] == 2
+
+
+def _assert_scored_by(metrics, model):
+  """The step scored span_1 before training with `model`'s weights: the same top 10 as `model` serves."""
   span = [(20, [], 3), (20, [3], 4), (20, [3, 4], 5), (21, [], 6), (21, [6], 1)]
-  hits = [(_retrieve(warmup, history, 10, user) + [item]).index(item) for user, history, item in span]
+  hits = [(_retrieve(model, history, 10, user) + [item]).index(item) for user, history, item in span]
   assert metrics["eval"]["overall"]["examples"] == 5
   assert metrics["eval"]["overall"]["recall@5"] == pytest.approx(np.mean([h < 5 for h in hits]))
   assert metrics["eval"]["overall"]["ndcg@10"] == pytest.approx(
       np.mean([1 / np.log2(h + 2) if h < 10 else 0 for h in hits]))
-  assert metrics["eval"]["new_items"]["examples"] == 2
+
+
+def test_two_worker_training_restores_into_the_single_worker_step(tmp_path, inputs):
+  component = RetrievalTrainer(examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
+                               semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
+                               train_splits=["backfill"], eval_splits=[], retrieval_config=CONFIG)
+  distributed, run = conftest.train_on_workers(tmp_path / "two", inputs, executor_properties(component), 2)
+  with open(os.path.join(run.uri, ranking_trainer.METRICS_FILE)) as f:
+    assert json.load(f)["workers"] == 2
+  _, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_1"], base_model=distributed)
+  assert metrics["workers"] == 1
+  _assert_scored_by(metrics, distributed)

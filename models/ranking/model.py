@@ -65,7 +65,7 @@ class RankingModel(tfrs.models.Model):
       self.counter_crosses, self.counter_tower = _tower(config, cross_seed=config.seed + 300,
                                                         dense_seed=config.seed + 400, output_seed=config.seed + 500)
     self.task = tfrs.tasks.Ranking(
-        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
         metrics=[tf.keras.metrics.AUC(name="auc", from_logits=True)])
     self.embedding_optimizer = None
     if self._embedding_layers():
@@ -136,14 +136,15 @@ class RankingModel(tfrs.models.Model):
                             span[fields.LABEL])
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-    labels = tf.cast(features[fields.LABEL], tf.float32)
-    if self.counter_tower is None:
-      return self.task(labels=labels, predictions=self(features, training=training), training=training)
-    # Each tower learns on its own loss (an ensemble); the metrics follow the mean logit.
-    logits = self._logits(features, training=training)
-    self.task(labels=labels, predictions=tf.add_n(logits) / len(logits), training=training)
-    loss = tf.keras.losses.BinaryCrossentropy(from_logits=True)
-    return tf.add_n([loss(labels, logit) for logit in logits])
+    labels = tf.cast(features[fields.LABEL], tf.float32)[:, None]
+    logits = [logit[:, None] for logit in self._logits(features, training=training)]
+    per_example = self.task(labels=labels, predictions=tf.add_n(logits) / len(logits), training=training)
+    if self.counter_tower is not None:
+      # Each tower learns on its own loss (an ensemble); the metrics follow the mean logit.
+      per_example = tf.add_n([tf.nn.sigmoid_cross_entropy_with_logits(labels, logit)[:, 0] for logit in logits])
+    # Summed over the global batch, divided by its size: under a tf.distribute strategy each replica's
+    # gradients then sum to the batch mean's (one replica: the mean).
+    return tf.nn.compute_average_loss(per_example)
 
   def _embedding_layers(self) -> List[tfrs.layers.embedding.TPUEmbedding]:
     return [layer.embedding for layer in (self.items, self.users) if isinstance(layer, (PieceItems, HashedUsers))]

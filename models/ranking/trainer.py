@@ -25,6 +25,7 @@ from tfx.utils import path_utils
 
 from formats import artifacts, feature_state, item_embeddings, progress, semantic_ids, sid_vocabulary
 from formats import interaction_features as fields
+from models import distribution
 from models.ranking import baselines, evaluation
 from models.ranking import model as ranking
 from models.ranking import signatures
@@ -109,6 +110,7 @@ def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str,
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
+  strategy = distribution.strategy()  # before any TensorFlow op: a cluster's is configured at startup
   custom_config = fn_args.custom_config
   config = RankingConfig.from_dict(custom_config["ranking"])
   catalog = load_catalog(custom_config, with_content=config.representation == "dense")
@@ -116,22 +118,24 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   if config.representation == "spm":
     spm_model = sid_vocabulary.load_model(_artifact(artifacts.SidVocabulary, custom_config["vocabulary_uri"]),
                                           config.table_rows)
-  model = ranking.build(config, catalog, spm_model)
-  build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
-  if fn_args.base_model:
-    ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
-    ranking.use_step_learning_rates(model)
-    logging.info("Warm-started from %s", fn_args.base_model)
-  else:
-    model(build_batch)
+  with distribution.scope(strategy):
+    model = ranking.build(config, catalog, spm_model)
+    build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
+    if fn_args.base_model:
+      ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
+      ranking.use_step_learning_rates(model)
+      logging.info("Warm-started from %s", fn_args.base_model)
+    else:
+      model(build_batch)
 
   unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
   span = ranking.columns(fn_args.train_files, fields.COUNTING_SPEC)
   keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
   examples = len(span[fields.LABEL]) if keep is None else int(keep.sum())
-  train = ranking.dataset(fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
-                          extra=None if fn_args.base_model else model.warmup_features(span), keep=keep)
+  train = distribution.sharded(ranking.dataset(
+      fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
+      extra=None if fn_args.base_model else model.warmup_features(span), keep=keep))
   start, first_step = time.perf_counter(), TrainingProgress(epochs)
   if examples:
     model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step])
@@ -144,17 +148,21 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
              "missing_splits": custom_config.get("missing_splits", []),
              "train_examples": examples, "span_examples": len(span[fields.LABEL]), "train_seconds": seconds,
-             "epochs": epochs, "train_batches": first_step.batches, "train_examples_per_second": examples * epochs / seconds if examples else None,
+             "epochs": epochs, "train_batches": first_step.batches, "workers": strategy.num_replicas_in_sync, "train_examples_per_second": examples * epochs / seconds if examples else None,
              # After the first step, which traces the step function: throughput as a long run sees it.
              "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady_seconds
                                             if steady_seconds and examples > config.batch_size else None),
              "eval": unseen}
   logging.info("Ranking step: %s", json.dumps(metrics))
 
-  signatures.export(model, fn_args.serving_model_dir, sample_items=catalog.item_ids[:8],
-                    sid_encoder=_frozen_model(custom_config.get("sid_encoder_uri")),
-                    counters=_counters(custom_config.get("feature_state_uri")))
-  ranking.save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir))
+  def write(serving_model_dir: str) -> None:
+    signatures.export(model, serving_model_dir, sample_items=catalog.item_ids[:8],
+                      sid_encoder=_frozen_model(custom_config.get("sid_encoder_uri")),
+                      counters=_counters(custom_config.get("feature_state_uri")))
+    ranking.save_checkpoint(model, checkpoint_dir(serving_model_dir))
+
+  if not distribution.write_outputs(fn_args.serving_model_dir, write):
+    return
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
     json.dump(metrics, f, indent=1)

@@ -21,6 +21,7 @@ from tfx.components.trainer import fn_args_utils
 
 from formats import artifacts, semantic_ids
 from formats import interaction_features as fields
+from models import distribution
 from models.ranking import model as ranking
 from models.ranking.trainer import METRICS_FILE, TrainingProgress, checkpoint_dir
 from models.retrieval import data, evaluation, serving
@@ -113,6 +114,7 @@ def evaluate(retriever: serving.Retriever, files: List[str], beam: int) -> Dict[
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
+  strategy = distribution.strategy()  # before any TensorFlow op: a cluster's is configured at startup
   custom_config = fn_args.custom_config
   config = RetrievalConfig.from_dict(custom_config["retrieval"])
   catalog = load_catalog(custom_config)
@@ -121,12 +123,13 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
                      f"with {config.suffix_size} others or more: raise the retrieval setting suffix_size above "
                      f"{catalog.suffixes.max()}")
   layout = catalog.layout(config.suffix_size, config.user_buckets)
-  model = build(config, layout)
   trained_items = np.zeros(0, np.int64)
-  if fn_args.base_model:
-    trained_items = warm_start(model, checkpoint_dir(fn_args.base_model))
-    model.optimizer.learning_rate.assign(config.step_learning_rate)
-    logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
+  with distribution.scope(strategy):
+    model = build(config, layout)
+    if fn_args.base_model:
+      trained_items = warm_start(model, checkpoint_dir(fn_args.base_model))
+      model.optimizer.learning_rate.assign(config.step_learning_rate)
+      logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
   retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config, trained_items)
   unseen = evaluate(retriever, fn_args.eval_files, config.beam_width) if fn_args.eval_files else {}
 
@@ -134,8 +137,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   span = ranking.columns(fn_args.train_files, {name: fields.COUNTING_SPEC[name]
                                                for name in (fields.ITEM_ID, fields.TIMESTAMP)})
   keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
-  train = data.dataset(fn_args.train_files, retriever.item_tokens, layout, config, shuffle_seed=config.seed,
-                       cache=epochs > 1, keep=keep)
+  train = distribution.sharded(data.dataset(fn_args.train_files, retriever.item_tokens, layout, config,
+                                            shuffle_seed=config.seed, cache=epochs > 1, keep=keep))
   start, first_step = time.perf_counter(), TrainingProgress(epochs)
   item_ids = span[fields.ITEM_ID] if keep is None else span[fields.ITEM_ID][keep]
   nameable = retriever.item_tokens.rows(item_ids).numpy() >= 0
@@ -151,15 +154,20 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files, "train_examples": examples,
              "span_examples": len(span[fields.ITEM_ID]),
-             "epochs": epochs, "train_batches": first_step.batches, "train_seconds": seconds, "loss": loss,
+             "epochs": epochs, "train_batches": first_step.batches, "workers": strategy.num_replicas_in_sync,
+             "train_seconds": seconds, "loss": loss,
              "train_examples_per_second": examples * epochs / seconds if examples else None,
              "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady
                                             if steady and examples > config.batch_size else None),
              "catalog_items": len(catalog.item_ids), "unnameable_items": retriever.unnameable,
              "cold_items": int(np.isin(catalog.item_ids, trained_items, invert=True).sum()), "eval": unseen}
   logging.info("Retrieval step: %s", json.dumps(metrics))
-  serving.export(model, catalog, fn_args.serving_model_dir, trained_items)
-  save_checkpoint(model, checkpoint_dir(fn_args.serving_model_dir), trained_items)
+  def write(serving_model_dir: str) -> None:
+    serving.export(model, catalog, serving_model_dir, trained_items)
+    save_checkpoint(model, checkpoint_dir(serving_model_dir), trained_items)
+
+  if not distribution.write_outputs(fn_args.serving_model_dir, write):
+    return
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
     json.dump(metrics, f, indent=1)
