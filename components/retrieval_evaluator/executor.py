@@ -10,7 +10,7 @@ theirs. `evaluation/retrieval_metrics.json` holds both models' figures and the d
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -55,7 +55,7 @@ def decide(candidate: Dict[str, Any], baseline: Dict[str, Any], min_recall: floa
   return reasons
 
 
-def served_two_stage(files: List[str], base_directory: str) -> Dict[str, Any]:
+def served_two_stage(files: List[str], base_directory: str, keep: Optional[np.ndarray] = None) -> Dict[str, Any]:
   """Recall/NDCG@5/10 on the liked interactions of `files` of the newest two-stage version under
   base_directory: `recommend` (retrieval of 100, then the ranker) and `retrieve` alone; {} without one."""
   found = versions.versions_on_disk(base_directory) if base_directory else {}
@@ -65,7 +65,7 @@ def served_two_stage(files: List[str], base_directory: str) -> Dict[str, Any]:
   k = max(evaluation.CUTOFFS)
   top = {two_stage.RECOMMEND: [], serving.RETRIEVE: []}
   targets = []
-  for batch in ranking.dataset(files, 256, features=SERVED_SPEC):
+  for batch in ranking.dataset(files, 256, features=SERVED_SPEC, keep=keep):
     for row in np.flatnonzero(batch[fields.LABEL].numpy() == 1):
       history = tf.constant(fields.ragged(batch[fields.HISTORY])[row].numpy())
       user = batch[fields.USER_ID][row]
@@ -100,10 +100,14 @@ class Executor(base_executor.BaseExecutor):
     model = artifact_utils.get_single_instance(input_dict[MODEL])
     baseline = input_dict.get(BASELINE_MODEL) or []
 
+    retrievers = {artifact.uri: serving.load(path_utils.serving_model_path(artifact.uri), catalog)
+                  for artifact in [model, *baseline]}
+    # Both models and the served answers on the same interactions: the candidate's sample.
+    keep = trainer.evaluation_sample(retrievers[model.uri], files) if files else None
+
     def score(artifact: types.Artifact) -> Dict[str, Any]:
-      export_dir = path_utils.serving_model_path(artifact.uri)
-      retriever = serving.load(export_dir, catalog)
-      return trainer.evaluate(retriever, files, retriever.beam_width) if files else {}
+      retriever = retrievers[artifact.uri]
+      return trainer.evaluate(retriever, files, retriever.beam_width, keep) if files else {}
 
     candidate = score(model)
     baseline_metrics = score(baseline[0]) if baseline else {}
@@ -111,7 +115,7 @@ class Executor(base_executor.BaseExecutor):
                      exec_properties[MIN_EXAMPLES])
     report = {"candidate": candidate, "baseline": baseline_metrics, "blessed": not reasons, "reasons": reasons,
               "model": model.uri, "baseline_model": baseline[0].uri if baseline else None,
-              "served": served_two_stage(files, exec_properties.get(RECOMMENDER_BASE) or "")}
+              "served": served_two_stage(files, exec_properties.get(RECOMMENDER_BASE) or "", keep)}
     output = artifact_utils.get_single_instance(output_dict[EVALUATION])
     io_utils.write_string_file(os.path.join(output.uri, METRICS_FILE), json.dumps(report, indent=1))
 

@@ -11,7 +11,7 @@ from tfx.utils import path_utils
 
 import conftest
 from components.retrieval_evaluator import executor
-from models.retrieval import serving, trainer
+from models.retrieval import evaluation, serving, trainer
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel
 
@@ -20,11 +20,11 @@ CONFIG = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=4
                          user_buckets=4, history_length=3, suffix_size=2, beam_width=6, prefix_rows=32)
 
 
-def _model(root, name, seed, catalog):
+def _model(root, name, seed, catalog, **settings):
   artifact = standard_artifacts.Model()
   artifact.uri = str(root / name)
   artifact.id = seed + 1
-  config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed})
+  config = RetrievalConfig(**{**CONFIG.__dict__, "seed": seed, **settings})
   serving.export(TigerModel(config, catalog.layout(config.suffix_size, config.user_buckets)), catalog,
                  path_utils.serving_model_path(artifact.uri), trained_items=catalog.item_ids)
   return artifact
@@ -58,17 +58,32 @@ def test_scores_both_models_over_the_catalog_and_blesses(tmp_path, inputs):
   files = [os.path.join(inputs["examples"][0].uri, "Split-interactions", "*")]
   catalog = trainer.load_catalog({"semantic_ids_uri": inputs["semantic_ids"][0].uri, "codebook_size": 4})
   for key, name in (("candidate", "model"), ("baseline", "baseline_model")):
-    direct = trainer.evaluate(serving.load(path_utils.serving_model_path(inputs[name][0].uri), catalog), files, 6)
+    direct = trainer.evaluate(serving.load(path_utils.serving_model_path(inputs[name][0].uri), catalog), files, 6,
+                              keep=None)
     assert report[key].keys() == direct.keys()
     for name in ("overall", "new_items", "liked"):
       assert report[key][name] == pytest.approx(direct[name])
   assert report["candidate"]["overall"]["examples"] == 5 and report["candidate"]["new_items"]["examples"] == 1
+  assert report["candidate"]["sampled_from"] == 5
   assert report["blessed"] and report["served"] == {}
   assert blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
   assert blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY) == 1
   assert blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY) == 2
   assert blessing.get_string_custom_property("model_kind") == "retrieval"
   assert os.path.exists(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME))
+
+
+def test_both_models_are_scored_on_the_candidates_sample(tmp_path, inputs):
+  catalog = trainer.load_catalog({"semantic_ids_uri": inputs["semantic_ids"][0].uri, "codebook_size": 4})
+  sampled = {**inputs, "model": [_model(tmp_path, "sampled", 0, catalog, evaluation_examples=3)]}
+  _, report = _evaluate(tmp_path, sampled)
+  files = [os.path.join(inputs["examples"][0].uri, "Split-interactions", "*")]
+  keep = evaluation.sample(5, 3, seed=0)
+  for key, name in (("candidate", "model"), ("baseline", "baseline_model")):
+    direct = trainer.evaluate(serving.load(path_utils.serving_model_path(sampled[name][0].uri), catalog), files, 6,
+                              keep=keep)
+    assert report[key]["overall"]["examples"] == 3 and report[key]["sampled_from"] == 5
+    assert report[key]["overall"] == pytest.approx(direct["overall"])
 
 
 def test_refuses_too_few_examples_a_low_recall_and_a_regression():

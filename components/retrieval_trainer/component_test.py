@@ -72,6 +72,12 @@ def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
   assert trained.tolist() == [1, 4, 5, 6] and metrics["cold_items"] == 3
 
 
+def test_a_span_is_scored_on_a_sample_of_evaluation_examples(tmp_path, inputs):
+  _, metrics = _train(tmp_path, inputs, "sampled", ["backfill"], ["span_1"],
+                      config={**CONFIG, "warmup_epochs": 1, "evaluation_examples": 3})
+  assert metrics["eval"]["overall"]["examples"] == 3 and metrics["eval"]["sampled_from"] == 5
+
+
 def test_warm_up_then_a_step_scored_before_training(tmp_path, inputs):
   warmup, warmup_metrics = _train(tmp_path, inputs, "warmup", ["backfill"], [])
   assert warmup_metrics["train_examples"] == 40 and warmup_metrics["eval"] == {}

@@ -9,7 +9,7 @@ Example:
   # {"overall": {"examples": 2, "recall@1": 0.0, "ndcg@1": 0.0, "recall@3": 0.5, "ndcg@3": 0.315...}}
 """
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -46,3 +46,13 @@ def sliced_metrics(recommended: np.ndarray, targets: np.ndarray, masks: Dict[str
     raise ValueError(f"Recall@{max(cutoffs)} needs at least {max(cutoffs)} recommendations per example")
   ranks = hit_ranks(recommended, targets)
   return {name: metrics(ranks[np.asarray(mask, bool)], cutoffs) for name, mask in masks.items()}
+
+
+def sample(count: int, limit: int, seed: int) -> Optional[np.ndarray]:
+  """Marks `limit` of `count` examples at random, the same for the same arguments; None (all) when there
+  are no more than `limit` or `limit` is 0."""
+  if not limit or count <= limit:
+    return None
+  keep = np.zeros(count, bool)
+  keep[np.random.default_rng(seed).choice(count, limit, replace=False)] = True
+  return keep

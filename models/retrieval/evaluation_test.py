@@ -20,3 +20,10 @@ def test_recall_and_ndcg_of_known_ranks():
 def test_too_few_recommendations_are_refused():
   with pytest.raises(ValueError, match="Recall@10 needs at least 10"):
     evaluation.sliced_metrics(np.zeros([2, 5], np.int64), np.array([1, 2]), {"all": np.array([True, True])})
+
+
+def test_a_sample_is_fixed_by_its_seed_and_of_its_size():
+  first = evaluation.sample(10, 4, seed=3)
+  assert first.sum() == 4 and first.tolist() == evaluation.sample(10, 4, seed=3).tolist()
+  assert first.tolist() != evaluation.sample(10, 4, seed=4).tolist()
+  assert evaluation.sample(4, 4, seed=3) is None and evaluation.sample(10, 0, seed=3) is None

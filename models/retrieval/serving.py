@@ -58,6 +58,7 @@ class Retriever(tf.Module):
     self.encode, self.decode = encode, decode
     self.layout, self.history_length, self.beam_width = layout, config.history_length, config.beam_width
     self.cold_start_share = config.cold_start_share
+    self.evaluation_examples, self.seed = config.evaluation_examples, config.seed
     self.item_tokens = ItemTokens(catalog, layout)
     retrievable = catalog.retrievable(layout.suffix_size)
     self.unnameable = int((~retrievable).sum())  # items whose collision suffix is beyond the model's

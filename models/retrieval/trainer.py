@@ -83,11 +83,19 @@ def warm_start(model: TigerModel, directory: str) -> np.ndarray:
   return trained_items
 
 
-def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int) -> Dict[str, np.ndarray]:
-  """Top-k items for every interaction of `files` (its user and history), beside its item and slices."""
+def evaluation_sample(retriever: serving.Retriever, files: List[str]) -> Optional[np.ndarray]:
+  """The interactions of `files` a span is scored on (RetrievalConfig.evaluation_examples; None: all)."""
+  count = len(ranking.columns(files, {fields.ITEM_ID: data.SPEC[fields.ITEM_ID]})[fields.ITEM_ID])
+  return evaluation.sample(count, retriever.evaluation_examples, retriever.seed)
+
+
+def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int,
+              keep: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+  """Top-k items for every interaction of `files` (its user and history) that `keep` marks (default: all),
+  beside its item and slices."""
   spec = data.EVALUATION_SPEC
   top, targets, segments, liked = [], [], [], []
-  for batch in ranking.dataset(files, evaluation_users(beam), features=spec):
+  for batch in ranking.dataset(files, evaluation_users(beam), features=spec, keep=keep):
     items, _ = retriever.top_k(fields.ragged(batch[fields.HISTORY]), batch[fields.USER_ID], tf.constant(k),
                                beam=tf.constant(beam))
     top.append(items.numpy())
@@ -100,16 +108,18 @@ def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int)
           "new_items": np.concatenate(segments) == data.NEW_ITEM_SEGMENT, "liked": np.concatenate(liked) == 1}
 
 
-def evaluate(retriever: serving.Retriever, files: List[str], beam: int) -> Dict[str, Any]:
-  """Recall@5/10 and NDCG@5/10 over the whole catalog: overall, on items first seen in the span, and on the
-  interactions the user liked."""
-  found = recommend(retriever, files, max(evaluation.CUTOFFS), beam)
+def evaluate(retriever: serving.Retriever, files: List[str], beam: int, keep: Optional[np.ndarray]
+             ) -> Dict[str, Any]:
+  """Recall@5/10 and NDCG@5/10 over the whole catalog, on the interactions `keep` marks (None: all):
+  overall, on items first seen in the span, and on the interactions the user liked."""
+  found = recommend(retriever, files, max(evaluation.CUTOFFS), beam, keep)
   if not found:
     return {"examples": 0}
   masks = {evaluation.OVERALL: np.ones(len(found["targets"]), bool), evaluation.NEW_ITEMS: found["new_items"],
            "liked": found["liked"]}
   result = evaluation.sliced_metrics(found["recommended"], found["targets"], masks)
   result["unretrievable_targets"] = int((retriever.item_tokens.rows(found["targets"]).numpy() < 0).sum())
+  result["sampled_from"] = len(keep) if keep is not None else len(found["targets"])
   return result
 
 
@@ -131,7 +141,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
       model.optimizer.learning_rate.assign(config.step_learning_rate)
       logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
   retriever = serving.Retriever(model.encode, model.decode_next, catalog, layout, config, trained_items)
-  unseen = evaluate(retriever, fn_args.eval_files, config.beam_width) if fn_args.eval_files else {}
+  unseen = (evaluate(retriever, fn_args.eval_files, config.beam_width,
+                     evaluation_sample(retriever, fn_args.eval_files)) if fn_args.eval_files else {})
 
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
   span = ranking.columns(fn_args.train_files, {name: fields.COUNTING_SPEC[name]
