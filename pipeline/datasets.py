@@ -64,14 +64,17 @@ def shifted_movielens(src_dir: str, dst_dir: str, years: float = 20, user_fracti
       src_dir, dst_dir, lambda user, t: [(user, t + shift)] if users is None or user in users else [])
 
 
-def scaled_movielens(src_dir: str, dst_dir: str, factor: int, max_shift_days: float = 3, seed: int = 0) -> str:
+def scaled_movielens(src_dir: str, dst_dir: str, factor: int, max_shift_days: float = 3, seed: int = 0,
+                     since: Optional[str] = None) -> str:
   """Copies a MovieLens directory with every user's ratings and tags `factor` times, for measuring how
   cost grows with data: copy c of user u is user u + c x (largest user id + 1), copy 0 the original; each
   other copy's timestamps move by one offset of at most `max_shift_days` drawn per user and copy (with
   `seed`), kept inside each row's calendar month so that month spans hold `factor` times their ratings.
-  The same movies (movies.csv whole). Returns dst_dir."""
+  With `since` (a date), only the rows from that day on are copied `factor` times, the earlier ones once:
+  a span `factor` times larger after the same backfill. The same movies (movies.csv whole). Returns dst_dir."""
   if factor < 1:
     raise ValueError(f"factor must be at least 1, got {factor}")
+  origin = _seconds(since) if since else None
   stride = max(_user_ids(src_dir), default=0) + 1
   reach = int(max_shift_days * 86400)
   offsets: Dict[int, np.ndarray] = {}
@@ -80,6 +83,8 @@ def scaled_movielens(src_dir: str, dst_dir: str, factor: int, max_shift_days: fl
     if user not in offsets:
       offsets[user] = np.random.default_rng([seed, user]).integers(-reach, reach + 1, size=factor)
       offsets[user][0] = 0
+    if origin is not None and timestamp < origin:
+      return [(user, timestamp)]
     first, following = _month_bounds(timestamp)
     return [(user + c * stride, int(min(max(timestamp + offsets[user][c], first), following - 1)))
             for c in range(factor)]
@@ -103,14 +108,21 @@ def _mapped_movielens(src_dir: str, dst_dir: str, copies: Copies) -> str:
   return dst_dir
 
 
+def _seconds(date: str) -> int:
+  """The first second (UTC) of an ISO date."""
+  try:
+    return int(datetime.datetime.fromisoformat(date).replace(tzinfo=datetime.timezone.utc).timestamp())
+  except ValueError:
+    raise ValueError(f"expected a date such as 2016-01-01, got {date!r}") from None
+
+
 def month_per_day_stream(src_dir: str, dst_dir: str, start_date: str) -> str:
   """Copies a MovieLens directory with every rating and tag from `start_date` (the first of a month) on
   moved so that each calendar month becomes one day, keeping order within and across months; earlier
   rows stay as they are (the backfill). Day N after start_date then holds month N's ratings."""
-  start = datetime.datetime.fromisoformat(start_date).replace(tzinfo=datetime.timezone.utc)
-  if start.day != 1:
+  origin = _seconds(start_date)
+  if datetime.datetime.fromtimestamp(origin, datetime.timezone.utc).day != 1:
     raise ValueError(f"start_date must be the first of a month, got {start_date}")
-  origin = int(start.timestamp())
 
   def new_time(timestamp: int) -> int:
     if timestamp < origin:
@@ -133,14 +145,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--years", type=float, default=20)
   parser.add_argument("--user_fraction", type=float, default=1.0)
   parser.add_argument("--factor", type=int, default=10, help="scaled: copies of each user")
-  parser.add_argument("--start_date", help="month_per_day: the first of the month from which months become days")
+  parser.add_argument("--start_date", help="month_per_day: the first of the month from which months become days; "
+                                           "scaled: the day from which rows are scaled (earlier ones copied once)")
   args = parser.parse_args(argv)
   if args.kind == "shifted":
     print(shifted_movielens(args.src, args.dst, args.years, args.user_fraction))
   elif args.kind == "scaled":
     if args.factor < 1:
       parser.error(f"--factor must be at least 1, got {args.factor}")
-    print(scaled_movielens(args.src, args.dst, args.factor))
+    print(scaled_movielens(args.src, args.dst, args.factor, since=args.start_date))
   elif not args.start_date:
     parser.error("month_per_day needs --start_date")
   else:

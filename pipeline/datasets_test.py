@@ -1,5 +1,6 @@
 """tests/datasets.py: shifted and user-subset MovieLens copies."""
 
+import datetime
 import pathlib
 
 import pytest
@@ -101,6 +102,23 @@ def test_scaled_copies_move_by_one_offset_per_user_within_three_days_and_the_mon
   # DAY0 is 2018-01-01 00:00: a move back would leave January, so it stays; user 2 has no such row.
   assert all(len(offsets[("2", c)]) == 1 for c in range(4))
   assert len({next(iter(offsets[("2", c)])) for c in range(1, 4)}) == 3
+
+
+def test_scaled_since_a_date_copies_the_earlier_rows_once(tmp_path):
+  src = conftest.write_movielens(tmp_path / "src", ratings=RATINGS, tags=TAGS)
+  since = datetime.datetime.fromtimestamp(conftest.DAY0 + conftest.DAY, datetime.timezone.utc).date().isoformat()
+  dst = pathlib.Path(datasets.scaled_movielens(src, str(tmp_path / "dst"), factor=2, max_shift_days=0, since=since))
+  d0, day = conftest.DAY0, conftest.DAY
+  assert (dst / "ratings.csv").read_text().splitlines() == [
+      "userId,movieId,rating,timestamp",
+      f"1,1,4.0,{d0}", f"1,2,3.0,{d0 + 1}",
+      f"1,3,5.0,{d0 + day}", f"6,3,5.0,{d0 + day}",
+      f"2,2,4.5,{d0 + day + 5}", f"7,2,4.5,{d0 + day + 5}",
+      f"2,1,2.0,{d0 + 2 * day}", f"7,1,2.0,{d0 + 2 * day}",
+      "3,1,4.0,not-a-time",
+      f"4,3,1.0,{d0 + 5}"]
+  with pytest.raises(ValueError, match="expected a date such as 2016-01-01, got 'May'"):
+    datasets.scaled_movielens(src, str(tmp_path / "bad"), factor=2, since="May")
 
 
 def test_scaled_refuses_a_factor_below_one(tmp_path):
