@@ -11,6 +11,7 @@ from tfx.utils import path_utils
 
 import conftest
 from components.retrieval_evaluator import executor
+from models.recommend import two_stage
 from models.retrieval import evaluation, serving, trainer
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel
@@ -35,7 +36,8 @@ def inputs(tmp_path_factory):
   root = tmp_path_factory.mktemp("inputs")
   sids = conftest.semantic_ids_artifact(root / "sids", CODES, 4)
   catalog = trainer.load_catalog({"semantic_ids_uri": sids.uri, "codebook_size": 4})
-  rows = [{"user_id": 1 + i % 2, "item_id": item, "history": [1, 2, 3][:i % 3], "liked": 1,
+  rows = [{"user_id": 1 + i % 2, "item_id": item, "history": [1, 2, 3][:i % 3], "history_liked": [1, 1, 1][:i % 3],
+           "liked": 1,
            "item_segment": "cold_start" if item == 6 else "head"} for i, item in enumerate([4, 5, 6, 1, 2])]
   examples = conftest.examples_artifact(root / "examples", {"interactions": rows})
   return {"examples": [examples], "semantic_ids": [sids], "model": [_model(root, "candidate", 0, catalog)],
@@ -84,6 +86,20 @@ def test_both_models_are_scored_on_the_candidates_sample(tmp_path, inputs):
                               keep=keep)
     assert report[key]["overall"]["examples"] == 3 and report[key]["sampled_from"] == 5
     assert report[key]["overall"] == pytest.approx(direct["overall"])
+
+
+def test_the_served_model_gets_one_request_per_liked_interaction_up_to_a_cap(tmp_path, inputs, two_stage_sources,
+                                                                            monkeypatch):
+  ranking_dir, retrieval_dir, catalog, vectors = two_stage_sources
+  two_stage.export(two_stage.TwoStage(retrieval_dir, ranking_dir, catalog, catalog.item_ids, vectors,
+                                      num_candidates=6), str(tmp_path / "served" / "7"))
+  files = [os.path.join(inputs["examples"][0].uri, "Split-interactions", "*")]
+  assert executor.served_two_stage(files, str(tmp_path / "served"))["recommend"]["examples"] == 5
+  monkeypatch.setattr(executor, "SERVED_REQUESTS", 3)
+  served = executor.served_two_stage(files, str(tmp_path / "served"))
+  assert served["version"] == 7 and served["recommend"]["examples"] == served["retrieve"]["examples"] == 3
+  keep = evaluation.sample(5, 2, seed=0)
+  assert executor.served_two_stage(files, str(tmp_path / "served"), keep)["recommend"]["examples"] == 2
 
 
 def test_refuses_too_few_examples_a_low_recall_and_a_regression():
