@@ -148,7 +148,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
              "missing_splits": custom_config.get("missing_splits", []),
              "train_examples": examples, "span_examples": len(span[fields.LABEL]), "train_seconds": seconds,
-             "epochs": epochs, "train_batches": first_step.batches, "workers": strategy.num_replicas_in_sync, "train_examples_per_second": examples * epochs / seconds if examples else None,
+             "epochs": epochs, "train_batches": first_step.batches, "workers": strategy.num_replicas_in_sync,
+             "train_examples_per_second": examples * epochs / seconds if examples else None,
              # After the first step, which traces the step function: throughput as a long run sees it.
              "steady_examples_per_second": ((examples * epochs - config.batch_size) / steady_seconds
                                             if steady_seconds and examples > config.batch_size else None),
