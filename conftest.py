@@ -290,13 +290,20 @@ def _free_ports(count: int):
   return ports
 
 
-def train_on_workers(out_dir: pathlib.Path, inputs, properties, workers: int):
-  """A trainer's executor (both trainers share it) in `workers` processes, each with TF_CONFIG as a cluster
-  job sets it (worker 0 the chief); -> its (model, model_run) artifacts, under `out_dir`."""
-  from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
+def trainer_outputs(out_dir: pathlib.Path):
+  """A trainer's output dict: its model and model run, in folders of `out_dir`."""
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(out_dir / key)
+  return outputs
+
+
+def train_on_workers(out_dir: pathlib.Path, inputs, properties, workers: int):
+  """A trainer's executor (both trainers share it) in `workers` processes, each with TF_CONFIG as a cluster
+  job sets it (worker 0 the chief); -> its (model, model_run) artifacts, under `out_dir`."""
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  outputs = trainer_outputs(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   spec = out_dir / "executor.json"
   spec.write_text(json.dumps({"inputs": artifact_utils.jsonify_artifact_dict(inputs),

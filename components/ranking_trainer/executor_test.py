@@ -56,17 +56,19 @@ def _empty_state(path):
   return state
 
 
-def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
-  component = RankingTrainer(
+def _properties(train_splits, eval_splits, config=CONFIG):
+  """RankingTrainer's exec_properties for these splits and settings."""
+  return executor_properties(RankingTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
       vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
       sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
-      train_splits=train_splits, eval_splits=eval_splits, ranking_config=config)
-  outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
-  for key, [artifact] in outputs.items():
-    artifact.uri = str(tmp_path / name / key)
+      train_splits=train_splits, eval_splits=eval_splits, ranking_config=config))
+
+
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
+  outputs = conftest.trainer_outputs(tmp_path / name)
   input_dict = dict(inputs, base_model=[base_model]) if base_model else inputs
-  executor.Executor().Do(input_dict, outputs, executor_properties(component))
+  executor.Executor().Do(input_dict, outputs, _properties(train_splits, eval_splits, config))
   with open(os.path.join(outputs["model_run"][0].uri, trainer.METRICS_FILE)) as f:
     return outputs["model"][0], json.load(f)
 
@@ -121,12 +123,7 @@ def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
 
 
 def _train_on_workers(tmp_path, inputs, name, workers, train_splits, eval_splits):
-  component = RankingTrainer(
-      examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
-      vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
-      train_splits=train_splits, eval_splits=eval_splits, ranking_config=CONFIG)
-  model, run = conftest.train_on_workers(tmp_path / name, inputs, executor_properties(component), workers)
+  model, run = conftest.train_on_workers(tmp_path / name, inputs, _properties(train_splits, eval_splits), workers)
   with open(os.path.join(run.uri, trainer.METRICS_FILE)) as f:
     return model, json.load(f)
 

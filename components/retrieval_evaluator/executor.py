@@ -70,6 +70,8 @@ def served_two_stage(files: List[str], base_directory: str, keep: Optional[np.nd
   top = {two_stage.RECOMMEND: [], serving.RETRIEVE: []}
   targets = []
   for batch in ranking.dataset(files, 256, features=SERVED_SPEC, keep=keep):
+    if len(targets) == SERVED_REQUESTS:
+      break
     for row in np.flatnonzero(batch[fields.LABEL].numpy() == 1)[:SERVED_REQUESTS - len(targets)]:
       history = tf.constant(fields.ragged(batch[fields.HISTORY])[row].numpy())
       user = batch[fields.USER_ID][row]

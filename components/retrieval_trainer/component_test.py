@@ -41,16 +41,18 @@ def inputs(tmp_path_factory):
   return {"examples": [examples], "semantic_ids": [conftest.semantic_ids_artifact(root / "sids", CODES, 4)]}
 
 
-def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
-  component = RetrievalTrainer(
+def _properties(train_splits, eval_splits, config=CONFIG):
+  """RetrievalTrainer's exec_properties for these splits and settings."""
+  return executor_properties(RetrievalTrainer(
       examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
       semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
-      train_splits=train_splits, eval_splits=eval_splits, retrieval_config=config)
-  outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
-  for key, [artifact] in outputs.items():
-    artifact.uri = str(tmp_path / name / key)
+      train_splits=train_splits, eval_splits=eval_splits, retrieval_config=config))
+
+
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
+  outputs = conftest.trainer_outputs(tmp_path / name)
   input_dict = dict(inputs, base_model=[base_model]) if base_model else inputs
-  executor.Executor().Do(input_dict, outputs, executor_properties(component))
+  executor.Executor().Do(input_dict, outputs, _properties(train_splits, eval_splits, config))
   with open(os.path.join(outputs["model_run"][0].uri, ranking_trainer.METRICS_FILE)) as f:
     return outputs["model"][0], json.load(f)
 
@@ -109,10 +111,7 @@ def _assert_scored_by(metrics, model):
 
 
 def test_two_worker_training_restores_into_the_single_worker_step(tmp_path, inputs):
-  component = RetrievalTrainer(examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
-                               semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
-                               train_splits=["backfill"], eval_splits=[], retrieval_config=CONFIG)
-  distributed, run = conftest.train_on_workers(tmp_path / "two", inputs, executor_properties(component), 2)
+  distributed, run = conftest.train_on_workers(tmp_path / "two", inputs, _properties(["backfill"], []), 2)
   with open(os.path.join(run.uri, ranking_trainer.METRICS_FILE)) as f:
     assert json.load(f)["workers"] == 2
   _, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_1"], base_model=distributed)
