@@ -55,6 +55,9 @@ class PipelineConfig:
   max_tags: int = 10
   bad_row_policy: str = "quarantine"
   max_bad_row_fraction: float = 0.01
+  # The refresh ingests a larger backfill in chunks of consecutive spans of at most this many ratings,
+  # so that its memory does not grow with the backfill (components/span_example_gen/chunks.py); 0: whole.
+  backfill_chunk_interactions: int = 250_000
   # None: the encoder's DEFAULT_BATCH_SIZE, the fastest in bench/encoder.py.
   embedding_batch_size: Optional[int] = None
   rqvae: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RQVAE_CONFIG))

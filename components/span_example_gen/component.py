@@ -43,6 +43,7 @@ class SpanExampleGenSpec(types.ComponentSpec):
       "bad_row_policy": ExecutionParameter(type=str),
       "max_bad_row_fraction": ExecutionParameter(type=float),
       "end_date": ExecutionParameter(type=str, optional=True),
+      "backfill_chunk_interactions": ExecutionParameter(type=int, optional=True),
   }
   INPUTS = {
       "previous_state": ChannelParameter(type=artifacts.FeatureState, optional=True),
@@ -91,6 +92,10 @@ class SpanExampleGen(FileBasedExampleGen):
   causal counters of the user's and the item's earlier interactions. Bad rows (a rating outside the
   span, an unknown item, ...) are quarantined or, with bad_row_policy='fail', stop the run; more
   than `max_bad_row_fraction` bad rows stop it in any case.
+
+  A backfill of more than `backfill_chunk_interactions` ratings (0: no limit) is ingested in chunks of
+  consecutive spans of at most that many, each on the state of the one before (chunks.py): what a
+  process holds is one chunk and the state, not the backfill.
   """
 
   SPEC_CLASS = SpanExampleGenSpec
@@ -102,7 +107,7 @@ class SpanExampleGen(FileBasedExampleGen):
                                             data_types.RuntimeParameter]] = None,
                previous_state: Optional[types.BaseChannel] = None, end_date: Optional[str] = None,
                history_length: int = 20, max_tags: int = 10, bad_row_policy: str = "quarantine",
-               max_bad_row_fraction: float = 0.01):
+               max_bad_row_fraction: float = 0.01, backfill_chunk_interactions: int = 0):
     spans.check_period(span_period)
     executor.check_policy(bad_row_policy)
     _check_mode(span_pattern, span_period, end_date, previous_state, range_config)
@@ -112,6 +117,9 @@ class SpanExampleGen(FileBasedExampleGen):
       raise ValueError(f"max_tags must be >= 0, got {max_tags}")
     if not 0.0 <= max_bad_row_fraction <= 1.0:
       raise ValueError(f"max_bad_row_fraction must be in [0, 1], got {max_bad_row_fraction}")
+    if backfill_chunk_interactions < 0:
+      raise ValueError(f"backfill_chunk_interactions must be >= 0 (0: one chunk), got "
+                       f"{backfill_chunk_interactions}")
     # FileBasedExampleGen.__init__ would build its own spec; its base builds ours.
     base_beam_component.BaseBeamComponent.__init__(self, spec=SpanExampleGenSpec(
         input_base=input_base, input_config=input_config(span_pattern),
@@ -121,6 +129,7 @@ class SpanExampleGen(FileBasedExampleGen):
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP, span_period=span_period,
         history_length=history_length, max_tags=max_tags, bad_row_policy=bad_row_policy,
         max_bad_row_fraction=max_bad_row_fraction, end_date=end_date, previous_state=previous_state,
+        backfill_chunk_interactions=backfill_chunk_interactions,
         examples=types.Channel(type=standard_artifacts.Examples),
         items=types.Channel(type=standard_artifacts.Examples),
         state=types.Channel(type=artifacts.FeatureState),

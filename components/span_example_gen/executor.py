@@ -16,12 +16,16 @@ rows), but a user re-rating a movie in a later span is a new interaction: the st
 user's recent items, not every item they ever rated. So one backfill-mode run over all the data and
 span-by-span runs give the same examples unless a user rates a movie again in a later span.
 
+A backfill larger than `backfill_chunk_interactions` runs as one such pipeline per chunk of consecutive
+spans, each on the state the one before wrote (chunks.py), so that no process holds the backfill.
+
 The pipeline's shapes (components/beam_io.py) are chosen to run on every Beam runner, Dask's
 included: the joins emit (kind, value) pairs instead of tagged outputs, and every output goes
 through one sink.
 """
 
 import bisect
+import collections
 import dataclasses
 import datetime
 import json
@@ -37,7 +41,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from components.span_example_gen import features, rows
+from components.span_example_gen import chunks, features, rows
 from formats import feature_state, item_corpus, progress, spans
 from formats import interaction_features as fields
 from formats.errors import InputDataError
@@ -56,6 +60,7 @@ _MAX_EXAMPLES_SHOWN = 20
 # Input files are read in pieces of about this size, each by one worker: none holds a file whole.
 PIECE_BYTES = 8 << 20
 _EXAMPLES_FILE_SUFFIX = ".tfrecord.gz"
+SCRATCH_DIR = ".ingest"  # In the report's folder: a split backfill's files, chunk states, stats; removed.
 
 
 def check_policy(policy: str) -> str:
@@ -153,7 +158,7 @@ def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow)
 
 def _read_piece(piece: rows.FilePiece) -> Iterable[rows.CsvLine]:
   lines = rows.read_piece_lines(piece, open_fn=tf.io.gfile.GFile)
-  if piece.start == 0:
+  if piece.start == 0 and not piece.numbered:
     next(lines, None)  # The header, checked before the pipeline starts.
   yield from lines
   if piece.pieces > 1:
@@ -298,39 +303,45 @@ def _bad_reason(bad: rows.BadRow) -> Tuple[str, str]:
   return "bad_rows", bad.reason.split(" (")[0]
 
 
-def _parsed(p: beam.Pipeline, name: str, path: str, window: SpanWindow) -> beam.PCollection:
+def _parsed(p: beam.Pipeline, name: str, chunk: chunks.Chunk, window: SpanWindow) -> beam.PCollection:
   """Every line of an input file (but the header) as a typed row or a BadRow."""
   parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: rows.parse_movie,
            TAGS: rows.parse_tag}[name]
-  return (p | f"Pieces{name}" >> beam.Create(rows.file_pieces(path, PIECE_BYTES, open_fn=tf.io.gfile.GFile))
+  pieces = rows.file_pieces(chunk.paths[name], PIECE_BYTES, open_fn=tf.io.gfile.GFile, numbered=chunk.numbered)
+  return (p | f"Pieces{name}" >> beam.Create(pieces)
           | f"Read{name}" >> beam.FlatMap(_read_piece)
           | f"Reshuffle{name}" >> beam.Reshuffle()
           | f"Parse{name}" >> beam.Map(parse))
 
 
-def _previous_records(p: beam.Pipeline, previous: Optional[types.Artifact], prefix: str, parse
+def _previous_records(p: beam.Pipeline, previous_uri: Optional[str], prefix: str, parse
                       ) -> beam.PCollection:
   """(id, state) of every user or item in the previous state; none without one."""
-  if previous is None:
+  if previous_uri is None:
     return p | f"No{prefix}" >> beam.Create([])
   return (p | f"Read{prefix}" >> beam_io.read_tfrecords(
-              feature_state.files_pattern(previous.uri, prefix))
+              feature_state.files_pattern(previous_uri, prefix))
           | f"Parse{prefix}" >> beam.Map(parse)
           | f"Key{prefix}" >> beam.Map(lambda state: (state[0], state)))
 
 
-def _files(outputs: Dict[str, types.Artifact], stats_path: str) -> Dict[str, beam_io.Files]:
-  """Where each output of the pipeline goes: the splits in TFX's layout, the state, the report's
-  quarantine and the stats for the report."""
+def _files(outputs: Dict[str, types.Artifact], state_uri: str, scratch: str, chunk: int, chunks: int
+           ) -> Dict[str, beam_io.Files]:
+  """Where each output of chunk `chunk`'s pipeline goes: the splits in TFX's layout (a file prefix per
+  chunk), the state at `state_uri`, and in `scratch` its bad rows and its stats for the report."""
+  data = "data" if chunks == 1 else f"data-chunk{chunk:05d}"
   split = lambda key, name: beam_io.TFRecordFiles(
-      os.path.join(outputs[key].uri, f"Split-{name}", "data"), _EXAMPLES_FILE_SUFFIX)
-  state = lambda prefix: beam_io.TFRecordFiles(os.path.join(outputs["state"].uri, prefix),
-                                                    feature_state.FILE_SUFFIX)
+      os.path.join(outputs[key].uri, f"Split-{name}", data), _EXAMPLES_FILE_SUFFIX)
+  state = lambda prefix: beam_io.TFRecordFiles(os.path.join(state_uri, prefix), feature_state.FILE_SUFFIX)
   return {"examples": split("examples", INTERACTIONS_SPLIT), "items": split("items", ITEMS_SPLIT),
           "user_state": state(feature_state.USERS_PREFIX),
           "item_state": state(feature_state.ITEMS_PREFIX),
-          "quarantine": beam_io.TextFile(os.path.join(outputs["report"].uri, QUARANTINE_FILE)),
-          "stats": beam_io.TextFile(stats_path)}
+          "quarantine": beam_io.TextFile(_scratch_path(scratch, QUARANTINE_FILE, chunk)),
+          "stats": beam_io.TextFile(_scratch_path(scratch, "stats.jsonl", chunk))}
+
+
+def _scratch_path(scratch: str, name: str, chunk: int) -> str:
+  return os.path.join(scratch, f"chunk-{chunk:05d}-{name}")
 
 
 def _stats(counted: List[beam.PCollection], bad: beam.PCollection) -> beam.PCollection:
@@ -346,28 +357,26 @@ def _stats(counted: List[beam.PCollection], bad: beam.PCollection) -> beam.PColl
                    _MAX_EXAMPLES_SHOWN, key=lambda b: (b.file, b.line), reverse=True)
                ).without_defaults()
                | "FirstBadJson" >> beam.Map(lambda bads: ("first_bad", None,
-                                                          [b.describe() for b in bads])))
+                                                          [(b.file, b.line, b.describe()) for b in bads])))
   return ((counts, first_bad)
           | "AllStats" >> beam.Flatten()
           | "StatsToJson" >> beam.Map(json.dumps))
 
 
-def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Artifact],
-            window: SpanWindow, exec_properties: Dict[str, Any], outputs: Dict[str, types.Artifact],
-            stats_path: str) -> None:
-  """The Beam pipeline: parse, join by item, join by user, write the outputs and the counts."""
+def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], window: SpanWindow,
+            exec_properties: Dict[str, Any], files: Dict[str, beam_io.Files], known_from: str) -> None:
+  """The Beam pipeline of one chunk: parse, join by item, join by user, write the outputs and the counts."""
   good, bad, counted = {}, [], []
-  for name, path in paths.items():
-    parsed = _parsed(p, name, path, window)
+  for name in FILES:
+    parsed = _parsed(p, name, chunk, window)
     good[name] = (parsed
                   | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, rows.BadRow))
                   | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row)))
     bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, rows.BadRow)))
     counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: ("rows_read", n)))
 
-  known_from = "movies.csv" + ("" if previous is None else " and the previous state")
   by_item = ({"movies": good[MOVIES], "ratings": good[RATINGS], "tags": good[TAGS],
-              "state": _previous_records(p, previous, feature_state.ITEMS_PREFIX,
+              "state": _previous_records(p, previous_uri, feature_state.ITEMS_PREFIX,
                                          feature_state.parse_item)}
              | "JoinByItem" >> beam.CoGroupByKey()
              | "PerItem" >> beam.FlatMap(
@@ -375,7 +384,7 @@ def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Ar
                                        max_tags=int(exec_properties["max_tags"])))
              | "ItemOutputs" >> beam_io.ByTag("rated", "items", "state", "bad", "stats"))
   by_user = ({"rated": by_item["rated"],
-              "state": _previous_records(p, previous, feature_state.USERS_PREFIX,
+              "state": _previous_records(p, previous_uri, feature_state.USERS_PREFIX,
                                          feature_state.parse_user)}
              | "JoinByUser" >> beam.CoGroupByKey()
              | "PerUser" >> beam.FlatMap(
@@ -395,7 +404,7 @@ def _ingest(p: beam.Pipeline, paths: Dict[str, str], previous: Optional[types.Ar
         "user_state": by_user["state"], "item_state": by_item["state"],
         "quarantine": all_bad | "BadToJson" >> beam.Map(lambda b: json.dumps(b._asdict())),
         "stats": _stats(counted, all_bad)}
-       | "Write" >> beam_io.WriteFiles(_files(outputs, stats_path)))
+       | "Write" >> beam_io.WriteFiles(files))
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -411,12 +420,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     check_inputs(paths)
     outputs = {key: artifact_utils.get_single_instance(output_dict[key])
                for key in ("examples", "items", "state", "report")}
-    stats_path = os.path.join(outputs["report"].uri, ".stats")
-
-    with self._make_beam_pipeline() as p:
-      _ingest(p, paths, previous, window, exec_properties, outputs, stats_path)
-
-    stats = _read_stats(stats_path)
+    scratch = os.path.join(outputs["report"].uri, SCRATCH_DIR)
+    parts = [chunks.Chunk(paths)] if window.first is not None else chunks.split(
+        paths, lambda line: _parse_rating(line, window), window.period,
+        int(exec_properties.get("backfill_chunk_interactions") or 0), scratch)
+    known_from = "movies.csv" + ("" if previous is None else " and the previous state")
+    previous_uri, chunk_stats = previous.uri if previous else None, []
+    for i, part in enumerate(parts):
+      if len(parts) > 1:
+        progress.report(f"chunk {i + 1} of {len(parts)}: spans {part.first_span}..{part.last_span}, "
+                        f"{part.ratings:,} ratings")
+      # Each chunk on the state of the one before; the last writes the run's.
+      state_uri = outputs["state"].uri if i == len(parts) - 1 else _scratch_path(scratch, "state", i)
+      files = _files(outputs, state_uri, scratch, i, len(parts))
+      with self._make_beam_pipeline() as p:
+        _ingest(p, part, previous_uri, window, exec_properties, files, known_from)
+      chunk_stats.append(_read_stats(files["stats"].path(0)))
+      previous_uri = state_uri
+    _concatenate([_scratch_path(scratch, QUARANTINE_FILE, i) for i in range(len(parts))],
+                 os.path.join(outputs["report"].uri, QUARANTINE_FILE))
+    tf.io.gfile.rmtree(scratch)
+    stats = _merged(chunk_stats)
     _enforce_policy(policy, float(exec_properties.get("max_bad_row_fraction") or 0.0), stats,
                     os.path.dirname(paths[RATINGS]))
     _publish(outputs, window, previous)
@@ -426,10 +450,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       json.dump(report, f, indent=1)
 
 
+_COUNT_KINDS = ("rows_read", "interactions", "items", "state", "bad_rows")
+
+
 def _read_stats(path: str) -> Dict[str, Any]:
-  """{'first_bad': [described bad rows], kind: {name: count}} from the pipeline's small stats file."""
-  stats: Dict[str, Any] = {kind: {} for kind in ("rows_read", "interactions", "items", "state",
-                                                  "bad_rows")}
+  """{'first_bad': [(file, line, description)], kind: {name: count}} from a pipeline's small stats file."""
+  stats: Dict[str, Any] = {"first_bad": [], **{kind: {} for kind in _COUNT_KINDS}}
   with tf.io.gfile.GFile(path) as f:
     for line in f:
       what, key, value = json.loads(line)
@@ -437,8 +463,28 @@ def _read_stats(path: str) -> Dict[str, Any]:
         stats["first_bad"] = value
       else:
         stats[key[0]][key[1]] = value
-  tf.io.gfile.remove(path)
   return stats
+
+
+def _merged(chunk_stats: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """The run's stats from its chunks': counts added up, but for the state's, the last chunk's (its state
+  holds every user and item so far), and the users with interactions, which in a backfill of several
+  chunks (no previous state) are all of the state's users."""
+  merged: Dict[str, Any] = {kind: dict(sum((collections.Counter(s[kind]) for s in chunk_stats),
+                                           collections.Counter())) for kind in _COUNT_KINDS}
+  merged["first_bad"] = sorted((tuple(b) for s in chunk_stats for b in s["first_bad"]))[:_MAX_EXAMPLES_SHOWN]
+  if len(chunk_stats) > 1:
+    merged["state"] = chunk_stats[-1]["state"]
+    merged["interactions"]["users"] = merged["state"].get("users", 0)
+  return merged
+
+
+def _concatenate(paths: List[str], destination: str) -> None:
+  with tf.io.gfile.GFile(destination, "w") as out:
+    for path in paths:
+      with tf.io.gfile.GFile(path) as f:
+        while block := f.read(8 << 20):
+          out.write(block)
 
 
 def _enforce_policy(policy: str, max_fraction: float, stats: Dict[str, Any], input_dir: str) -> None:
@@ -451,7 +497,7 @@ def _enforce_policy(policy: str, max_fraction: float, stats: Dict[str, Any], inp
     return
   why = ("bad_row_policy='fail'" if policy == "fail" else
          f"{fraction:.2%} of rows are bad, above max_bad_row_fraction={max_fraction:.2%}")
-  shown = "\n  ".join(stats["first_bad"])
+  shown = "\n  ".join(description for _, _, description in stats["first_bad"])
   raise InputDataError(f"{input_dir}: {total_bad} bad input rows ({why}); first ones:\n  {shown}")
 
 
@@ -498,6 +544,6 @@ def _report(exec_properties: Dict[str, Any], paths: Dict[str, str], window: Span
       "bad_rows": {"total": sum(stats["bad_rows"].values()),
                    "by_reason": dict(sorted(stats["bad_rows"].items(), key=lambda kv: (-kv[1], kv[0]))),
                    "policy": exec_properties.get("bad_row_policy") or "quarantine",
-                   "examples": stats.get("first_bad", [])},
+                   "examples": [description for _, _, description in stats["first_bad"]]},
       "quarantine": quarantine,
   }

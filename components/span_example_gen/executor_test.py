@@ -121,6 +121,36 @@ def test_span_by_span_equals_one_run_over_everything(daily, all_at_once):
   assert feature_state.read_items(last_state) == feature_state.read_items(state_of_all)
 
 
+def test_a_backfill_in_chunks_equals_one_pipeline_over_it(tmp_path):
+  # Ratings per span: S 3, S+1 2, S+2 5 (one of an unknown item), S+3 2, S+4 3, so chunks of at most 4
+  # hold one span each; the bad rows (2 unparsable, 1 after end_date) are reported once, from chunk 0.
+  bad = [f"1,99,4.0,{T2 + 8}", "3,3,4.0,yesterday", f"3,3,9.0,{T3}", f"4,1,4.0,{T4 + 2 * D}"]
+  base = _write_as_backfill(tmp_path / "input", ALL_RATINGS + bad)
+  (whole, whole_report), (chunked, chunked_report) = (
+      _ingest(base, tmp_path / f"out{limit}", end_date=AFTER_LAST, backfill_chunk_interactions=limit)
+      for limit in (0, 4))
+  assert _interactions(chunked) == _interactions(whole) and len(_interactions(whole)) == 14
+  assert feature_state.read_users(chunked["state"]) == feature_state.read_users(whole["state"])
+  assert feature_state.read_items(chunked["state"]) == feature_state.read_items(whole["state"])
+  kept = ("rows_read", "interactions", "items", "state", "bad_rows")
+  assert {k: chunked_report[k] for k in kept} == {k: whole_report[k] for k in kept}
+  assert chunked_report["bad_rows"]["total"] == 4 and chunked_report["interactions"]["users"] == 4
+  quarantined = lambda out: sorted(open(out["report"].uri + "/" + executor.QUARANTINE_FILE))
+  assert quarantined(chunked) == quarantined(whole) and len(quarantined(whole)) == 4
+  # An item is new, with its tags, where it is first rated; its num_ratings counts that chunk's ratings.
+  items = lambda out: {e["item_id"][0]: e for e in map(_as_dict, _records(out["items"], "items"))}
+  num_ratings = lambda out: {item: e.pop("num_ratings") for item, e in items(out).items()}
+  assert num_ratings(whole) == {1: [3], 2: [3], 3: [1], 4: [2], 5: [4], 6: [0], 7: [1]}
+  assert num_ratings(chunked) == {1: [2], 2: [1], 3: [1], 4: [2], 5: [2], 6: [0], 7: [1]}
+  without_num_ratings = lambda out: {i: {k: v for k, v in e.items() if k != "num_ratings"}
+                                     for i, e in items(out).items()}
+  assert without_num_ratings(chunked) == without_num_ratings(whole)
+  assert sorted({os.path.basename(f).rsplit("-", 3)[0] for f in tf.io.gfile.glob(
+      artifact_utils.get_split_uri([chunked["examples"]], "interactions") + "/*")}) == [
+          f"data-chunk{i:05d}" for i in range(5)]
+  assert not tf.io.gfile.exists(os.path.join(chunked["report"].uri, executor.SCRATCH_DIR))
+
+
 def test_features_continue_from_the_state(daily):
   span4 = _interactions(daily[-1][0])
   # User 1's 6th item: history capped at 3; counters over their 5 earlier ratings (4, 3, 2, 5, 4).

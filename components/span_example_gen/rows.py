@@ -71,6 +71,19 @@ def _numbered(path: str, raws: Iterable[bytes], first: int) -> Iterator[CsvLine]
       yield CsvLine(name, number, text)
 
 
+def numbered_text(line: CsvLine) -> str:
+  """A line of a file whose lines carry their number in another file (`FilePiece.numbered`)."""
+  return f"{line.number},{line.text}\n"
+
+
+def _renumbered(path: str, raws: Iterable[bytes]) -> Iterator[CsvLine]:
+  """The lines of numbered_text, each with the number it carries."""
+  name = path.rsplit("/", 1)[-1]
+  for raw in raws:
+    number, _, text = raw.decode("utf-8", errors="replace").rstrip("\r\n").partition(",")
+    yield CsvLine(name, int(number), text)
+
+
 def read_numbered_lines(path: str, open_fn=open) -> Iterator[CsvLine]:
   """Yields the non-empty lines of a text file with their 1-based line numbers."""
   with open_fn(path, "rb") as f:
@@ -87,9 +100,10 @@ class FilePiece:
   first_line: int
   index: int
   pieces: int
+  numbered: bool = False  # Its lines are numbered_text: no header, each carries its own number.
 
 
-def file_pieces(path: str, piece_bytes: int, open_fn=open) -> List[FilePiece]:
+def file_pieces(path: str, piece_bytes: int, open_fn=open, numbered: bool = False) -> List[FilePiece]:
   """The file cut after the first line end past every `piece_bytes` bytes; one pass counting lines."""
   bounds, line = [], 1
   with open_fn(path, "rb") as f:
@@ -98,7 +112,8 @@ def file_pieces(path: str, piece_bytes: int, open_fn=open) -> List[FilePiece]:
       start = bounds[-1][1] if bounds else 0
       bounds.append((start, start + len(block), line))
       line += block.count(b"\n")
-  return [FilePiece(path, start, end, first, i, len(bounds)) for i, (start, end, first) in enumerate(bounds)]
+  return [FilePiece(path, start, end, first, i, len(bounds), numbered)
+          for i, (start, end, first) in enumerate(bounds)]
 
 
 def read_piece_lines(piece: FilePiece, open_fn=open) -> Iterator[CsvLine]:
@@ -109,7 +124,8 @@ def read_piece_lines(piece: FilePiece, open_fn=open) -> Iterator[CsvLine]:
   raws = data.split(b"\n")
   if raws[-1] == b"":  # After the piece's last line end.
     raws.pop()
-  yield from _numbered(piece.path, raws, piece.first_line)
+  yield from (_renumbered(piece.path, raws) if piece.numbered else
+              _numbered(piece.path, raws, piece.first_line))
 
 
 def _fields(line: CsvLine, header: Sequence[str]) -> Union[List[str], BadRow]:

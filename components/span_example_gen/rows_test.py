@@ -63,3 +63,12 @@ def test_file_pieces_read_back_every_line_once_numbered_as_the_whole_file(tmp_pa
     assert pieces[-1].end == len(content) and {p.pieces for p in pieces} == {len(pieces)}
     assert [line for p in pieces for line in rows.read_piece_lines(p)] == whole, piece_bytes
   assert len(rows.file_pieces(str(path), len(content))) == 1
+
+
+def test_numbered_lines_read_back_with_the_numbers_they_carry(tmp_path):
+  lines = [rows.CsvLine("ratings.csv", 7, '1,2,"a, b",3'), rows.CsvLine("ratings.csv", 3, "x\ufffdy")]
+  path = tmp_path / "ratings.csv"
+  path.write_text("".join(map(rows.numbered_text, lines)), encoding="utf-8")
+  for piece_bytes in (1, 10, 1000):
+    pieces = rows.file_pieces(str(path), piece_bytes, numbered=True)
+    assert [line for p in pieces for line in rows.read_piece_lines(p)] == lines, piece_bytes
