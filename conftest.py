@@ -9,10 +9,10 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import datetime  # pylint: disable=g-import-not-at-top
-import pathlib  # pylint: disable=g-import-not-at-top
+import datetime
+import pathlib
 
-import pytest  # pylint: disable=g-import-not-at-top
+import pytest
 
 # 2018-01-01 00:00:00 UTC, a Monday.
 DAY0 = 1514764800
@@ -59,10 +59,10 @@ def run_span_example_gen(input_base: str, out_dir: pathlib.Path, span: int = Non
   """Resolves the run as TFX's FileBasedDriver does, then calls SpanExampleGen's Do() on fresh artifacts:
   span `span` (or the latest) of a partitioned input, or its backfill with `end_date`. Returns
   ({output key: artifact}, report dict)."""
-  import json  # pylint: disable=g-import-not-at-top
-  from tfx.components.example_gen import driver  # pylint: disable=g-import-not-at-top
-  from tfx.proto import range_config_pb2  # pylint: disable=g-import-not-at-top
-  from components.span_example_gen import component, executor  # pylint: disable=g-import-not-at-top
+  import json
+  from tfx.components.example_gen import driver
+  from tfx.proto import range_config_pb2
+  from components.span_example_gen import component, executor
   gen = component.SpanExampleGen(
       input_base=input_base, span_period=props.pop("span_period", "day"),
       span_pattern=component.BACKFILL_PATTERN if end_date else "span-{SPAN}", end_date=end_date,
@@ -90,8 +90,8 @@ def tiny_items(tmp: pathlib.Path):
 
 def beam_context():
   """Executor context with the pipeline's local Beam arguments (no Prism download, no packaging)."""
-  from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
-  from pipeline import configs  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.components.base import base_beam_executor
+  from pipeline import configs
   return base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(configs.BEAM_PIPELINE_ARGS))
 
 
@@ -99,8 +99,8 @@ def file_contents(path: str, root: str):
   """A file's records or lines where their order is the runner's (TFRecord shards, a Beam-written
   .jsonl), a SentencePiece model's pieces (it also records its temporary input file's path), or
   else its bytes; paths under `root` as '<root>'."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from models.sid_adaptation import spm  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from models.sid_adaptation import spm
   if path.endswith(".gz"):
     records = tf.data.TFRecordDataset([path], compression_type="GZIP").as_numpy_iterator()
     return [repr(r) for r in records]
@@ -117,7 +117,7 @@ def file_contents(path: str, root: str):
 def artifact_contents(root: str, artifacts, properties: bool = True):
   """{'<i> <file>': sorted contents}: every file of every artifact (an output's shards merged), and
   every artifact's properties unless `properties` is False (MLMD artifacts carry ids and times)."""
-  import re  # pylint: disable=g-import-not-at-top
+  import re
   found = {}
   for i, artifact in enumerate(artifacts):
     if properties:
@@ -131,7 +131,7 @@ def artifact_contents(root: str, artifacts, properties: bool = True):
 
 
 def _gzip_records(path: str, records) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
     for record in records:
@@ -140,7 +140,7 @@ def _gzip_records(path: str, records) -> None:
 
 def example(**features):
   """A tf.Example from int, float, str or list-of-int values."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   def feature(value):
     if isinstance(value, (list, tuple)):
       return tf.train.Feature(int64_list=tf.train.Int64List(value=value))
@@ -154,7 +154,7 @@ def example(**features):
 
 def examples_artifact(path: pathlib.Path, splits):
   """An Examples artifact with one GZIP file per split: {split: [feature dicts]}."""
-  from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils, standard_artifacts
   artifact = standard_artifacts.Examples()
   artifact.uri = str(path)
   artifact.split_names = artifact_utils.encode_split_names(list(splits))
@@ -167,7 +167,7 @@ def examples_artifact(path: pathlib.Path, splits):
 def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_levels: int = 0, suffixes=None):
   """A SemanticIds artifact for items 1..len(codes), with `suffixes` (default: all 0); num_levels (default:
   the codes' length) is what its properties claim."""
-  from formats import artifacts, semantic_ids  # pylint: disable=g-import-not-at-top
+  from formats import artifacts, semantic_ids
   artifact = artifacts.SemanticIds()
   artifact.uri = str(path)
   _gzip_records(os.path.join(artifact.uri, f"{semantic_ids.FILE_PREFIX}-0{semantic_ids.FILE_SUFFIX}"),
@@ -180,7 +180,7 @@ def semantic_ids_artifact(path: pathlib.Path, codes, codebook_size: int, num_lev
 
 def embeddings_artifact(path: pathlib.Path, vectors):
   """An ItemEmbeddings artifact for items 1..len(vectors)."""
-  from formats import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
+  from formats import artifacts, item_embeddings
   artifact = artifacts.ItemEmbeddings()
   artifact.uri = str(path)
   _gzip_records(os.path.join(artifact.uri, f"{item_embeddings.FILE_PREFIX}-0{item_embeddings.FILE_SUFFIX}"),
@@ -192,10 +192,10 @@ def embeddings_artifact(path: pathlib.Path, vectors):
 def rqvae_artifact(path: pathlib.Path, vectors, num_levels: int, codebook_size: int):
   """A frozen RQ-VAE trained briefly on `vectors`: (RQVAEModel artifact with the SavedModel at its
   serving path, the in-memory model)."""
-  from formats import artifacts  # pylint: disable=g-import-not-at-top
-  from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
-  from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
-  from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+  from formats import artifacts
+  from models.rqvae import model as rqvae
+  from models.rqvae import saved_model
+  from tfx.utils import path_utils
   config = rqvae.RQVAEConfig(input_dim=vectors.shape[1], hidden_dim=16, decoder_hidden_dim=16, latent_dim=4,
                              num_levels=num_levels, codebook_size=codebook_size, batch_size=64,
                              pretrain_epochs=1, epochs=2, refine_epochs=1, kmeans_iterations=3)
@@ -212,11 +212,11 @@ SMALL_RANKER = dict(embedding_dim=4, hidden_units=(8,))
 
 def export_ranking_model(export_dir: str, catalog, sid_encoder, representation: str = "prefix_ngram"):
   """A small ranking model over `catalog`, fit on three examples and exported with its signatures."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from formats.feature_state import CounterSnapshot  # pylint: disable=g-import-not-at-top
-  from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
-  from models.ranking import signatures  # pylint: disable=g-import-not-at-top
-  from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from formats.feature_state import CounterSnapshot
+  from models.ranking import model as ranking
+  from models.ranking import signatures
+  from models.ranking.config import RankingConfig
   model = ranking.build(RankingConfig(representation=representation, table_rows=64, **SMALL_RANKER), catalog)
   batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
            "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
@@ -235,13 +235,13 @@ def two_stage_sources(tmp_path_factory):
   the SID catalog of items 1..11 with their content vectors: (ranking_dir, retrieval_dir, catalog, vectors).
   Built once per test session (tests only read them)."""
   root = tmp_path_factory.mktemp("two_stage_sources")
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
-  from models.ranking.catalog import Catalog  # pylint: disable=g-import-not-at-top
-  from models.retrieval import serving as retrieval  # pylint: disable=g-import-not-at-top
-  from models.retrieval.config import RetrievalConfig  # pylint: disable=g-import-not-at-top
-  from models.retrieval.model import TigerModel  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import tensorflow as tf
+  from tfx.utils import path_utils
+  from models.ranking.catalog import Catalog
+  from models.retrieval import serving as retrieval
+  from models.retrieval.config import RetrievalConfig
+  from models.retrieval.model import TigerModel
   levels, codebook, n = 2, 4, TWO_STAGE_ITEMS
   vectors = np.random.default_rng(0).normal(size=(n + 1, 8)).astype(np.float32)
   artifact, rqvae = rqvae_artifact(root / "rqvae", vectors[:n], levels, codebook)
@@ -259,9 +259,9 @@ def two_stage_sources(tmp_path_factory):
 
 def sid_catalog(codes, codebook_size: int):
   """A SidCatalog of items 1..len(codes), collisions numbered in item-id order."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from formats import semantic_ids  # pylint: disable=g-import-not-at-top
-  from models.retrieval.sid_tokens import SidCatalog  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from formats import semantic_ids
+  from models.retrieval.sid_tokens import SidCatalog
   suffixes = np.zeros(len(codes), np.int64)
   _, inverse = np.unique(codes, axis=0, return_inverse=True)
   for group in range(inverse.max() + 1):
@@ -292,7 +292,7 @@ def _free_ports(count: int):
 
 def trainer_outputs(out_dir: pathlib.Path):
   """A trainer's output dict: its model and model run, in folders of `out_dir`."""
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
   outputs = {"model": [standard_artifacts.Model()], "model_run": [standard_artifacts.ModelRun()]}
   for key, [artifact] in outputs.items():
     artifact.uri = str(out_dir / key)
@@ -302,7 +302,7 @@ def trainer_outputs(out_dir: pathlib.Path):
 def train_on_workers(out_dir: pathlib.Path, inputs, properties, workers: int):
   """A trainer's executor (both trainers share it) in `workers` processes, each with TF_CONFIG as a cluster
   job sets it (worker 0 the chief); -> its (model, model_run) artifacts, under `out_dir`."""
-  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils
   outputs = trainer_outputs(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   spec = out_dir / "executor.json"

@@ -7,7 +7,8 @@ import setuptools
 setuptools.setup(
     name="sid-ranking",
     version="0.1.0",
-    packages=setuptools.find_packages(include=["pipeline*", "components*", "formats*", "models*", "schemas*", "serving*"]),
+    packages=setuptools.find_packages(
+        include=["pipeline*", "components*", "formats*", "models*", "schemas*", "serving*"]),
     package_data={"schemas": ["*/schema.pbtxt"]},
     python_requires=">=3.11,<3.12",
 )

@@ -29,14 +29,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
-from bench import loop  # pylint: disable=g-import-not-at-top
-from components.span_example_gen import features, rows  # pylint: disable=g-import-not-at-top
-from models.content_encoder import encoder as content_encoder  # pylint: disable=g-import-not-at-top
-from pipeline import configs  # pylint: disable=g-import-not-at-top
+from bench import loop
+from components.span_example_gen import features, rows
+from models.content_encoder import encoder as content_encoder
+from pipeline import configs
 
 REFERENCE_DIR = os.path.join(configs.PROJECT_ROOT, "tests", "testdata", "minilm")
 

@@ -22,20 +22,20 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
 
-from bench import loop  # pylint: disable=g-import-not-at-top
-from formats import sid_vocabulary  # pylint: disable=g-import-not-at-top
-from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
-from components.ranking_trainer.component import RankingTrainer, executor_properties  # pylint: disable=g-import-not-at-top
-from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
-from models.ranking import trainer  # pylint: disable=g-import-not-at-top
-from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
-from models.ranking.items import PieceItems  # pylint: disable=g-import-not-at-top
-from pipeline import experiments, summary  # pylint: disable=g-import-not-at-top
+from bench import loop
+from formats import sid_vocabulary
+from components.ranking_trainer import executor as trainer_executor
+from components.ranking_trainer.component import RankingTrainer, executor_properties
+from models.ranking import model as ranking
+from models.ranking import trainer
+from models.ranking.config import RankingConfig
+from models.ranking.items import PieceItems
+from pipeline import experiments, summary
 
 # RankingTrainer's inputs: (output key, the nodes that write it); the latest such artifact is taken.
 SOURCES = {"examples": ("examples", "SpanExampleGen"), "semantic_ids": ("semantic_ids", "SemanticIdAssigner"),
@@ -140,8 +140,8 @@ def main(argv=None) -> None:
     _compare(input_dict, args.split, ranking_config, {**loop_config.ranking, **json.loads(args.compare)},
              args.repeats)
 
-  catalog = trainer.load_catalog({f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")},
-                                 with_content=False)
+  catalog = trainer.load_catalog(
+      {f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")}, with_content=False)
   spm_model = sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows)
   files = [os.path.join(input_dict["examples"][0].uri, f"Split-{args.split}", "*")]
   for label, model in (("TPUEmbedding model, in-memory data", ranking.build(config, catalog, spm_model)),

@@ -41,15 +41,15 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import numpy as np
 
-from bench import retrieval_protocols as protocols  # pylint: disable=g-import-not-at-top
-from bench import sasrec, tiger, two_tower  # pylint: disable=g-import-not-at-top
-from formats import spans  # pylint: disable=g-import-not-at-top
-from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from models.retrieval import baselines, evaluation  # pylint: disable=g-import-not-at-top
-from models.retrieval.config import RetrievalConfig  # pylint: disable=g-import-not-at-top
-from pipeline import runs  # pylint: disable=g-import-not-at-top
+from bench import retrieval_protocols as protocols
+from bench import sasrec, tiger, two_tower
+from formats import spans
+from formats.errors import InputDataError
+from models.retrieval import baselines, evaluation
+from models.retrieval.config import RetrievalConfig
+from pipeline import runs
 
 ProtocolData = Union[protocols.LeaveOneOut, protocols.PerSpan]
 Factory = Callable[[ProtocolData, argparse.Namespace], baselines.Recommender]

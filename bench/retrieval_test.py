@@ -56,8 +56,8 @@ def test_tiger_examples_are_the_ingestions_next_item_pairs():
 
 
 def test_tiger_warmups_restore_what_was_trained_and_key_by_settings(tmp_path, capsys):
-  from models.retrieval.config import RetrievalConfig  # pylint: disable=g-import-not-at-top
-  from models.retrieval.sid_tokens import SidCatalog  # pylint: disable=g-import-not-at-top
+  from models.retrieval.config import RetrievalConfig
+  from models.retrieval.sid_tokens import SidCatalog
   catalog = SidCatalog(CATALOG, [[0, 1], [0, 2], [1, 0], [1, 1], [2, 0], [2, 1]], np.zeros(6), codebook_size=3)
   config = RetrievalConfig(encoder_layers=1, decoder_layers=1, heads=2, head_dim=4, d_model=8, mlp_dim=16,
                            user_buckets=0, history_length=3, warmup_epochs=1, beam_width=6, prefix_rows=32)
@@ -66,7 +66,8 @@ def test_tiger_warmups_restore_what_was_trained_and_key_by_settings(tmp_path, ca
   assert "restored" not in capsys.readouterr().out
   # Other daily-step epochs (a setting the warm-up does not read) restore the same weights and trained items:
   # 60, never trained on, is cold and holds the ceil(0.1 x 3) = 1 slot of cold items.
-  restored = tiger.Tiger(catalog, RetrievalConfig(**{**config.__dict__, "epochs": 3}), warmups=str(tmp_path)).fit(CYCLES)
+  restored = tiger.Tiger(catalog, RetrievalConfig(**{**config.__dict__, "epochs": 3}),
+                         warmups=str(tmp_path)).fit(CYCLES)
   assert "restored" in capsys.readouterr().out
   assert restored.trained_items.tolist() == [10, 20, 30, 40, 50] and restored.retriever.cold_items == 1
   np.testing.assert_array_equal(restored.recommend(histories, 3), trained.recommend(histories, 3))

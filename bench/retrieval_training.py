@@ -22,20 +22,20 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+import numpy as np
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
 
-from bench import loop  # pylint: disable=g-import-not-at-top
-from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
-from components.ranking_trainer.component import executor_properties  # pylint: disable=g-import-not-at-top
-from components.retrieval_trainer.component import RetrievalTrainer  # pylint: disable=g-import-not-at-top
-from formats import artifacts  # pylint: disable=g-import-not-at-top
-from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
-from models.retrieval import data, serving, trainer  # pylint: disable=g-import-not-at-top
-from models.retrieval.config import RetrievalConfig  # pylint: disable=g-import-not-at-top
-from pipeline import experiments, summary  # pylint: disable=g-import-not-at-top
-from pipeline.stages.semantic_ids import INTERACTIONS_SPLIT  # pylint: disable=g-import-not-at-top
+from bench import loop
+from components.ranking_trainer import executor as trainer_executor
+from components.ranking_trainer.component import executor_properties
+from components.retrieval_trainer.component import RetrievalTrainer
+from formats import artifacts
+from models.ranking import trainer as ranking_trainer
+from models.retrieval import data, serving, trainer
+from models.retrieval.config import RetrievalConfig
+from pipeline import experiments, summary
+from pipeline.stages.semantic_ids import INTERACTIONS_SPLIT
 
 
 def main(argv=None) -> None:

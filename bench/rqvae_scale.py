@@ -21,10 +21,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import numpy as np
 
-from components.sid_quality_report import metrics  # pylint: disable=g-import-not-at-top
-from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
+from components.sid_quality_report import metrics
+from models.rqvae import model as rqvae
 
 CENTRES = 4096
 CHUNK = 65536

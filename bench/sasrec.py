@@ -33,10 +33,10 @@ from typing import Optional, Sequence, Tuple
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
 
-from models.retrieval.baselines import IdTable, Sequences  # pylint: disable=g-import-not-at-top
+from models.retrieval.baselines import IdTable, Sequences
 
 
 class _Block(tf.keras.layers.Layer):

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import datasets, memory, runs  # pylint: disable=g-import-not-at-top
+from pipeline import datasets, memory, runs
 
 # The stages a row is kept for (the others take seconds at every scale); "pipeline part" is the process.
 STAGES = ("SpanExampleGen", "StatisticsGen", "SidVocabBuilder", "SemanticIdAssigner", "RankingTrainer",

@@ -21,18 +21,18 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
-from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.utils import path_utils
 
-from bench import loop  # pylint: disable=g-import-not-at-top
-from components.sid_quality_report import baselines, metrics  # pylint: disable=g-import-not-at-top
-from formats import artifacts, item_embeddings  # pylint: disable=g-import-not-at-top
-from components.semantic_id_assigner import executor as assigner  # pylint: disable=g-import-not-at-top
-from models.rqvae import model as rqvae  # pylint: disable=g-import-not-at-top
-from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
-from pipeline import summary  # pylint: disable=g-import-not-at-top
+from bench import loop
+from components.sid_quality_report import baselines, metrics
+from formats import artifacts, item_embeddings
+from components.semantic_id_assigner import executor as assigner
+from models.rqvae import model as rqvae
+from models.rqvae import saved_model
+from pipeline import summary
 
 
 def _rate(label: str, items: int, seconds: float) -> None:

@@ -39,15 +39,15 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import grpc  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+import grpc
+import numpy as np
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from bench import loop  # pylint: disable=g-import-not-at-top
-from pipeline import partition  # pylint: disable=g-import-not-at-top
-from pipeline.configs import RECOMMEND_MODEL_NAME  # pylint: disable=g-import-not-at-top
-from serving import demo, query, versions  # pylint: disable=g-import-not-at-top
-from serving import server as server_lib  # pylint: disable=g-import-not-at-top
+from bench import loop
+from pipeline import partition
+from pipeline.configs import RECOMMEND_MODEL_NAME
+from serving import demo, query, versions
+from serving import server as server_lib
 
 
 # Each client its own TCP connection, as separate clients have: channels to one address in one process

@@ -16,13 +16,13 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
 
-from bench import loop  # pylint: disable=g-import-not-at-top
-from formats import artifacts, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
-from models.sid_adaptation import spm, tokenizers  # pylint: disable=g-import-not-at-top
-from pipeline import summary  # pylint: disable=g-import-not-at-top
+from bench import loop
+from formats import artifacts, semantic_ids, sid_vocabulary
+from models.sid_adaptation import spm, tokenizers
+from pipeline import summary
 
 BATCH = 1024
 MIN_SECONDS = 2.0

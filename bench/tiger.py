@@ -64,7 +64,8 @@ def catalog_sids(output_root: str, data_root: str, item_ids: np.ndarray) -> SidC
   saved = np.load(cache)
   ids = np.sort(np.asarray(item_ids, np.int64))
   rows = np.searchsorted(saved["item_ids"], ids)
-  missing = ids[(rows >= len(saved["item_ids"])) | (saved["item_ids"][np.minimum(rows, len(saved["item_ids"]) - 1)] != ids)]
+  saved_ids = saved["item_ids"]
+  missing = ids[(rows >= len(saved_ids)) | (saved_ids[np.minimum(rows, len(saved_ids) - 1)] != ids)]
   if missing.size:
     raise ValueError(f"{missing.size} rated items have no row in {data_root}/movies.csv, e.g. {missing[:5].tolist()}")
   return SidCatalog(ids, saved["codes"][rows], saved["suffixes"][rows], int(saved["codebook_size"]))

@@ -20,11 +20,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
 
-from bench import retrieval  # pylint: disable=g-import-not-at-top
-from bench import retrieval_protocols as protocols  # pylint: disable=g-import-not-at-top
-from models.retrieval import evaluation  # pylint: disable=g-import-not-at-top
+from bench import retrieval
+from bench import retrieval_protocols as protocols
+from models.retrieval import evaluation
 
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 

@@ -19,9 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights come from --model_di
 # 30 items/s spinning, 131 passive (1 thread: 121); passive keeps the anchor at its best there.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import sentence_transformers  # pylint: disable=g-import-not-at-top
-import torch  # pylint: disable=g-import-not-at-top
+import numpy as np
+import sentence_transformers
+import torch
 
 
 def main() -> None:

@@ -18,11 +18,11 @@ from typing import Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-from models.retrieval.baselines import IdTable, Sequences  # pylint: disable=g-import-not-at-top
+from models.retrieval.baselines import IdTable, Sequences
 
 USER, HISTORY, ITEM, PROBABILITY = "user", "history", "item", "probability"
 

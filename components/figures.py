@@ -5,8 +5,8 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,unused-import
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import matplotlib.pyplot as plt
+import tensorflow as tf
 
 
 def save_png(figure, directory: str, name: str) -> str:

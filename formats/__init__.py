@@ -13,6 +13,6 @@ _ARTIFACT_TYPES = frozenset({
 
 def __getattr__(name):  # PEP 562
   if name in _ARTIFACT_TYPES:
-    from formats import artifacts  # pylint: disable=g-import-not-at-top
+    from formats import artifacts
     return getattr(artifacts, name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

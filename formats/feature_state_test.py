@@ -5,7 +5,7 @@ import pytest
 import conftest
 from formats import artifacts, feature_state
 
-_write_gzip_records = conftest._gzip_records  # pylint: disable=protected-access
+_write_gzip_records = conftest._gzip_records
 
 USER = feature_state.UserState(user_id=7, recent_items=(3, 1, 2), last_timestamp=conftest.DAY0,
                                interactions=5, liked=2, rating_sum=17.5, recent_liked=(0, 1, 1))

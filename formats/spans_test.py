@@ -34,8 +34,8 @@ def test_split_names_round_trip_and_bad_input():
 
 
 def test_inherit_span_marks_outputs_with_the_latest_input_span():
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from formats import artifacts  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+  from formats import artifacts
   examples, state, sids, out = (standard_artifacts.Examples(), artifacts.FeatureState(), artifacts.SemanticIds(),
                                 standard_artifacts.Model())
   examples.span = 7

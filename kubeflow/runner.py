@@ -35,20 +35,20 @@ from typing import Any, Dict, List, Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import yaml  # pylint: disable=g-import-not-at-top
-from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
-from tfx.orchestration import data_types  # pylint: disable=g-import-not-at-top
-from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
-from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
+import yaml
+from tfx.dsl.io import fileio
+from tfx.orchestration import data_types
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-import kubeflow  # pylint: disable=g-import-not-at-top
-from components.content_embedder import executor as embedder_executor  # pylint: disable=g-import-not-at-top
-from components.ranking_trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
-from components.rqvae_trainer import executor as rqvae_executor  # pylint: disable=g-import-not-at-top
-from components.semantic_id_assigner import executor as assigner_executor  # pylint: disable=g-import-not-at-top
-from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
-from pipeline import configs, pipeline  # pylint: disable=g-import-not-at-top
-from pipeline.stages.semantic_ids import FROZEN_RQVAE_VERSION  # pylint: disable=g-import-not-at-top
+import kubeflow
+from components.content_embedder import executor as embedder_executor
+from components.ranking_trainer import executor as trainer_executor
+from components.rqvae_trainer import executor as rqvae_executor
+from components.semantic_id_assigner import executor as assigner_executor
+from formats import artifacts, spans
+from pipeline import configs, pipeline
+from pipeline.stages.semantic_ids import FROZEN_RQVAE_VERSION
 
 SID_REFRESH, DAILY = "sid_refresh", "daily"
 # KFP pipeline names allow [a-z0-9-] only. Both pipelines share it, so that the daily runs' resolvers

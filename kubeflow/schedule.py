@@ -147,7 +147,7 @@ def create(run: RecurringRun, client) -> str:
 
 
 def _kfp_client(host: str):
-  import kfp  # pylint: disable=g-import-not-at-top
+  import kfp
   return kfp.Client(host=host)
 
 

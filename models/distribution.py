@@ -26,7 +26,7 @@ import tempfile
 from typing import Any, Callable, Dict, Iterator
 
 import tensorflow as tf
-from tensorflow.python.distribute import numpy_dataset  # pylint: disable=g-direct-tensorflow-import
+from tensorflow.python.distribute import numpy_dataset
 
 TF_CONFIG = "TF_CONFIG"
 

@@ -81,7 +81,7 @@ def running(args: List[str]) -> Iterator[List[str]]:
   if dask_address(args) != LOCAL_CLUSTER:
     yield args
     return
-  from dask import distributed  # pylint: disable=g-import-not-at-top
+  from dask import distributed
   logging.getLogger("distributed").setLevel(logging.WARNING)  # Not a line per worker in the run's output.
   with distributed.LocalCluster(n_workers=LOCAL_CLUSTER_WORKERS, processes=True, threads_per_worker=1,
                                 dashboard_address=None) as cluster:

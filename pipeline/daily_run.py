@@ -18,16 +18,16 @@ from typing import Any, Dict, List, Optional, Sequence
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+from tfx.types import standard_artifacts
 
-from formats import artifacts, spans  # pylint: disable=g-import-not-at-top
-from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from components.retrieval_evaluator import executor as retrieval_evaluator  # pylint: disable=g-import-not-at-top
-from models.ranking import trainer as ranking_trainer  # pylint: disable=g-import-not-at-top
-from pipeline import data_profile, memory, partition, pipeline  # pylint: disable=g-import-not-at-top
-from pipeline import runs, summary, tfma_results  # pylint: disable=g-import-not-at-top
-from pipeline.configs import PipelineConfig  # pylint: disable=g-import-not-at-top
+from formats import artifacts, spans
+from formats.errors import InputDataError
+from components.retrieval_evaluator import executor as retrieval_evaluator
+from models.ranking import trainer as ranking_trainer
+from pipeline import data_profile, memory, partition, pipeline
+from pipeline import runs, summary, tfma_results
+from pipeline.configs import PipelineConfig
 
 
 def record_path(output_root: str, span: int) -> str:

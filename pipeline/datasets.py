@@ -137,7 +137,7 @@ def month_per_day_stream(src_dir: str, dst_dir: str, start_date: str) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> None:
   """python -m pipeline.datasets {shifted,scaled,month_per_day} --src DIR --dst DIR [--years Y]
   [--user_fraction F] [--factor K] [--start_date D]"""
-  import argparse  # pylint: disable=g-import-not-at-top
+  import argparse
   parser = argparse.ArgumentParser(description=main.__doc__)
   parser.add_argument("kind", choices=("shifted", "scaled", "month_per_day"))
   parser.add_argument("--src", required=True)

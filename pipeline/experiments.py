@@ -33,28 +33,28 @@ from typing import Any, Dict, List, Optional, Tuple
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
-from tfx import types  # pylint: disable=g-import-not-at-top
-from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
-from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+from ml_metadata import metadata_store
+from tfx import types
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import path_utils
 
-from components.figures import plt, save_png  # pylint: disable=g-import-not-at-top
-from components.span_example_gen import executor as example_gen  # pylint: disable=g-import-not-at-top
-from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary  # pylint: disable=g-import-not-at-top
-from formats import interaction_features as fields  # pylint: disable=g-import-not-at-top
-from formats import spans  # pylint: disable=g-import-not-at-top
-from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from models.ranking import baselines, evaluation  # pylint: disable=g-import-not-at-top
-from models.ranking import model as ranking  # pylint: disable=g-import-not-at-top
-from models.ranking.catalog import Catalog  # pylint: disable=g-import-not-at-top
-from models.ranking.config import RankingConfig  # pylint: disable=g-import-not-at-top
-from models.ranking.items import PieceItems  # pylint: disable=g-import-not-at-top
-from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
-from models.sid_adaptation import spm  # pylint: disable=g-import-not-at-top
-from pipeline import configs, local_runner, summary  # pylint: disable=g-import-not-at-top
-from pipeline import runs as pipeline_runs  # pylint: disable=g-import-not-at-top
+from components.figures import plt, save_png
+from components.span_example_gen import executor as example_gen
+from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary
+from formats import interaction_features as fields
+from formats import spans
+from formats.errors import InputDataError
+from models.ranking import baselines, evaluation
+from models.ranking import model as ranking
+from models.ranking.catalog import Catalog
+from models.ranking.config import RankingConfig
+from models.ranking.items import PieceItems
+from models.rqvae import saved_model
+from models.sid_adaptation import spm
+from pipeline import configs, local_runner, summary
+from pipeline import runs as pipeline_runs
 
 STABILITY_ARMS = ("unigram", "prefix_ngram", "spm")
 EXAMPLE_GEN, BACKFILL = "SpanExampleGen", "backfill"

@@ -19,9 +19,9 @@ from typing import Optional
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from formats.errors import InputDataError  # pylint: disable=g-import-not-at-top
-from pipeline import beam_runners, configs, data_profile, memory, partition  # pylint: disable=g-import-not-at-top
-from pipeline import pipeline, replay, runs, stage_times, summary  # pylint: disable=g-import-not-at-top
+from formats.errors import InputDataError
+from pipeline import beam_runners, configs, data_profile, memory, partition
+from pipeline import pipeline, replay, runs, stage_times, summary
 
 INPUT_DIR = "input"
 # The main command's replay: enough spans to evaluate, bless and push; pipeline/replay.py runs the rest.

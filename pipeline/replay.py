@@ -110,7 +110,7 @@ def _formatted(value: Optional[float], digits: int = 3) -> str:
 
 def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
   """report.md (table), report.json and report.png (wall time, peak memory and AUC per span)."""
-  from components.figures import plt, save_png  # pylint: disable=g-import-not-at-top
+  from components.figures import plt, save_png
   out = os.path.join(config.output_root, REPORT_DIR)
   os.makedirs(out, exist_ok=True)
   lines = [f"# Daily loop replay: {len(records)} {config.span_period} spans\n",

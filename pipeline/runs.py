@@ -86,7 +86,7 @@ def run(pipeline: tfx_pipeline.Pipeline, stream: TextIO = sys.stdout) -> Optiona
   with progress.watch(stream, quiet_other_handlers=True) as watcher:
     try:
       LocalDagRunner().run(pipeline)
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
       message = error_chain_message(error)
       if not message:
         raise

@@ -159,7 +159,7 @@ class _SignatureBatcher:
     try:
       feed = {name: np.concatenate([task.feed[name] for task in batch]) for name in batch[0].feed}
       outputs = self._session.run(self._fetches, feed)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       if len(batch) == 1:
         batch[0].error = e
         return

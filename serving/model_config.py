@@ -59,9 +59,11 @@ def parse(text: str, source: str = "the model config") -> List[ModelConfig]:
   models = []
   for entry in config.model_config_list.config:
     if not entry.name or not entry.base_path:
-      raise ValueError(f"{source}: every model needs a name and a base_path, got {text_format.MessageToString(entry, as_one_line=True)!r}")
+      raise ValueError(f"{source}: every model needs a name and a base_path, got "
+                       f"{text_format.MessageToString(entry, as_one_line=True)!r}")
     if entry.model_platform not in ("", "tensorflow"):
-      raise ValueError(f"{source}: model {entry.name!r} has platform {entry.model_platform!r}; only tensorflow is served")
+      raise ValueError(f"{source}: model {entry.name!r} has platform {entry.model_platform!r}; only tensorflow is "
+                       f"served")
     models.append(ModelConfig(entry.name, entry.base_path, _policy(entry)))
   names = [m.name for m in models]
   if len(set(names)) != len(names):

@@ -168,7 +168,7 @@ def _run(servable: Servable, signature_name: str, signature: meta_graph_pb2.Sign
   if made is None:
     names = sorted(feed)
     options = config_pb2.CallableOptions(feed=names, fetch=[signature.outputs[alias].name for alias in wanted])
-    # pylint: disable-next=protected-access  # the public make_callable wraps Session.run when given feeds
+    # A private method: the public make_callable wraps Session.run when given feeds.
     made = servable.callables.setdefault(key, (names, servable.session._make_callable_from_options(options)))
   names, run = made
   return dict(zip(wanted, run(*[feed[name] for name in names])))

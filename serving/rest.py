@@ -128,7 +128,7 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
   metrics_path: Optional[str] = None
   protocol_version = "HTTP/1.1"
 
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+  def log_message(self, format, *args):
     pass  # one line per request on stderr is noise at hundreds of requests a second
 
   def _send(self, status: int, payload: Dict[str, Any]) -> None:
@@ -153,10 +153,10 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
       self._send(200, call())
     except predict.ServingError as e:
       self._send(_HTTP.get(e.code, 500), {"error": e.message})
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       self._send(500, {"error": f"{type(e).__name__}: {e}"})
 
-  def do_GET(self) -> None:  # pylint: disable=invalid-name
+  def do_GET(self) -> None:
     if self.metrics_path and self.path == self.metrics_path:
       self._send_bytes(200, self.handlers.metrics.render().encode(), "text/plain; version=0.0.4")
       return
@@ -178,7 +178,7 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
       return _json(self.handlers.observed("GetModelStatus", request, self.handlers.status))
     self._answer(call)
 
-  def do_POST(self) -> None:  # pylint: disable=invalid-name
+  def do_POST(self) -> None:
     def call():
       name, version, rest = self._route()
       length = int(self.headers.get("Content-Length") or 0)

@@ -81,7 +81,7 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
       return call()
     except predict.ServingError as e:
       context.abort(e.code, e.message)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # An unexpected failure fails this request only.
       logging.exception("Request failed")
       context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
@@ -102,7 +102,7 @@ class Handlers(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
     except predict.ServingError as e:
       status = e.code.name
       raise
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       status = grpc.StatusCode.INTERNAL.name
       raise
     finally:

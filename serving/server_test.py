@@ -436,7 +436,7 @@ def test_the_sessions_thread_pools_come_from_the_tensorflow_parallelism_flags(ru
   grpc_server, port, model = server.serve(NAME, base, port=0, session_config=config_pb2.ConfigProto(
       intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
   try:
-    config = model.get().session._config  # pylint: disable=protected-access
+    config = model.get().session._config
     assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 1)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as one_thread:
       got, want = _predict(one_thread, _rank(version=1)).outputs, _predict(channel, _rank(version=1)).outputs
@@ -514,7 +514,7 @@ def test_with_batching_concurrent_examples_requests_get_the_scores_they_get_alon
            for i in range(1, 9)}
   (tmp_path / "batching.config").write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }")
   args = argparse.Namespace(enable_batching="true", batching_parameters_file=str(tmp_path / "batching.config"))
-  batching = server._batching(args)  # pylint: disable=protected-access
+  batching = server._batching(args)
   assert batching.parameters == BatchingParameters(max_batch_size=8, batch_timeout_micros=200000)
   os.makedirs(tmp_path / "batched")
   _publish(export_dir, str(tmp_path / "batched"), 1)

@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import tensorflow as tf
-import tensorflow_text  # pylint: disable=unused-import  # registers the tf-text ops, as TF Serving links them in
+import tensorflow_text  # noqa: F401 (registers the tf-text ops, as TF Serving links them in)
 from absl import logging
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
@@ -209,7 +209,7 @@ class ModelVersions:
       with _one_load_at_a_time(self._load_lock):
         servable = self._loader(self.name, version, path)
         self._warmup(servable)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # A broken version must not take the server down: it is reported and the old one serves on.
       previous = self._failed.get(version)
       attempts = previous.attempts + 1 if previous and previous.path == path else 1
@@ -232,7 +232,7 @@ class ModelVersions:
       while not self._stop.wait(poll_seconds):
         try:
           self.poll()
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
           logging.error("Polling %s failed: %s", self.base_path, e)
     self._thread = threading.Thread(target=watch, name=f"watch-{self.name}", daemon=True)
     self._thread.start()

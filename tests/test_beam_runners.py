@@ -14,7 +14,6 @@ from typing import Callable, Dict, List
 import apache_beam as beam
 import numpy as np
 import pytest
-import tensorflow as tf
 from dask import distributed
 from tfx import types
 

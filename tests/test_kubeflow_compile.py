@@ -112,7 +112,7 @@ def test_every_artifact_type_loads_in_the_container_by_its_title(compiled):
   for artifact_type in [*_artifact_types(daily), *_artifact_types(refresh["pipelineSpec"])]:
     schema = json_format.ParseDict(artifact_type, pipeline_spec_pb2.ArtifactTypeSchema())
     title = runner.declared_title(artifact_type)
-    class_path = kubeflow_v2_entrypoint_utils._retrieve_class_path(schema)  # pylint: disable=protected-access
+    class_path = kubeflow_v2_entrypoint_utils._retrieve_class_path(schema)
     loaded[title] = import_utils.import_class_by_path(class_path)
   assert sorted(loaded) == [
       "formats.FeatureState", "formats.IngestionReport", "formats.ItemEmbeddings", "formats.RQVAEModel",
@@ -127,7 +127,7 @@ def test_every_artifact_type_loads_in_the_container_by_its_title(compiled):
 def test_formats_exposes_every_artifact_type_without_importing_tfx():
   declared = {name for name, value in vars(artifacts).items()
               if isinstance(value, type) and issubclass(value, Artifact) and value is not Artifact}
-  assert formats._ARTIFACT_TYPES == declared  # pylint: disable=protected-access
+  assert formats._ARTIFACT_TYPES == declared
   assert all(getattr(formats, name).TYPE_NAME == f"formats.{name}" for name in declared)
   with pytest.raises(AttributeError, match="module 'formats' has no attribute 'Model'"):
     getattr(formats, "Model")

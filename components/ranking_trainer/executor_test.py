@@ -22,8 +22,8 @@ CONFIG = {"representation": "spm", "table_rows": 12, "embedding_dim": 4, "hidden
 
 
 def _interactions(items, liked):
-  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "liked": l, "item_segment": "head",
-           "timestamp": second} for second, (i, l) in enumerate(zip(items, liked))]
+  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "liked": like, "item_segment": "head",
+           "timestamp": second} for second, (i, like) in enumerate(zip(items, liked))]
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,12 @@ def _empty_state(path):
 def _properties(train_splits, eval_splits, config=CONFIG):
   """RankingTrainer's exec_properties for these splits and settings."""
   return executor_properties(RankingTrainer(
-      examples=tfx.dsl.Channel(type=standard_artifacts.Examples), semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
-      vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary), embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
-      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel), feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
+      examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
+      semantic_ids=tfx.dsl.Channel(type=artifacts.SemanticIds),
+      vocabulary=tfx.dsl.Channel(type=artifacts.SidVocabulary),
+      embeddings=tfx.dsl.Channel(type=artifacts.ItemEmbeddings),
+      sid_encoder=tfx.dsl.Channel(type=artifacts.RQVAEModel),
+      feature_state=tfx.dsl.Channel(type=artifacts.FeatureState),
       train_splits=train_splits, eval_splits=eval_splits, ranking_config=config))
 
 
@@ -110,8 +113,9 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
   served = _signatures(step)
   assert set(served) == {"serving_default", "rank", "rank_with_embeddings"}  # no text encoder given
   ranked = served["rank_with_embeddings"](
-      history=tf.constant([1], tf.int64), history_liked=tf.constant([1], tf.int64), current_item=tf.constant(0, tf.int64),
-      candidates=tf.constant([2, 99, 98], tf.int64), user_id=tf.constant(0, tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
+      history=tf.constant([1], tf.int64), history_liked=tf.constant([1], tf.int64),
+      current_item=tf.constant(0, tf.int64), candidates=tf.constant([2, 99, 98], tf.int64),
+      user_id=tf.constant(0, tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
   assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content", b"content"]
 
 

@@ -9,7 +9,7 @@ Example, after the day's Pushers:
                     base_directory='serving/sid_recommend')
 """
 
-from typing import Optional, Sequence
+from typing import Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec

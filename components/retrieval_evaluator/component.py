@@ -47,5 +47,6 @@ class RetrievalEvaluator(base_component.BaseComponent):
     super().__init__(spec=RetrievalEvaluatorSpec(
         examples=examples, model=model, baseline_model=baseline_model, semantic_ids=semantic_ids, split=split,
         min_recall=min_recall, max_recall_regression=max_recall_regression, min_examples=min_examples,
-        recommender_base_directory=recommender_base_directory, blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+        recommender_base_directory=recommender_base_directory,
+        blessing=types.Channel(type=standard_artifacts.ModelBlessing),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation)))

@@ -4,7 +4,8 @@ Example:
   rqvae_v1 = RQVAETrainer(embeddings=embedder.outputs['embeddings'], items=example_gen.outputs['items'],
                           config={'num_levels': 3, 'codebook_size': 256})
   # Appendix A.2 of Singh et al. 2023: v0 sees only items first rated before a cut-off.
-  rqvae_v0 = RQVAETrainer(..., train_items_first_seen_before=config.rqvae_v0_cutoff, version='v0').with_id('RQVAETrainerV0')
+  rqvae_v0 = RQVAETrainer(..., train_items_first_seen_before=config.rqvae_v0_cutoff,
+                          version='v0').with_id('RQVAETrainerV0')
 The model artifact records loss, per-level utilisation and perplexity in ML Metadata, and holds
 training_history.json with every epoch's figures.
 """

@@ -54,7 +54,8 @@ def test_every_item_gets_a_unique_sid_from_the_frozen_model(tmp_path, frozen):
 def test_dimension_mismatch_is_refused(tmp_path, frozen):
   _, model_artifact = frozen
   with pytest.raises(InputDataError, match="expects 8-d embeddings, the item embeddings are 5-d"):
-    _assign(tmp_path, conftest.embeddings_artifact(tmp_path / "embeddings", np.ones((4, 5), np.float32)), model_artifact)
+    _assign(tmp_path, conftest.embeddings_artifact(tmp_path / "embeddings", np.ones((4, 5), np.float32)),
+            model_artifact)
 
 
 def _daily(tmp_path, frozen, vectors, old_items):

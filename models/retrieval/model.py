@@ -24,7 +24,7 @@ Example:
   model.compile(tf.keras.optimizers.Adam(1e-3)); model.fit(dataset)  # batches of (features, targets)
 """
 
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import tensorflow as tf

@@ -89,8 +89,8 @@ def test_bad_embeddings_are_refused(data, message):
 
 
 def test_saved_model_round_trip(tmp_path):
-  from models.rqvae import saved_model  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from models.rqvae import saved_model
+  import tensorflow as tf
   model = rqvae.RQVAE(SMALL)
   data = _clusters()
   rqvae.train(model, data, log=lambda _: None)
