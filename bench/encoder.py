@@ -34,7 +34,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
 from bench import loop
-from components.span_example_gen import features, rows
+from components.span_example_gen import features
+from formats import movielens
 from models.content_encoder import encoder as content_encoder
 from pipeline import configs
 
@@ -44,13 +45,13 @@ REFERENCE_DIR = os.path.join(configs.PROJECT_ROOT, "tests", "testdata", "minilm"
 def corpus_texts(data_root: str, max_tags: int) -> list:
   """content_text of every movie of `data_root`, built as SpanExampleGen builds it."""
   tags = {}
-  for line in list(rows.read_numbered_lines(os.path.join(data_root, "tags.csv")))[1:]:
-    tag = rows.parse_tag(line)
-    if isinstance(tag, rows.Tag):
+  for line in list(movielens.read_numbered_lines(os.path.join(data_root, "tags.csv")))[1:]:
+    tag = movielens.parse_tag(line)
+    if isinstance(tag, movielens.Tag):
       tags.setdefault(tag.item_id, []).append(tag)
   texts = []
-  for line in list(rows.read_numbered_lines(os.path.join(data_root, "movies.csv")))[1:]:
-    movie = rows.parse_movie(line)
+  for line in list(movielens.read_numbered_lines(os.path.join(data_root, "movies.csv")))[1:]:
+    movie = movielens.parse_movie(line)
     texts.append(features.content_text(movie, features.aggregate_tags(tags.get(movie.item_id, []), max_tags)))
   return texts
 

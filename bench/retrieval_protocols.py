@@ -25,7 +25,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from formats import spans
+from formats import movielens, spans
 from formats.errors import InputDataError
 from models.retrieval.baselines import Sequences
 from pipeline import data_profile
@@ -58,9 +58,9 @@ class Ratings:
 
 def read_ratings(data_root: str) -> Ratings:
   """The interactions of DIR/ratings.csv; InputDataError for a missing or malformed file or no readable row."""
-  path = data_profile.check_files(data_root)[data_profile.RATINGS_FILE]
-  header = data_profile.HEADERS[data_profile.RATINGS_FILE]
-  read = [keys for _, keys in data_profile.read_keys(path, header, ("userId", "movieId", "timestamp"))]
+  path = movielens.check_files(data_root)[movielens.RATINGS_FILE]
+  header = movielens.HEADERS[movielens.RATINGS_FILE]
+  read = [keys for _, keys in movielens.read_keys(path, header, ("userId", "movieId", "timestamp"))]
   good = [keys for keys in read if not isinstance(keys, str)]
   if not good:
     raise InputDataError(f"{path}: no row with a readable userId, movieId and timestamp "

@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 from tfx.utils import path_utils
 
-from components.span_example_gen import features, rows
+from components.span_example_gen import features
+from formats import movielens
 from formats import interaction_features as fields
 from formats import semantic_ids
 from models.retrieval import data, serving, trainer
@@ -44,14 +45,14 @@ def _texts(data_root: str, max_tags: int) -> Dict[int, str]:
   tags = collections.defaultdict(list)
   path = os.path.join(data_root, "tags.csv")
   if os.path.exists(path):
-    for line in rows.read_numbered_lines(path):
-      tag = rows.parse_tag(line) if line.number > 1 else None
-      if isinstance(tag, rows.Tag):
+    for line in movielens.read_numbered_lines(path):
+      tag = movielens.parse_tag(line) if line.number > 1 else None
+      if isinstance(tag, movielens.Tag):
         tags[tag.item_id].append(tag)
   texts = {}
-  for line in rows.read_numbered_lines(os.path.join(data_root, "movies.csv")):
-    movie = rows.parse_movie(line) if line.number > 1 else None
-    if isinstance(movie, rows.Movie):
+  for line in movielens.read_numbered_lines(os.path.join(data_root, "movies.csv")):
+    movie = movielens.parse_movie(line) if line.number > 1 else None
+    if isinstance(movie, movielens.Movie):
       texts[movie.item_id] = features.content_text(movie, features.aggregate_tags(tags[movie.item_id], max_tags))
   return texts
 

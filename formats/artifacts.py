@@ -8,6 +8,21 @@ their own so that a query by type tells them from the ranking model (a standard 
 
 from tfx.types.artifact import Artifact
 
+# What one component writes and others read, beside the types below.
+# Custom properties: TextEncoderModel's `exported` (0: not written), RQVAEModel's `version` (v1, or v0),
+# SemanticIds' `rqvae_version` (the RQ-VAE's that assigned them), a trained Model's `model_kind` (ranking or
+# retrieval: both trainers write standard Models, which a query by type alone cannot tell apart).
+EXPORTED, VERSION, RQVAE_VERSION = "exported", "version", "rqvae_version"
+MODEL_KIND, RANKING, RETRIEVAL = "model_kind", "ranking", "retrieval"
+# Input keys of the components that read a Semantic-ID catalog (the trainers, the pusher, the evaluator).
+SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
+# Files and splits: IngestionReport's report, SpanExampleGen's interactions split, the retrieval
+# evaluation's metrics (ModelEvaluation) and the SidVocabulary's report.
+INGESTION_REPORT_FILE = "ingestion_report.json"
+INTERACTIONS_SPLIT = "interactions"
+RETRIEVAL_METRICS_FILE = "retrieval_metrics.json"
+SID_VOCABULARY_REPORT_FILE = "report.json"
+
 
 class IngestionReport(Artifact):
   """ingestion_report.json (span counts, label balance, first-seen items, bad rows) + quarantine.jsonl."""

@@ -42,10 +42,6 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 import kubeflow
-from components.content_embedder import executor as embedder_executor
-from components.ranking_trainer import executor as trainer_executor
-from components.rqvae_trainer import executor as rqvae_executor
-from components.semantic_id_assigner import executor as assigner_executor
 from formats import artifacts, spans
 from pipeline import configs, pipeline
 from pipeline.stages.semantic_ids import FROZEN_RQVAE_VERSION
@@ -61,10 +57,10 @@ IMAGE_PROJECT_ROOT = "/pipeline"
 # the refresh's text encoder, not a daily run's empty `encoder` output.
 QUERY_CLAUSES = {
     artifacts.RQVAEModel.TYPE_NAME:
-        f'metadata.{rqvae_executor.VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
+        f'metadata.{artifacts.VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
     artifacts.SemanticIds.TYPE_NAME:
-        f'metadata.{assigner_executor.RQVAE_VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
-    artifacts.TextEncoderModel.TYPE_NAME: f"metadata.{embedder_executor.EXPORTED}.number_value=1",
+        f'metadata.{artifacts.RQVAE_VERSION}.string_value="{FROZEN_RQVAE_VERSION}"',
+    artifacts.TextEncoderModel.TYPE_NAME: f"metadata.{artifacts.EXPORTED}.number_value=1",
 }
 # In the executor labels of the retrieval stage's resolvers (pipeline/stages/retrieval.py).
 RETRIEVAL_RESOLVER = "Retrieval"
@@ -150,10 +146,10 @@ def model_kind_clause(executor_label: str, title: str) -> str:
   cluster, as the rest)."""
   retrieval = RETRIEVAL_RESOLVER in executor_label
   if title == "tfx.Model":
-    kind = trainer_executor.RETRIEVAL if retrieval else trainer_executor.RANKING
-    return f'metadata.{trainer_executor.MODEL_KIND}.string_value="{kind}"'
+    kind = artifacts.RETRIEVAL if retrieval else artifacts.RANKING
+    return f'metadata.{artifacts.MODEL_KIND}.string_value="{kind}"'
   if title == "tfx.ModelBlessing" and retrieval:
-    return f'metadata.{trainer_executor.MODEL_KIND}.string_value="{trainer_executor.RETRIEVAL}"'
+    return f'metadata.{artifacts.MODEL_KIND}.string_value="{artifacts.RETRIEVAL}"'
   return ""
 
 

@@ -8,10 +8,11 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
+from formats import served_models
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from pipeline import beam_runners
 
-PIPELINE_NAME = "sid_ranking"
+PIPELINE_NAME = served_models.RANKING_MODEL_NAME  # The ranking model is served under the pipeline's name.
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ROOT = os.path.join(PROJECT_ROOT, "data", "ml-latest-small")
 OUTPUT_ROOT = os.path.join(PROJECT_ROOT, "outputs")
@@ -34,7 +35,7 @@ SID_TABLE_BUDGETS = [1024, 4096, 16384]
 RANKING_CONFIG = {"representation": "spm", "table_rows": 4096, "use_history": True}
 # Retrieval (TIGER, models/retrieval): RetrievalConfig's defaults, sized for this data on 2 CPUs.
 RETRIEVAL_CONFIG: Dict[str, Any] = {}
-RETRIEVAL_MODEL_NAME, RECOMMEND_MODEL_NAME = "sid_retrieval", "sid_recommend"
+RETRIEVAL_MODEL_NAME, RECOMMEND_MODEL_NAME = served_models.RETRIEVAL_MODEL_NAME, served_models.RECOMMEND_MODEL_NAME
 
 
 @dataclasses.dataclass(frozen=True)

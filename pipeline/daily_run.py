@@ -21,11 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from formats import artifacts, spans
+from formats import artifacts, movielens, spans
 from formats.errors import InputDataError
-from components.retrieval_evaluator import executor as retrieval_evaluator
 from models.ranking import trainer as ranking_trainer
-from pipeline import data_profile, memory, partition, pipeline
+from pipeline import memory, partition, pipeline
 from pipeline import runs, summary, tfma_results
 from pipeline.configs import PipelineConfig
 
@@ -111,7 +110,7 @@ def _retrieval_record(outputs: Dict[str, Dict]) -> Dict[str, Any]:
   record = _trainer_step(outputs, "RetrievalTrainer", "retrieval_")
   evaluation = outputs.get("RetrievalEvaluator", {}).get("evaluation")
   if evaluation:
-    report = _json(os.path.join(evaluation.uri, retrieval_evaluator.METRICS_FILE))
+    report = _json(os.path.join(evaluation.uri, artifacts.RETRIEVAL_METRICS_FILE))
     record["retrieval"] = {key: report[key] for key in ("candidate", "baseline", "blessed", "reasons", "served")}
   record.update(_pushed_version(outputs, "RetrievalPusher", "retrieval_pushed_version"))
   record.update(_pushed_version(outputs, "RecommenderPusher", "recommend_pushed_version"))
@@ -121,7 +120,7 @@ def _retrieval_record(outputs: Dict[str, Dict]) -> Dict[str, Any]:
 def has_interactions(config: PipelineConfig, span: int) -> bool:
   """Whether the span's ratings.csv holds a row after its header."""
   with tf.io.gfile.GFile(os.path.join(config.input_base, partition.span_directory(span),
-                                      data_profile.RATINGS_FILE)) as f:
+                                      movielens.RATINGS_FILE)) as f:
     return any(line.strip() for line in itertools.islice(f, 1, None))
 
 

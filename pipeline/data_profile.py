@@ -1,7 +1,7 @@
 """Chooses the span period, the first span and a replay from a MovieLens directory's own figures.
 
 `profile` streams ratings.csv once, keeping only counts per day and each movie's first rating time,
-so it works for 100k to 30M rows. `choose` picks, or checks when the user gives them, the span
+so it works for 100k to 30M movielens. `choose` picks, or checks when the user gives them, the span
 period (the finest whose spans hold enough ratings to train and evaluate on) and the start date
 (a backfill with most of the history, and enough spans after it), and says why in `reasons`.
 
@@ -10,22 +10,16 @@ period (the finest whose spans hold enough ratings to train and evaluate on) and
 
 import argparse
 import collections
-import csv
 import dataclasses
 import datetime
-import os
 import statistics
 import sys
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
-from components.span_example_gen import rows
+from formats import movielens
 from formats import spans
 from formats.errors import InputDataError
 
-RATINGS_FILE = "ratings.csv"
-MOVIES_FILE = "movies.csv"
-TAGS_FILE = "tags.csv"
-HEADERS = {RATINGS_FILE: rows.RATINGS_HEADER, MOVIES_FILE: rows.MOVIES_HEADER, TAGS_FILE: rows.TAGS_HEADER}
 PLURALS = {"day": "days", "week": "weeks", "month": "months"}
 _SECONDS_PER_DAY = 86400
 # Consecutive spans shown by the command: two weeks of daily runs.
@@ -35,64 +29,6 @@ _WINDOW_SPANS = 14
 MIN_INTERACTIONS_PER_SPAN = 100
 # The first spans after the chosen start (the main command replays 3) must be dense too.
 _FIRST_SPANS_DENSE = 3
-
-
-def check_files(data_root: str) -> Dict[str, str]:
-  """Paths of the MovieLens files present (tags.csv is optional); InputDataError for a missing
-  required file, an empty file or a wrong header."""
-  if not os.path.isdir(data_root):
-    raise InputDataError(f"{data_root}: no such directory (a MovieLens directory holds "
-                         f"{RATINGS_FILE}, {MOVIES_FILE} and optionally {TAGS_FILE})")
-  paths = {}
-  for name, header in HEADERS.items():
-    path = os.path.join(data_root, name)
-    if not os.path.exists(path):
-      if name == TAGS_FILE:
-        continue
-      raise InputDataError(f"{path}: required file is missing; {data_root} holds: "
-                           f"{', '.join(sorted(os.listdir(data_root))) or 'nothing'}")
-    first = next(rows.read_numbered_lines(path), None)
-    if first is None:
-      raise InputDataError(f"{path}: file is empty (expected the header {','.join(header)!r})")
-    problem = rows.check_header(first, header)
-    if problem:
-      raise InputDataError(f"{path}: {problem}")
-    paths[name] = path
-  return paths
-
-
-def _int_fields(text: str, width: int, columns: Sequence[Tuple[str, int]]) -> Union[Tuple[int, ...], str]:
-  # Quotes only occur around titles and tags: splitting the other lines is several times faster.
-  try:
-    fields = next(csv.reader([text]), []) if '"' in text else text.split(",")
-  except csv.Error as e:
-    return f"unparsable CSV ({e})"
-  if len(fields) != width:
-    return f"wrong column count ({len(fields)}, expected {width})"
-  values = []
-  for column, index in columns:
-    try:
-      value = int(fields[index])
-    except ValueError:
-      return f"{column} is not an integer"
-    if column == "timestamp" and not rows.MIN_TIMESTAMP <= value < rows.MAX_TIMESTAMP:
-      return "timestamp outside 1995..2100"
-    if column != "timestamp" and value <= 0:
-      return f"{column} is not a positive integer"
-    values.append(value)
-  return tuple(values)
-
-
-def read_keys(path: str, header: Sequence[str],
-              columns: Sequence[str]) -> Iterator[Tuple[rows.CsvLine, Union[Tuple[int, ...], str]]]:
-  """Each data line of a file whose header `check_files` accepted, with the integer values of
-  `columns` or the reason they cannot be read. Only these columns are checked: the ingestion
-  quarantines rows with other problems."""
-  indexed = [(column, header.index(column)) for column in columns]
-  lines = rows.read_numbered_lines(path)
-  next(lines, None)
-  for line in lines:
-    yield line, _int_fields(line.text, len(header), indexed)
 
 
 def day_to_span(day: int, period: str) -> int:
@@ -126,10 +62,10 @@ class DataProfile:
 
 def profile(data_root: str) -> DataProfile:
   """One streaming pass over ratings.csv (after checking the directory's files)."""
-  path = check_files(data_root)[RATINGS_FILE]
+  path = movielens.check_files(data_root)[movielens.RATINGS_FILE]
   daily, first_rated = collections.Counter(), {}
   unparsed = 0
-  for _, keys in read_keys(path, rows.RATINGS_HEADER, ("timestamp", "movieId")):
+  for _, keys in movielens.read_keys(path, movielens.RATINGS_HEADER, ("timestamp", "movieId")):
     if isinstance(keys, str):
       unparsed += 1
       continue

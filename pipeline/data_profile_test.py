@@ -5,7 +5,7 @@ import pathlib
 import pytest
 
 import conftest
-from formats import spans
+from formats import movielens, spans
 from formats.errors import InputDataError
 from pipeline import data_profile
 
@@ -115,7 +115,7 @@ def test_densest_window_has_the_most_ratings_among_runs_with_a_rating_each_span(
 def test_check_files_names_the_file_and_what_exists(tmp_path, files, message):
   root = conftest.write_movielens(tmp_path / "ml", **files)
   with pytest.raises(InputDataError) as error:
-    data_profile.check_files(root)
+    movielens.check_files(root)
   assert str(error.value) == message.format(root=root)
 
 

@@ -14,8 +14,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 
 import numpy as np
 
-from formats import spans
-from pipeline import data_profile
+from formats import movielens, spans
 
 # Calendar years approximated by Julian years: exact enough to move data by whole periods.
 _SECONDS_PER_YEAR = int(365.25 * 86400)
@@ -23,8 +22,8 @@ _SECONDS_PER_YEAR = int(365.25 * 86400)
 
 def _user_ids(src_dir: str) -> List[int]:
   """The readable user ids of src_dir's ratings.csv, sorted."""
-  ratings = data_profile.check_files(src_dir)[data_profile.RATINGS_FILE]
-  keys = data_profile.read_keys(ratings, data_profile.HEADERS[data_profile.RATINGS_FILE], ("userId",))
+  ratings = movielens.check_files(src_dir)[movielens.RATINGS_FILE]
+  keys = movielens.read_keys(ratings, movielens.HEADERS[movielens.RATINGS_FILE], ("userId",))
   return sorted({user[0] for _, user in keys if not isinstance(user, str)})
 
 
@@ -44,7 +43,7 @@ def _map_file(src: str, dst: str, header: Sequence[str], copies: Copies) -> None
     raise ValueError(f"{src}: expected userId first and timestamp last, got {','.join(header)}")
   with open(dst, "w", encoding="utf-8", newline="") as f:
     f.write(",".join(header) + "\n")
-    for line, keys in data_profile.read_keys(src, header, ("userId", "timestamp")):
+    for line, keys in movielens.read_keys(src, header, ("userId", "timestamp")):
       if isinstance(keys, str):
         f.write(line.text + "\n")  # Bad rows stay as they are, for the ingestion to quarantine.
         continue
@@ -99,12 +98,12 @@ def _month_bounds(timestamp: int) -> Tuple[int, int]:
 
 
 def _mapped_movielens(src_dir: str, dst_dir: str, copies: Copies) -> str:
-  paths = data_profile.check_files(src_dir)
+  paths = movielens.check_files(src_dir)
   os.makedirs(dst_dir, exist_ok=True)
-  shutil.copyfile(paths[data_profile.MOVIES_FILE], os.path.join(dst_dir, data_profile.MOVIES_FILE))
-  for file in (data_profile.RATINGS_FILE, data_profile.TAGS_FILE):
+  shutil.copyfile(paths[movielens.MOVIES_FILE], os.path.join(dst_dir, movielens.MOVIES_FILE))
+  for file in (movielens.RATINGS_FILE, movielens.TAGS_FILE):
     if file in paths:
-      _map_file(paths[file], os.path.join(dst_dir, file), data_profile.HEADERS[file], copies)
+      _map_file(paths[file], os.path.join(dst_dir, file), movielens.HEADERS[file], copies)
   return dst_dir
 
 

@@ -41,7 +41,6 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from components.figures import plt, save_png
-from components.span_example_gen import executor as example_gen
 from formats import artifacts, item_embeddings, semantic_ids, sid_vocabulary
 from formats import interaction_features as fields
 from formats import spans
@@ -72,7 +71,7 @@ class Inputs:
 
 
 def _read_split(examples: types.Artifact) -> Dict[str, tf.Tensor]:
-  files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], example_gen.INTERACTIONS_SPLIT), "*"))
+  files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], artifacts.INTERACTIONS_SPLIT), "*"))
   records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
   return tf.io.parse_example(tf.constant(records, tf.string), {**fields.EVALUATION_SPEC, **fields.COUNTING_SPEC})
 

@@ -25,7 +25,7 @@ import shutil
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from formats import spans
+from formats import movielens, spans
 from formats.errors import InputDataError
 from pipeline import data_profile
 
@@ -43,8 +43,8 @@ _NEVER_RATED = -1
 _BUFFER_BYTES = 64 << 20
 _SPANS_PER_LINE = 10
 # File -> the integer columns that place its rows.
-_KEYS = {data_profile.RATINGS_FILE: ("timestamp", "movieId"), data_profile.MOVIES_FILE: ("movieId",),
-         data_profile.TAGS_FILE: ("timestamp", "movieId")}
+_KEYS = {movielens.RATINGS_FILE: ("timestamp", "movieId"), movielens.MOVIES_FILE: ("movieId",),
+         movielens.TAGS_FILE: ("timestamp", "movieId")}
 
 
 def span_directory(span: int) -> str:
@@ -68,11 +68,11 @@ class _Layout:
     return BACKFILL if span < self.first else span_directory(span)
 
   def directory(self, file: str, keys: Tuple[int, ...]) -> Optional[str]:
-    if file == data_profile.MOVIES_FILE:
+    if file == movielens.MOVIES_FILE:
       return self._directory(self.item_span.get(keys[0], _NEVER_RATED))
     timestamp, item = keys
     span = spans.span_of(timestamp, self.period)
-    if file == data_profile.TAGS_FILE:
+    if file == movielens.TAGS_FILE:
       span = max(span, self.item_span.get(item, _NEVER_RATED))
     return self._directory(span)
 
@@ -92,10 +92,10 @@ class _Writer:
     if directory in self.counts:
       return
     os.makedirs(os.path.join(self.root, directory))
-    for file, header in data_profile.HEADERS.items():
+    for file, header in movielens.HEADERS.items():
       with open(os.path.join(self.root, directory, file), "w", encoding="utf-8", newline="") as f:
         f.write(",".join(header) + "\n")
-    self.counts[directory] = {_kind(file): 0 for file in data_profile.HEADERS}
+    self.counts[directory] = {_kind(file): 0 for file in movielens.HEADERS}
 
   def add(self, directory: str, file: str, text: str) -> None:
     self.add_directory(directory)
@@ -154,7 +154,7 @@ def _end_span(end_date: Optional[str], start_date: str, first: int, period: str)
 def _copy_file(path: str, file: str, layout: _Layout, writer: _Writer, unparsed) -> collections.Counter:
   """Copies each row of one file to its directory; counts unparsable rows and rows from end_date on."""
   skipped = collections.Counter()
-  for line, keys in data_profile.read_keys(path, data_profile.HEADERS[file], _KEYS[file]):
+  for line, keys in movielens.read_keys(path, movielens.HEADERS[file], _KEYS[file]):
     if isinstance(keys, str):
       unparsed.writerow((file, line.number, keys, line.text))
       skipped["unparsed"] += 1
@@ -200,7 +200,7 @@ def _publish(output: str, partial: str, names: List[str]) -> None:
 
 
 def _figures(counts: List[Dict[str, int]]) -> str:
-  return ", ".join(f"{sum(c[k] for c in counts):,} {k}" for k in map(_kind, data_profile.HEADERS))
+  return ", ".join(f"{sum(c[k] for c in counts):,} {k}" for k in map(_kind, movielens.HEADERS))
 
 
 def _log_spans(summary: Dict[str, Any], log: Callable[[str], None]) -> None:
@@ -220,7 +220,7 @@ def partition(data_root: str, output: str, span_period: Optional[str] = None,
   """Writes the backfill and span directories of `data_root` under `output`; returns partition.json's
   content. InputDataError for missing files, wrong headers, dates outside the data, or an output
   that is not empty (without overwrite)."""
-  paths = data_profile.check_files(data_root)
+  paths = movielens.check_files(data_root)
   _check_output(output, overwrite)
   data = data_profile.profile(data_root)
   span_period, start_date = _span_choice(data, span_period, start_date, log)
@@ -285,7 +285,7 @@ def ensure_partitioned(data_root: str, output: str, span_period: str, start_date
   if os.path.exists(summary_path):
     with open(summary_path, encoding="utf-8") as f:
       summary = json.load(f)
-    inputs = data_profile.check_files(data_root).values()
+    inputs = movielens.check_files(data_root).values()
     if (summary["source"], summary["span_period"], summary["start_date"]) == (
         os.path.abspath(data_root), span_period, start_date) and all(
             os.path.getmtime(p) < os.path.getmtime(summary_path) for p in inputs):

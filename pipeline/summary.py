@@ -10,8 +10,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components.span_example_gen import executor as example_gen_executor
-from components.sid_vocab_builder import executor as sid_vocab_executor
+from formats import artifacts
 from formats.errors import InputDataError
 from models.ranking import trainer as ranking_trainer
 
@@ -73,7 +72,7 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
       say(f"  {node + '.' + key:<38} {artifact.uri}")
   report = outputs.get("SpanExampleGen", {}).get("report")
   if report:
-    path = os.path.join(report.uri, example_gen_executor.REPORT_FILE)
+    path = os.path.join(report.uri, artifacts.INGESTION_REPORT_FILE)
     with tf.io.gfile.GFile(path) as f:
       ingestion = json.load(f)
     window = (f"before {ingestion['end_date']} (backfill)" if ingestion["end_date"] else
@@ -116,7 +115,7 @@ def print_summary(store: metadata_store.MetadataStore, pipeline_name: str, strea
             f"unique SIDs {props[prefix + '_unique_ratio'].double_value:.2%}")
   adaptation = outputs.get("SidVocabBuilder", {}).get("report")
   if adaptation:
-    path = os.path.join(adaptation.uri, sid_vocab_executor.REPORT_JSON)
+    path = os.path.join(adaptation.uri, artifacts.SID_VOCABULARY_REPORT_FILE)
     with tf.io.gfile.GFile(path) as f:
       report = json.load(f)
     say(f"SID adaptations ({report['impressions']:,} impressions in {', '.join(report['train_splits'])}; "

@@ -15,7 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
-from pipeline.configs import RECOMMEND_MODEL_NAME
+from formats.served_models import RANKING_MODEL_NAME, RECOMMEND_MODEL_NAME
 from serving import model_config, query, versions
 from serving.model_config import ModelConfig
 
@@ -37,7 +37,7 @@ def most_active_user(data_root: str) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model_base_path", required=True)
-  parser.add_argument("--model_name", default="sid_ranking")
+  parser.add_argument("--model_name", default=RANKING_MODEL_NAME)
   parser.add_argument("--encoder_base_path", help="the pushed content encoder, which embeds the new item's text "
                       f"(default: {ENCODER_MODEL_NAME}/ beside --model_base_path; without it, the fallback score)")
   parser.add_argument("--user", type=int, help="default: the user with the most ratings in --data_root")

@@ -13,7 +13,8 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
 
-from serving.versions import WARMUP_FILE, Servable
+from formats.served_models import WARMUP_FILE
+from serving.versions import Servable
 
 if TYPE_CHECKING:
   from serving.batching import Batching

@@ -16,12 +16,11 @@ Semantic ID from its frozen RQ-VAE (signature rank_with_embeddings).
 """
 
 import argparse
-import csv
 import os
 import sys
 import time
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
@@ -29,13 +28,14 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from formats import movielens
 from formats.interaction_features import NO_USER, liked
 from models.content_encoder import INPUT_KEY as TEXT_INPUT
 from models.content_encoder import OUTPUT_KEY as TEXT_EMBEDDING
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from models.ranking import signatures
 from models.recommend import two_stage
-from pipeline.configs import RECOMMEND_MODEL_NAME
+from formats.served_models import RANKING_MODEL_NAME, RECOMMEND_MODEL_NAME
 
 DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ml-latest-small")
 HISTORY_LENGTH = 20
@@ -44,16 +44,21 @@ AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 
 
 def read_movielens(data_root: str) -> Tuple[Dict[int, str], Dict[int, List[Tuple[int, int, int]]]]:
-  """movie id -> "title. Genres: ..." and user id -> [(timestamp, movie id, liked)]."""
-  with open(os.path.join(data_root, "movies.csv"), newline="", encoding="utf-8") as f:
-    titles = {int(row["movieId"]): f"{row['title']}. Genres: {row['genres'].replace('|', ', ')}"
-              for row in csv.DictReader(f)}
+  """movie id -> "title. Genres: ..." and user id -> [(timestamp, movie id, liked)] in time order, a
+  second's ratings in file order, as ingestion orders them; rows ingestion would reject are left out."""
+  paths = movielens.check_files(data_root)
+  titles = {m.item_id: f"{m.title}. Genres: {', '.join(m.genres)}"
+            for m in _rows(paths[movielens.MOVIES_FILE], movielens.parse_movie)}
   ratings: Dict[int, List[Tuple[int, int, int]]] = {}
-  with open(os.path.join(data_root, "ratings.csv"), newline="", encoding="utf-8") as f:
-    for row in csv.DictReader(f):
-      ratings.setdefault(int(row["userId"]), []).append(
-          (int(row["timestamp"]), int(row["movieId"]), liked(float(row["rating"]))))
+  for r in sorted(_rows(paths[movielens.RATINGS_FILE], movielens.parse_rating), key=lambda r: (r.timestamp, r.line)):
+    ratings.setdefault(r.user_id, []).append((r.timestamp, r.item_id, liked(r.rating)))
   return titles, ratings
+
+
+def _rows(path: str, parse) -> Iterator[Any]:
+  lines = movielens.read_numbered_lines(path)
+  next(lines, None)  # The header, checked.
+  return (row for row in map(parse, lines) if not isinstance(row, movielens.BadRow))
 
 
 def _ids(text: Optional[str]) -> List[int]:
@@ -186,7 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC model server")
   parser.add_argument("--recommend", action="store_true", help="ask the two-stage model's recommend signature "
                       "(retrieval over the whole catalog, then ranking) instead of ranking candidates")
-  parser.add_argument("--model_name", help=f"default: {RECOMMEND_MODEL_NAME} with --recommend, else sid_ranking")
+  parser.add_argument("--model_name",
+                      help=f"default: {RECOMMEND_MODEL_NAME} with --recommend, else {RANKING_MODEL_NAME}")
   parser.add_argument("--model_version", type=int, default=None, help="pin a version (default: latest)")
   parser.add_argument("--encoder_model_name", default=ENCODER_MODEL_NAME,
                       help="the content encoder's model on the server, which embeds --new_item texts")
@@ -205,13 +211,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.error("give --user or --history")
   if args.recommend and (args.candidates or args.new_item or args.current_item is not None):
     parser.error("--recommend finds its own candidates: --candidates, --new_item and --current_item are for ranking")
-  args.model_name = args.model_name or (RECOMMEND_MODEL_NAME if args.recommend else "sid_ranking")
+  args.model_name = args.model_name or (RECOMMEND_MODEL_NAME if args.recommend else RANKING_MODEL_NAME)
 
   titles, ratings = read_movielens(args.data_root)
   if args.user is not None:
     if args.user not in ratings:
       parser.error(f"user {args.user} has no ratings in {args.data_root}")
-    ordered = sorted(ratings[args.user])
+    ordered = ratings[args.user]
     rated = [movie for _, movie, _ in ordered]
     history = rated[-HISTORY_LENGTH:]
     history_liked = [liked for _, _, liked in ordered][-HISTORY_LENGTH:]

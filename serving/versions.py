@@ -15,29 +15,19 @@ every CPU, and the requests served meanwhile wait less when they do not all load
 import contextlib
 import dataclasses
 import fcntl
-import os
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 (registers the tf-text ops, as TF Serving links them in)
 from absl import logging
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
-from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+
+from formats.served_models import versions_on_disk
 
 State = get_model_status_pb2.ModelVersionStatus.State
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-
-
-def write_warmup_requests(export_dir: str, requests: Iterable[predict_pb2.PredictRequest]) -> None:
-  """Writes `requests` as the SavedModel's warmup file (TF Serving's format: PredictionLogs in a TFRecord),
-  which TF Serving and this server replay before a version takes traffic."""
-  tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(WARMUP_FILE)))
-  with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
-    for request in requests:
-      log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-      writer.write(log.SerializeToString())
 
 
 @dataclasses.dataclass
@@ -98,19 +88,6 @@ class VersionPolicy:
     if self._specific is not None:
       return self._specific & set(versions)
     return set(versions)
-
-
-def versions_on_disk(base_path: str) -> Dict[int, str]:
-  """version -> path for every complete version directory (numeric name, saved_model.pb present)."""
-  if not tf.io.gfile.isdir(base_path):
-    return {}
-  found = {}
-  for entry in tf.io.gfile.listdir(base_path):
-    entry = entry.rstrip("/")
-    path = os.path.join(base_path, entry)
-    if entry.isdigit() and tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-      found[int(entry)] = path
-  return found
 
 
 @dataclasses.dataclass(frozen=True)

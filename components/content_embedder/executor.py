@@ -24,6 +24,7 @@ from tfx.utils import path_utils
 
 from formats import item_corpus, item_embeddings, spans
 from formats.errors import InputDataError
+from formats.artifacts import EXPORTED
 from models.content_encoder import encoder as content_encoder
 from components import beam_io
 
@@ -35,7 +36,6 @@ _GROUP_KEYS = 8
 # Texts a worker sorts and embeds at once, at most.
 _GROUP_SIZE = 4096
 # Int custom property of the `encoder` output: 1 when it holds the encoder, 0 when it is empty.
-EXPORTED = "exported"
 
 
 class _Embed(beam.DoFn):

@@ -5,14 +5,14 @@ from tfx.types import standard_artifacts
 
 from components.encoder_pusher.component import EncoderPusher
 from formats import artifacts
-from serving import versions
+from formats import served_models
 
 
 def test_pushes_the_encoder_saved_model_as_a_servable_version(tmp_path):
   encoder = artifacts.TextEncoderModel()
   encoder.uri = str(tmp_path / "encoder")
   files = {"saved_model.pb": b"graph", os.path.join("variables", "variables.index"): b"index",
-           versions.WARMUP_FILE: b"requests"}
+           served_models.WARMUP_FILE: b"requests"}
   for name, content in files.items():
     path = os.path.join(encoder.uri, "Format-Serving", name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -25,7 +25,7 @@ def test_pushes_the_encoder_saved_model_as_a_servable_version(tmp_path):
   component.executor_spec.executor_class().Do({"model": [encoder]}, {"pushed_model": [pushed]},
                                              component.exec_properties)
 
-  on_disk = versions.versions_on_disk(base)
+  on_disk = served_models.versions_on_disk(base)
   assert len(on_disk) == 1
   version_dir = next(iter(on_disk.values()))
   for name, content in files.items():

@@ -21,9 +21,9 @@ from tfx.utils import io_utils, proto_utils
 
 from components.resolvers import SPAN
 from formats import spans
+from formats.artifacts import EMBEDDINGS, MODEL_KIND, RANKING, RETRIEVAL, SEMANTIC_IDS, VOCABULARY
 from models import distribution
 
-SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
 # The frozen RQ-VAE, bundled into the serving model: unknown items' SIDs from their content vectors.
 SID_ENCODER = "sid_encoder"
 # The feature state after the trained span: the serving model's snapshot of the counters.
@@ -31,9 +31,6 @@ FEATURE_STATE = "feature_state"
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
          standard_component_specs.EVAL_ARGS_KEY: trainer_pb2.EvalArgs}
 TRAINED_SPANS = "trained_spans"
-# "ranking" or "retrieval": both trainers write standard Models, which a query by type alone cannot tell apart
-# (kubeflow/runner.py adds it to the resolvers' queries).
-MODEL_KIND, RANKING, RETRIEVAL = "model_kind", "ranking", "retrieval"
 RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
 
 

@@ -16,7 +16,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.ranking_trainer.executor import EMBEDDINGS, SEMANTIC_IDS
+from formats.artifacts import EMBEDDINGS, SEMANTIC_IDS
 from components.recommender_pusher import executor
 from formats import artifacts
 from models.recommend.two_stage import NUM_CANDIDATES

@@ -18,11 +18,11 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components.ranking_trainer.executor import EMBEDDINGS, SEMANTIC_IDS
+from formats.artifacts import EMBEDDINGS, SEMANTIC_IDS
 from formats import item_embeddings
 from models.recommend import two_stage
 from models.retrieval import trainer
-from serving import versions
+from formats import served_models
 
 RANKING_BASE, RETRIEVAL_BASE, BASE = "ranking_base_directory", "retrieval_base_directory", "base_directory"
 NUM_CANDIDATES = "num_candidates"
@@ -31,7 +31,7 @@ WARMUP_HISTORY = 5  # catalog items in the warmup request's history
 
 
 def _newest(base_directory: str):
-  found = versions.versions_on_disk(base_directory)
+  found = served_models.versions_on_disk(base_directory)
   return (max(found), found[max(found)]) if found else (None, None)
 
 
@@ -71,7 +71,7 @@ class Executor(base_executor.BaseExecutor):
     version = max(int(time.time()), (latest or 0) + 1)
     staging, destination = os.path.join(base, f".staging-{version}"), os.path.join(base, str(version))
     two_stage.export(model, staging)
-    versions.write_warmup_requests(staging, warmup_requests(catalog.item_ids))
+    served_models.write_warmup_requests(staging, warmup_requests(catalog.item_ids))
     os.rename(staging, destination)
     logging.info("Pushed the two-stage model %s (ranking %s, retrieval %s, %d catalog items)", destination,
                  ranking_version, retrieval_version, len(catalog.item_ids))

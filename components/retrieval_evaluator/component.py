@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.ranking_trainer.executor import SEMANTIC_IDS
+from formats.artifacts import SEMANTIC_IDS
 from components.retrieval_evaluator import executor
 from formats import artifacts
 

@@ -20,12 +20,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.ranking_trainer.executor import MODEL_KIND, RETRIEVAL, SEMANTIC_IDS
+from formats.artifacts import MODEL_KIND, RETRIEVAL, SEMANTIC_IDS
 from formats import interaction_features as fields
+from formats.artifacts import RETRIEVAL_METRICS_FILE as METRICS_FILE
 from models.ranking import model as ranking
 from models.recommend import two_stage
 from models.retrieval import data, evaluation, serving, trainer
-from serving import versions
+from formats import served_models
 
 SERVED_SPEC = {**data.EVALUATION_SPEC, fields.HISTORY_LIKED: fields.MODEL_SPEC[fields.HISTORY_LIKED]}
 
@@ -39,7 +40,6 @@ SERVED_SLICE = "liked"
 SERVED_REQUESTS = 200
 BLESSING, EVALUATION = "blessing", "evaluation"
 SPLIT, MIN_RECALL, MAX_REGRESSION, MIN_EXAMPLES = "split", "min_recall", "max_recall_regression", "min_examples"
-METRICS_FILE = "retrieval_metrics.json"
 RECALL = "recall@10"
 
 
@@ -62,7 +62,7 @@ def served_two_stage(files: List[str], base_directory: str, keep: Optional[np.nd
   """Recall/NDCG@5/10 on the first SERVED_REQUESTS liked interactions of `files` (those `keep` marks) of the
   newest two-stage version under base_directory: `recommend` (retrieval of 100, then the ranker) and
   `retrieve` alone; {} without one."""
-  found = versions.versions_on_disk(base_directory) if base_directory else {}
+  found = served_models.versions_on_disk(base_directory) if base_directory else {}
   if not found or not files:
     return {}
   signatures = tf.saved_model.load(found[max(found)]).signatures

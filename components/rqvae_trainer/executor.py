@@ -17,12 +17,12 @@ from tfx.utils import path_utils
 
 from formats import item_corpus, item_embeddings, spans
 from formats.errors import InputDataError
+from formats.artifacts import VERSION
 from models.rqvae import model as rqvae
 from models.rqvae import saved_model
 
 HISTORY_FILE = "training_history.json"
 # String custom property of the model: the `version` exec property (v1, or v0 on early items only).
-VERSION = "version"
 
 
 def config_from(overrides_json: str, input_dim: int) -> rqvae.RQVAEConfig:

@@ -22,15 +22,14 @@ from tfx.utils import path_utils
 
 from formats import item_embeddings, semantic_ids, spans
 from formats.errors import InputDataError
+from formats.artifacts import RQVAE_VERSION, VERSION
 from models.rqvae import model as rqvae
 from models.rqvae import saved_model
 from components import beam_io
-from components.rqvae_trainer import executor as rqvae_executor
 
 STATS_FILE = ".collision_stats.json"
 # String custom property of the Semantic IDs: the `version` of the RQ-VAE that assigned them, so that a
 # query by property (kubeflow/runner.py) tells v1 from v0.
-RQVAE_VERSION = "rqvae_version"
 _MAX_NAMED = 10
 _SUMMED_STATS = ("items", "new_items", "distinct_codes", "items_sharing_codes",
                  "items_with_nonzero_suffix", "orphans")
@@ -189,8 +188,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if stats["items"] != embeddings.get_int_custom_property("count"):
       raise InputDataError(f"assigned {stats['items']} Semantic IDs for "
                            f"{embeddings.get_int_custom_property('count')} item embeddings")
-    if model.has_custom_property(rqvae_executor.VERSION):
-      output.set_string_custom_property(RQVAE_VERSION, model.get_string_custom_property(rqvae_executor.VERSION))
+    if model.has_custom_property(VERSION):
+      output.set_string_custom_property(RQVAE_VERSION, model.get_string_custom_property(VERSION))
     output.set_int_custom_property("num_levels", config.num_levels)
     output.set_int_custom_property("codebook_size", config.codebook_size)
     for key, value in stats.items():

@@ -18,12 +18,12 @@ from tfx.types import artifact_utils
 
 from formats import item_corpus, semantic_ids, sid_vocabulary, spans
 from formats.errors import InputDataError
+from formats.artifacts import SID_VOCABULARY_REPORT_FILE as REPORT_JSON
 from components.sid_vocab_builder import adaptation_report
 from models.sid_adaptation import spm
 
 SCRATCH_DIR = ".impressions"
 COUNTS_FILE = "counts.tsv"
-REPORT_JSON = "report.json"
 
 
 def _item_id(record: bytes) -> int:

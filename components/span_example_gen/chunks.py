@@ -12,7 +12,7 @@ a (user, movie) rated again in a later chunk is a new interaction, not a duplica
 Routing, in two streaming passes over ratings.csv that keep 4 bytes per line and one int per item:
   1. each line's span when the pipeline takes it as a rating (a bad row goes to chunk 0), and so the
      ratings per span, from which the chunks are cut, and each item's first span;
-  2. each line to its chunk's file, as rows.numbered_text (its number in the original file, for the bad
+  2. each line to its chunk's file, as movielens.numbered_text (its number in the original file, for the bad
      rows' report and same-second order);
   movies.csv and tags.csv: each row to the chunk of its item's first rating (chunk 0 when it has none),
   so that an item is new, with all its tags, where it is first rated, as in one pipeline.
@@ -27,17 +27,16 @@ from typing import Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
 import tensorflow as tf
 
-from components.span_example_gen import rows
-from formats import progress, spans
+from formats import movielens, progress, spans
 
-RATINGS, MOVIES, TAGS = "ratings", "movies", "tags"
+RATINGS, MOVIES, TAGS = movielens.RATINGS, movielens.MOVIES, movielens.TAGS
 _BAD = -1  # The span array's entry for a rating the pipeline will reject.
 
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
   """What one Beam pipeline ingests: input split name -> file. `numbered` for a chunk of a split backfill
-  (its files' lines are rows.numbered_text), with its spans and ratings, for the progress lines."""
+  (its files' lines are movielens.numbered_text), with its spans and ratings, for the progress lines."""
   paths: Dict[str, str]
   numbered: bool = False
   first_span: int = 0
@@ -45,8 +44,8 @@ class Chunk:
   ratings: int = 0
 
 
-def _lines(path: str) -> Iterator[rows.CsvLine]:
-  lines = rows.read_numbered_lines(path, open_fn=tf.io.gfile.GFile)
+def _lines(path: str) -> Iterator[movielens.CsvLine]:
+  lines = movielens.read_numbered_lines(path, open_fn=tf.io.gfile.GFile)
   next(lines, None)  # The header, checked before.
   return lines
 
@@ -69,7 +68,7 @@ def cut(ratings_per_span: Dict[int, int], max_interactions: int) -> List[int]:
   return lasts
 
 
-def split(paths: Dict[str, str], parse_rating: Callable[[rows.CsvLine], Union[rows.Rating, rows.BadRow]],
+def split(paths: Dict[str, str], parse_rating: Callable[[movielens.CsvLine], Union[movielens.Rating, movielens.BadRow]],
           period: str, max_interactions: int, workdir: str) -> List[Chunk]:
   """The backfill at `paths` as chunks of at most `max_interactions` ratings (0: one chunk, the files
   themselves), their files written under `workdir`. `parse_rating` is the pipeline's: a BadRow for a
@@ -79,7 +78,7 @@ def split(paths: Dict[str, str], parse_rating: Callable[[rows.CsvLine], Union[ro
   span_of_line, item_first_span = array.array("i"), {}
   for line in progress.counted(_lines(paths[RATINGS]), "lines of the backfill's ratings.csv routed"):
     rating = parse_rating(line)
-    span = _BAD if isinstance(rating, rows.BadRow) else spans.span_of(rating.timestamp, period)
+    span = _BAD if isinstance(rating, movielens.BadRow) else spans.span_of(rating.timestamp, period)
     span_of_line.append(span)
     if span != _BAD:
       item_first_span[rating.item_id] = min(span, item_first_span.get(rating.item_id, span))
@@ -95,16 +94,16 @@ def split(paths: Dict[str, str], parse_rating: Callable[[rows.CsvLine], Union[ro
                   sum(n for span, n in per_span.items() if first <= span <= last))
             for i, (first, last) in enumerate(zip(firsts, lasts))]
   _write(chunks, RATINGS, zip(_lines(paths[RATINGS]), map(chunk_of_span, span_of_line)))
-  for name, parse in ((MOVIES, rows.parse_movie), (TAGS, rows.parse_tag)):
+  for name, parse in ((MOVIES, movielens.parse_movie), (TAGS, movielens.parse_tag)):
     _write(chunks, name, ((line, _item_chunk(parse(line), item_chunk)) for line in _lines(paths[name])))
   return chunks
 
 
-def _item_chunk(row: Union[rows.Movie, rows.Tag, rows.BadRow], item_chunk: Dict[int, int]) -> int:
-  return 0 if isinstance(row, rows.BadRow) else item_chunk.get(row.item_id, 0)
+def _item_chunk(row: Union[movielens.Movie, movielens.Tag, movielens.BadRow], item_chunk: Dict[int, int]) -> int:
+  return 0 if isinstance(row, movielens.BadRow) else item_chunk.get(row.item_id, 0)
 
 
-def _write(chunks: List[Chunk], name: str, routed: Iterable[Tuple[rows.CsvLine, int]]) -> None:
+def _write(chunks: List[Chunk], name: str, routed: Iterable[Tuple[movielens.CsvLine, int]]) -> None:
   """Each (line, chunk index) to that chunk's file of `name`."""
   files = []
   try:
@@ -113,7 +112,7 @@ def _write(chunks: List[Chunk], name: str, routed: Iterable[Tuple[rows.CsvLine, 
       files.append(tf.io.gfile.GFile(chunk.paths[name], "w"))
       files[-1].write("")  # GFile creates the file at its first write: a chunk may have no lines.
     for line, chunk in routed:
-      files[chunk].write(rows.numbered_text(line))
+      files[chunk].write(movielens.numbered_text(line))
   finally:
     for f in files:
       f.close()

@@ -41,19 +41,17 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
-from components.span_example_gen import chunks, features, rows
-from formats import feature_state, item_corpus, progress, spans
+from components.span_example_gen import chunks, features
+from formats import feature_state, item_corpus, movielens, progress, spans
 from formats import interaction_features as fields
 from formats.errors import InputDataError
+from formats.artifacts import INGESTION_REPORT_FILE as REPORT_FILE, INTERACTIONS_SPLIT
 from components import beam_io
 
-RATINGS, MOVIES, TAGS = "ratings", "movies", "tags"
-# Input split name -> the file it reads in the span's directory, and that file's header.
-FILES = {RATINGS: "ratings.csv", MOVIES: "movies.csv", TAGS: "tags.csv"}
-HEADERS = {RATINGS: rows.RATINGS_HEADER, MOVIES: rows.MOVIES_HEADER, TAGS: rows.TAGS_HEADER}
-INTERACTIONS_SPLIT = "interactions"
+RATINGS, MOVIES, TAGS, FILES = movielens.RATINGS, movielens.MOVIES, movielens.TAGS, movielens.FILES
+# Input split name -> the header of the file it reads in the span's directory.
+HEADERS = {split: movielens.HEADERS[file] for split, file in FILES.items()}
 ITEMS_SPLIT = item_corpus.ITEMS_SPLIT
-REPORT_FILE = "ingestion_report.json"
 QUARANTINE_FILE = "quarantine.jsonl"
 BAD_ROW_POLICIES = ("quarantine", "fail")
 _MAX_EXAMPLES_SHOWN = 20
@@ -131,10 +129,10 @@ def check_inputs(paths: Dict[str, str]) -> None:
     if not tf.io.gfile.exists(path):
       raise InputDataError(f"{path}: required file is missing (an input directory holds ratings.csv, "
                            f"movies.csv and tags.csv, each at least with its header)")
-    first = next(rows.read_numbered_lines(path, open_fn=tf.io.gfile.GFile), None)
+    first = next(movielens.read_numbered_lines(path, open_fn=tf.io.gfile.GFile), None)
     if first is None:
       raise InputDataError(f"{path}: file is empty")
-    problem = rows.check_header(first, HEADERS[name])
+    problem = movielens.check_header(first, HEADERS[name])
     if problem:
       raise InputDataError(f"{os.path.dirname(path)}/{problem}")
 
@@ -156,8 +154,8 @@ def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow)
                            f"{feature_state.files_pattern('', prefix)} files")
 
 
-def _read_piece(piece: rows.FilePiece) -> Iterable[rows.CsvLine]:
-  lines = rows.read_piece_lines(piece, open_fn=tf.io.gfile.GFile)
+def _read_piece(piece: movielens.FilePiece) -> Iterable[movielens.CsvLine]:
+  lines = movielens.read_piece_lines(piece, open_fn=tf.io.gfile.GFile)
   if piece.start == 0 and not piece.numbered:
     next(lines, None)  # The header, checked before the pipeline starts.
   yield from lines
@@ -165,34 +163,34 @@ def _read_piece(piece: rows.FilePiece) -> Iterable[rows.CsvLine]:
     progress.report(f"piece {piece.index + 1} of {piece.pieces} of {os.path.basename(piece.path)} read")
 
 
-def _parse_rating(line: rows.CsvLine, window: SpanWindow) -> Union[rows.Rating, rows.BadRow]:
-  rating = rows.parse_rating(line)
-  problem = "" if isinstance(rating, rows.BadRow) else window.problem(rating.timestamp)
-  return rows.BadRow(line.file, line.number, problem, line.text) if problem else rating
+def _parse_rating(line: movielens.CsvLine, window: SpanWindow) -> Union[movielens.Rating, movielens.BadRow]:
+  rating = movielens.parse_rating(line)
+  problem = "" if isinstance(rating, movielens.BadRow) else window.problem(rating.timestamp)
+  return movielens.BadRow(line.file, line.number, problem, line.text) if problem else rating
 
 
-def _rating_text(rating: rows.Rating) -> str:
+def _rating_text(rating: movielens.Rating) -> str:
   return f"{rating.user_id},{rating.item_id},{rating.rating},{rating.timestamp}"
 
 
-def _unknown_item(item_id: int, ratings: Iterable[rows.Rating], tags: Sequence[rows.Tag],
-                  known_from: str) -> Iterable[Tuple[str, rows.BadRow]]:
+def _unknown_item(item_id: int, ratings: Iterable[movielens.Rating], tags: Sequence[movielens.Tag],
+                  known_from: str) -> Iterable[Tuple[str, movielens.BadRow]]:
   reason = f"movieId {item_id} absent from {known_from}"
   for r in ratings:
-    yield "bad", rows.BadRow(FILES[RATINGS], r.line, reason, _rating_text(r))
+    yield "bad", movielens.BadRow(FILES[RATINGS], r.line, reason, _rating_text(r))
   if tags:
-    yield "bad", rows.BadRow(FILES[TAGS], 0, reason, f"{len(tags)} tags")
+    yield "bad", movielens.BadRow(FILES[TAGS], 0, reason, f"{len(tags)} tags")
 
 
-def _first_per_user(item_id: int, ratings: Iterable[rows.Rating]
-                    ) -> Tuple[List[rows.Rating], List[rows.BadRow]]:
+def _first_per_user(item_id: int, ratings: Iterable[movielens.Rating]
+                    ) -> Tuple[List[movielens.Rating], List[movielens.BadRow]]:
   """The item's ratings in time order (same second: file order), each user's earliest only; the
-  repeated ones as bad rows."""
-  kept: Dict[int, rows.Rating] = {}
+  repeated ones as bad movielens."""
+  kept: Dict[int, movielens.Rating] = {}
   bad = []
   for r in sorted(ratings, key=lambda r: (r.timestamp, r.line)):
     if r.user_id in kept:
-      bad.append(rows.BadRow(FILES[RATINGS], r.line,
+      bad.append(movielens.BadRow(FILES[RATINGS], r.line,
                              f"duplicate rating of movieId {item_id} by userId {r.user_id} "
                              f"(kept line {kept[r.user_id].line})", f"{r.rating},{r.timestamp}"))
     else:
@@ -200,13 +198,13 @@ def _first_per_user(item_id: int, ratings: Iterable[rows.Rating]
   return list(kept.values()), bad
 
 
-def _duplicate_movies(item_id: int, movies: List[rows.Movie]) -> List[rows.BadRow]:
-  return [rows.BadRow(FILES[MOVIES], duplicate.line,
+def _duplicate_movies(item_id: int, movies: List[movielens.Movie]) -> List[movielens.BadRow]:
+  return [movielens.BadRow(FILES[MOVIES], duplicate.line,
                       f"duplicate movieId {item_id} (first on line {movies[0].line})", duplicate.title)
           for duplicate in movies[1:]]
 
 
-def _known_item_stats(movies: List[rows.Movie], tags: List[rows.Tag]
+def _known_item_stats(movies: List[movielens.Movie], tags: List[movielens.Tag]
                       ) -> Iterable[Tuple[str, Tuple[str, str]]]:
   """A known item re-listed in movies.csv is ignored; its new tags are too (its content was fixed
   when it was new), but counted so that the report shows what was left out."""
@@ -220,7 +218,7 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
                known_from: str) -> Iterable[Tuple[str, Any]]:
   """Per item, as (kind, value) pairs: its ratings keyed by user with the item's features ("rated"),
   its next state and, for an item new in this input, its item record; ratings and tags of an unknown
-  item are bad rows."""
+  item are bad movielens."""
   movies = sorted(grouped["movies"], key=lambda m: m.line)
   [state] = grouped["state"] or [None]
   if state is None and not movies:
@@ -298,16 +296,16 @@ def _item_kinds(item: tf.train.Example) -> List[Tuple[str, str]]:
   return [("items", kind) for kind in kinds]
 
 
-def _bad_reason(bad: rows.BadRow) -> Tuple[str, str]:
+def _bad_reason(bad: movielens.BadRow) -> Tuple[str, str]:
   """Bad rows are counted by reason without the details in parentheses (which line was kept...)."""
   return "bad_rows", bad.reason.split(" (")[0]
 
 
 def _parsed(p: beam.Pipeline, name: str, chunk: chunks.Chunk, window: SpanWindow) -> beam.PCollection:
   """Every line of an input file (but the header) as a typed row or a BadRow."""
-  parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: rows.parse_movie,
-           TAGS: rows.parse_tag}[name]
-  pieces = rows.file_pieces(chunk.paths[name], PIECE_BYTES, open_fn=tf.io.gfile.GFile, numbered=chunk.numbered)
+  parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: movielens.parse_movie,
+           TAGS: movielens.parse_tag}[name]
+  pieces = movielens.file_pieces(chunk.paths[name], PIECE_BYTES, open_fn=tf.io.gfile.GFile, numbered=chunk.numbered)
   return (p | f"Pieces{name}" >> beam.Create(pieces)
           | f"Read{name}" >> beam.FlatMap(_read_piece)
           | f"Reshuffle{name}" >> beam.Reshuffle()
@@ -370,9 +368,9 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
   for name in FILES:
     parsed = _parsed(p, name, chunk, window)
     good[name] = (parsed
-                  | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, rows.BadRow))
+                  | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, movielens.BadRow))
                   | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row)))
-    bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, rows.BadRow)))
+    bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, movielens.BadRow)))
     counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: ("rows_read", n)))
 
   by_item = ({"movies": good[MOVIES], "ratings": good[RATINGS], "tags": good[TAGS],

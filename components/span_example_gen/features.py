@@ -4,8 +4,7 @@ from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 
-from components.span_example_gen import rows
-from formats import interaction_features as fields
+from formats import interaction_features as fields, movielens
 from formats.interaction_features import NO_ITEM
 NEVER = -1  # `first_seen` of an item nobody rated.
 # Evaluation slices of an interaction by its item, from data before the interaction's span only
@@ -44,8 +43,8 @@ def _bytes(values: Iterable[str]) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
 
-def user_interactions(ratings: Sequence[rows.Rating], history_length: int, earlier_items: Sequence[int] = (),
-                      earlier_liked: Sequence[int] = ()) -> Iterable[Tuple[rows.Rating, List[int], List[int]]]:
+def user_interactions(ratings: Sequence[movielens.Rating], history_length: int, earlier_items: Sequence[int] = (),
+                      earlier_liked: Sequence[int] = ()) -> Iterable[Tuple[movielens.Rating, List[int], List[int]]]:
   """Each of a user's ratings in time order with the items rated strictly before it (oldest first) and
   whether each was liked: `earlier_items` and `earlier_liked` (from earlier inputs, oldest first), then
   the earlier of `ratings`.
@@ -66,7 +65,7 @@ def _counters(names: fields.Counters, prior: PriorCounts) -> Dict[str, tf.train.
           names.rating_sum: _float([prior.rating_sum])}
 
 
-def interaction_example(rating: rows.Rating, history: Sequence[int], history_liked: Sequence[int], span: int,
+def interaction_example(rating: movielens.Rating, history: Sequence[int], history_liked: Sequence[int], span: int,
                         item_first_seen_span: int, item_prior_interactions: int,
                         user_prior: PriorCounts = PriorCounts(),
                         item_prior: PriorCounts = PriorCounts()) -> tf.train.Example:
@@ -90,7 +89,7 @@ def interaction_example(rating: rows.Rating, history: Sequence[int], history_lik
   }))
 
 
-def aggregate_tags(tags: Iterable[rows.Tag], max_tags: int) -> List[str]:
+def aggregate_tags(tags: Iterable[movielens.Tag], max_tags: int) -> List[str]:
   """Distinct tags, most used first (ties: first used first), at most `max_tags`."""
   counts: Dict[str, Tuple[int, int]] = {}
   for tag in sorted(tags, key=lambda t: t.timestamp):
@@ -99,7 +98,7 @@ def aggregate_tags(tags: Iterable[rows.Tag], max_tags: int) -> List[str]:
   return sorted(counts, key=lambda t: (-counts[t][0], counts[t][1], t))[:max_tags]
 
 
-def content_text(movie: rows.Movie, tags: Sequence[str]) -> str:
+def content_text(movie: movielens.Movie, tags: Sequence[str]) -> str:
   """The text the content encoder embeds: '<title (year)>. Genres: a, b. Tags: x, y'."""
   parts = [movie.title]
   if movie.genres:
@@ -109,7 +108,7 @@ def content_text(movie: rows.Movie, tags: Sequence[str]) -> str:
   return ". ".join(parts)
 
 
-def item_example(movie: rows.Movie, tags: Sequence[str], first_seen: int, first_seen_span: int,
+def item_example(movie: movielens.Movie, tags: Sequence[str], first_seen: int, first_seen_span: int,
                  num_ratings: int) -> tf.train.Example:
   return tf.train.Example(features=tf.train.Features(feature={
       "item_id": _int64([movie.item_id]),

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from models.content_encoder import INPUT_KEY, OUTPUT_KEY, bert, tokenizer
-from serving import versions
+from formats import served_models
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -78,7 +78,7 @@ def export_saved_model(export_dir: str, model_dir: Optional[str] = None) -> str:
   serve = tf.function(lambda text: {OUTPUT_KEY: encoder(text)}, input_signature=spec)
   count = tf.function(lambda text: {TOKEN_COUNT_KEY: encoder.token_counts(text)}, input_signature=spec)
   tf.saved_model.save(encoder, export_dir, signatures={"serving_default": serve, TOKEN_COUNTS: count})
-  versions.write_warmup_requests(export_dir, [_warmup_request()])
+  served_models.write_warmup_requests(export_dir, [_warmup_request()])
   return export_dir
 
 

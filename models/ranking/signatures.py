@@ -52,7 +52,7 @@ from formats.interaction_features import NO_ITEM, NO_USER
 from models.ranking.counter_lookup import CounterLookup
 from models.ranking.items import DenseItems
 from models.ranking.model import PROBABILITY, RankingModel
-from serving import versions
+from formats import served_models
 
 SERVING_DEFAULT, RANK = "serving_default", "rank"
 RANK_WITH_EMBEDDINGS = "rank_with_embeddings"
@@ -174,4 +174,4 @@ def export(model: RankingModel, export_dir: str, sample_items: Sequence[int],
   # keras.Model.save(save_traces=False) skips): they doubled the export time and nothing loads them.
   with keras_saving.keras_option_scope(save_traces=False):
     tf.saved_model.save(serving, export_dir, signatures=signatures)
-  versions.write_warmup_requests(export_dir, _warmup_requests(signatures, sample_items, serving.content_dim))
+  served_models.write_warmup_requests(export_dir, _warmup_requests(signatures, sample_items, serving.content_dim))

@@ -13,7 +13,7 @@ from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
 from models.ranking.config import RankingConfig
-from serving import versions
+from formats import served_models
 
 L, K, N, D = 2, 4, 10, 8
 SMALL = conftest.SMALL_RANKER
@@ -127,7 +127,7 @@ def test_malformed_requests_are_refused_with_a_message(exported):
 def test_warmup_requests_cover_every_signature_and_replay(exported):
   _, served, export_dir = exported("dense")
   logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in
-          tf.data.TFRecordDataset(os.path.join(export_dir, versions.WARMUP_FILE))]
+          tf.data.TFRecordDataset(os.path.join(export_dir, served_models.WARMUP_FILE))]
   assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(served)
   for log in logs:
     request = log.predict_log.request

@@ -1,4 +1,4 @@
-"""Parsing and validation of MovieLens CSV rows (ratings.csv, movies.csv, tags.csv).
+"""The input format: a MovieLens directory (ratings.csv, movies.csv, tags.csv), its headers, bounds and rows.
 
 Every line is either parsed into a typed row or turned into a `BadRow` that names the file, the
 line and the reason, so that nothing is lost silently and nothing fails with a bare stack trace.
@@ -8,12 +8,22 @@ import csv
 import dataclasses
 import datetime
 import math
+import os
 import re
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from formats.errors import InputDataError
 
 RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
 MOVIES_HEADER = ("movieId", "title", "genres")
 TAGS_HEADER = ("userId", "movieId", "tag", "timestamp")
+RATINGS_FILE = "ratings.csv"
+MOVIES_FILE = "movies.csv"
+TAGS_FILE = "tags.csv"
+HEADERS = {RATINGS_FILE: RATINGS_HEADER, MOVIES_FILE: MOVIES_HEADER, TAGS_FILE: TAGS_HEADER}
+# The parts of an input, as SpanExampleGen names its input splits, and the file each is read from.
+RATINGS, MOVIES, TAGS = "ratings", "movies", "tags"
+FILES = {RATINGS: RATINGS_FILE, MOVIES: MOVIES_FILE, TAGS: TAGS_FILE}
 
 MIN_RATING = 0.5
 MAX_RATING = 5.0
@@ -219,3 +229,61 @@ def parse_movie(line: CsvLine) -> Union[Movie, BadRow]:
 def parse_tag(line: CsvLine) -> Union[Tag, BadRow]:
   return _parse(line, TAGS_HEADER, lambda f: Tag(
       _positive_int(f[1], "movieId"), f[2].strip().lower(), _timestamp(f[3])))
+
+
+def check_files(data_root: str) -> Dict[str, str]:
+  """Paths of the MovieLens files present (tags.csv is optional); InputDataError for a missing
+  required file, an empty file or a wrong header."""
+  if not os.path.isdir(data_root):
+    raise InputDataError(f"{data_root}: no such directory (a MovieLens directory holds "
+                         f"{RATINGS_FILE}, {MOVIES_FILE} and optionally {TAGS_FILE})")
+  paths = {}
+  for name, header in HEADERS.items():
+    path = os.path.join(data_root, name)
+    if not os.path.exists(path):
+      if name == TAGS_FILE:
+        continue
+      raise InputDataError(f"{path}: required file is missing; {data_root} holds: "
+                           f"{', '.join(sorted(os.listdir(data_root))) or 'nothing'}")
+    first = next(read_numbered_lines(path), None)
+    if first is None:
+      raise InputDataError(f"{path}: file is empty (expected the header {','.join(header)!r})")
+    problem = check_header(first, header)
+    if problem:
+      raise InputDataError(f"{path}: {problem}")
+    paths[name] = path
+  return paths
+
+
+def _int_fields(text: str, width: int, columns: Sequence[Tuple[str, int]]) -> Union[Tuple[int, ...], str]:
+  # Quotes only occur around titles and tags: splitting the other lines is several times faster.
+  try:
+    fields = next(csv.reader([text]), []) if '"' in text else text.split(",")
+  except csv.Error as e:
+    return f"unparsable CSV ({e})"
+  if len(fields) != width:
+    return f"wrong column count ({len(fields)}, expected {width})"
+  values = []
+  for column, index in columns:
+    try:
+      value = int(fields[index])
+    except ValueError:
+      return f"{column} is not an integer"
+    if column == "timestamp" and not MIN_TIMESTAMP <= value < MAX_TIMESTAMP:
+      return "timestamp outside 1995..2100"
+    if column != "timestamp" and value <= 0:
+      return f"{column} is not a positive integer"
+    values.append(value)
+  return tuple(values)
+
+
+def read_keys(path: str, header: Sequence[str],
+              columns: Sequence[str]) -> Iterator[Tuple[CsvLine, Union[Tuple[int, ...], str]]]:
+  """Each data line of a file whose header `check_files` accepted, with the integer values of
+  `columns` or the reason they cannot be read. Only these columns are checked: the ingestion
+  quarantines rows with other problems."""
+  indexed = [(column, header.index(column)) for column in columns]
+  lines = read_numbered_lines(path)
+  next(lines, None)
+  for line in lines:
+    yield line, _int_fields(line.text, len(header), indexed)
