@@ -346,6 +346,14 @@ def test_version_policies_and_what_counts_as_a_version(tmp_path):
   assert versions.versions_on_disk(str(tmp_path / "missing")) == {}
 
 
+def test_query_reads_a_users_history_in_the_order_ingestion_gives_it(tmp_path):
+  # Same second: file order (20 before 10), not id order; a row ingestion rejects is left out.
+  ratings = ("userId,movieId,rating,timestamp\n7,30,4.0,900000005\n7,20,5.0,900000000\n7,10,2.0,900000000\n"
+             "7,40,x,900000001\n")
+  _, read = query.read_movielens(conftest.write_movielens(tmp_path, ratings=ratings))
+  assert read == {7: [(900000000, 20, 1), (900000000, 10, 0), (900000005, 30, 1)]}
+
+
 def test_query_prints_ranked_candidates_with_titles(running, tmp_path, capsys):
   _, _, _, port = running
   conftest.write_movielens(tmp_path / "movielens")
