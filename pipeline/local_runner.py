@@ -19,6 +19,7 @@ from typing import Optional
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from formats import spans
 from formats.errors import InputDataError
 from pipeline import beam_runners, configs, data_profile, memory, partition
 from pipeline import pipeline, replay, runs, stage_times, summary
@@ -39,12 +40,12 @@ def _span_count(text: str) -> Optional[int]:
 
 
 def _args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
   parser.add_argument("--data_root", default=configs.DATA_ROOT,
                       help="MovieLens-format directory (ratings.csv, movies.csv, optional tags.csv)")
   parser.add_argument("--output_root", default=configs.OUTPUT_ROOT,
                       help="where the span partitions, artifacts and the ML Metadata database go")
-  parser.add_argument("--span_period", choices=("day", "week", "month"),
+  parser.add_argument("--span_period", choices=spans.PERIODS,
                       help="default: chosen from the data (the finest period dense enough)")
   parser.add_argument("--start_date", help="first daily span's date; earlier data is the SID refresh's "
                       "backfill (default: chosen from the data)")
@@ -70,13 +71,14 @@ def _args(argv):
 
 def prepare(args) -> configs.PipelineConfig:
   """Chooses the loop's settings, partitions the data into span folders and saves the settings."""
-  choice = data_profile.choose(data_profile.profile(args.data_root), span_period=args.span_period,
-                               start_date=args.start_date, min_interactions_per_span=args.min_span_interactions)
+  data = data_profile.profile(args.data_root)
+  choice = data_profile.choose(data, span_period=args.span_period, start_date=args.start_date,
+                               min_interactions_per_span=args.min_span_interactions)
   print("Settings chosen from the data:")
   for reason in choice.reasons:
     print(f"  {reason}")
   input_base = os.path.join(args.output_root, INPUT_DIR)
-  partition.ensure_partitioned(args.data_root, input_base, choice.span_period, choice.start_date)
+  partition.ensure_partitioned(args.data_root, input_base, choice.span_period, choice.start_date, data=data)
   overrides = {}
   if args.config:
     with open(args.config) as f:

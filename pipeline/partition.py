@@ -216,13 +216,15 @@ def _log_spans(summary: Dict[str, Any], log: Callable[[str], None]) -> None:
 
 def partition(data_root: str, output: str, span_period: Optional[str] = None,
               start_date: Optional[str] = None, end_date: Optional[str] = None, overwrite: bool = False,
-              log: Callable[[str], None] = print) -> Dict[str, Any]:
+              log: Callable[[str], None] = print, data: Optional[data_profile.DataProfile] = None
+              ) -> Dict[str, Any]:
   """Writes the backfill and span directories of `data_root` under `output`; returns partition.json's
-  content. InputDataError for missing files, wrong headers, dates outside the data, or an output
-  that is not empty (without overwrite)."""
+  content. `data`: data_root's profile, when the caller has it (a pass over ratings.csv saved).
+  InputDataError for missing files, wrong headers, dates outside the data, or an output that is not
+  empty (without overwrite)."""
   paths = movielens.check_files(data_root)
   _check_output(output, overwrite)
-  data = data_profile.profile(data_root)
+  data = data or data_profile.profile(data_root)
   span_period, start_date = _span_choice(data, span_period, start_date, log)
   first = data_profile.check_start_date(data, start_date, span_period)
   end = _end_span(end_date, start_date, first, span_period)
@@ -278,7 +280,8 @@ if __name__ == "__main__":
 
 
 def ensure_partitioned(data_root: str, output: str, span_period: str, start_date: str,
-                       log: Callable[[str], None] = print) -> Dict[str, Any]:
+                       log: Callable[[str], None] = print, data: Optional[data_profile.DataProfile] = None
+                       ) -> Dict[str, Any]:
   """The partition of `data_root` under `output`, written again only when the settings differ or an input
   file changed since: re-running the main command keeps the span files, and so TFX's cache."""
   summary_path = os.path.join(output, SUMMARY_FILE)
@@ -292,4 +295,4 @@ def ensure_partitioned(data_root: str, output: str, span_period: str, start_date
       log(f"Input already partitioned in {output} ({summary['span_period']} spans {summary['spans'][0]}.."
           f"{summary['spans'][1]})")
       return summary
-  return partition(data_root, output, span_period, start_date, overwrite=True, log=log)
+  return partition(data_root, output, span_period, start_date, overwrite=True, log=log, data=data)

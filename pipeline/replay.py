@@ -41,14 +41,17 @@ def _run_in_process(output_root: str, span: int) -> Dict[str, float]:
   return {"returncode": returncode, "process_seconds": round(time.monotonic() - start, 1)}
 
 
-def spans_to_run(config: PipelineConfig, first: Optional[int], last: Optional[int], count: Optional[int]
-                 ) -> List[int]:
+def spans_to_run(config: PipelineConfig, first: Optional[int], last: Optional[int], count: Optional[int],
+                 pending: bool = False) -> List[int]:
+  """The loop's spans from `first` (default: its first span) to `last`, at most `count` of them; with
+  `pending`, only those without a daily run's record (so `count` are the next spans to run)."""
   existing = [s for s in daily_run.input_spans(config.input_base)
               if s >= spans.span_of_date(config.start_date, config.span_period)]
   if not existing:
     raise InputDataError(f"{config.input_base} holds no span from {config.start_date} on")
   first = existing[0] if first is None else first
-  chosen = [s for s in existing if s >= first and (last is None or s <= last)]
+  chosen = [s for s in existing if s >= first and (last is None or s <= last) and not (
+      pending and os.path.exists(daily_run.record_path(config.output_root, s)))]
   return chosen if count is None else chosen[:count]
 
 
@@ -176,11 +179,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--output_root", required=True)
   parser.add_argument("--first_span", type=int, help="default: the loop's first span")
   parser.add_argument("--last_span", type=int)
-  parser.add_argument("--spans", type=int, help="run at most this many spans")
+  parser.add_argument("--spans", type=int, help="run at most this many spans: the next ones not yet run")
   args = parser.parse_args(argv)
   try:
     config = runs.load_config(args.output_root)
-    span_list = spans_to_run(config, args.first_span, args.last_span, args.spans)
+    span_list = spans_to_run(config, args.first_span, args.last_span, args.spans, pending=True)
   except InputDataError as error:
     print(f"Replay refused: {error}", file=sys.stderr)
     return 2

@@ -72,6 +72,10 @@ def test_span_selection(config):
   assert replay.spans_to_run(config, 102, None, None) == [102, 103]
   assert replay.spans_to_run(config, None, 102, None) == [101, 102]
   assert replay.spans_to_run(config, None, None, 0) == []
+  run, _ = _fake_runs(config)
+  run(config.output_root, 101)  # Recorded: the next span to run is 102.
+  assert replay.spans_to_run(config, None, None, 1, pending=True) == [102]
+  assert replay.spans_to_run(config, None, None, 1) == [101]
   with pytest.raises(InputDataError, match="holds no span from 1970-05-01 on"):
     replay.spans_to_run(config.replace(start_date="1970-05-01"), None, None, None)
 
