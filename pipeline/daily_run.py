@@ -157,7 +157,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     config = runs.load_config(args.output_root)
     span = args.span if args.span is not None else spans.span_of_date(args.date, config.span_period)
-    record = run_span(config, span)
+    with runs.holding(args.output_root, f"the daily run of span {span}"):
+      record = run_span(config, span)
   except (InputDataError, ValueError) as error:
     print(f"Refused: {error}", file=sys.stderr)
     return 2

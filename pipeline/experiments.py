@@ -357,6 +357,15 @@ def _run_loop(args) -> int:
 
 def main(argv=None) -> int:
   args = _args(argv)
+  try:
+    with pipeline_runs.holding(args.output_root, "the experiments"):
+      return _experiments(args)
+  except InputDataError as error:  # Another command holds the output root.
+    print(f"Experiments stopped: {error}", file=sys.stderr)
+    return 2
+
+
+def _experiments(args) -> int:
   if args.data_root and _run_loop(args):
     print("Experiments stopped: the loop on --data_root did not finish", file=sys.stderr)
     return 2

@@ -96,6 +96,15 @@ def prepare(args) -> configs.PipelineConfig:
 def main(argv=None) -> int:
   args = _args(argv)
   try:
+    with runs.holding(args.output_root, "the main command"):
+      return _run(args)
+  except InputDataError as error:  # Another command holds the output root.
+    print(f"\nStopped: {error}", file=sys.stderr)
+    return 2
+
+
+def _run(args) -> int:
+  try:
     start = time.monotonic()
     config = prepare(args)
     prepare_seconds = time.monotonic() - start

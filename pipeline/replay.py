@@ -182,12 +182,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--spans", type=int, help="run at most this many spans: the next ones not yet run")
   args = parser.parse_args(argv)
   try:
-    config = runs.load_config(args.output_root)
-    span_list = spans_to_run(config, args.first_span, args.last_span, args.spans, pending=True)
+    with runs.holding(args.output_root, "a replay"):
+      config = runs.load_config(args.output_root)
+      span_list = spans_to_run(config, args.first_span, args.last_span, args.spans, pending=True)
+      return 0 if replay_and_report(config, span_list) is not None else 2
   except InputDataError as error:
     print(f"Replay refused: {error}", file=sys.stderr)
     return 2
-  return 0 if replay_and_report(config, span_list) is not None else 2
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@
 pipeline/replay.py) starts each daily run with nothing but the output root and a span.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sys
-from typing import Any, Callable, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, Iterator, Optional, TextIO
 
 import tensorflow as tf
 from ml_metadata import metadata_store
@@ -23,6 +25,40 @@ from pipeline.configs import PipelineConfig
 CONFIG_FILE = "config.json"
 RUNS_DIR = "runs"  # <output_root>/runs/<run>.json: what each run of the loop did (refresh, span-<N>)
 REFRESH_RECORD = "refresh"
+LOCK_FILE = ".lock"  # <output_root>/.lock: which command holds the output root (flock'ed while it runs)
+# The output roots whose lock this process's caller holds: a replay's daily runs run under the replay's.
+_HELD_ENV = "SID_RANKING_HELD_OUTPUT_ROOTS"
+
+
+@contextlib.contextmanager
+def holding(output_root: str, what: str) -> Iterator[None]:
+  """`output_root` for `what` alone while the block runs: InputDataError, naming the holder, when another
+  command holds it (the main command, a replay, a daily run, the experiments), so that no command reads
+  the loop's artifacts while another writes them. Commands started inside the block (a replay's daily
+  runs, the experiments' loop) run under the same hold."""
+  root = os.path.abspath(output_root)
+  held = [r for r in os.environ.get(_HELD_ENV, "").split(os.pathsep) if r]
+  if root in held:
+    yield
+    return
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, LOCK_FILE), "a+", encoding="utf-8") as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      lock.seek(0)
+      raise InputDataError(f"{root} is in use by {lock.read().strip() or 'another process'}: wait until it "
+                           f"ends, or give another --output_root") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{what} (pid {os.getpid()})")
+    lock.flush()
+    os.environ[_HELD_ENV] = os.pathsep.join(held + [root])
+    try:
+      yield
+    finally:
+      os.environ[_HELD_ENV] = os.pathsep.join(held)
+      lock.truncate(0)
 
 
 def save_config(config: PipelineConfig) -> str:
