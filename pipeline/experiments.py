@@ -357,12 +357,8 @@ def _run_loop(args) -> int:
 
 def main(argv=None) -> int:
   args = _args(argv)
-  try:
-    with pipeline_runs.holding(args.output_root, "the experiments"):
-      return _experiments(args)
-  except InputDataError as error:  # Another command holds the output root.
-    print(f"Experiments stopped: {error}", file=sys.stderr)
-    return 2
+  return pipeline_runs.run_holding(args.output_root, "the experiments", lambda: _experiments(args),
+                                   "Experiments stopped")
 
 
 def _experiments(args) -> int:

@@ -95,12 +95,7 @@ def prepare(args) -> configs.PipelineConfig:
 
 def main(argv=None) -> int:
   args = _args(argv)
-  try:
-    with runs.holding(args.output_root, "the main command"):
-      return _run(args)
-  except InputDataError as error:  # Another command holds the output root.
-    print(f"\nStopped: {error}", file=sys.stderr)
-    return 2
+  return runs.run_holding(args.output_root, "the main command", lambda: _run(args), "\nStopped")
 
 
 def _run(args) -> int:

@@ -61,6 +61,17 @@ def holding(output_root: str, what: str) -> Iterator[None]:
       lock.truncate(0)
 
 
+def run_holding(output_root: str, what: str, run: Callable[[], int], stopped: str) -> int:
+  """`run()`'s exit code, run while holding `output_root`; 2, and `stopped: why` on stderr, when another
+  command holds it."""
+  try:
+    with holding(output_root, what):
+      return run()
+  except InputDataError as error:
+    print(f"{stopped}: {error}", file=sys.stderr)
+    return 2
+
+
 def save_config(config: PipelineConfig) -> str:
   os.makedirs(config.output_root, exist_ok=True)
   path = os.path.join(config.output_root, CONFIG_FILE)
