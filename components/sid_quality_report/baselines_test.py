@@ -1,3 +1,4 @@
+import faiss
 import numpy as np
 import pytest
 
@@ -9,9 +10,14 @@ def _data():
 
 
 def test_faiss_codes_unpack_to_what_faiss_decodes():
-  result = baselines.faiss_residual_quantizer(_data(), levels=2, codebook_size=16)
-  assert result["codes"].shape == (600, 2) and result["codes"].max() < 16
-  assert 0 < result["mse"] < np.var(_data())
+  result = baselines.faiss_residual_quantizer(_data(), levels=3, codebook_size=16)
+  quantizer, codes = result["quantizer"], result["codes"]
+  assert codes.shape == (600, 3)
+  # The sum of each level's codeword for the unpacked codes is FAISS's own decoding of its packed codes.
+  codebooks = faiss.vector_to_array(quantizer.codebooks).reshape(3, 16, 8)
+  summed = sum(codebooks[level, codes[:, level]] for level in range(3))
+  np.testing.assert_allclose(summed, quantizer.decode(quantizer.compute_codes(_data())), atol=1e-5)
+  assert len(np.unique(codes[:, 0])) == 16 and 0 < result["mse"] < np.var(_data())
 
 
 def test_unpack_codes_little_endian():
