@@ -110,6 +110,38 @@ def test_embeddings_that_miss_catalog_items_are_refused(loop, tmp_path):
     experiments.load_inputs(output_root)
 
 
+def _reversed_spans(copies: int):
+  """A backfill where items 1 and 3 (like-rate 0.9 so far) are liked and 2 and 4 (0.1) are not, then a span
+  where it is the other way round."""
+  def split(liked_items):
+    rows = [dict(item_id=i, current_item=0, history=[], liked=int(i in liked_items), item_segment="head",
+                 timestamp=1, item_prior_count_all=20, item_prior_liked=18 if i in (1, 3) else 2)
+            for i in (1, 2, 3, 4) for _ in range(copies)]
+    return tf.io.parse_example([conftest.example(**row).SerializeToString() for row in rows],
+                               {**fields.EVALUATION_SPEC, **fields.COUNTING_SPEC})
+  return {"backfill": split({1, 3}), "span_10": split({2, 4})}
+
+
+def test_baselines_are_fitted_on_earlier_spans_only():
+  # Fitted on the backfill alone, the learned baselines rank the span exactly backwards, as the item's
+  # like-rate does (the users have no counters: 0.5); fitted on the span too, they would follow it.
+  inputs = experiments.Inputs(splits=_reversed_spans(copies=50), catalogs={}, spm_models={}, impressions=None)
+  assert {r["arm"]: r["slices"]["overall"]["auc"] for r in experiments.run_baselines(inputs)} == {
+      baselines.ITEM_LIKE_RATE: 0.0, baselines.USER_LIKE_RATE: 0.5, baselines.COUNTER_REGRESSION: 0.0,
+      baselines.COUNTER_TREES: 0.0}
+
+
+def test_an_arm_scores_each_span_before_it_trains_on_it(loop):
+  # Trained on the backfill, the model ranks the span's items backwards: AUC 0, whatever it learns from it.
+  inputs = experiments.load_inputs(loop[0])
+  inputs = experiments.Inputs(_reversed_spans(copies=100), inputs.catalogs, inputs.spm_models, inputs.impressions)
+  config = RankingConfig(representation="random_hash", table_rows=16, embedding_dim=4, hidden_units=[8],
+                         use_history=False, epochs=30, warmup_epochs=30, batch_size=64, learning_rate=0.03,
+                         step_lr_scale=1.0)
+  run = experiments.run_arm(config, inputs, inputs.catalogs["v1"], None)
+  assert run["evaluated_spans"] == 1 and run["slices"]["overall"]["auc"] == 0.0
+
+
 def test_no_loop_output_is_refused(tmp_path):
   with pytest.raises(InputDataError, match=r"config.json not found: run the main command"):
     experiments.load_inputs(str(tmp_path))
