@@ -124,7 +124,9 @@ def test_sid_refresh_builds_the_frozen_inputs_and_the_warmup_model(loop):
   # What bench/scale.py reads: the refresh's per-component seconds and its process's own peak memory.
   record = _json(runs.record_path(loop.output_root, runs.REFRESH_RECORD))
   assert set(record["components"]) >= {"SpanExampleGen", "RQVAETrainer", "RetrievalTrainer"}
-  assert record["seconds"] >= sum(c["seconds"] for c in record["components"].values()) and record["peak_rss_mb"] > 100
+  components = record["components"].values()  # Each figure rounded to 0.1 s.
+  assert record["seconds"] >= sum(c["seconds"] for c in components) - 0.05 * len(components)
+  assert record["peak_rss_mb"] > 100
 
 
 def test_the_refresh_on_a_dask_cluster_writes_the_in_process_artifacts(loop):
@@ -191,6 +193,14 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   # The model trained on span 1 (never on span 2) was evaluated on span 2 and pushed.
   assert second["evaluated_model"]["id"] == model_1.id and second["evaluated_model"]["span"] == D1
   assert second["pushed_version"] and int(second["pushed_version"]) > int(first["pushed_version"])
+  # TFMA with a baseline (the warm-up model, blessed on span 1): the candidate's figures, not the baseline's or
+  # the diff, are those the trainer got scoring span 2 with model 1 before training on it.
+  blessing = outputs["Evaluator"]["blessing"].custom_properties
+  assert blessing["current_model_id"].int_value == model_1.id != blessing["baseline_model_id"].int_value > 0
+  known = [name for name in ("head", "long_tail") if second["trainer_scored"][name]["auc"] is not None]
+  assert known
+  for name in known:
+    assert second["tfma"][name]["auc"] == pytest.approx(second["trainer_scored"][name]["auc"], abs=1e-3)
   # The two-stage model served during span 2 (pushed by span 1's run) scored on span 2's two liked interactions.
   served = second["retrieval"]["served"]
   assert served["version"] == int(first["recommend_pushed_version"])
