@@ -15,7 +15,7 @@ from serving.server_test import NAME, _predict, _rank, export_dir, running  # no
 
 
 @pytest.fixture
-def rest_url(running):  # noqa: F811
+def rest_url(running):  # noqa: F811  (pytest passes the imported fixture)
   _, _, models, _ = running
   httpd, port = rest.serve_rest(server.Handlers({NAME: models}, 50), "127.0.0.1", 0, metrics_path="/metrics")
   yield f"http://127.0.0.1:{port}/v1/models"
@@ -33,7 +33,7 @@ def _http(url, body=None):
     return error.code, json.loads(error.read())
 
 
-def test_rest_predict_equals_grpc_predict(running, rest_url):  # noqa: F811
+def test_rest_predict_equals_grpc_predict(running, rest_url):  # noqa: F811  (pytest passes the fixtures)
   _, channel, _, _ = running
   grpc_scores = tf.make_ndarray(_predict(channel, _rank()).outputs["scores"]).tolist()
   status, answer = _http(f"{rest_url}/{NAME}:predict", {
