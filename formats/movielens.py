@@ -100,6 +100,13 @@ def read_numbered_lines(path: str, open_fn=open) -> Iterator[CsvLine]:
     yield from _numbered(path, f, 1)
 
 
+def data_lines(path: str, open_fn=open) -> Iterator[CsvLine]:
+  """read_numbered_lines after the header (checked by check_files or check_header before)."""
+  lines = read_numbered_lines(path, open_fn)
+  next(lines, None)
+  return lines
+
+
 @dataclasses.dataclass(frozen=True)
 class FilePiece:
   """Bytes [start, end) of a file, whole lines, the first of them line `first_line`: what one worker
@@ -283,7 +290,5 @@ def read_keys(path: str, header: Sequence[str],
   `columns` or the reason they cannot be read. Only these columns are checked: the ingestion
   quarantines rows with other problems."""
   indexed = [(column, header.index(column)) for column in columns]
-  lines = read_numbered_lines(path)
-  next(lines, None)
-  for line in lines:
+  for line in data_lines(path):
     yield line, _int_fields(line.text, len(header), indexed)

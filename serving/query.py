@@ -56,9 +56,7 @@ def read_movielens(data_root: str) -> Tuple[Dict[int, str], Dict[int, List[Tuple
 
 
 def _rows(path: str, parse) -> Iterator[Any]:
-  lines = movielens.read_numbered_lines(path)
-  next(lines, None)  # The header, checked.
-  return (row for row in map(parse, lines) if not isinstance(row, movielens.BadRow))
+  return (row for row in map(parse, movielens.data_lines(path)) if not isinstance(row, movielens.BadRow))
 
 
 def _ids(text: Optional[str]) -> List[int]:

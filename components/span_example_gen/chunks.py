@@ -45,9 +45,7 @@ class Chunk:
 
 
 def _lines(path: str) -> Iterator[movielens.CsvLine]:
-  lines = movielens.read_numbered_lines(path, open_fn=tf.io.gfile.GFile)
-  next(lines, None)  # The header, checked before.
-  return lines
+  return movielens.data_lines(path, open_fn=tf.io.gfile.GFile)
 
 
 def _line_count(path: str) -> int:
