@@ -19,6 +19,7 @@ from tfx.components.pusher import executor as pusher_executor
 import conftest
 from formats import artifacts, item_embeddings, spans
 from models.ranking import trainer as ranking_trainer
+from models.retrieval import serving as retrieval_serving, trainer as retrieval_trainer
 from pipeline import beam_runners, daily_run, datasets, local_runner, runs, summary
 from serving import query, server
 from serving.model_config import ModelConfig
@@ -161,13 +162,19 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   for name in known:
     assert first["tfma"][name]["auc"] == pytest.approx(trainer_scored[name]["auc"], abs=1e-3)
   # Retrieval: the warm-up TIGER model, resolved and warm-started, is scored on span 1 over the run's catalog
-  # by the RetrievalEvaluator with the figures the trainer's own scoring before training gives; blessed and
-  # pushed, and the two-stage model assembled from the two pushed versions.
+  # by the RetrievalEvaluator (the trainer leaves that to it) with the figures of that model over that
+  # catalog; blessed and pushed, and the two-stage model assembled from the two pushed versions.
   assert first["retrieval"]["blessed"] and first["retrieval_pushed_version"] and first["recommend_pushed_version"]
-  evaluated, trainer_scored = first["retrieval"]["candidate"], first["retrieval_trainer_scored"]
+  evaluated, step = first["retrieval"]["candidate"], _json(os.path.join(
+      outputs["RetrievalTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
+  assert step["eval"] == {} and first["retrieval_trainer_scored"] == {}
+  sids = outputs["SemanticIdAssigner"]["semantic_ids"]
+  warmup = retrieval_serving.load(step["warm_started_from"], retrieval_trainer.load_catalog(
+      {"semantic_ids_uri": sids.uri, "codebook_size": sids.custom_properties["codebook_size"].int_value}))
+  expected = retrieval_trainer.evaluate(warmup, step["train_files"], warmup.beam_width, keep=None)
   assert evaluated["overall"]["examples"] == 4 and evaluated["new_items"]["examples"] == 2
   for name in ("overall", "new_items"):
-    assert evaluated[name] == pytest.approx(trainer_scored[name])
+    assert evaluated[name] == pytest.approx(expected[name])
   # Item 5, first rated in span 1, got a SID from the frozen RQ-VAE: the catalog grew by one.
   assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 5
   model_1 = outputs["RankingTrainer"]["model"]

@@ -106,6 +106,10 @@ class SpanWindow:
     return ""
 
 
+# A count for the report: ((kind, name), how many), summed over the pipeline.
+Count = Tuple[Tuple[str, str], int]
+
+
 class _ItemFeatures(NamedTuple):
   """What an interaction needs from its item, computed where the item's ratings meet."""
   first_seen_span: int
@@ -205,13 +209,13 @@ def _duplicate_movies(item_id: int, movies: List[movielens.Movie]) -> List[movie
 
 
 def _known_item_stats(movies: List[movielens.Movie], tags: List[movielens.Tag]
-                      ) -> Iterable[Tuple[str, Tuple[str, str]]]:
+                      ) -> Iterable[Tuple[str, Count]]:
   """A known item re-listed in movies.csv is ignored; its new tags are too (its content was fixed
   when it was new), but counted so that the report shows what was left out."""
   if movies:
-    yield "stats", ("items", "already_known")
-  for _ in tags:
-    yield "stats", ("items", "tags_of_known_items")
+    yield "stats", (("items", "already_known"), 1)
+  if tags:
+    yield "stats", (("items", "tags_of_known_items"), len(tags))
 
 
 def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tags: int,
@@ -237,7 +241,7 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   first_seen_span = state.first_seen_span
   if first_seen_span == feature_state.NEVER and ratings:
     first_seen_span = rating_spans[0]
-    yield "stats", ("items", "first_rated")
+    yield "stats", (("items", "first_rated"), 1)
   prior = features.PriorCounts(state.ratings, state.liked, state.rating_sum)
   for rating, span in zip(ratings, rating_spans):
     earlier_spans = state.ratings + bisect.bisect_left(rating_spans, span)
@@ -261,6 +265,7 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
   recent, recent_liked = list(state.recent_items), list(state.recent_liked)
   last_timestamp = state.last_timestamp
+  counts: collections.Counter = collections.Counter()  # One count per stat and user: fewer elements downstream.
   for rating, history, history_liked in features.user_interactions(
       [r for r, _ in grouped["rated"]], history_length, state.recent_items, state.recent_liked):
     item = item_features[rating.line]
@@ -268,22 +273,22 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
     yield "examples", features.interaction_example(
         rating, history, history_liked, span, item.first_seen_span, item.prior_interactions, prior,
         item.prior).SerializeToString()
-    for stat, counted in (("valid", True), ("liked", fields.liked(rating.rating)),
-                          ("same_second_as_previous", rating.timestamp == last_timestamp),
-                          ("new_item_interactions", item.first_seen_span == span)):
-      if counted:
-        yield "stats", ("interactions", stat)
+    counts.update(stat for stat, counted in (("valid", True), ("liked", fields.liked(rating.rating)),
+                                             ("same_second_as_previous", rating.timestamp == last_timestamp),
+                                             ("new_item_interactions", item.first_seen_span == span)) if counted)
     prior = prior.add(rating.rating)
     recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
     recent_liked = (history_liked + [fields.liked(rating.rating)])[-history_length:]
   if grouped["rated"]:
-    yield "stats", ("interactions", "users")
+    counts["users"] += 1
+  for stat, count in counts.items():
+    yield "stats", (("interactions", stat), count)
   yield "state", feature_state.user_record(state._replace(
       recent_items=tuple(recent), recent_liked=tuple(recent_liked), last_timestamp=last_timestamp,
       interactions=prior.count, liked=prior.liked, rating_sum=prior.rating_sum))
 
 
-def _item_kinds(item: tf.train.Example) -> List[Tuple[str, str]]:
+def _item_kinds(item: tf.train.Example) -> List[Count]:
   """Counted properties of a new item: rated or not, and content gaps worth knowing before embedding."""
   feature = item.features.feature
   kinds = ["new", "rated" if feature["num_ratings"].int64_list.value[0] else "never_rated"]
@@ -293,12 +298,12 @@ def _item_kinds(item: tf.train.Example) -> List[Tuple[str, str]]:
     kinds.append("no_year_in_title")
   if feature["tags"].bytes_list.value:
     kinds.append("with_tags")
-  return [("items", kind) for kind in kinds]
+  return [(("items", kind), 1) for kind in kinds]
 
 
-def _bad_reason(bad: movielens.BadRow) -> Tuple[str, str]:
+def _bad_reason(bad: movielens.BadRow) -> Count:
   """Bad rows are counted by reason without the details in parentheses (which line was kept...)."""
-  return "bad_rows", bad.reason.split(" (")[0]
+  return ("bad_rows", bad.reason.split(" (")[0]), 1
 
 
 def _parsed(p: beam.Pipeline, name: str, chunk: chunks.Chunk, window: SpanWindow) -> beam.PCollection:
@@ -306,9 +311,10 @@ def _parsed(p: beam.Pipeline, name: str, chunk: chunks.Chunk, window: SpanWindow
   parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: movielens.parse_movie,
            TAGS: movielens.parse_tag}[name]
   pieces = movielens.file_pieces(chunk.paths[name], PIECE_BYTES, open_fn=tf.io.gfile.GFile, numbered=chunk.numbered)
+  # The pieces are spread over the workers, not the lines: no shuffle of every line.
   return (p | f"Pieces{name}" >> beam.Create(pieces)
-          | f"Read{name}" >> beam.FlatMap(_read_piece)
           | f"Reshuffle{name}" >> beam.Reshuffle()
+          | f"Read{name}" >> beam.FlatMap(_read_piece)
           | f"Parse{name}" >> beam.Map(parse))
 
 
@@ -343,11 +349,11 @@ def _scratch_path(scratch: str, name: str, chunk: int) -> str:
 
 
 def _stats(counted: List[beam.PCollection], bad: beam.PCollection) -> beam.PCollection:
-  """JSON lines for the report: each counted (kind, name) with its count, and the first bad rows (by
+  """JSON lines for the report: each counted (kind, name) with its count summed, and the first bad rows (by
   file and line), a line only when there are any."""
   counts = (counted
             | "AllCounts" >> beam.Flatten()
-            | "Count" >> beam.combiners.Count.PerElement()
+            | "Count" >> beam.CombinePerKey(sum)
             | "CountsJson" >> beam.MapTuple(lambda key, n: ("count", key, n)))
   # Not Top.Smallest, which emits in finish_bundle; without defaults, which need a side input.
   first_bad = (bad
@@ -371,7 +377,7 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
                   | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, movielens.BadRow))
                   | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row)))
     bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, movielens.BadRow)))
-    counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: ("rows_read", n)))
+    counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: (("rows_read", n), 1)))
 
   by_item = ({"movies": good[MOVIES], "ratings": good[RATINGS], "tags": good[TAGS],
               "state": _previous_records(p, previous_uri, feature_state.ITEMS_PREFIX,
@@ -392,7 +398,7 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
 
   for prefix, records in ((feature_state.USERS_PREFIX, by_user["state"]),
                           (feature_state.ITEMS_PREFIX, by_item["state"])):
-    counted.append(records | f"Count{prefix}" >> beam.Map(lambda _, n=prefix: ("state", n)))
+    counted.append(records | f"Count{prefix}" >> beam.Map(lambda _, n=prefix: (("state", n), 1)))
   all_bad = (*bad, by_item["bad"]) | "AllBad" >> beam.Flatten()
   counted += [by_item["stats"], by_user["stats"],
               by_item["items"] | "ItemKinds" >> beam.FlatMap(_item_kinds),

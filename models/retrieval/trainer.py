@@ -1,8 +1,10 @@
 """run_fn of RetrievalTrainer (TFX Trainer's GenericExecutor): one training step of the TIGER model.
 
 The SID refresh trains it from scratch on the backfill; each daily run restores the previous step's weights
-and optimizer state, scores the span with them (Recall and NDCG over the whole catalog, before training:
-the span is unseen) and trains one pass on it, as the ranker does (models/ranking/trainer.py). The model
+and optimizer state and trains one pass on the span, as the ranker does (models/ranking/trainer.py). Given
+eval files, a step first scores them with the incoming weights (Recall and NDCG over the whole catalog,
+before training: the span is unseen), as the experiments do; the pipelines leave that to the
+RetrievalEvaluator, which scores the same model on the same interactions. The model
 is exported over the step's catalog, so the items first seen in the span are in its trie, and a
 checkpoint is written beside the export for the next step. Both carry the ids of every item trained on so
 far (the base model's and this step's): the others are the cold items the Retriever searches apart
@@ -96,9 +98,9 @@ def recommend(retriever: serving.Retriever, files: List[str], k: int, beam: int,
   beside its item and slices."""
   spec = data.EVALUATION_SPEC
   top, targets, segments, liked = [], [], [], []
+  top_k = retriever.batch_top_k(k, beam)
   for batch in ranking.dataset(files, evaluation_users(beam), features=spec, keep=keep):
-    items, _ = retriever.top_k(fields.ragged(batch[fields.HISTORY]), batch[fields.USER_ID], tf.constant(k),
-                               beam=tf.constant(beam))
+    items, _ = top_k(fields.ragged(batch[fields.HISTORY]), batch[fields.USER_ID])
     top.append(items.numpy())
     targets.append(batch[fields.ITEM_ID].numpy())
     segments.append(batch[fields.ITEM_SEGMENT].numpy())

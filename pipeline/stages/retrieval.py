@@ -39,8 +39,10 @@ def _trained_models() -> channel.Channel:
 
 def _trainer(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts,
              base_model: Optional[channel.BaseChannel]) -> RetrievalTrainer:
+  # No eval split: the RetrievalEvaluator scores the model the trainer starts from on the same span and sample
+  # (its candidate), and a beam search per interaction is the daily run's largest cost after training.
   return RetrievalTrainer(examples=examples, semantic_ids=sids.semantic_ids, base_model=base_model,
-                          train_splits=[INTERACTIONS_SPLIT], eval_splits=[INTERACTIONS_SPLIT] if base_model else [],
+                          train_splits=[INTERACTIONS_SPLIT], eval_splits=[],
                           retrieval_config=config.retrieval).with_id(RETRIEVAL_TRAINER)
 
 
