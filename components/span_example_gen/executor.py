@@ -7,6 +7,7 @@ Two shuffles, and nothing from earlier spans but the state:
      and counters; a new item gets its item record; the item's next state is written.
   2. by user: those ratings with the user's state: history, user counters, the interaction examples and
      the user's next state.
+Rows cross the shuffles as plain tuples, which Beam's coder writes natively (a NamedTuple is pickled).
 Users and items without new rows pass through to the next state unchanged. An item's content (title,
 genres, tags) is read once, in the input where it is new: a known item listed again (a daily dump of
 the catalog) and its later tags are counted in the report and left out.
@@ -223,18 +224,20 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   """Per item, as (kind, value) pairs: its ratings keyed by user with the item's features ("rated"),
   its next state and, for an item new in this input, its item record; ratings and tags of an unknown
   item are bad movielens."""
-  movies = sorted(grouped["movies"], key=lambda m: m.line)
-  [state] = grouped["state"] or [None]
+  movies = sorted((movielens.Movie(*m) for m in grouped["movies"]), key=lambda m: m.line)
+  [state] = [feature_state.ItemState(*s) for s in grouped["state"]] or [None]
+  tags = [movielens.Tag(*t) for t in grouped["tags"]]
+  ratings = [movielens.Rating(*r) for r in grouped["ratings"]]
   if state is None and not movies:
-    yield from _unknown_item(item_id, grouped["ratings"], grouped["tags"], known_from)
+    yield from _unknown_item(item_id, ratings, tags, known_from)
     return
-  ratings, bad_rows = _first_per_user(item_id, grouped["ratings"])
+  ratings, bad_rows = _first_per_user(item_id, ratings)
   new_movie = None if state else movies[0]
   if state is None:
     bad_rows += _duplicate_movies(item_id, movies)
     state = feature_state.ItemState(item_id, feature_state.NEVER, 0, 0, 0.0, new_movie.title)
   else:
-    yield from _known_item_stats(movies, grouped["tags"])
+    yield from _known_item_stats(movies, tags)
   for bad in bad_rows:
     yield "bad", bad
   rating_spans = [spans.span_of(r.timestamp, period) for r in ratings]
@@ -245,11 +248,11 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   prior = features.PriorCounts(state.ratings, state.liked, state.rating_sum)
   for rating, span in zip(ratings, rating_spans):
     earlier_spans = state.ratings + bisect.bisect_left(rating_spans, span)
-    yield "rated", (rating.user_id, (rating, _ItemFeatures(first_seen_span, earlier_spans, prior)))
+    yield "rated", (rating.user_id, (tuple(rating), (first_seen_span, earlier_spans, tuple(prior))))
     prior = prior.add(rating.rating)
   if new_movie:
     yield "items", features.item_example(
-        new_movie, features.aggregate_tags(grouped["tags"], max_tags),
+        new_movie, features.aggregate_tags(tags, max_tags),
         ratings[0].timestamp if ratings else features.NEVER, first_seen_span, len(ratings))
   yield "state", feature_state.item_record(state._replace(
       first_seen_span=first_seen_span, ratings=prior.count, liked=prior.liked,
@@ -260,14 +263,17 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
                ) -> Iterable[Tuple[str, Any]]:
   """Per user, as (kind, value) pairs: the interaction examples in time order and the user's next
   state."""
-  [state] = grouped["state"] or [feature_state.UserState(user_id, (), feature_state.NEVER, 0, 0, 0.0)]
-  item_features = {rating.line: item for rating, item in grouped["rated"]}
+  [state] = ([feature_state.UserState(*s) for s in grouped["state"]]
+             or [feature_state.UserState(user_id, (), feature_state.NEVER, 0, 0, 0.0)])
+  rated = [(movielens.Rating(*r), _ItemFeatures(first_seen, earlier, features.PriorCounts(*prior)))
+           for r, (first_seen, earlier, prior) in grouped["rated"]]
+  item_features = {rating.line: item for rating, item in rated}
   prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
   recent, recent_liked = list(state.recent_items), list(state.recent_liked)
   last_timestamp = state.last_timestamp
   counts: collections.Counter = collections.Counter()  # One count per stat and user: fewer elements downstream.
   for rating, history, history_liked in features.user_interactions(
-      [r for r, _ in grouped["rated"]], history_length, state.recent_items, state.recent_liked):
+      [r for r, _ in rated], history_length, state.recent_items, state.recent_liked):
     item = item_features[rating.line]
     span = spans.span_of(rating.timestamp, period)
     yield "examples", features.interaction_example(
@@ -279,7 +285,7 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
     prior = prior.add(rating.rating)
     recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
     recent_liked = (history_liked + [fields.liked(rating.rating)])[-history_length:]
-  if grouped["rated"]:
+  if rated:
     counts["users"] += 1
   for stat, count in counts.items():
     yield "stats", (("interactions", stat), count)
@@ -326,7 +332,7 @@ def _previous_records(p: beam.Pipeline, previous_uri: Optional[str], prefix: str
   return (p | f"Read{prefix}" >> beam_io.read_tfrecords(
               feature_state.files_pattern(previous_uri, prefix))
           | f"Parse{prefix}" >> beam.Map(parse)
-          | f"Key{prefix}" >> beam.Map(lambda state: (state[0], state)))
+          | f"Key{prefix}" >> beam.Map(lambda state: (state[0], tuple(state))))
 
 
 def _files(outputs: Dict[str, types.Artifact], state_uri: str, scratch: str, chunk: int, chunks: int
@@ -375,7 +381,7 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
     parsed = _parsed(p, name, chunk, window)
     good[name] = (parsed
                   | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, movielens.BadRow))
-                  | f"Key{name}" >> beam.Map(lambda row: (row.item_id, row)))
+                  | f"Key{name}" >> beam.Map(lambda row: (row.item_id, tuple(row))))
     bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, movielens.BadRow)))
     counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: (("rows_read", n), 1)))
 

@@ -110,15 +110,6 @@ class Retriever(tf.Module):
     scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)
     return tf.where(rows >= 0, tf.gather(self.item_tokens.item_ids, tf.maximum(rows, 0)), -1), scores
 
-  def batch_top_k(self, k: int, beam: int) -> Callable[[tf.RaggedTensor, tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]:
-    """top_k(history, user_ids) with `k` and `beam` fixed, as one graph: for scoring a span batch by batch,
-    where top_k run eagerly dispatches each of the search's ops from Python (2.3x slower on 2 CPUs)."""
-    search = _graph_function(lambda history, user_ids: self.top_k(history, user_ids, tf.constant(k), tf.constant(beam)),
-                             input_signature=[tf.RaggedTensorSpec([None, None], tf.int64),
-                                              tf.TensorSpec([None], tf.int64)])
-    return lambda history, user_ids: search(tf.cast(history, tf.int64).with_row_splits_dtype(tf.int64),
-                                            tf.cast(user_ids, tf.int64))
-
   def retrieve(self, history: tf.Tensor, user_id: tf.Tensor, k: tf.Tensor):
     """One user's request (the `retrieve` signature)."""
     tf.debugging.assert_positive(k, message="k must be > 0")
