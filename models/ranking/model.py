@@ -119,21 +119,22 @@ class RankingModel(tfrs.models.Model):
       crossed = cross(inputs, crossed)
     return tf.squeeze(tower(crossed), axis=1)
 
-  def warmup_features(self, span: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  def warmup_features(self, span: Dict[str, np.ndarray], keep: Optional[np.ndarray] = None
+                      ) -> Dict[str, np.ndarray]:
     """What the warm-up adds to each of its examples (`span`: their fields.COUNTING_SPEC columns, in the
-    order ranking.dataset reads them): its SID-cluster counts from the interactions before it in time."""
+    order ranking.dataset reads them): its SID-cluster counts from the interactions before it in time.
+    With `keep`, the rows of the examples it marks only (ranking.dataset's `extra` with `keep`)."""
     if self.sid_clusters is None:
       return {}
-    clusters = self.sid_clusters.clusters(tf.constant(span[fields.ITEM_ID])).numpy()
-    return {fields.SID_CLUSTER_COUNTS: sid_clusters.causal_counts(clusters, span[fields.LABEL],
-                                                                  span[fields.TIMESTAMP])}
+    counts = sid_clusters.causal_counts(self.sid_clusters.clusters_of(span[fields.ITEM_ID]), span[fields.LABEL],
+                                        span[fields.TIMESTAMP])
+    return {fields.SID_CLUSTER_COUNTS: counts if keep is None else counts[keep]}
 
   def count(self, span: Dict[str, np.ndarray]) -> None:
     """After training on `span` (fields.COUNTING_SPEC columns): adds its interactions to the state that the
     next span's examples and serving read (the SID-cluster counts)."""
     if self.sid_clusters is not None:
-      self.sid_clusters.add(self.sid_clusters.clusters(tf.constant(span[fields.ITEM_ID])).numpy(),
-                            span[fields.LABEL])
+      self.sid_clusters.add(self.sid_clusters.clusters_of(span[fields.ITEM_ID]), span[fields.LABEL])
 
   def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     labels = tf.cast(features[fields.LABEL], tf.float32)[:, None]
@@ -209,9 +210,9 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
   """Interaction tf.Examples (GZIP TFRecords) -> batches of parsed `features` (default: with label).
 
   Files are read in parallel, in a fixed order: two calls over the same files give the examples in the
-  same order, so `extra` (arrays with one row per example in that order, e.g. computed from a first pass)
-  joins each example's rows to its features, and `keep` (booleans in that order) leaves out the examples it
-  marks False. With `cache` (several passes over data that fits in memory) the
+  same order, so `keep` (booleans in that order) leaves out the examples it marks False, and `extra` (arrays
+  with one row per example kept, in that order, e.g. computed from a first pass) joins each example's rows
+  to its features. With `cache` (several passes over data that fits in memory) the
   decompressed records are kept in memory after the first pass; shuffling comes after, so each pass is
   reshuffled. Batches are parsed whole: parsing each example and caching the parsed tensors instead
   measured 3 to 5x slower per pass (ragged features re-batched).
@@ -223,12 +224,12 @@ def dataset(file_patterns, batch_size: int, shuffle_seed: Optional[int] = None,
       lambda name: tf.data.TFRecordDataset(name, compression_type="GZIP"),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   parse = lambda batch: tf.io.parse_example(batch, spec)
-  if extra:
-    records = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(extra)))
-    parse = lambda batch, rows: {**tf.io.parse_example(batch, spec), **rows}
   if keep is not None:
     records = (tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(keep)))
                .filter(lambda _, kept: kept).map(lambda example, _: example))
+  if extra:
+    records = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(extra)))
+    parse = lambda batch, rows: {**tf.io.parse_example(batch, spec), **rows}
   if cache:
     records = records.cache()
   if shuffle_seed is not None:

@@ -240,7 +240,7 @@ def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
   # `keep` leaves out the examples it marks, and the rows joined to the others stay theirs.
   keep = columns[fields.ITEM_ID] % 3 == 0
   kept = ranking.dataset(str(tmp_path / "*"), 64, shuffle_seed=2, cache=True, keep=keep,
-                         extra={"twice": columns[fields.ITEM_ID] * 2})
+                         extra={"twice": columns[fields.ITEM_ID][keep] * 2})
   for _ in range(2):
     batches = list(kept)
     assert sorted(np.concatenate([b[fields.ITEM_ID].numpy() for b in batches])) == [i for i in expected if i % 3 == 0]
@@ -284,6 +284,18 @@ def test_sid_cluster_rates_are_for_sid_representations_only(catalog):
     model = ranking.build(RankingConfig(representation=representation, table_rows=64, sid_like_rates=True), catalog)
     assert (model.sid_clusters is not None) == expected
     assert ("+sidrates" in model.config.name) == expected
+
+
+def test_warmup_features_of_the_kept_examples_are_theirs_among_all(catalog):
+  model = ranking.build(RankingConfig(representation="unigram", table_rows=64, sid_like_rates=True), catalog)
+  rng = np.random.default_rng(0)
+  span = {fields.ITEM_ID: rng.choice(catalog.item_ids, 40), fields.LABEL: rng.integers(0, 2, 40),
+          fields.TIMESTAMP: rng.integers(0, 10, 40)}
+  keep = ranking.most_recent(span[fields.TIMESTAMP], 15)
+  every = model.warmup_features(span)[fields.SID_CLUSTER_COUNTS]
+  kept = model.warmup_features(span, keep)[fields.SID_CLUSTER_COUNTS]
+  assert kept.shape == (15, every.shape[1]) and every[keep].any()
+  np.testing.assert_array_equal(kept, every[keep])
 
 
 def test_step_learning_rates_replace_the_warm_ups(catalog):

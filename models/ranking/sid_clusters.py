@@ -66,6 +66,13 @@ class SidClusterCounts(tf.keras.layers.Layer):
       codes, known = tf.where(from_content[:, None], content, codes), known | from_content
     return tf.where(known[:, None], tf.matmul(codes, self._weights) + self._offsets, -1)
 
+  def clusters_of(self, ids: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """clusters() of many item ids [n] as an array, a chunk at a time: at a backfill's size (millions) the
+    lookup's tensors for all of them at once took a gigabyte."""
+    ids = np.asarray(ids, np.int64)
+    parts = [self.clusters(tf.constant(ids[start:start + chunk])).numpy() for start in range(0, len(ids), chunk)]
+    return np.concatenate(parts) if parts else np.zeros([0, LEVELS], np.int64)
+
   def lookup(self, clusters: tf.Tensor) -> tf.Tensor:
     """[n, LEVELS] clusters -> [n, LEVELS, 2] their (interactions, liked) so far; zeros for -1."""
     found = tf.gather(self.counts, tf.maximum(clusters, 0))

@@ -33,6 +33,13 @@ def test_clusters_are_sid_prefixes_from_the_catalog_or_the_content():
   np.testing.assert_array_equal(with_content, [[0, 5], [-1, -1], [0, 5]])  # a catalog item keeps its own
 
 
+def test_clusters_of_many_ids_in_chunks_equal_clusters_at_once():
+  layer = SidClusterCounts(CATALOG)
+  ids = np.array([3, 1, 9, 2, 2, 0, 1], np.int64)
+  np.testing.assert_array_equal(layer.clusters_of(ids, chunk=3), layer.clusters(tf.constant(ids)).numpy())
+  assert layer.clusters_of(np.zeros(0, np.int64)).shape == (0, 2)
+
+
 def test_causal_counts_and_smoothed_rates_exactly():
   layer = SidClusterCounts(CATALOG)
   items, labels, times = np.array([1, 2, 1]), np.array([1, 1, 0]), np.array([30, 10, 20])

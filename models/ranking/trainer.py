@@ -135,7 +135,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   examples = len(span[fields.LABEL]) if keep is None else int(keep.sum())
   train = distribution.sharded(ranking.dataset(
       fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
-      extra=None if fn_args.base_model else model.warmup_features(span), keep=keep))
+      extra=None if fn_args.base_model else model.warmup_features(span, keep), keep=keep))
   start, first_step = time.perf_counter(), TrainingProgress(epochs)
   if examples:
     model.fit(train, epochs=epochs, verbose=0, callbacks=[first_step])
