@@ -12,39 +12,18 @@ import argparse
 import os
 import shutil
 import sys
-import threading
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import psutil
 from tfx.components.example_gen import driver
 from tfx.dsl.components.base import base_beam_executor
 
 from components.span_example_gen import component, executor
+from bench.process_memory import PeakSampler
 from pipeline import beam_runners, configs
-
-
-class _Peak(threading.Thread):
-  """The largest resident size of this process or a child, and of all of them together, in MB."""
-
-  def __init__(self):
-    super().__init__(daemon=True)
-    self.largest = self.total = 0.0
-
-  def run(self) -> None:
-    me = psutil.Process()
-    while True:
-      sizes = []
-      for process in [me] + me.children(recursive=True):
-        try:
-          sizes.append(process.memory_info().rss / 2 ** 20)
-        except psutil.Error:
-          continue
-      self.largest, self.total = max(self.largest, max(sizes)), max(self.total, sum(sizes))
-      time.sleep(0.5)
 
 
 def main(argv=None) -> int:
@@ -68,7 +47,7 @@ def main(argv=None) -> int:
     os.makedirs(artifact.uri)
   context = base_beam_executor.BaseBeamExecutor.Context(
       beam_pipeline_args=beam_runners.local_args(args.engine, 1 if args.engine == "in_memory" else 0))
-  peak = _Peak()
+  peak = PeakSampler(interval=0.5)
   peak.start()
   start = time.monotonic()
   executor.Executor(context).Do({}, outputs, exec_properties)

@@ -12,7 +12,6 @@ read), and the counts the model keeps. The process is sampled every 50 ms.
 import argparse
 import os
 import sys
-import threading
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -21,23 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psutil
 
+from bench.process_memory import PeakSampler
 from formats import artifacts, sid_vocabulary
 from formats import interaction_features as fields
 from models.ranking import model as ranking
 from models.ranking import trainer
 from models.ranking.config import RankingConfig
-
-
-class _Peak(threading.Thread):
-  def __init__(self):
-    super().__init__(daemon=True)
-    self.peak = 0.0
-
-  def run(self) -> None:
-    process = psutil.Process()
-    while True:
-      self.peak = max(self.peak, process.memory_info().rss / 2 ** 20)
-      time.sleep(0.05)
 
 
 def main(argv=None) -> int:
@@ -46,13 +34,13 @@ def main(argv=None) -> int:
   parser.add_argument("--semantic_ids", required=True)
   parser.add_argument("--vocabulary", required=True)
   args = parser.parse_args(argv)
-  peak = _Peak()
+  peak = PeakSampler(interval=0.05)
   peak.start()
 
   def phase(name: str) -> None:
     time.sleep(0.2)  # a last sample
     print(f"{name:<45} resident {psutil.Process().memory_info().rss / 2 ** 20:7,.0f} MB, peak so far "
-          f"{peak.peak:7,.0f} MB", flush=True)
+          f"{peak.largest:7,.0f} MB", flush=True)
 
   config = RankingConfig()
   custom_config = {"vocabulary_uri": args.vocabulary, "semantic_ids_uri": args.semantic_ids}
