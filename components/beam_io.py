@@ -109,24 +109,37 @@ class TextFile:
 Files = Union[TFRecordFiles, TextFile]
 
 
-def _keyed_by_shard(record: Union[bytes, str], name: str, shards: int
-                    ) -> Tuple[Tuple[str, int], Union[bytes, str]]:
-  data = record.encode() if isinstance(record, str) else record
-  return (name, zlib.crc32(data) % shards), record
+Record = Union[bytes, str]
+
+
+def _keyed_by_shard(records: Union[Record, List[Record]], name: str, shards: int
+                    ) -> Tuple[Tuple[str, int], Union[Record, List[Record]]]:
+  first = records[0] if isinstance(records, list) else records
+  data = first.encode() if isinstance(first, str) else first
+  return (name, zlib.crc32(data) % shards), records
+
+
+def _records(elements: Iterable[Union[None, Record, List[Record]]]) -> Iterable[Record]:
+  for element in elements:
+    if isinstance(element, list):
+      yield from element
+    elif element is not None:
+      yield element
 
 
 def _write_shard(group: Tuple[Tuple[str, int], Iterable[Any]], files: Dict[str, Files]) -> str:
-  (name, shard), records = group
+  (name, shard), elements = group
   path = files[name].path(shard)
   tf.io.gfile.makedirs(os.path.dirname(path))
-  files[name].write(path, progress.counted((record for record in records if record is not None),
-                                          f"records written to {os.path.basename(path)}"))
+  files[name].write(path, progress.counted(_records(elements), f"records written to {os.path.basename(path)}"))
   return path
 
 
 class WriteFiles(beam.PTransform):
   """{name: PCollection of records} -> `files[name]`, every shard written, empty where no record
-  goes; returns the paths. Meant as a pipeline's one sink, applied last: the DaskRunner computes
+  goes; returns the paths. An element may be a list of records, written together to one shard: a
+  producer with many records per key (an example per interaction of a user) sends one element through
+  the shuffle instead of one per record. Meant as a pipeline's one sink, applied last: the DaskRunner computes
   only what feeds the last transform, and Beam's own sinks need finish_bundle or side inputs. A
   shard (chosen by a hash of the record) is written whole by one call, so a retry rewrites it."""
 

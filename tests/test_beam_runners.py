@@ -122,6 +122,7 @@ def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, req
           beam_runners.local_args())
   files = {"even": beam_io.TFRecordFiles(str(tmp_path / "even"), ".gz", shards=2),
            "none": beam_io.TFRecordFiles(str(tmp_path / "none" / "data"), ".gz", shards=2),
+           "lists": beam_io.TFRecordFiles(str(tmp_path / "lists" / "data"), ".gz", shards=2),
            "sizes": beam_io.TextFile(str(tmp_path / "sizes.txt"))}
   with beam.Pipeline(argv=args) as p:
     pairs = p | "Pairs" >> beam.Create([(i, str(i).encode()) for i in range(10)])
@@ -131,15 +132,23 @@ def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, req
     sizes = (pairs
              | "Batch" >> beam_io.Batches(3, 10)
              | "Sizes" >> beam.Map(lambda batch: str(len(batch))))
-    _ = ({"even": by_parity["even"], "none": p | "None" >> beam.Create([]), "sizes": sizes}
+    lists = p | "Lists" >> beam.Create([[b"a1", b"a2", b"a3"], [b"b1", b"b2"], [b"c1"]])
+    _ = ({"even": by_parity["even"], "none": p | "None" >> beam.Create([]), "lists": lists, "sizes": sizes}
          | "Write" >> beam_io.WriteFiles(files))
 
   written = sorted(os.path.relpath(os.path.join(folder, name), tmp_path)
                    for folder, _, names in os.walk(tmp_path) for name in names)
   assert written == ["even-00000-of-00002.gz", "even-00001-of-00002.gz",
+                     "lists/data-00000-of-00002.gz", "lists/data-00001-of-00002.gz",
                      "none/data-00000-of-00002.gz", "none/data-00001-of-00002.gz", "sizes.txt"]
-  assert sorted(r for path in written[:4] for r in conftest.file_contents(str(tmp_path / path), "")) == [
+  assert sorted(r for path in written[:2] + written[4:6]
+                for r in conftest.file_contents(str(tmp_path / path), "")) == [
       repr(str(i).encode()) for i in (0, 2, 4, 6, 8)]
+  # A list is a batch of records, written whole to one shard.
+  shards = [set(conftest.file_contents(str(tmp_path / path), "")) for path in written[2:4]]
+  assert sorted(set.union(*shards)) == [repr(r) for r in (b"a1", b"a2", b"a3", b"b1", b"b2", b"c1")]
+  for batch in ((b"a1", b"a2", b"a3"), (b"b1", b"b2")):
+    assert any({repr(r) for r in batch} <= shard for shard in shards)
   # Ids modulo 4 keys (10 pairs in batches of 3): {0, 4, 8}, {1, 5, 9}, {2, 6}, {3, 7}.
   assert sorted((tmp_path / "sizes.txt").read_text().split()) == ["2", "2", "3", "3"]
 

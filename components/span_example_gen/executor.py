@@ -7,7 +7,10 @@ Two shuffles, and nothing from earlier spans but the state:
      and counters; a new item gets its item record; the item's next state is written.
   2. by user: those ratings with the user's state: history, user counters, the interaction examples and
      the user's next state.
-Rows cross the shuffles as plain tuples, which Beam's coder writes natively (a NamedTuple is pickled).
+Rows cross the shuffles as plain tuples, which Beam's coder writes natively (a NamedTuple is pickled),
+and in batches where the data allows: a piece of an input file goes to the join by item as one list of rows
+per item, a user's examples to the sink as one list (on the x10 backfill, 130.0 -> 94.6 s against a
+record per line and per example). Only the join by user moves one element per rating.
 Users and items without new rows pass through to the next state unchanged. An item's content (title,
 genres, tags) is read once, in the input where it is new: a known item listed again (a daily dump of
 the catalog) and its later tags are counted in the report and left out.
@@ -31,7 +34,7 @@ import dataclasses
 import datetime
 import json
 import os
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 import tensorflow as tf
@@ -224,10 +227,10 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   """Per item, as (kind, value) pairs: its ratings keyed by user with the item's features ("rated"),
   its next state and, for an item new in this input, its item record; ratings and tags of an unknown
   item are bad movielens."""
-  movies = sorted((movielens.Movie(*m) for m in grouped["movies"]), key=lambda m: m.line)
+  movies = sorted((movielens.Movie(*m) for rows in grouped["movies"] for m in rows), key=lambda m: m.line)
   [state] = [feature_state.ItemState(*s) for s in grouped["state"]] or [None]
-  tags = [movielens.Tag(*t) for t in grouped["tags"]]
-  ratings = [movielens.Rating(*r) for r in grouped["ratings"]]
+  tags = [movielens.Tag(*t) for rows in grouped["tags"] for t in rows]
+  ratings = [movielens.Rating(*r) for rows in grouped["ratings"] for r in rows]
   if state is None and not movies:
     yield from _unknown_item(item_id, ratings, tags, known_from)
     return
@@ -272,13 +275,14 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   recent, recent_liked = list(state.recent_items), list(state.recent_liked)
   last_timestamp = state.last_timestamp
   counts: collections.Counter = collections.Counter()  # One count per stat and user: fewer elements downstream.
+  examples = []  # Written as one batch: one element per user through the sink's shuffle.
   for rating, history, history_liked in features.user_interactions(
       [r for r, _ in rated], history_length, state.recent_items, state.recent_liked):
     item = item_features[rating.line]
     span = spans.span_of(rating.timestamp, period)
-    yield "examples", features.interaction_example(
+    examples.append(features.interaction_example(
         rating, history, history_liked, span, item.first_seen_span, item.prior_interactions, prior,
-        item.prior).SerializeToString()
+        item.prior).SerializeToString())
     counts.update(stat for stat, counted in (("valid", True), ("liked", fields.liked(rating.rating)),
                                              ("same_second_as_previous", rating.timestamp == last_timestamp),
                                              ("new_item_interactions", item.first_seen_span == span)) if counted)
@@ -287,6 +291,7 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
     recent_liked = (history_liked + [fields.liked(rating.rating)])[-history_length:]
   if rated:
     counts["users"] += 1
+    yield "examples", examples
   for stat, count in counts.items():
     yield "stats", (("interactions", stat), count)
   yield "state", feature_state.user_record(state._replace(
@@ -312,16 +317,35 @@ def _bad_reason(bad: movielens.BadRow) -> Count:
   return ("bad_rows", bad.reason.split(" (")[0]), 1
 
 
-def _parsed(p: beam.Pipeline, name: str, chunk: chunks.Chunk, window: SpanWindow) -> beam.PCollection:
-  """Every line of an input file (but the header) as a typed row or a BadRow."""
+def _piece_rows(piece: movielens.FilePiece, name: str, parse: Callable[[movielens.CsvLine], Any]
+                ) -> Iterable[Tuple[str, Any]]:
+  """One piece's lines parsed, as (kind, value) pairs: its rows grouped by item, ("rows", (item_id, [row
+  tuples])), once per item of the piece; each bad row; and the count of the piece's rows. Grouped here, a
+  piece sends one element per item through the join by item, not one per line."""
+  by_item: Dict[int, List[tuple]] = collections.defaultdict(list)
+  read = 0
+  for line in _read_piece(piece):
+    row = parse(line)
+    read += 1
+    if isinstance(row, movielens.BadRow):
+      yield "bad", row
+    else:
+      by_item[row.item_id].append(tuple(row))
+  yield from (("rows", pair) for pair in by_item.items())
+  yield "stats", (("rows_read", FILES[name]), read)
+
+
+def _parsed(p: beam.Pipeline, name: str, chunk: chunks.Chunk, window: SpanWindow) -> Dict[str, beam.PCollection]:
+  """Every line of an input file (but the header) parsed: {"rows": (item_id, [row tuples]) per item and
+  piece, "bad": each BadRow, "stats": rows read per piece}."""
   parse = {RATINGS: lambda line: _parse_rating(line, window), MOVIES: movielens.parse_movie,
            TAGS: movielens.parse_tag}[name]
   pieces = movielens.file_pieces(chunk.paths[name], PIECE_BYTES, open_fn=tf.io.gfile.GFile, numbered=chunk.numbered)
   # The pieces are spread over the workers, not the lines: no shuffle of every line.
   return (p | f"Pieces{name}" >> beam.Create(pieces)
           | f"Reshuffle{name}" >> beam.Reshuffle()
-          | f"Read{name}" >> beam.FlatMap(_read_piece)
-          | f"Parse{name}" >> beam.Map(parse))
+          | f"Parse{name}" >> beam.FlatMap(_piece_rows, name, parse)
+          | f"Rows{name}" >> beam_io.ByTag("rows", "bad", "stats"))
 
 
 def _previous_records(p: beam.Pipeline, previous_uri: Optional[str], prefix: str, parse
@@ -379,11 +403,9 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
   good, bad, counted = {}, [], []
   for name in FILES:
     parsed = _parsed(p, name, chunk, window)
-    good[name] = (parsed
-                  | f"Good{name}" >> beam.Filter(lambda row: not isinstance(row, movielens.BadRow))
-                  | f"Key{name}" >> beam.Map(lambda row: (row.item_id, tuple(row))))
-    bad.append(parsed | f"Bad{name}" >> beam.Filter(lambda row: isinstance(row, movielens.BadRow)))
-    counted.append(parsed | f"Count{name}" >> beam.Map(lambda _, n=FILES[name]: (("rows_read", n), 1)))
+    good[name] = parsed["rows"]
+    bad.append(parsed["bad"])
+    counted.append(parsed["stats"])
 
   by_item = ({"movies": good[MOVIES], "ratings": good[RATINGS], "tags": good[TAGS],
               "state": _previous_records(p, previous_uri, feature_state.ITEMS_PREFIX,
