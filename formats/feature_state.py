@@ -8,13 +8,13 @@ TFRecords of tf.Example (one record per user or item, written and read by Beam).
 """
 
 import os
-from typing import Dict, Iterable, NamedTuple, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 import tensorflow as tf
 from tfx import types
 
-from formats import spans
+from formats import spans, tf_examples
 
 USERS_PREFIX = "users"
 ITEMS_PREFIX = "items"
@@ -43,29 +43,19 @@ class ItemState(NamedTuple):
   title: str
 
 
-def _int64(values: Iterable[int]) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _example(**feature: tf.train.Feature) -> bytes:
-  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 def user_record(state: UserState) -> bytes:
-  return _example(
-      user_id=_int64([state.user_id]), recent_items=_int64(state.recent_items),
-      recent_liked=_int64(state.recent_liked),
-      last_timestamp=_int64([state.last_timestamp]), interactions=_int64([state.interactions]),
-      liked=_int64([state.liked]),
-      rating_sum=tf.train.Feature(float_list=tf.train.FloatList(value=[state.rating_sum])))
+  return tf_examples.example(
+      int64s={"user_id": [state.user_id], "recent_items": state.recent_items, "recent_liked": state.recent_liked,
+              "last_timestamp": [state.last_timestamp], "interactions": [state.interactions],
+              "liked": [state.liked]},
+      floats={"rating_sum": [state.rating_sum]}).SerializeToString()
 
 
 def item_record(state: ItemState) -> bytes:
-  return _example(
-      item_id=_int64([state.item_id]), first_seen_span=_int64([state.first_seen_span]),
-      ratings=_int64([state.ratings]), liked=_int64([state.liked]),
-      rating_sum=tf.train.Feature(float_list=tf.train.FloatList(value=[state.rating_sum])),
-      title=tf.train.Feature(bytes_list=tf.train.BytesList(value=[state.title.encode("utf-8")])))
+  return tf_examples.example(
+      int64s={"item_id": [state.item_id], "first_seen_span": [state.first_seen_span], "ratings": [state.ratings],
+              "liked": [state.liked]},
+      floats={"rating_sum": [state.rating_sum]}, strings={"title": [state.title]}).SerializeToString()
 
 
 def parse_user(record: bytes) -> UserState:

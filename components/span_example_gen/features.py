@@ -4,7 +4,7 @@ from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 
-from formats import interaction_features as fields, movielens
+from formats import interaction_features as fields, movielens, tf_examples
 from formats.interaction_features import NO_ITEM
 NEVER = -1  # `first_seen` of an item nobody rated.
 # Evaluation slices of an interaction by its item, from data before the interaction's span only
@@ -31,18 +31,6 @@ def item_segment(span: int, item_first_seen_span: int, item_prior_interactions: 
   return HEAD if item_prior_interactions >= HEAD_MIN_PRIOR_INTERACTIONS else LONG_TAIL
 
 
-def _int64(values: Iterable[int]) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _float(values: Iterable[float]) -> tf.train.Feature:
-  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-
-
-def _bytes(values: Iterable[str]) -> tf.train.Feature:
-  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
-
-
 def user_interactions(ratings: Sequence[movielens.Rating], history_length: int, earlier_items: Sequence[int] = (),
                       earlier_liked: Sequence[int] = ()) -> Iterable[Tuple[movielens.Rating, List[int], List[int]]]:
   """Each of a user's ratings in time order with the items rated strictly before it (oldest first) and
@@ -60,33 +48,24 @@ def user_interactions(ratings: Sequence[movielens.Rating], history_length: int, 
     yield rating, items[start:i], labels[start:i]
 
 
-def _counters(names: fields.Counters, prior: PriorCounts) -> Dict[str, tf.train.Feature]:
-  return {names.count: _int64([prior.count]), names.liked: _int64([prior.liked]),
-          names.rating_sum: _float([prior.rating_sum])}
-
-
 def interaction_example(rating: movielens.Rating, history: Sequence[int], history_liked: Sequence[int], span: int,
                         item_first_seen_span: int, item_prior_interactions: int,
                         user_prior: PriorCounts = PriorCounts(),
                         item_prior: PriorCounts = PriorCounts()) -> tf.train.Example:
   """`item_prior_interactions` counts the item's ratings in spans before `span` (what the segment is
   cut by); `user_prior` and `item_prior` count every interaction strictly before this one."""
-  return tf.train.Example(features=tf.train.Features(feature={
-      fields.USER_ID: _int64([rating.user_id]),
-      fields.ITEM_ID: _int64([rating.item_id]),
-      fields.TIMESTAMP: _int64([rating.timestamp]),
-      "rating": _float([rating.rating]),
-      fields.LABEL: _int64([fields.liked(rating.rating)]),
-      fields.HISTORY: _int64(history),
-      fields.HISTORY_LIKED: _int64(history_liked),
-      fields.CURRENT_ITEM: _int64([history[-1] if history else NO_ITEM]),
-      "span": _int64([span]),
-      "item_first_seen_span": _int64([item_first_seen_span]),
-      "item_prior_interactions": _int64([item_prior_interactions]),
-      fields.ITEM_SEGMENT: _bytes([item_segment(span, item_first_seen_span, item_prior_interactions)]),
-      **_counters(fields.USER_COUNTERS, user_prior),
-      **_counters(fields.ITEM_COUNTERS, item_prior),
-  }))
+  user, item = fields.USER_COUNTERS, fields.ITEM_COUNTERS
+  return tf_examples.example(
+      int64s={fields.USER_ID: [rating.user_id], fields.ITEM_ID: [rating.item_id], fields.TIMESTAMP: [rating.timestamp],
+              fields.LABEL: [fields.liked(rating.rating)], fields.HISTORY: history,
+              fields.HISTORY_LIKED: history_liked, fields.CURRENT_ITEM: [history[-1] if history else NO_ITEM],
+              "span": [span], "item_first_seen_span": [item_first_seen_span],
+              "item_prior_interactions": [item_prior_interactions],
+              user.count: [user_prior.count], user.liked: [user_prior.liked],
+              item.count: [item_prior.count], item.liked: [item_prior.liked]},
+      floats={"rating": [rating.rating], user.rating_sum: [user_prior.rating_sum],
+              item.rating_sum: [item_prior.rating_sum]},
+      strings={fields.ITEM_SEGMENT: [item_segment(span, item_first_seen_span, item_prior_interactions)]})
 
 
 def aggregate_tags(tags: Iterable[movielens.Tag], max_tags: int) -> List[str]:
@@ -110,14 +89,8 @@ def content_text(movie: movielens.Movie, tags: Sequence[str]) -> str:
 
 def item_example(movie: movielens.Movie, tags: Sequence[str], first_seen: int, first_seen_span: int,
                  num_ratings: int) -> tf.train.Example:
-  return tf.train.Example(features=tf.train.Features(feature={
-      "item_id": _int64([movie.item_id]),
-      "title": _bytes([movie.title]),
-      "year": _int64([movie.year]),
-      "genres": _bytes(movie.genres),
-      "tags": _bytes(tags),
-      "content_text": _bytes([content_text(movie, tags)]),
-      "first_seen": _int64([first_seen]),
-      "first_seen_span": _int64([first_seen_span]),
-      "num_ratings": _int64([num_ratings]),
-  }))
+  return tf_examples.example(
+      int64s={"item_id": [movie.item_id], "year": [movie.year], "first_seen": [first_seen],
+              "first_seen_span": [first_seen_span], "num_ratings": [num_ratings]},
+      strings={"title": [movie.title], "genres": movie.genres, "tags": tags,
+               "content_text": [content_text(movie, tags)]})
