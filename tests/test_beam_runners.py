@@ -116,6 +116,9 @@ def test_configs_keep_the_in_memory_engine():
     beam_runners.local_args("threads")
 
 
+BATCHES = [[f"{name}{i}".encode() for i in range(20)] for name in "abc"]
+
+
 @pytest.mark.parametrize("engine", ["in_memory", "dask"])
 def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, request):
   args = (beam_runners.dask_args(request.getfixturevalue("dask_address")) if engine == "dask" else
@@ -132,7 +135,7 @@ def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, req
     sizes = (pairs
              | "Batch" >> beam_io.Batches(3, 10)
              | "Sizes" >> beam.Map(lambda batch: str(len(batch))))
-    lists = p | "Lists" >> beam.Create([[b"a1", b"a2", b"a3"], [b"b1", b"b2"], [b"c1"]])
+    lists = p | "Lists" >> beam.Create(BATCHES)
     _ = ({"even": by_parity["even"], "none": p | "None" >> beam.Create([]), "lists": lists, "sizes": sizes}
          | "Write" >> beam_io.WriteFiles(files))
 
@@ -144,10 +147,11 @@ def test_tags_batches_and_one_sink_that_writes_every_shard(engine, tmp_path, req
   assert sorted(r for path in written[:2] + written[4:6]
                 for r in conftest.file_contents(str(tmp_path / path), "")) == [
       repr(str(i).encode()) for i in (0, 2, 4, 6, 8)]
-  # A list is a batch of records, written whole to one shard.
+  # A list is a batch of records, written whole to one shard (20 records hashed one by one would all land in
+  # one of 2 shards once in 2^19).
   shards = [set(conftest.file_contents(str(tmp_path / path), "")) for path in written[2:4]]
-  assert sorted(set.union(*shards)) == [repr(r) for r in (b"a1", b"a2", b"a3", b"b1", b"b2", b"c1")]
-  for batch in ((b"a1", b"a2", b"a3"), (b"b1", b"b2")):
+  assert sorted(set.union(*shards)) == sorted(repr(r) for batch in BATCHES for r in batch)
+  for batch in BATCHES:
     assert any({repr(r) for r in batch} <= shard for shard in shards)
   # Ids modulo 4 keys (10 pairs in batches of 3): {0, 4, 8}, {1, 5, 9}, {2, 6}, {3, 7}.
   assert sorted((tmp_path / "sizes.txt").read_text().split()) == ["2", "2", "3", "3"]
