@@ -17,6 +17,8 @@ from typing import Dict, NamedTuple
 
 import tensorflow as tf
 
+from formats import tf_examples
+
 USER_ID, ITEM_ID, CURRENT_ITEM, HISTORY = "user_id", "item_id", "current_item", "history"
 HISTORY_LIKED = "history_liked"  # per history item, 1 if the user liked it
 LABEL = "liked"
@@ -118,7 +120,5 @@ def counter_features(features: Dict[str, tf.Tensor]) -> tf.Tensor:
 
 def defaults_batch(item_ids) -> Dict[str, tf.Tensor]:
   """MODEL_SPEC's features of examples that give only `item_ids`: every other feature at its default."""
-  examples = [tf.train.Example(features=tf.train.Features(feature={
-      ITEM_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)]))})).SerializeToString()
-              for i in item_ids]
+  examples = [tf_examples.example(int64s={ITEM_ID: [int(i)]}).SerializeToString() for i in item_ids]
   return tf.io.parse_example(tf.constant(examples, tf.string), MODEL_SPEC)

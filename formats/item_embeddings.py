@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import types
 
+from formats import tf_examples
 from formats.errors import InputDataError
 
 FILE_PREFIX = "embeddings"
@@ -19,10 +20,7 @@ MAX_NAMED = 10  # Items named in an error, per problem.
 
 
 def to_example(item_id: int, vector: Sequence[float]) -> bytes:
-  return tf.train.Example(features=tf.train.Features(feature={
-      "item_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[item_id])),
-      "embedding": tf.train.Feature(float_list=tf.train.FloatList(value=vector)),
-  })).SerializeToString()
+  return tf_examples.example(int64s={"item_id": [item_id]}, floats={"embedding": vector}).SerializeToString()
 
 
 def from_example(record: bytes) -> Tuple[int, np.ndarray]:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import types
 
+from formats import tf_examples
 from formats.errors import InputDataError
 
 FILE_PREFIX = "semantic_ids"
@@ -19,9 +20,7 @@ FILE_SUFFIX = ".tfrecord.gz"
 
 
 def to_example(item_id: int, codes: Sequence[int], suffix: int) -> bytes:
-  int64 = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=list(v)))
-  return tf.train.Example(features=tf.train.Features(feature={
-      "item_id": int64([item_id]), "codes": int64(codes), "suffix": int64([suffix])})).SerializeToString()
+  return tf_examples.example(int64s={"item_id": [item_id], "codes": codes, "suffix": [suffix]}).SerializeToString()
 
 
 def from_example(record: bytes) -> Tuple[int, Tuple[int, ...], int]:

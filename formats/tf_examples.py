@@ -1,4 +1,4 @@
-"""tf.Examples from Python values: how the project's Beam writers build their records.
+"""tf.Examples from Python values: how the project builds the records it writes.
 
 The message is filled in place, a map entry per feature: on 2 CPUs an interaction's 18 features took 20 µs
 so, against 48 µs with a tf.train.Feature constructed per feature (SpanExampleGen builds one per rating).
