@@ -41,3 +41,23 @@ class CatalogRows(tf.keras.layers.Layer):
   def call(self, ids: tf.Tensor) -> tf.Tensor:
     rows = self._table.lookup(tf.cast(ids, tf.int64))
     return tf.where(tf.equal(ids, NO_ITEM), tf.constant(-1, tf.int64), rows)
+
+
+class CatalogCodes(tf.keras.layers.Layer):
+  """item ids [n] -> their SID codes [n, L]; rows of -1 for items without codes. An item unknown to the
+  catalog takes its row of `content_codes` [n, L] when given (its SID from the frozen RQ-VAE; -1: none)."""
+
+  def __init__(self, catalog: Catalog, **kwargs):
+    super().__init__(trainable=False, **kwargs)
+    self.rows = CatalogRows(catalog.item_ids)
+    self._codes = tf.constant(catalog.codes, tf.int64)
+
+  def call(self, ids: tf.Tensor, content_codes: Optional[tf.Tensor] = None) -> tf.Tensor:
+    rows = self.rows(ids)
+    known = rows >= 0
+    codes = tf.gather(self._codes, tf.maximum(rows, 0))
+    if content_codes is not None:
+      content = tf.cast(content_codes, tf.int64)
+      from_content = ~known & tf.reduce_all(content >= 0, axis=1)
+      codes, known = tf.where(from_content[:, None], content, codes), known | from_content
+    return tf.where(known[:, None], codes, tf.constant(-1, tf.int64))

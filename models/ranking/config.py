@@ -42,6 +42,9 @@ class RankingConfig(Settings):
     only (counters, and the SID-cluster like-rates with sid_like_rates), trained on its own loss beside
     the main tower's; the model's logit is the mean of the two (an ensemble of the two inside one model).
     Without counting features (no counters, no SID-cluster rates) there is no second tower.
+  history_attention: whether the candidate attends to the user's history items (history_attention.py: each
+    item's vector with its label, its recency and, for SID representations, the SID prefix it shares with
+    the candidate), a vector more for the main tower; attention_heads splits embedding_dim.
   """
   KIND = "ranking"
   TUPLES = ("hidden_units",)
@@ -61,6 +64,8 @@ class RankingConfig(Settings):
   sid_like_rates: bool = True
   step_lr_scale: float = 0.1
   counter_tower: bool = True
+  history_attention: bool = False
+  attention_heads: int = 2
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -74,7 +79,7 @@ class RankingConfig(Settings):
     if self.representation not in REPRESENTATIONS:
       raise ValueError(f"unknown item representation {self.representation!r}; expected one of "
                        f"{', '.join(REPRESENTATIONS)}")
-    for name in ("table_rows", "embedding_dim", "batch_size", "epochs", "warmup_epochs"):
+    for name in ("table_rows", "embedding_dim", "batch_size", "epochs", "warmup_epochs", "attention_heads"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("user_table_rows", "cross_layers", "warmup_examples"):
@@ -89,7 +94,11 @@ class RankingConfig(Settings):
 
   @property
   def uses_sid_clusters(self) -> bool:
-    return self.sid_like_rates and self.representation not in NO_SIDS
+    return self.sid_like_rates and self.uses_sids
+
+  @property
+  def uses_sids(self) -> bool:
+    return self.representation not in NO_SIDS
 
   @property
   def uses_counter_tower(self) -> bool:
@@ -105,5 +114,6 @@ class RankingConfig(Settings):
                                            (f"+cross{self.cross_layers}", self.cross_layers),
                                            ("+sidrates", self.uses_sid_clusters),
                                            (f"+steplr{self.step_lr_scale:g}", self.step_lr_scale != 1),
-                                           ("+countertower", self.uses_counter_tower)) if used)
+                                           ("+countertower", self.uses_counter_tower),
+                                           ("+attention", self.history_attention)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"

@@ -32,6 +32,9 @@ FEATURES = ("candidate", "current", "history")
 # With the history split by label: the items the user did not like, pooled apart (`history` is then the
 # liked ones), a fourth vector.
 OTHER_HISTORY = "other_history"
+# For attention over the history (history_attention.py): each history item's own vector, one row per item
+# of the flat history ids given, the last vector.
+HISTORY_ITEMS = "history_items"
 Vectors = Tuple[tf.Tensor, ...]
 
 
@@ -58,10 +61,11 @@ class PieceItems(tf.keras.layers.Layer):
 
   CONTENT_INPUT = "candidate_codes"
   OTHER_HISTORY = OTHER_HISTORY
+  HISTORY_ITEMS = HISTORY_ITEMS
 
   def __init__(self, tokenizer: tokenizers.SidTokenizer, catalog: Catalog, dim: int,
                optimizer: tf.tpu.experimental.embedding.Adagrad, seed: int = 0, split_history: bool = False,
-               **kwargs):
+               history_items: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.tokenizer = tokenizer
     self.rows = CatalogRows(catalog.item_ids)
@@ -73,7 +77,8 @@ class PieceItems(tf.keras.layers.Layer):
     table = tf.tpu.experimental.embedding.TableConfig(
         vocabulary_size=tokenizer.num_rows, dim=dim, combiner="sum", name="item_pieces",
         initializer=tf.keras.initializers.TruncatedNormal(stddev=dim ** -0.5, seed=seed))
-    self._features = FEATURES + ((OTHER_HISTORY,) if split_history else ())
+    self._features = FEATURES + ((OTHER_HISTORY,) if split_history else ()) + (
+        (HISTORY_ITEMS,) if history_items else ())
     self.embedding = tfrs.layers.embedding.TPUEmbedding(
         {name: tf.tpu.experimental.embedding.FeatureConfig(table=table, name=name) for name in self._features},
         optimizer)
@@ -96,9 +101,12 @@ class PieceItems(tf.keras.layers.Layer):
     return tf.concat([pieces, _keep_rows(new_items, from_content)], axis=1)
 
   def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
-           candidate_codes: Optional[tf.Tensor] = None, other_history: Optional[tf.RaggedTensor] = None) -> Vectors:
+           candidate_codes: Optional[tf.Tensor] = None, other_history: Optional[tf.RaggedTensor] = None,
+           history_items: Optional[tf.Tensor] = None) -> Vectors:
     inputs = {"candidate": self.pieces(candidate, candidate_codes), "current": self.pieces(current)}
     weights = {"candidate": None, "current": None}
+    if history_items is not None:
+      inputs[HISTORY_ITEMS], weights[HISTORY_ITEMS] = self.pieces(history_items), None
     for name, items in (("history", history), (OTHER_HISTORY, other_history)):
       if items is not None:
         inputs[name], weights[name] = _mean_weights(items, self.pieces(items.flat_values))
@@ -111,6 +119,7 @@ class DenseItems(tf.keras.layers.Layer):
 
   CONTENT_INPUT = "candidate_content"
   OTHER_HISTORY = OTHER_HISTORY
+  HISTORY_ITEMS = HISTORY_ITEMS
 
   def __init__(self, catalog: Catalog, **kwargs):
     super().__init__(trainable=False, **kwargs)
@@ -136,11 +145,13 @@ class DenseItems(tf.keras.layers.Layer):
     return total / tf.maximum(count, 1.0)[:, None]
 
   def call(self, candidate: tf.Tensor, current: tf.Tensor, history: tf.RaggedTensor,
-           candidate_content: Optional[tf.Tensor] = None, other_history: Optional[tf.RaggedTensor] = None) -> Vectors:
+           candidate_content: Optional[tf.Tensor] = None, other_history: Optional[tf.RaggedTensor] = None,
+           history_items: Optional[tf.Tensor] = None) -> Vectors:
     candidate_vectors = self._vectors(candidate)
     if candidate_content is not None:
       finite = tf.math.is_finite(candidate_content)
       use = (self.rows(candidate) < 0) & tf.reduce_all(finite, axis=1)
       candidate_vectors = tf.where(use[:, None], tf.where(finite, candidate_content, 0.0), candidate_vectors)
     pooled = tuple(self._mean(items) for items in (history, other_history) if items is not None)
-    return (candidate_vectors, self._vectors(current)) + pooled
+    each = (self._vectors(history_items),) if history_items is not None else ()
+    return (candidate_vectors, self._vectors(current)) + pooled + each

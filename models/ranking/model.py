@@ -25,8 +25,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from formats import interaction_features as fields
-from models.ranking.catalog import Catalog
+from models.ranking.catalog import Catalog, CatalogCodes
 from models.ranking.config import RankingConfig
+from models.ranking.history_attention import HistoryAttention
 from models.ranking.items import DenseItems, PieceItems
 from models.ranking import sid_clusters
 from models.ranking.sid_clusters import SidClusterCounts
@@ -53,12 +54,15 @@ class RankingModel(tfrs.models.Model):
   """Item representation -> concat(candidate, current[, history]) -> MLP -> logit."""
 
   def __init__(self, config: RankingConfig, items: tf.keras.layers.Layer, users: Optional[HashedUsers] = None,
-               sid_clusters: Optional[SidClusterCounts] = None):
+               sid_clusters: Optional[SidClusterCounts] = None, attention: Optional[HistoryAttention] = None,
+               codes: Optional[CatalogCodes] = None):
     super().__init__()
     self.config = config
     self.items = items
     self.users = users
     self.sid_clusters = sid_clusters
+    self.attention = attention
+    self.codes = codes  # the attention's SID codes of candidates and history items
     self.crosses, self.tower = _tower(config, cross_seed=config.seed + 100, dense_seed=config.seed,
                                       output_seed=config.seed)
     self.counter_tower = None
@@ -79,20 +83,27 @@ class RankingModel(tfrs.models.Model):
 
   def _logits(self, features: Dict[str, tf.Tensor], training: bool = False) -> List[tf.Tensor]:
     """The main tower's logit, and the counter tower's with counter_tower."""
-    history = fields.ragged(features[fields.HISTORY])
+    history = all_history = fields.ragged(features[fields.HISTORY])
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
-    if self.config.split_history:
-      liked = fields.ragged(features[fields.HISTORY_LIKED])
-      tf.debugging.assert_equal(liked.row_lengths(), history.row_lengths(),
+    if self.config.split_history or self.attention is not None:
+      history_liked = fields.ragged(features[fields.HISTORY_LIKED])
+      tf.debugging.assert_equal(history_liked.row_lengths(), history.row_lengths(),
                                 message="history_liked needs one label per history item")
-      liked = liked.with_flat_values(liked.flat_values > 0)
-      inputs[self.items.OTHER_HISTORY] = tf.ragged.boolean_mask(history, ~liked)
-      history = tf.ragged.boolean_mask(history, liked)
+    if self.config.split_history:
+      liked = history_liked.flat_values > 0
+      inputs[self.items.OTHER_HISTORY] = tf.ragged.boolean_mask(history, history_liked.with_flat_values(~liked))
+      history = tf.ragged.boolean_mask(history, history_liked.with_flat_values(liked))
+    if self.attention is not None:
+      inputs[self.items.HISTORY_ITEMS] = all_history.flat_values
     candidate, current, *pooled_history = self.items(features[fields.ITEM_ID], features[fields.CURRENT_ITEM],
                                                      history, **inputs)
+    history_items = pooled_history.pop() if self.attention is not None else None
     # One user's current item and history may stand for a whole batch of candidates (serving).
     user = [current] + (pooled_history if self.config.use_history else [])
+    if history_items is not None:
+      user.append(self._attend(candidate, all_history.with_flat_values(history_items), history_liked,
+                               features[fields.ITEM_ID], inputs.get(PieceItems.CONTENT_INPUT), all_history))
     if training and self.config.item_dropout:
       candidate, *user = [tf.nn.dropout(vector, self.config.item_dropout, seed=self.config.seed + i)
                           for i, vector in enumerate([candidate] + user)]
@@ -112,6 +123,14 @@ class RankingModel(tfrs.models.Model):
     if self.counter_tower is not None:
       logits.append(self._logit(counting, self.counter_crosses, self.counter_tower))
     return logits
+
+  def _attend(self, candidate: tf.Tensor, history_vectors: tf.RaggedTensor, history_liked: tf.RaggedTensor,
+              candidate_ids: tf.Tensor, content_codes: Optional[tf.Tensor], history: tf.RaggedTensor) -> tf.Tensor:
+    """The history attention's vector per candidate, with the SID prefixes it shares with each history item."""
+    if self.codes is None:
+      return self.attention(candidate, history_vectors, history_liked)
+    return self.attention(candidate, history_vectors, history_liked, self.codes(candidate_ids, content_codes),
+                          history.with_flat_values(self.codes(history.flat_values)))
 
   @staticmethod
   def _logit(parts: List[tf.Tensor], crosses, tower: tf.keras.Sequential) -> tf.Tensor:
@@ -176,6 +195,7 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
   # cache, which owns the tensorflow-text SentencePiece resource of every model already built.
   if config.representation == "dense":
     items = DenseItems(catalog)
+    dim = items.content_dim
   else:
     tokenizer = tokenizers.create(config.representation, catalog.codes.shape[1], catalog.codebook_size,
                                   num_rows=config.table_rows, spm_model=spm_model,
@@ -185,12 +205,20 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
                        f"{config.table_rows}-row budget")
     items = PieceItems(tokenizer, catalog, config.embedding_dim,
                        tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate),
-                       seed=config.seed, split_history=config.split_history)
+                       seed=config.seed, split_history=config.split_history,
+                       history_items=config.history_attention)
+    dim = config.embedding_dim
   users = None
   if config.user_table_rows:
     users = HashedUsers(config.user_table_rows, config.embedding_dim,
                         tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate), seed=config.seed)
-  model = RankingModel(config, items, users, SidClusterCounts(catalog) if config.uses_sid_clusters else None)
+  attention = codes = None
+  if config.history_attention:
+    attention = HistoryAttention(dim, config.attention_heads, catalog.codes.shape[1] if config.uses_sids else 0,
+                                 seed=config.seed + 600)
+    codes = CatalogCodes(catalog) if config.uses_sids else None
+  model = RankingModel(config, items, users, SidClusterCounts(catalog) if config.uses_sid_clusters else None,
+                       attention, codes)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   return model
 
@@ -269,7 +297,7 @@ def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units", "width_multiplier",
                 "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers",
-                "sid_like_rates", "counter_tower")
+                "sid_like_rates", "counter_tower", "history_attention", "attention_heads")
 
 
 def _architecture(config: RankingConfig) -> Dict[str, object]:

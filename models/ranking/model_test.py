@@ -305,3 +305,45 @@ def test_step_learning_rates_replace_the_warm_ups(catalog):
     ranking.use_step_learning_rates(model)
   assert model.optimizer.learning_rate.numpy() == pytest.approx(0.001)
   assert model.embedding_optimizer.learning_rate.numpy() == pytest.approx(0.02)
+
+
+def _resemblance_batch(rng, size=64):
+  """The label is the user's label of the history item that shares the candidate's first SID code: what
+  attention over the history can read and a pooled history cannot."""
+  by_code = {code: np.flatnonzero(CODES[:, 0] == code) + 1 for code in np.unique(CODES[:, 0])}
+  items, histories, labels, history_liked = [], [], [], []
+  for _ in range(size):
+    codes = rng.choice(list(by_code), 3, replace=False)
+    history = [int(rng.choice(by_code[code])) for code in codes]
+    liked = rng.integers(0, 2, 3).tolist()
+    pick = rng.integers(0, 3)
+    items.append(int(rng.choice(by_code[codes[pick]])))
+    histories.append(history)
+    history_liked.append(liked)
+    labels.append(liked[pick])
+  return {fields.ITEM_ID: tf.constant(items, tf.int64), fields.CURRENT_ITEM: tf.zeros([size], tf.int64),
+          fields.HISTORY: tf.ragged.constant(histories, tf.int64),
+          fields.HISTORY_LIKED: tf.ragged.constant(history_liked, tf.int64),
+          fields.LABEL: tf.constant(labels, tf.int64)}
+
+
+@pytest.mark.parametrize("representation", ["unigram", "dense"])
+def test_history_attention_learns_which_history_item_resembles_the_candidate_and_warm_starts(
+    tmp_path, catalog, representation):
+  aucs = {}
+  for attention in (False, True):
+    config = RankingConfig(representation=representation, table_rows=64, embedding_dim=8, hidden_units=(16,),
+                           item_dropout=0, use_counters=False, sid_like_rates=False, learning_rate=0.01,
+                           history_attention=attention)
+    model = ranking.build(config, catalog)
+    rng = np.random.default_rng(5)
+    model.fit(tf.data.Dataset.from_tensor_slices(_resemblance_batch(rng, 2048)).batch(64).repeat(4), verbose=0)
+    held_out = tf.data.Dataset.from_tensors(_resemblance_batch(np.random.default_rng(9), 512))
+    aucs[attention] = model.evaluate(held_out, verbose=0, return_dict=True)["auc"]
+  assert aucs[True] > 0.9 and aucs[False] < 0.7, aucs
+  assert "+attention" in config.name
+  ranking.save_checkpoint(model, str(tmp_path))
+  batch = _resemblance_batch(np.random.default_rng(2))
+  fresh = ranking.build(config, catalog)
+  ranking.warm_start(fresh, str(tmp_path), batch)
+  np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from formats import interaction_features as fields
-from models.ranking.catalog import Catalog, CatalogRows
+from models.ranking.catalog import Catalog, CatalogCodes
 
 LEVELS = fields.SID_CLUSTER_LEVELS
 
@@ -44,8 +44,7 @@ class SidClusterCounts(tf.keras.layers.Layer):
       raise ValueError(f"SID-cluster like-rates need at least {LEVELS} SID levels, the catalog has "
                        f"{catalog.codes.shape[1]}")
     size = catalog.codebook_size
-    self.rows = CatalogRows(catalog.item_ids)
-    self._codes = tf.constant(catalog.codes[:, :LEVELS], tf.int64)
+    self.codes = CatalogCodes(catalog)
     # Level l's cluster: its prefix as a base-K number, offset past the clusters of the levels before it.
     self._weights = tf.constant([[size ** (level - 1 - i) if i < level else 0 for level in range(1, LEVELS + 1)]
                                  for i in range(LEVELS)], tf.int64)
@@ -57,14 +56,9 @@ class SidClusterCounts(tf.keras.layers.Layer):
 
   def clusters(self, ids: tf.Tensor, content_codes: Optional[tf.Tensor] = None) -> tf.Tensor:
     """[n, LEVELS] cluster of each level; -1 for items without codes (content codes of -1: none)."""
-    rows = self.rows(ids)
-    known = rows >= 0
-    codes = tf.gather(self._codes, tf.maximum(rows, 0))
-    if content_codes is not None:
-      content = tf.cast(content_codes[:, :LEVELS], tf.int64)
-      from_content = ~known & tf.reduce_all(content >= 0, axis=1)
-      codes, known = tf.where(from_content[:, None], content, codes), known | from_content
-    return tf.where(known[:, None], tf.matmul(codes, self._weights) + self._offsets, -1)
+    codes = self.codes(ids, content_codes)[:, :LEVELS]
+    known = codes[:, 0] >= 0
+    return tf.where(known[:, None], tf.matmul(tf.maximum(codes, 0), self._weights) + self._offsets, -1)
 
   def clusters_of(self, ids: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
     """clusters() of many item ids [n] as an array, a chunk at a time: at a backfill's size (millions) the

@@ -136,13 +136,14 @@ def test_warmup_requests_cover_every_signature_and_replay(exported):
     assert all(np.isfinite(v.numpy()).all() for v in outputs.values() if v.dtype.is_floating)
 
 
-def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen):
+@pytest.mark.parametrize("attention", [False, True], ids=["pooled", "attention"])
+def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen, attention):
   """A user's next interaction after the snapshot's span: `rank` (user and item counters from the model's
   snapshot) scores it exactly as serving_default scores its tf.Example, which carries the counters
   training reads. Unknown users and items without counters get zero counters, as a first interaction."""
   catalog, sid_encoder = frozen
   config = RankingConfig(representation="unigram", split_history=True, use_counters=True, user_table_rows=16,
-                         cross_layers=1, **SMALL)
+                         cross_layers=1, history_attention=attention, attention_heads=1, **SMALL)
   model = ranking.build(config, catalog)
   counters = lambda user, item: dict(zip(fields.USER_COUNTERS + fields.ITEM_COUNTERS, user + item))
   train = [conftest.example(user_id=u, item_id=i, current_item=2, history=[1, 2], history_liked=[1, 0], liked=u % 2,
