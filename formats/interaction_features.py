@@ -21,6 +21,7 @@ from formats import tf_examples
 
 USER_ID, ITEM_ID, CURRENT_ITEM, HISTORY = "user_id", "item_id", "current_item", "history"
 HISTORY_LIKED = "history_liked"  # per history item, 1 if the user liked it
+HISTORY_AGE_DAYS = "history_age_days"  # per history item, whole days between it and the example
 LABEL = "liked"
 TIMESTAMP = "timestamp"  # seconds since the epoch
 ITEM_SEGMENT = "item_segment"
@@ -49,6 +50,7 @@ MODEL_SPEC = {
     CURRENT_ITEM: tf.io.FixedLenFeature([], tf.int64, default_value=NO_ITEM),
     HISTORY: tf.io.RaggedFeature(tf.int64),
     HISTORY_LIKED: tf.io.RaggedFeature(tf.int64),
+    HISTORY_AGE_DAYS: tf.io.RaggedFeature(tf.int64),
     USER_ID: tf.io.FixedLenFeature([], tf.int64, default_value=NO_USER),
     **_COUNTER_SPEC,
 }

@@ -20,6 +20,9 @@ from typing import Optional
 import tensorflow as tf
 
 MAX_RECENCY = 64  # Recencies from this one on share its embedding row.
+# Ages in days by powers of two: 0, 1-2, 3-6, 7-14, ... (bucket b: 2**b - 1 to 2**(b+1) - 2 days).
+_AGE_BOUNDARIES = [float(2 ** b - 1) for b in range(1, 16)]
+AGE_BUCKETS = len(_AGE_BOUNDARIES) + 1
 
 
 def recency(history: tf.RaggedTensor) -> tf.RaggedTensor:
@@ -27,6 +30,11 @@ def recency(history: tf.RaggedTensor) -> tf.RaggedTensor:
   lengths = history.row_lengths()
   return tf.RaggedTensor.from_row_lengths(
       tf.gather(lengths, history.value_rowids()) - 1 - tf.ragged.range(lengths).flat_values, lengths)
+
+
+def age_bucket(age_days: tf.Tensor) -> tf.Tensor:
+  """Days before the candidate -> one of AGE_BUCKETS buckets (negative days: 0)."""
+  return tf.raw_ops.Bucketize(input=tf.cast(age_days, tf.float32), boundaries=_AGE_BOUNDARIES)
 
 
 def _padded(values: tf.RaggedTensor) -> tf.Tensor:
@@ -47,7 +55,7 @@ def shared_prefix(candidate_codes: tf.Tensor, history_codes: tf.Tensor) -> tf.Te
 class HistoryAttention(tf.keras.layers.Layer):
   """candidate [C, d], history vectors [B, (H), d], labels [B, (H)] (and SID codes) -> [C, d]."""
 
-  def __init__(self, dim: int, heads: int, sid_levels: int = 0, seed: int = 0, **kwargs):
+  def __init__(self, dim: int, heads: int, sid_levels: int = 0, ages: bool = False, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
     if dim % heads:
       raise ValueError(f"history attention: {heads} heads do not divide the item dimension {dim}")
@@ -56,16 +64,19 @@ class HistoryAttention(tf.keras.layers.Layer):
     self.recency = tf.keras.layers.Embedding(MAX_RECENCY, dim, embeddings_initializer=init(2))
     self.shared = tf.keras.layers.Embedding(sid_levels + 1, dim, embeddings_initializer=init(3)) \
         if sid_levels else None
+    self.age = tf.keras.layers.Embedding(AGE_BUCKETS, dim, embeddings_initializer=init(5)) if ages else None
     self.attention = tf.keras.layers.MultiHeadAttention(
         num_heads=heads, key_dim=dim // heads, kernel_initializer=tf.keras.initializers.GlorotUniform(seed + 4))
 
   def call(self, candidate: tf.Tensor, history_vectors: tf.RaggedTensor, history_liked: tf.RaggedTensor,
-           candidate_codes: Optional[tf.Tensor] = None, history_codes: Optional[tf.RaggedTensor] = None
-           ) -> tf.Tensor:
+           candidate_codes: Optional[tf.Tensor] = None, history_codes: Optional[tf.RaggedTensor] = None,
+           history_age_days: Optional[tf.RaggedTensor] = None) -> tf.Tensor:
     present = _padded(tf.ones_like(history_liked, tf.bool))                 # [B, H]
     liked = tf.cast(_padded(history_liked) > 0, tf.int32)
     keys = (_padded(history_vectors) + self.label(liked)
             + self.recency(tf.minimum(_padded(recency(history_liked)), MAX_RECENCY - 1)))
+    if self.age is not None:
+      keys += self.age(age_bucket(_padded(history_age_days)))
     candidates = tf.shape(candidate)[0]
     keys = tf.broadcast_to(keys, tf.concat([[candidates], tf.shape(keys)[1:]], 0))
     if self.shared is not None:

@@ -55,3 +55,8 @@ def test_each_input_of_a_history_item_moves_the_attention():
     inputs = {"vectors": vectors, "liked": liked, "codes": codes, **changed}
     moved = attention(candidate, inputs["vectors"], inputs["liked"], candidate_codes, inputs["codes"]).numpy()
     assert not np.allclose(moved, base)
+
+
+def test_ages_fall_in_power_of_two_buckets():
+  days = tf.constant([-3, 0, 1, 2, 3, 6, 7, 14, 15, 10 ** 6])
+  assert history_attention.age_bucket(days).numpy().tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 15]

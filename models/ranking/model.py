@@ -102,8 +102,8 @@ class RankingModel(tfrs.models.Model):
     # One user's current item and history may stand for a whole batch of candidates (serving).
     user = [current] + (pooled_history if self.config.use_history else [])
     if history_items is not None:
-      user.append(self._attend(candidate, all_history.with_flat_values(history_items), history_liked,
-                               features[fields.ITEM_ID], inputs.get(PieceItems.CONTENT_INPUT), all_history))
+      user.append(self._attend(features, candidate, all_history.with_flat_values(history_items), history_liked,
+                               inputs.get(PieceItems.CONTENT_INPUT), all_history))
     if training and self.config.item_dropout:
       candidate, *user = [tf.nn.dropout(vector, self.config.item_dropout, seed=self.config.seed + i)
                           for i, vector in enumerate([candidate] + user)]
@@ -124,13 +124,21 @@ class RankingModel(tfrs.models.Model):
       logits.append(self._logit(counting, self.counter_crosses, self.counter_tower))
     return logits
 
-  def _attend(self, candidate: tf.Tensor, history_vectors: tf.RaggedTensor, history_liked: tf.RaggedTensor,
-              candidate_ids: tf.Tensor, content_codes: Optional[tf.Tensor], history: tf.RaggedTensor) -> tf.Tensor:
-    """The history attention's vector per candidate, with the SID prefixes it shares with each history item."""
-    if self.codes is None:
-      return self.attention(candidate, history_vectors, history_liked)
-    return self.attention(candidate, history_vectors, history_liked, self.codes(candidate_ids, content_codes),
-                          history.with_flat_values(self.codes(history.flat_values)))
+  def _attend(self, features: Dict[str, tf.Tensor], candidate: tf.Tensor, history_vectors: tf.RaggedTensor,
+              history_liked: tf.RaggedTensor, content_codes: Optional[tf.Tensor], history: tf.RaggedTensor
+              ) -> tf.Tensor:
+    """The history attention's vector per candidate, with the SID prefixes it shares with each history item
+    and the items' ages."""
+    candidate_ids = features[fields.ITEM_ID]
+    ages = fields.ragged(features[fields.HISTORY_AGE_DAYS]) if self.config.history_ages else None
+    if ages is not None:
+      tf.debugging.assert_equal(ages.row_lengths(), history.row_lengths(),
+                                message="history_age_days needs one age per history item")
+    codes = {}
+    if self.codes is not None:
+      codes = dict(candidate_codes=self.codes(candidate_ids, content_codes),
+                   history_codes=history.with_flat_values(self.codes(history.flat_values)))
+    return self.attention(candidate, history_vectors, history_liked, history_age_days=ages, **codes)
 
   @staticmethod
   def _logit(parts: List[tf.Tensor], crosses, tower: tf.keras.Sequential) -> tf.Tensor:
@@ -215,7 +223,7 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
   attention = codes = None
   if config.history_attention:
     attention = HistoryAttention(dim, config.attention_heads, catalog.codes.shape[1] if config.uses_sids else 0,
-                                 seed=config.seed + 600)
+                                 ages=config.history_ages, seed=config.seed + 600)
     codes = CatalogCodes(catalog) if config.uses_sids else None
   model = RankingModel(config, items, users, SidClusterCounts(catalog) if config.uses_sid_clusters else None,
                        attention, codes)
@@ -297,7 +305,7 @@ def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units", "width_multiplier",
                 "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers",
-                "sid_like_rates", "counter_tower", "history_attention", "attention_heads")
+                "sid_like_rates", "counter_tower", "history_attention", "attention_heads", "history_ages")
 
 
 def _architecture(config: RankingConfig) -> Dict[str, object]:
