@@ -32,6 +32,7 @@ class UserState(NamedTuple):
   liked: int
   rating_sum: float
   recent_liked: Tuple[int, ...] = ()  # Per recent item, 1 if liked.
+  recent_timestamps: Tuple[int, ...] = ()  # Per recent item, when it was rated.
 
 
 class ItemState(NamedTuple):
@@ -46,6 +47,7 @@ class ItemState(NamedTuple):
 def user_record(state: UserState) -> bytes:
   return tf_examples.example(
       int64s={"user_id": [state.user_id], "recent_items": state.recent_items, "recent_liked": state.recent_liked,
+              "recent_timestamps": state.recent_timestamps,
               "last_timestamp": [state.last_timestamp], "interactions": [state.interactions],
               "liked": [state.liked]},
       floats={"rating_sum": [state.rating_sum]}).SerializeToString()
@@ -63,10 +65,12 @@ def parse_user(record: bytes) -> UserState:
   single = lambda name: feature[name].int64_list.value[0]
   state = UserState(single("user_id"), tuple(feature["recent_items"].int64_list.value),
                     single("last_timestamp"), single("interactions"), single("liked"),
-                    feature["rating_sum"].float_list.value[0], tuple(feature["recent_liked"].int64_list.value))
-  if len(state.recent_liked) != len(state.recent_items):
-    raise ValueError(f"user {state.user_id}'s state has {len(state.recent_items)} recent items but "
-                     f"{len(state.recent_liked)} labels: a state written before history labels; run a SID refresh")
+                    feature["rating_sum"].float_list.value[0], tuple(feature["recent_liked"].int64_list.value),
+                    tuple(feature["recent_timestamps"].int64_list.value))
+  for name, values in (("labels", state.recent_liked), ("timestamps", state.recent_timestamps)):
+    if len(values) != len(state.recent_items):
+      raise ValueError(f"user {state.user_id}'s state has {len(state.recent_items)} recent items but "
+                       f"{len(values)} {name}: a state written before history {name}; run a SID refresh")
   return state
 
 

@@ -8,7 +8,8 @@ from formats import artifacts, feature_state
 _write_gzip_records = conftest._gzip_records
 
 USER = feature_state.UserState(user_id=7, recent_items=(3, 1, 2), last_timestamp=conftest.DAY0,
-                               interactions=5, liked=2, rating_sum=17.5, recent_liked=(0, 1, 1))
+                               interactions=5, liked=2, rating_sum=17.5, recent_liked=(0, 1, 1),
+                               recent_timestamps=(conftest.DAY0 - 9, conftest.DAY0 - 5, conftest.DAY0))
 ITEM = feature_state.ItemState(item_id=2, first_seen_span=17532, ratings=4, liked=3, rating_sum=15.5,
                                title="Heat, The (1995)")
 NEVER_RATED = feature_state.ItemState(item_id=9, first_seen_span=feature_state.NEVER, ratings=0,
@@ -43,7 +44,8 @@ def test_files_are_read_back_by_id_and_properties_name_the_span(tmp_path):
   assert snapshot.item_ids.tolist() == [2, 9] and snapshot.items.tolist() == [[4, 3, 15.5], [0, 0, 0.0]]
 
 
-def test_a_state_without_history_labels_is_refused():
-  unlabelled = feature_state.user_record(USER._replace(recent_liked=()))
-  with pytest.raises(ValueError, match="user 7's state has 3 recent items but 0 labels: .* run a SID refresh"):
-    feature_state.parse_user(unlabelled)
+@pytest.mark.parametrize("field,name", [("recent_liked", "labels"), ("recent_timestamps", "timestamps")])
+def test_a_state_without_history_labels_or_timestamps_is_refused(field, name):
+  older = feature_state.user_record(USER._replace(**{field: ()}))
+  with pytest.raises(ValueError, match=f"user 7's state has 3 recent items but 0 {name}: .* run a SID refresh"):
+    feature_state.parse_user(older)

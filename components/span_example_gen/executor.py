@@ -272,30 +272,31 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
            for r, (first_seen, earlier, prior) in grouped["rated"]]
   item_features = {rating.line: item for rating, item in rated}
   prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
-  recent, recent_liked = list(state.recent_items), list(state.recent_liked)
+  recent = [features.HistoryItem(*item) for item in zip(state.recent_items, state.recent_liked,
+                                                         state.recent_timestamps)]
   last_timestamp = state.last_timestamp
   counts: collections.Counter = collections.Counter()  # One count per stat and user: fewer elements downstream.
   examples = []  # Written as one batch: one element per user through the sink's shuffle.
-  for rating, history, history_liked in features.user_interactions(
-      [r for r, _ in rated], history_length, state.recent_items, state.recent_liked):
+  for rating, history in features.user_interactions([r for r, _ in rated], history_length, recent):
     item = item_features[rating.line]
     span = spans.span_of(rating.timestamp, period)
     examples.append(features.interaction_example(
-        rating, history, history_liked, span, item.first_seen_span, item.prior_interactions, prior,
-        item.prior).SerializeToString())
+        rating, history, span, item.first_seen_span, item.prior_interactions, prior, item.prior).SerializeToString())
     counts.update(stat for stat, counted in (("valid", True), ("liked", fields.liked(rating.rating)),
                                              ("same_second_as_previous", rating.timestamp == last_timestamp),
                                              ("new_item_interactions", item.first_seen_span == span)) if counted)
     prior = prior.add(rating.rating)
-    recent, last_timestamp = (history + [rating.item_id])[-history_length:], rating.timestamp
-    recent_liked = (history_liked + [fields.liked(rating.rating)])[-history_length:]
+    recent = (history + [features.HistoryItem(rating.item_id, fields.liked(rating.rating), rating.timestamp)]
+              )[-history_length:]
+    last_timestamp = rating.timestamp
   if rated:
     counts["users"] += 1
     yield "examples", examples
   for stat, count in counts.items():
     yield "stats", (("interactions", stat), count)
   yield "state", feature_state.user_record(state._replace(
-      recent_items=tuple(recent), recent_liked=tuple(recent_liked), last_timestamp=last_timestamp,
+      recent_items=tuple(h.item_id for h in recent), recent_liked=tuple(h.liked for h in recent),
+      recent_timestamps=tuple(h.timestamp for h in recent), last_timestamp=last_timestamp,
       interactions=prior.count, liked=prior.liked, rating_sum=prior.rating_sum))
 
 

@@ -152,9 +152,11 @@ def test_a_backfill_in_chunks_equals_one_pipeline_over_it(tmp_path):
 
 def test_features_continue_from_the_state(daily):
   span4 = _interactions(daily[-1][0])
-  # User 1's 6th item: history capped at 3; counters over their 5 earlier ratings (4, 3, 2, 5, 4).
+  # User 1's 6th item: history capped at 3; counters over their 5 earlier ratings (4, 3, 2, 5, 4); the
+  # history's ages in whole days, its first item from the backfill's state (rated at DAY0 + D).
   assert span4[(1, 7)] == {
-      "current_item": [5], "history": [3, 4, 5], "history_liked": [0, 1, 1], "item_first_seen_span": [S + 4],
+      "current_item": [5], "history": [3, 4, 5], "history_liked": [0, 1, 1], "history_age_days": [3, 1, 1],
+      "item_first_seen_span": [S + 4],
       "item_id": [7],
       "item_prior_count_all": [0], "item_prior_interactions": [0], "item_prior_liked": [0],
       "item_prior_rating_sum": [0.0], "item_segment": [b"cold_start"], "liked": [0], "rating": [3.0],
@@ -182,8 +184,10 @@ def test_state_report_and_new_items_of_a_span(daily):
   assert outputs["examples"].span == S + 4
   assert artifact_utils.decode_split_names(outputs["examples"].split_names) == ["interactions"]
   users = feature_state.read_users(outputs["state"])
-  assert users[1] == feature_state.UserState(1, (4, 5, 7), T4 + 3, 6, 3, 21.0, recent_liked=(1, 1, 0))
-  assert users[3] == feature_state.UserState(3, (2, 1, 5), T3 + 2, 3, 1, 7.5, recent_liked=(1, 0, 0))  # Passed through.
+  assert users[1] == feature_state.UserState(1, (4, 5, 7), T4 + 3, 6, 3, 21.0, recent_liked=(1, 1, 0),
+                                             recent_timestamps=(T2 + 7, T3 + 1, T4 + 3))
+  assert users[3] == feature_state.UserState(3, (2, 1, 5), T3 + 2, 3, 1, 7.5, recent_liked=(1, 0, 0),  # Passed through.
+                                             recent_timestamps=(T2 + 7, T2 + 7, T3 + 2))
   items = feature_state.read_items(outputs["state"])
   assert items[6] == feature_state.ItemState(6, -1, 0, 0, 0.0, "Never Rated (2000)")
   assert items[5] == feature_state.ItemState(5, S + 3, 4, 3, 15.5, "Five (2002)")

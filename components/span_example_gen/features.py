@@ -12,6 +12,7 @@ NEVER = -1  # `first_seen` of an item nobody rated.
 # before it (on ml-latest-small: 23% of 2016-18 interactions), or else head (68%).
 COLD_START, LONG_TAIL, HEAD = "cold_start", "long_tail", "head"
 HEAD_MIN_PRIOR_INTERACTIONS = 10
+SECONDS_PER_DAY = 86400
 
 
 class PriorCounts(NamedTuple):
@@ -31,34 +32,41 @@ def item_segment(span: int, item_first_seen_span: int, item_prior_interactions: 
   return HEAD if item_prior_interactions >= HEAD_MIN_PRIOR_INTERACTIONS else LONG_TAIL
 
 
-def user_interactions(ratings: Sequence[movielens.Rating], history_length: int, earlier_items: Sequence[int] = (),
-                      earlier_liked: Sequence[int] = ()) -> Iterable[Tuple[movielens.Rating, List[int], List[int]]]:
-  """Each of a user's ratings in time order with the items rated strictly before it (oldest first) and
-  whether each was liked: `earlier_items` and `earlier_liked` (from earlier inputs, oldest first), then
-  the earlier of `ratings`.
+class HistoryItem(NamedTuple):
+  """An item the user rated before an example: the example's history holds its id, label and age."""
+  item_id: int
+  liked: int
+  timestamp: int
+
+
+def user_interactions(ratings: Sequence[movielens.Rating], history_length: int,
+                      earlier: Sequence[HistoryItem] = ()) -> Iterable[Tuple[movielens.Rating, List[HistoryItem]]]:
+  """Each of a user's ratings in time order with the items rated strictly before it (oldest first, at most
+  `history_length`): `earlier` (from earlier inputs, oldest first), then the earlier of `ratings`.
 
   Ratings within the same second keep file order: MovieLens bulk imports share timestamps, and the
   file order is the only order left.
   """
   ordered = sorted(ratings, key=lambda r: (r.timestamp, r.line))
-  items = list(earlier_items) + [r.item_id for r in ordered]
-  labels = list(earlier_liked) + [fields.liked(r.rating) for r in ordered]
-  for i, rating in enumerate(ordered, start=len(earlier_items)):
-    start = max(0, i - history_length)
-    yield rating, items[start:i], labels[start:i]
+  items = list(earlier) + [HistoryItem(r.item_id, fields.liked(r.rating), r.timestamp) for r in ordered]
+  for i, rating in enumerate(ordered, start=len(earlier)):
+    yield rating, items[max(0, i - history_length):i]
 
 
-def interaction_example(rating: movielens.Rating, history: Sequence[int], history_liked: Sequence[int], span: int,
+def interaction_example(rating: movielens.Rating, history: Sequence[HistoryItem], span: int,
                         item_first_seen_span: int, item_prior_interactions: int,
                         user_prior: PriorCounts = PriorCounts(),
                         item_prior: PriorCounts = PriorCounts()) -> tf.train.Example:
   """`item_prior_interactions` counts the item's ratings in spans before `span` (what the segment is
   cut by); `user_prior` and `item_prior` count every interaction strictly before this one."""
   user, item = fields.USER_COUNTERS, fields.ITEM_COUNTERS
+  items = [h.item_id for h in history]
   return tf_examples.example(
       int64s={fields.USER_ID: [rating.user_id], fields.ITEM_ID: [rating.item_id], fields.TIMESTAMP: [rating.timestamp],
-              fields.LABEL: [fields.liked(rating.rating)], fields.HISTORY: history,
-              fields.HISTORY_LIKED: history_liked, fields.CURRENT_ITEM: [history[-1] if history else NO_ITEM],
+              fields.LABEL: [fields.liked(rating.rating)], fields.HISTORY: items,
+              fields.HISTORY_LIKED: [h.liked for h in history],
+              fields.HISTORY_AGE_DAYS: [(rating.timestamp - h.timestamp) // SECONDS_PER_DAY for h in history],
+              fields.CURRENT_ITEM: [items[-1] if items else NO_ITEM],
               "span": [span], "item_first_seen_span": [item_first_seen_span],
               "item_prior_interactions": [item_prior_interactions],
               user.count: [user_prior.count], user.liked: [user_prior.liked],
