@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from ml_metadata import metadata_store
@@ -15,7 +16,11 @@ from tfx.types import artifact_utils, standard_artifacts
 import conftest
 from components.span_example_gen import component, executor
 from formats import artifacts, feature_state, spans
+from formats import interaction_features as fields
 from formats.errors import InputDataError
+from models.ranking import model as ranking
+from models.ranking.catalog import Catalog
+from models.ranking.config import RankingConfig
 from pipeline import configs
 
 S = spans.span_of(conftest.DAY0, "day")  # 2018-01-01
@@ -357,3 +362,29 @@ def test_compiles_for_kubeflow_v2_with_the_example_gen_driver(tmp_path):
   container = executors["SpanExampleGen_executor"]["container"]
   assert container["lifecycle"]["preCacheCheck"]["command"][-1] == (
       "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver")
+
+
+def test_later_interactions_change_no_earlier_example_and_the_attention_reads_labels_and_ages_as_ingested(
+    tmp_path, all_at_once):
+  """The join SpanExampleGen -> ranker: the history (items, labels, ages) an example carries is causal, and
+  the history attention receives exactly those labels and ages."""
+  earlier = [r for r in ALL_RATINGS if int(r.split(",")[3]) < T4]
+  outputs, _ = _ingest(_write_as_backfill(tmp_path / "input", earlier), tmp_path / "out", end_date=AFTER_LAST)
+  before, everything = _interactions(outputs), _interactions(all_at_once[0])
+  assert len(before) == 11 and {key: everything[key] for key in before} == before
+
+  catalog = Catalog(np.arange(1, 8), np.array([[0, 0], [0, 1], [1, 0], [0, 1], [1, 1], [0, 0], [0, 1]]), 2)
+  config = RankingConfig(representation="unigram", history_attention=True, history_ages=True, attention_heads=1,
+                         **conftest.SMALL_RANKER)
+  model = ranking.build(config, catalog)
+  seen = {}
+  attend = model.attention.call
+  model.attention.call = lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs) or attend(*args, **kwargs)
+  example = [e for e in _records(all_at_once[0]["examples"], executor.INTERACTIONS_SPLIT)
+             if _as_dict(e)["user_id"] == [1] and _as_dict(e)["item_id"] == [7]]
+  model(tf.io.parse_example([example[0].SerializeToString()], fields.TRAINING_SPEC))
+  candidate, history_vectors, history_liked = seen["args"]
+  assert history_liked.to_list() == [[0, 1, 1]]  # user 1's items 3, 4 and 5, as in the example
+  assert seen["kwargs"]["history_age_days"].to_list() == [[3, 1, 1]]
+  assert seen["kwargs"]["history_codes"].to_list() == [[[1, 0], [0, 1], [1, 1]]]
+  assert seen["kwargs"]["candidate_codes"].numpy().tolist() == [[0, 1]]
