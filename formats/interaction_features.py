@@ -22,6 +22,7 @@ from formats import tf_examples
 USER_ID, ITEM_ID, CURRENT_ITEM, HISTORY = "user_id", "item_id", "current_item", "history"
 HISTORY_LIKED = "history_liked"  # per history item, 1 if the user liked it
 HISTORY_AGE_DAYS = "history_age_days"  # per history item, whole days between it and the example
+SECONDS_PER_DAY = 86400
 LABEL = "liked"
 TIMESTAMP = "timestamp"  # seconds since the epoch
 ITEM_SEGMENT = "item_segment"

@@ -29,7 +29,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from formats import movielens
-from formats.interaction_features import NO_USER, liked
+from formats.interaction_features import NO_USER, SECONDS_PER_DAY, liked
 from models.content_encoder import INPUT_KEY as TEXT_INPUT
 from models.content_encoder import OUTPUT_KEY as TEXT_EMBEDDING
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
@@ -104,18 +104,26 @@ def _available(channel: grpc.Channel, model_name: str) -> bool:
     return False
 
 
+def _history_inputs(request: predict_pb2.PredictRequest, history: Sequence[int],
+                    history_liked: Optional[Sequence[int]], history_age_days: Optional[Sequence[int]]) -> None:
+  """The history and, per item, its label (default: liked) and its age in days (default: 0, just now)."""
+  for key, values, default in ((signatures.HISTORY, history, None), (signatures.HISTORY_LIKED, history_liked, 1),
+                               (signatures.HISTORY_AGE_DAYS, history_age_days, 0)):
+    values = [default] * len(history) if values is None else list(values)
+    request.inputs[key].CopyFrom(tf.make_tensor_proto(values, tf.int64))
+
+
 def rank_request(model_name: str, history: Sequence[int], current_item: int, candidates: Sequence[int],
                  embeddings: Optional[np.ndarray] = None, version: Optional[int] = None,
-                 user_id: int = NO_USER, history_liked: Optional[Sequence[int]] = None) -> predict_pb2.PredictRequest:
+                 user_id: int = NO_USER, history_liked: Optional[Sequence[int]] = None,
+                 history_age_days: Optional[Sequence[int]] = None) -> predict_pb2.PredictRequest:
   """A PredictRequest for the `rank` signature, or `rank_with_embeddings` when the candidates' content
   vectors are given. The model looks the user's and the candidates' counters up itself (NO_USER: none).
-  `history_liked` defaults to every history item liked."""
+  `history_liked` defaults to every history item liked, `history_age_days` to 0 days for each."""
   request = predict_pb2.PredictRequest()
   set_model_spec(request.model_spec, model_name, version)
   request.model_spec.signature_name = signatures.RANK_WITH_EMBEDDINGS if embeddings is not None else signatures.RANK
-  request.inputs[signatures.HISTORY].CopyFrom(tf.make_tensor_proto(list(history), tf.int64))
-  labels = [1] * len(history) if history_liked is None else list(history_liked)
-  request.inputs[signatures.HISTORY_LIKED].CopyFrom(tf.make_tensor_proto(labels, tf.int64))
+  _history_inputs(request, history, history_liked, history_age_days)
   request.inputs[signatures.CURRENT_ITEM].CopyFrom(tf.make_tensor_proto(current_item, tf.int64))
   request.inputs[signatures.CANDIDATES].CopyFrom(tf.make_tensor_proto(list(candidates), tf.int64))
   request.inputs[signatures.USER_ID].CopyFrom(tf.make_tensor_proto(user_id, tf.int64))
@@ -125,15 +133,14 @@ def rank_request(model_name: str, history: Sequence[int], current_item: int, can
 
 
 def recommend_request(model_name: str, history: Sequence[int], k: int, user_id: int = NO_USER,
-                      history_liked: Optional[Sequence[int]] = None, version: Optional[int] = None
-                      ) -> predict_pb2.PredictRequest:
+                      history_liked: Optional[Sequence[int]] = None, version: Optional[int] = None,
+                      history_age_days: Optional[Sequence[int]] = None) -> predict_pb2.PredictRequest:
   """A PredictRequest for the two-stage model's `recommend` signature (models/recommend/two_stage.py)."""
   request = predict_pb2.PredictRequest()
   set_model_spec(request.model_spec, model_name, version)
   request.model_spec.signature_name = two_stage.RECOMMEND
-  labels = [1] * len(history) if history_liked is None else list(history_liked)
-  for key, value in ((signatures.HISTORY, list(history)), (two_stage.HISTORY_LIKED, labels),
-                     (signatures.USER_ID, user_id), ("k", k)):
+  _history_inputs(request, history, history_liked, history_age_days)
+  for key, value in ((signatures.USER_ID, user_id), ("k", k)):
     request.inputs[key].CopyFrom(tf.make_tensor_proto(value, tf.int64))
   return request
 
@@ -219,11 +226,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     rated = [movie for _, movie, _ in ordered]
     history = rated[-HISTORY_LENGTH:]
     history_liked = [liked for _, _, liked in ordered][-HISTORY_LENGTH:]
+    # As if the user came back right after their last rating.
+    history_age_days = [(ordered[-1][0] - timestamp) // SECONDS_PER_DAY
+                        for timestamp, _, _ in ordered][-HISTORY_LENGTH:]
   else:
     rated = history = _ids(args.history)
-    history_liked = None  # given ids: every one counts as liked
+    history_liked = history_age_days = None  # given ids: every one counts as liked, just now
   if args.recommend:
-    _recommend(args, history, history_liked, titles)
+    _recommend(args, history, history_liked, history_age_days, titles)
     return
   current = args.current_item if args.current_item is not None else (history[-1] if history else 0)
   candidates = _ids(args.candidates)
@@ -249,7 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           embeddings = candidate_embeddings(channel, candidates, dict(zip(new_ids, args.new_item)),
                                             args.encoder_model_name)
       request = rank_request(args.model_name, history, current, candidates, embeddings, args.model_version,
-                             args.user if args.user is not None else NO_USER, history_liked)
+                             args.user if args.user is not None else NO_USER, history_liked, history_age_days)
       start = time.perf_counter()
       response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
       milliseconds = (time.perf_counter() - start) * 1e3
@@ -290,12 +300,13 @@ def _exit(error: Exception, server: str) -> None:
 
 
 def _recommend(args: argparse.Namespace, history: List[int], history_liked: Optional[List[int]],
-               names: Dict[int, str]) -> None:
+               history_age_days: Optional[List[int]], names: Dict[int, str]) -> None:
   with grpc.insecure_channel(args.server) as channel:
     try:
       _wait(channel, args)
       request = recommend_request(args.model_name, history, args.top,
-                                  args.user if args.user is not None else NO_USER, history_liked, args.model_version)
+                                  args.user if args.user is not None else NO_USER, history_liked, args.model_version,
+                                  history_age_days)
       start = time.perf_counter()
       response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
       milliseconds = (time.perf_counter() - start) * 1e3

@@ -12,8 +12,8 @@ strings travel as {"b64": "..."}.
 
 Example:
   httpd, port = serve_rest(Handlers(models, 1000), "127.0.0.1", 8501)
-  curl -d '{"inputs": {"history": [1], "history_liked": [1], "current_item": 1, "candidates": [5, 9],
-            "user_id": 0}, "signature_name": "rank"}' localhost:8501/v1/models/sid_ranking:predict
+  curl -d '{"inputs": {"history": [1], "history_liked": [1], "history_age_days": [0], "current_item": 1,
+            "candidates": [5, 9], "user_id": 0}, "signature_name": "rank"}' localhost:8501/v1/models/sid_ranking:predict
 """
 
 import base64

@@ -37,8 +37,8 @@ def test_rest_predict_equals_grpc_predict(running, rest_url):  # noqa: F811  (py
   _, channel, _, _ = running
   grpc_scores = tf.make_ndarray(_predict(channel, _rank()).outputs["scores"]).tolist()
   status, answer = _http(f"{rest_url}/{NAME}:predict", {
-      "signature_name": "rank", "inputs": {"history": [2, 3], "history_liked": [1, 1], "current_item": 3,
-                                           "candidates": [1, 5, 9], "user_id": 0}})
+      "signature_name": "rank", "inputs": {"history": [2, 3], "history_liked": [1, 1], "history_age_days": [0, 0],
+                                           "current_item": 3, "candidates": [1, 5, 9], "user_id": 0}})
   assert status == 200, answer
   assert answer["outputs"]["scores"] == grpc_scores
   assert answer["outputs"]["ranking"] == tf.make_ndarray(_predict(channel, _rank()).outputs["ranking"]).tolist()
@@ -62,12 +62,13 @@ def test_rest_status_and_metadata(rest_url):
   status, metadata = _http(f"{rest_url}/{NAME}/versions/1/metadata")
   assert status == 200 and metadata["model_spec"] == {"name": NAME, "version": "1", "signature_name": ""}
   rank = metadata["metadata"]["signature_def"]["signature_def"]["rank"]
-  assert set(rank["inputs"]) == {"history", "history_liked", "current_item", "candidates", "user_id"}
+  assert set(rank["inputs"]) == {"history", "history_liked", "history_age_days", "current_item", "candidates",
+                                 "user_id"}
 
 
 def test_rest_errors_are_tf_servings_with_a_message(rest_url):
-  good = {"signature_name": "rank", "inputs": {"history": [2], "history_liked": [1], "current_item": 2,
-                                               "candidates": [1], "user_id": 0}}
+  good = {"signature_name": "rank", "inputs": {"history": [2], "history_liked": [1], "history_age_days": [0],
+                                               "current_item": 2, "candidates": [1], "user_id": 0}}
   cases = [
       (f"{rest_url}/other:predict", good, 404, r"Servable not found for request: Latest\(other\)"),
       (f"{rest_url}/{NAME}/versions/7", None, 404, f"Could not find version 7 of model {NAME}"),
@@ -87,8 +88,8 @@ def test_rest_errors_are_tf_servings_with_a_message(rest_url):
 
 
 def test_rest_serves_the_request_metrics(rest_url):
-  good = {"signature_name": "rank", "inputs": {"history": [2], "history_liked": [1], "current_item": 2,
-                                               "candidates": [1], "user_id": 0}}
+  good = {"signature_name": "rank", "inputs": {"history": [2], "history_liked": [1], "history_age_days": [0],
+                                               "current_item": 2, "candidates": [1], "user_id": 0}}
   assert _http(f"{rest_url}/{NAME}:predict", good)[0] == 200
   assert _http(f"{rest_url}/{NAME}:predict", good)[0] == 200
   assert _http(f"{rest_url}/{NAME}/versions/9:predict", good)[0] == 404

@@ -88,6 +88,7 @@ def test_predict_metadata_and_status(running, export_dir):
   assert response.model_spec.signature_name == "rank"
   served = tf.saved_model.load(export_dir).signatures["rank"](
       history=tf.constant([2, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+      history_age_days=tf.constant([0, 0], tf.int64),
       current_item=tf.constant(3, tf.int64),
       candidates=tf.constant([1, 5, 9], tf.int64), user_id=tf.constant(0, tf.int64))
   np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"]), served["scores"].numpy(), rtol=1e-6)
@@ -107,7 +108,7 @@ def test_predict_metadata_and_status(running, export_dir):
   signature_defs = get_model_metadata_pb2.SignatureDefMap()
   metadata.metadata["signature_def"].Unpack(signature_defs)
   rank = signature_defs.signature_def["rank"]
-  assert set(rank.inputs) == {"history", "history_liked", "current_item", "candidates", "user_id"}
+  assert set(rank.inputs) == {"history", "history_liked", "history_age_days", "current_item", "candidates", "user_id"}
   assert set(rank.outputs) == {"scores", "ranking", "scored_by"}
   assert {"serving_default", "rank_with_embeddings"} <= set(signature_defs.signature_def)
 

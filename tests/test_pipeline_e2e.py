@@ -242,6 +242,7 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
       text=tf.constant([text]))["embedding"].numpy()[0])
   ranker = tf.saved_model.load(os.path.join(loop.serving_model_dir, str(versions[-1])))
   request = dict(history=tf.constant([1, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+                 history_age_days=tf.constant([0, 0], tf.int64),
                  current_item=tf.constant(3, tf.int64), candidates=tf.constant([5, 2, new_item], tf.int64),
                  user_id=tf.constant(0, tf.int64))
   for served, signature, inputs, scored_by in (
@@ -260,7 +261,8 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
       summary.as_artifact(outputs["NewItemEmbedder"]["embeddings"], artifacts.ItemEmbeddings))
   ranked = ranker.signatures["rank_with_embeddings"](
       history=tf.constant([1, 3], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
-      current_item=tf.constant(3, tf.int64), candidates=tf.constant(items), user_id=tf.constant(1, tf.int64),
+      history_age_days=tf.constant([0, 0], tf.int64), current_item=tf.constant(3, tf.int64),
+      candidates=tf.constant(items), user_id=tf.constant(1, tf.int64),
       candidate_embeddings=tf.constant(content[np.searchsorted(content_ids, items)]))
   np.testing.assert_allclose(tf.make_ndarray(recommended.outputs["ranking_scores"]), ranked["scores"].numpy(),
                              rtol=1e-6)

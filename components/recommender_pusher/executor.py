@@ -40,7 +40,8 @@ def warmup_requests(item_ids) -> List[predict_pb2.PredictRequest]:
   request = predict_pb2.PredictRequest()
   request.model_spec.signature_name = two_stage.RECOMMEND
   history = [int(i) for i in item_ids[:WARMUP_HISTORY]]
-  for key, value in (("history", history), (two_stage.HISTORY_LIKED, [1] * len(history))):
+  for key, value in (("history", history), (two_stage.HISTORY_LIKED, [1] * len(history)),
+                     (two_stage.HISTORY_AGE_DAYS, [0] * len(history))):
     request.inputs[key].CopyFrom(tf.make_tensor_proto(value, tf.int64))
   request.inputs["user_id"].CopyFrom(tf.make_tensor_proto(0, tf.int64))
   request.inputs["k"].CopyFrom(tf.make_tensor_proto(10, tf.int64))

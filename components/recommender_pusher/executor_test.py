@@ -57,7 +57,8 @@ def test_pushes_once_both_models_are_served(tmp_path, sources):
   recommend = tf.saved_model.load(pushed.get_string_custom_property("pushed_destination")).signatures[
       two_stage.RECOMMEND]
   answer = recommend(history=tf.constant([1], tf.int64), history_liked=tf.constant([1], tf.int64),
-                     user_id=tf.constant(2, tf.int64), k=tf.constant(50, tf.int64))
+                     history_age_days=tf.constant([0], tf.int64), user_id=tf.constant(2, tf.int64),
+                     k=tf.constant(50, tf.int64))
   # The catalog artifact's items (11, one more than the served retrieval model was exported with), history out.
   assert sorted(answer[two_stage.ITEMS].numpy().tolist()) == list(range(2, conftest.TWO_STAGE_ITEMS + 2))
   again = _push(tmp_path, inputs, str(ranking_base), str(retrieval_base))
@@ -73,7 +74,8 @@ def test_pushes_once_both_models_are_served(tmp_path, sources):
       served = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
           query.recommend_request("sid_recommend", [1, 4], k=3, user_id=2), timeout=30)
     body = json.dumps({"signature_name": "recommend",
-                       "inputs": {"history": [1, 4], "history_liked": [1, 1], "user_id": 2, "k": 3}}).encode()
+                       "inputs": {"history": [1, 4], "history_liked": [1, 1], "history_age_days": [0, 0],
+                                  "user_id": 2, "k": 3}}).encode()
     with urllib.request.urlopen(urllib.request.Request(
         f"http://127.0.0.1:{rest_port}/v1/models/sid_recommend:predict", data=body), timeout=30) as response:
       over_rest = json.loads(response.read())["outputs"]
@@ -85,6 +87,7 @@ def test_pushes_once_both_models_are_served(tmp_path, sources):
       model.stop()
   latest = tf.saved_model.load(again.get_string_custom_property("pushed_destination")).signatures[two_stage.RECOMMEND]
   expected = latest(history=tf.constant([1, 4], tf.int64), history_liked=tf.constant([1, 1], tf.int64),
+                    history_age_days=tf.constant([0, 0], tf.int64),
                     user_id=tf.constant(2, tf.int64), k=tf.constant(3, tf.int64))
   for key in (two_stage.ITEMS, two_stage.RANKING_SCORES, two_stage.RETRIEVAL_RANK):
     assert tf.make_ndarray(served.outputs[key]).tolist() == expected[key].numpy().tolist() == over_rest[key]

@@ -28,7 +28,8 @@ from models.recommend import two_stage
 from models.retrieval import data, evaluation, serving, trainer
 from formats import served_models
 
-SERVED_SPEC = {**data.EVALUATION_SPEC, fields.HISTORY_LIKED: fields.MODEL_SPEC[fields.HISTORY_LIKED]}
+SERVED_SPEC = {**data.EVALUATION_SPEC, **{name: fields.MODEL_SPEC[name]
+                                          for name in (fields.HISTORY_LIKED, fields.HISTORY_AGE_DAYS)}}
 
 EXAMPLES, MODEL, BASELINE_MODEL = "examples", "model", "baseline_model"
 # The served two-stage model's base directory: its recommend (retrieval, then ranking) and its retrieve alone
@@ -73,12 +74,13 @@ def served_two_stage(files: List[str], base_directory: str, keep: Optional[np.nd
     if len(targets) == SERVED_REQUESTS:
       break
     for row in np.flatnonzero(batch[fields.LABEL].numpy() == 1)[:SERVED_REQUESTS - len(targets)]:
-      history = tf.constant(fields.ragged(batch[fields.HISTORY])[row].numpy())
+      history, liked, ages = (tf.constant(fields.ragged(batch[name])[row].numpy())
+                              for name in (fields.HISTORY, fields.HISTORY_LIKED, fields.HISTORY_AGE_DAYS))
       user = batch[fields.USER_ID][row]
       answers = {
           two_stage.RECOMMEND: signatures[two_stage.RECOMMEND](
-              history=history, history_liked=tf.constant(fields.ragged(batch[fields.HISTORY_LIKED])[row].numpy()),
-              user_id=user, k=tf.constant(k, tf.int64))[two_stage.ITEMS],
+              history=history, history_liked=liked, history_age_days=ages, user_id=user,
+              k=tf.constant(k, tf.int64))[two_stage.ITEMS],
           serving.RETRIEVE: signatures[serving.RETRIEVE](history=history, user_id=user,
                                                          k=tf.constant(k, tf.int64))[serving.ITEMS]}
       for name, items in answers.items():

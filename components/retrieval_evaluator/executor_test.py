@@ -37,7 +37,7 @@ def inputs(tmp_path_factory):
   sids = conftest.semantic_ids_artifact(root / "sids", CODES, 4)
   catalog = trainer.load_catalog({"semantic_ids_uri": sids.uri, "codebook_size": 4})
   rows = [{"user_id": 1 + i % 2, "item_id": item, "history": [1, 2, 3][:i % 3], "history_liked": [1, 1, 1][:i % 3],
-           "liked": 1,
+           "history_age_days": [9, 2, 0][:i % 3], "liked": 1,
            "item_segment": "cold_start" if item == 6 else "head"} for i, item in enumerate([4, 5, 6, 1, 2])]
   examples = conftest.examples_artifact(root / "examples", {"interactions": rows})
   return {"examples": [examples], "semantic_ids": [sids], "model": [_model(root, "candidate", 0, catalog)],

@@ -12,7 +12,6 @@ NEVER = -1  # `first_seen` of an item nobody rated.
 # before it (on ml-latest-small: 23% of 2016-18 interactions), or else head (68%).
 COLD_START, LONG_TAIL, HEAD = "cold_start", "long_tail", "head"
 HEAD_MIN_PRIOR_INTERACTIONS = 10
-SECONDS_PER_DAY = 86400
 
 
 class PriorCounts(NamedTuple):
@@ -65,7 +64,7 @@ def interaction_example(rating: movielens.Rating, history: Sequence[HistoryItem]
       int64s={fields.USER_ID: [rating.user_id], fields.ITEM_ID: [rating.item_id], fields.TIMESTAMP: [rating.timestamp],
               fields.LABEL: [fields.liked(rating.rating)], fields.HISTORY: items,
               fields.HISTORY_LIKED: [h.liked for h in history],
-              fields.HISTORY_AGE_DAYS: [(rating.timestamp - h.timestamp) // SECONDS_PER_DAY for h in history],
+              fields.HISTORY_AGE_DAYS: [(rating.timestamp - h.timestamp) // fields.SECONDS_PER_DAY for h in history],
               fields.CURRENT_ITEM: [items[-1] if items else NO_ITEM],
               "span": [span], "item_first_seen_span": [item_first_seen_span],
               "item_prior_interactions": [item_prior_interactions],

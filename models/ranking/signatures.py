@@ -8,6 +8,7 @@ item ids, never SIDs or pieces. Signatures:
                         formats/interaction_features.MODEL_SPEC)
   rank                  one user's request: history int64 [H] (oldest first, may be empty),
                         history_liked int64 [H] (1 where the user liked the history item),
+                        history_age_days int64 [H] (whole days between each history item and now),
                         current_item int64 [] (0: none), candidates int64 [C], user_id int64 []
                         (0: none; users and candidates get their counters from the model's
                         snapshot, counter_lookup.py)
@@ -35,6 +36,7 @@ Example:
   export(model, "serving/sid_ranking/1", sample_items=catalog.item_ids[:8], sid_encoder=rqvae)
   rank = tf.saved_model.load("serving/sid_ranking/1").signatures["rank"]
   rank(history=tf.constant([1, 2], tf.int64), history_liked=tf.constant([1, 0], tf.int64),
+       history_age_days=tf.constant([30, 0], tf.int64),
        current_item=tf.constant(2, tf.int64),
        candidates=tf.constant([3, 4, 5], tf.int64), user_id=tf.constant(7, tf.int64))["ranking"]
 """
@@ -58,6 +60,7 @@ SERVING_DEFAULT, RANK = "serving_default", "rank"
 RANK_WITH_EMBEDDINGS = "rank_with_embeddings"
 HISTORY, CURRENT_ITEM, CANDIDATES, USER_ID = fields.HISTORY, fields.CURRENT_ITEM, "candidates", fields.USER_ID
 HISTORY_LIKED = fields.HISTORY_LIKED
+HISTORY_AGE_DAYS = fields.HISTORY_AGE_DAYS
 CANDIDATE_EMBEDDINGS = "candidate_embeddings"
 SCORES, RANKING, SCORED_BY = "scores", "ranking", "scored_by"
 CATALOG, CONTENT, FALLBACK = "catalog", "content", "fallback"
@@ -69,6 +72,7 @@ _RQVAE_ENCODE, _RQVAE_INPUT, _RQVAE_CODES = "encode", "embeddings", "codes"
 _graph_function = functools.partial(tf.function, autograph=False)
 _WARMUP_UNKNOWN_ITEM = -1  # never a catalog id: warms up the content path
 _REQUEST = [tf.TensorSpec([None], tf.int64, name=HISTORY), tf.TensorSpec([None], tf.int64, name=HISTORY_LIKED),
+            tf.TensorSpec([None], tf.int64, name=HISTORY_AGE_DAYS),
             tf.TensorSpec([], tf.int64, name=CURRENT_ITEM), tf.TensorSpec([None], tf.int64, name=CANDIDATES),
             tf.TensorSpec([], tf.int64, name=USER_ID)]
 
@@ -98,13 +102,16 @@ class _Serving(tf.Module):
         **{_RQVAE_INPUT: tf.where(finite[:, None], embeddings, 0.0)})[_RQVAE_CODES]
     return {self.model.items.CONTENT_INPUT: tf.where(finite[:, None], tf.cast(codes, tf.int64), -1)}
 
-  def rank(self, history, history_liked, current_item, candidates, user_id, embeddings=None):
+  def rank(self, history, history_liked, history_age_days, current_item, candidates, user_id, embeddings=None):
     tf.debugging.assert_positive(tf.size(candidates), message="no candidates to rank")
     tf.debugging.assert_equal(tf.size(history_liked), tf.size(history),
                               message="history_liked needs one label per history item")
+    tf.debugging.assert_equal(tf.size(history_age_days), tf.size(history),
+                              message="history_age_days needs one age per history item")
     features = {fields.ITEM_ID: candidates, fields.CURRENT_ITEM: current_item[None],
                 fields.HISTORY: tf.RaggedTensor.from_tensor(history[None]),
                 fields.HISTORY_LIKED: tf.RaggedTensor.from_tensor(history_liked[None]),
+                fields.HISTORY_AGE_DAYS: tf.RaggedTensor.from_tensor(history_age_days[None]),
                 fields.USER_ID: tf.fill(tf.shape(candidates), user_id), **self.counters(user_id, candidates)}
     known = self.model.items.rows(candidates) >= 0
     with_content = tf.zeros_like(known)
@@ -142,6 +149,7 @@ def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optio
   example.features.feature["history"].int64_list.value.extend(items[1:])
   user = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64),
           HISTORY_LIKED: tf.make_tensor_proto([1] * len(items[1:]), tf.int64),
+          HISTORY_AGE_DAYS: tf.make_tensor_proto([0] * len(items[1:]), tf.int64),
           CURRENT_ITEM: tf.make_tensor_proto(items[0], tf.int64), USER_ID: tf.make_tensor_proto(NO_USER, tf.int64)}
   with_unknown = items + [_WARMUP_UNKNOWN_ITEM]
   inputs = {

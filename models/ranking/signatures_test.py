@@ -47,9 +47,10 @@ def _export(tmp_path, frozen, representation):
   return model, tf.saved_model.load(export_dir).signatures, export_dir
 
 
-def _request(candidates, history=(1, 2), current=2, user=0, liked=None):
+def _request(candidates, history=(1, 2), current=2, user=0, liked=None, ages=None):
   return dict(history=tf.constant(history, tf.int64),
               history_liked=tf.constant([1] * len(history) if liked is None else liked, tf.int64),
+              history_age_days=tf.constant([0] * len(history) if ages is None else ages, tf.int64),
               current_item=tf.constant(current, tf.int64),
               candidates=tf.constant(candidates, tf.int64), user_id=tf.constant(user, tf.int64))
 
@@ -120,6 +121,8 @@ def test_malformed_requests_are_refused_with_a_message(exported):
     served["rank_with_embeddings"](**_request([1, 2]), candidate_embeddings=tf.constant(VECTORS[:1]))
   with pytest.raises(tf.errors.InvalidArgumentError, match="one label per history item"):
     served["rank"](**_request([1, 2], history=(1, 2), liked=(1,)))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one age per history item"):
+    served["rank"](**_request([1, 2], history=(1, 2), ages=(1, 2, 3)))
   with pytest.raises(tf.errors.InvalidArgumentError, match="no examples to score"):
     served["serving_default"](examples=tf.constant([], tf.string))
 
@@ -136,17 +139,20 @@ def test_warmup_requests_cover_every_signature_and_replay(exported):
     assert all(np.isfinite(v.numpy()).all() for v in outputs.values() if v.dtype.is_floating)
 
 
-@pytest.mark.parametrize("attention", [False, True], ids=["pooled", "attention"])
+@pytest.mark.parametrize("attention", [{}, dict(history_attention=True),
+                                       dict(history_attention=True, history_ages=True)],
+                         ids=["pooled", "attention", "attention+ages"])
 def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen, attention):
   """A user's next interaction after the snapshot's span: `rank` (user and item counters from the model's
   snapshot) scores it exactly as serving_default scores its tf.Example, which carries the counters
   training reads. Unknown users and items without counters get zero counters, as a first interaction."""
   catalog, sid_encoder = frozen
   config = RankingConfig(representation="unigram", split_history=True, use_counters=True, user_table_rows=16,
-                         cross_layers=1, history_attention=attention, attention_heads=1, **SMALL)
+                         cross_layers=1, attention_heads=1, **attention, **SMALL)
   model = ranking.build(config, catalog)
   counters = lambda user, item: dict(zip(fields.USER_COUNTERS + fields.ITEM_COUNTERS, user + item))
-  train = [conftest.example(user_id=u, item_id=i, current_item=2, history=[1, 2], history_liked=[1, 0], liked=u % 2,
+  train = [conftest.example(user_id=u, item_id=i, current_item=2, history=[1, 2], history_liked=[1, 0],
+                            history_age_days=[4, 0], liked=u % 2,
                             **counters((5, 4 * (u % 2), 20.5), (3, 1, 9.0))).SerializeToString()
            for u in (7, 8) for i in (3, 5)]
   model.fit(tf.data.Dataset.from_tensors(tf.io.parse_example(train, fields.TRAINING_SPEC)).repeat(3), verbose=0)
@@ -159,8 +165,10 @@ def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen, attention):
   signatures.export(model, str(tmp_path / "model"), catalog.item_ids[:4], sid_encoder, counters=snapshot)
   served = tf.saved_model.load(str(tmp_path / "model")).signatures
   for user, user_counters in ((7, (3, 2, 11.5)), (8, (6, 1, 14.0)), (99, (0, 0, 0.0)), (fields.NO_USER, (0, 0, 0.0))):
-    ranked = served["rank"](**_request([5, 9, 3], history=(1, 2), liked=(1, 0), current=2, user=user))["scores"].numpy()
+    ranked = served["rank"](**_request([5, 9, 3], history=(1, 2), liked=(1, 0), ages=(4, 0), current=2,
+                                       user=user))["scores"].numpy()
     examples = [conftest.example(user_id=user, item_id=item, current_item=2, history=[1, 2], history_liked=[1, 0],
+                                 history_age_days=[4, 0],
                                  **counters(user_counters, item_counters)).SerializeToString()
                 for item, item_counters in ((5, (4, 1, 12.5)), (9, (2, 2, 9.0)), (3, (0, 0, 0.0)))]
     by_example = served["serving_default"](examples=tf.constant(examples))[ranking.PROBABILITY].numpy()

@@ -6,8 +6,8 @@ model's encode/decode functions get the catalog's trie (models/retrieval/serving
 its Semantic ID today is retrievable today; the ranker's `rank_with_embeddings` scores it through its
 content (its SID from the ranker's frozen RQ-VAE) when its own catalog predates it.
 
-  recommend   history int64 [H] (oldest first, may be empty), history_liked int64 [H], user_id int64 []
-              (0: none), k int64 [] (> 0)
+  recommend   history int64 [H] (oldest first, may be empty), history_liked int64 [H], history_age_days
+              int64 [H], user_id int64 [] (0: none), k int64 [] (> 0)
               -> items int64 [n] (best first by the ranker, n = min(k, retrieved)), ranking_scores float32 [n]
                  (P(liked)), retrieval_scores float32 [n] (log-probability of the SID), retrieval_rank int32 [n]
                  (0-based position in the retrieved list), scored_by string [n] (catalog / content / fallback)
@@ -33,6 +33,7 @@ from models.retrieval.sid_tokens import SidCatalog
 
 RECOMMEND = "recommend"
 HISTORY_LIKED = ranking_signatures.HISTORY_LIKED
+HISTORY_AGE_DAYS = ranking_signatures.HISTORY_AGE_DAYS
 ITEMS, RANKING_SCORES, RETRIEVAL_SCORES = "items", "ranking_scores", "retrieval_scores"
 RETRIEVAL_RANK, SCORED_BY = "retrieval_rank", ranking_signatures.SCORED_BY
 NUM_CANDIDATES = 100
@@ -40,6 +41,7 @@ NUM_CANDIDATES = 100
 _graph_function = functools.partial(tf.function, autograph=False)
 REQUEST = [tf.TensorSpec([None], tf.int64, name=retrieval.HISTORY),
            tf.TensorSpec([None], tf.int64, name=HISTORY_LIKED),
+           tf.TensorSpec([None], tf.int64, name=HISTORY_AGE_DAYS),
            tf.TensorSpec([], tf.int64, name=retrieval.USER_ID), tf.TensorSpec([], tf.int64, name=retrieval.K)]
 
 
@@ -62,9 +64,9 @@ class TwoStage(tf.Module):
       # A last row of NaN: "no content", which the ranker scores by its fallback.
       self.content = tf.constant(np.vstack([content, np.full([1, content.shape[1]], np.nan)]).astype(np.float32))
 
-  def _rank(self, history, history_liked, user_id, candidates):
+  def _rank(self, history, history_liked, history_age_days, user_id, candidates):
     current = tf.cond(tf.size(history) > 0, lambda: history[-1], lambda: tf.constant(NO_ITEM, tf.int64))
-    request = {ranking_signatures.HISTORY: history, HISTORY_LIKED: history_liked,
+    request = {ranking_signatures.HISTORY: history, HISTORY_LIKED: history_liked, HISTORY_AGE_DAYS: history_age_days,
                ranking_signatures.CURRENT_ITEM: current, ranking_signatures.CANDIDATES: candidates,
                ranking_signatures.USER_ID: user_id}
     if not self.with_content:
@@ -74,15 +76,17 @@ class TwoStage(tf.Module):
     return self.ranker.signatures[ranking_signatures.RANK_WITH_EMBEDDINGS](
         **request, **{ranking_signatures.CANDIDATE_EMBEDDINGS: vectors})
 
-  def recommend(self, history, history_liked, user_id, k):
+  def recommend(self, history, history_liked, history_age_days, user_id, k):
     tf.debugging.assert_positive(k, message="k must be > 0")
     tf.debugging.assert_equal(tf.size(history_liked), tf.size(history),
                               message="history_liked needs one label per history item")
+    tf.debugging.assert_equal(tf.size(history_age_days), tf.size(history),
+                              message="history_age_days needs one age per history item")
     retrieved = self.retriever.retrieve(history, user_id, tf.maximum(k, self.num_candidates))
     candidates, retrieval_scores = retrieved[retrieval.ITEMS], retrieved[retrieval.SCORES]
 
     def ranked():
-      result = self._rank(history, history_liked, user_id, candidates)
+      result = self._rank(history, history_liked, history_age_days, user_id, candidates)
       order = result[ranking_signatures.RANKING][:tf.cast(k, tf.int32)]
       return (tf.gather(candidates, order), tf.gather(result[ranking_signatures.SCORES], order),
               tf.gather(retrieval_scores, order), order, tf.gather(result[SCORED_BY], order))

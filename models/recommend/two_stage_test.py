@@ -24,7 +24,8 @@ def model_dirs(tmp_path_factory, two_stage_sources):
 
 def _request(history, k, user=3):
   return dict(history=tf.constant(history, tf.int64), history_liked=tf.constant([1] * len(history), tf.int64),
-              user_id=tf.constant(user, tf.int64), k=tf.constant(k, tf.int64))
+              history_age_days=tf.constant([0] * len(history), tf.int64), user_id=tf.constant(user, tf.int64),
+              k=tf.constant(k, tf.int64))
 
 
 def test_recommend_ranks_what_retrieval_returns_with_the_rankers_scores(model_dirs):
@@ -38,6 +39,7 @@ def test_recommend_ranks_what_retrieval_returns_with_the_rankers_scores(model_di
   assert len(candidates) == 6 and not set(candidates) & {2, 5}
   rank = tf.saved_model.load(ranking_dir).signatures[ranking_signatures.RANK_WITH_EMBEDDINGS]
   expected = rank(history=request["history"], history_liked=request["history_liked"],
+                  history_age_days=request["history_age_days"],
                   current_item=tf.constant(5, tf.int64), candidates=tf.constant(candidates),
                   user_id=request["user_id"], candidate_embeddings=tf.constant(vectors[candidates - 1]))
   order = expected[ranking_signatures.RANKING].numpy()[:4]
@@ -70,5 +72,6 @@ def test_bad_requests_get_an_answer_or_a_clear_error(model_dirs):
     with pytest.raises(tf.errors.InvalidArgumentError, match="k must be > 0"):
       recommend(**_request([1], k=k))
   with pytest.raises(tf.errors.InvalidArgumentError, match="one label per history item"):
-    recommend(history=tf.constant([1, 2], tf.int64), history_liked=tf.constant([1], tf.int64),
-              user_id=tf.constant(1, tf.int64), k=tf.constant(2, tf.int64))
+    recommend(**{**_request([1, 2], k=2), "history_liked": tf.constant([1], tf.int64)})
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one age per history item"):
+    recommend(**{**_request([1, 2], k=2), "history_age_days": tf.constant([0, 0, 0], tf.int64)})
