@@ -218,8 +218,11 @@ def export_ranking_model(export_dir: str, catalog, sid_encoder, representation: 
   from models.ranking import signatures
   from models.ranking.config import RankingConfig
   model = ranking.build(RankingConfig(representation=representation, table_rows=64, **SMALL_RANKER), catalog)
-  batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]),
-           "history": tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64), "liked": tf.constant([1, 0, 1])}
+  history = tf.ragged.constant([[], [1], [1, 2]], dtype=tf.int64)
+  batch = {"item_id": tf.constant([1, 2, 3]), "current_item": tf.constant([0, 1, 2]), "history": history,
+           "history_liked": history.with_flat_values(tf.constant([1, 0, 1], tf.int64)),
+           "history_age_days": history.with_flat_values(tf.constant([3, 9, 0], tf.int64)),
+           "liked": tf.constant([1, 0, 1])}
   model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), verbose=0)
   model.count({name: batch[name].numpy() for name in ("item_id", "liked")})  # SID-cluster counts, for SID arms
   signatures.export(model, export_dir, catalog.item_ids[:4], sid_encoder, counters=CounterSnapshot.empty())

@@ -83,6 +83,20 @@ def ragged(values) -> tf.RaggedTensor:
   return tf.RaggedTensor.from_sparse(values) if isinstance(values, tf.SparseTensor) else values
 
 
+# What a history item without a label or an age counts as (a dict of features without them): liked, just now,
+# as a client's request defaults them (serving/query.py).
+HISTORY_DEFAULTS = {HISTORY_LIKED: 1, HISTORY_AGE_DAYS: 0}
+
+
+def per_history_item(features: Dict[str, tf.Tensor], name: str) -> tf.RaggedTensor:
+  """HISTORY_LIKED or HISTORY_AGE_DAYS as a RaggedTensor; absent, HISTORY_DEFAULTS for each history item."""
+  if name in features:
+    return ragged(features[name])
+  history = ragged(features[HISTORY])
+  return history.with_flat_values(tf.fill(tf.shape(history.flat_values), tf.constant(HISTORY_DEFAULTS[name],
+                                                                                       history.dtype)))
+
+
 def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
   """A counter as float; absent, zeros (as parsing an example without it gives)."""
   if name in features:

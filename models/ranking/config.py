@@ -45,7 +45,8 @@ class RankingConfig(Settings):
   history_attention: whether the candidate attends to the user's history items (history_attention.py: each
     item's vector with its label, its recency and, for SID representations, the SID prefix it shares with
     the candidate), a vector more for the main tower; attention_heads splits embedding_dim. With
-    history_ages each item's age in days before the candidate (fields.HISTORY_AGE_DAYS) is an input too.
+    history_ages each item's age in days before the candidate (fields.HISTORY_AGE_DAYS) is an input too
+    (ignored without the attention).
   """
   KIND = "ranking"
   TUPLES = ("hidden_units",)
@@ -65,9 +66,10 @@ class RankingConfig(Settings):
   sid_like_rates: bool = True
   step_lr_scale: float = 0.1
   counter_tower: bool = True
-  history_attention: bool = False
+  # docs/ranking.md, fourth round (issue 25): chosen on the early months.
+  history_attention: bool = True
   attention_heads: int = 2
-  history_ages: bool = False
+  history_ages: bool = True
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -91,14 +93,16 @@ class RankingConfig(Settings):
       raise ValueError(f"step_lr_scale must be >= 0, got {self.step_lr_scale}")
     if not 0 <= self.item_dropout < 1:
       raise ValueError(f"item_dropout must be in [0, 1), got {self.item_dropout}")
-    if self.history_ages and not self.history_attention:
-      raise ValueError("history_ages is an input of the history attention: set history_attention too")
     if self.width_multiplier <= 0 or not self.hidden_units:
       raise ValueError("the tower needs hidden_units and a positive width_multiplier")
 
   @property
   def uses_sid_clusters(self) -> bool:
     return self.sid_like_rates and self.uses_sids
+
+  @property
+  def uses_history_ages(self) -> bool:
+    return self.history_ages and self.history_attention
 
   @property
   def uses_sids(self) -> bool:
@@ -120,5 +124,5 @@ class RankingConfig(Settings):
                                            (f"+steplr{self.step_lr_scale:g}", self.step_lr_scale != 1),
                                            ("+countertower", self.uses_counter_tower),
                                            ("+attention", self.history_attention),
-                                           ("+ages", self.history_ages)) if used)
+                                           ("+ages", self.uses_history_ages)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"

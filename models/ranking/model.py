@@ -87,7 +87,7 @@ class RankingModel(tfrs.models.Model):
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
     if self.config.split_history or self.attention is not None:
-      history_liked = fields.ragged(features[fields.HISTORY_LIKED])
+      history_liked = fields.per_history_item(features, fields.HISTORY_LIKED)
       tf.debugging.assert_equal(history_liked.row_lengths(), history.row_lengths(),
                                 message="history_liked needs one label per history item")
     if self.config.split_history:
@@ -130,7 +130,7 @@ class RankingModel(tfrs.models.Model):
     """The history attention's vector per candidate, with the SID prefixes it shares with each history item
     and the items' ages."""
     candidate_ids = features[fields.ITEM_ID]
-    ages = fields.ragged(features[fields.HISTORY_AGE_DAYS]) if self.config.history_ages else None
+    ages = fields.per_history_item(features, fields.HISTORY_AGE_DAYS) if self.config.uses_history_ages else None
     if ages is not None:
       tf.debugging.assert_equal(ages.row_lengths(), history.row_lengths(),
                                 message="history_age_days needs one age per history item")
@@ -223,7 +223,7 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
   attention = codes = None
   if config.history_attention:
     attention = HistoryAttention(dim, config.attention_heads, catalog.codes.shape[1] if config.uses_sids else 0,
-                                 ages=config.history_ages, seed=config.seed + 600)
+                                 ages=config.uses_history_ages, seed=config.seed + 600)
     codes = CatalogCodes(catalog) if config.uses_sids else None
   model = RankingModel(config, items, users, SidClusterCounts(catalog) if config.uses_sid_clusters else None,
                        attention, codes)

@@ -33,8 +33,10 @@ def _batch(rng, size=64):
   items = rng.integers(1, N + 1, size)
   history = tf.ragged.constant([rng.integers(1, N + 1, rng.integers(0, 4)).tolist() for _ in range(size)],
                                dtype=tf.int64)
+  per_item = lambda high: history.with_flat_values(tf.constant(rng.integers(0, high, len(history.flat_values))))
   return {"item_id": tf.constant(items), "current_item": tf.constant(rng.integers(0, N + 1, size)),
-          "history": history, "liked": tf.constant(LIKED[items - 1].astype(np.int64))}
+          "history": history, "history_liked": per_item(2), "history_age_days": per_item(100),
+          "liked": tf.constant(LIKED[items - 1].astype(np.int64))}
 
 
 def _dataset(seed=0, batches=20):
@@ -42,7 +44,9 @@ def _dataset(seed=0, batches=20):
   data = [_batch(rng) for _ in range(batches)]
   return tf.data.Dataset.from_generator(lambda: iter(data), output_signature={
       "item_id": tf.TensorSpec([None], tf.int64), "current_item": tf.TensorSpec([None], tf.int64),
-      "history": tf.RaggedTensorSpec([None, None], tf.int64), "liked": tf.TensorSpec([None], tf.int64)})
+      **{name: tf.RaggedTensorSpec([None, None], tf.int64)
+         for name in ("history", "history_liked", "history_age_days")},
+      "liked": tf.TensorSpec([None], tf.int64)})
 
 
 ARMS = [dict(representation="random_hash", table_rows=1024), dict(representation="dense"),
@@ -65,7 +69,8 @@ def test_each_representation_learns_a_learnable_label(arm, use_history, catalog,
   tower_input = model.tower.layers[0].kernel.shape[0]
   item_dim = K + 2 if arm["representation"] == "dense" else 8
   sid_rates = fields.SID_CLUSTER_LEVELS + 1 if config.uses_sid_clusters else 0  # and the item's rate towards them
-  assert tower_input == item_dim * (3 if use_history else 2) + fields.COUNTER_FEATURES + sid_rates
+  vectors = (3 if use_history else 2) + config.history_attention  # candidate, current (, pooled), attended
+  assert tower_input == item_dim * vectors + fields.COUNTER_FEATURES + sid_rates
   assert model.tower.layers[0].kernel.shape[1] == int(16 * arm.get("width_multiplier", 1))
 
 
@@ -116,9 +121,11 @@ def test_user_id_and_counters_learn_and_score_unknown_users_finite(arm, catalog)
 @pytest.mark.parametrize("representation", ["unigram", "dense"])
 def test_a_split_history_tells_a_disliked_item_from_a_liked_one(representation, catalog):
   def scores(split_history, liked):
-    # Without counters: the history's like-rate would tell the labels apart without the split.
+    # Without counters and attention: the history's like-rate and the attention's labels would tell the labels
+    # apart without the split.
     model = ranking.build(RankingConfig(representation=representation, embedding_dim=4, hidden_units=(8,),
-                                        split_history=split_history, use_counters=False), catalog)
+                                        split_history=split_history, use_counters=False, history_attention=False),
+                          catalog)
     return model({fields.ITEM_ID: tf.constant([5]), fields.CURRENT_ITEM: tf.constant([2]),
                   fields.HISTORY: tf.ragged.constant([[3, 4]], tf.int64),
                   fields.HISTORY_LIKED: tf.ragged.constant([liked], tf.int64)}).numpy()
@@ -142,8 +149,8 @@ def test_embedding_tables_use_the_embedding_optimizer(catalog):
 
 
 def test_unknown_and_missing_items_score_finite_as_no_item(catalog, spm_model):
-  model = ranking.build(RankingConfig(representation="spm", table_rows=24, embedding_dim=4, hidden_units=(8,)),
-                        catalog, spm_model)
+  model = ranking.build(RankingConfig(representation="spm", table_rows=24, embedding_dim=4, hidden_units=(8,),
+                                      history_attention=False), catalog, spm_model)
   base = {"item_id": tf.constant([5, 5]), "history": tf.ragged.constant([[], []], dtype=tf.int64)}
   unknown = model({**base, "current_item": tf.constant([999, 0])}).numpy()
   assert np.isfinite(unknown).all() and unknown[0] == unknown[1]
@@ -207,11 +214,11 @@ def test_config_is_validated():
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
     RankingConfig.from_dict({"depth": 3})
   assert RankingConfig(representation="dense", width_multiplier=1.5, use_history=False).name == (
-      "dense x1.5-history+counters+cross2+steplr0.1+countertower")  # no SIDs: no SID-cluster rates
+      "dense x1.5-history+counters+cross2+steplr0.1+countertower+attention+ages")  # no SIDs: no SID-cluster rates
   assert RankingConfig(representation="random_hash", table_rows=1024, use_counters=False, cross_layers=0,
-                       step_lr_scale=1).name == "random_hash@1024+history"  # nothing for a counter tower to read
+                       step_lr_scale=1, history_attention=False).name == "random_hash@1024+history"  # no counter tower
   assert RankingConfig(split_history=True, use_counters=True, user_table_rows=64, cross_layers=1).name == (
-      "spm@4096+history+split+counters+user@64+cross1+sidrates+steplr0.1+countertower")
+      "spm@4096+history+split+counters+user@64+cross1+sidrates+steplr0.1+countertower+attention+ages")
 
 
 def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
@@ -334,7 +341,7 @@ def test_history_attention_learns_which_history_item_resembles_the_candidate_and
   for attention in (False, True):
     config = RankingConfig(representation=representation, table_rows=64, embedding_dim=8, hidden_units=(16,),
                            item_dropout=0, use_counters=False, sid_like_rates=False, learning_rate=0.01,
-                           history_attention=attention)
+                           history_attention=attention, history_ages=False)
     model = ranking.build(config, catalog)
     rng = np.random.default_rng(5)
     model.fit(tf.data.Dataset.from_tensor_slices(_resemblance_batch(rng, 2048)).batch(64).repeat(4), verbose=0)

@@ -147,6 +147,8 @@ def _warmup_requests(signatures, sample_items: Sequence[int], content_dim: Optio
   example = tf.train.Example()
   example.features.feature["item_id"].int64_list.value.append(items[0])
   example.features.feature["history"].int64_list.value.extend(items[1:])
+  example.features.feature[HISTORY_LIKED].int64_list.value.extend([1] * len(items[1:]))
+  example.features.feature[HISTORY_AGE_DAYS].int64_list.value.extend([0] * len(items[1:]))
   user = {HISTORY: tf.make_tensor_proto(items[1:], tf.int64),
           HISTORY_LIKED: tf.make_tensor_proto([1] * len(items[1:]), tf.int64),
           HISTORY_AGE_DAYS: tf.make_tensor_proto([0] * len(items[1:]), tf.int64),

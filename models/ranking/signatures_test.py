@@ -139,7 +139,7 @@ def test_warmup_requests_cover_every_signature_and_replay(exported):
     assert all(np.isfinite(v.numpy()).all() for v in outputs.values() if v.dtype.is_floating)
 
 
-@pytest.mark.parametrize("attention", [{}, dict(history_attention=True),
+@pytest.mark.parametrize("attention", [dict(history_attention=False), dict(history_attention=True, history_ages=False),
                                        dict(history_attention=True, history_ages=True)],
                          ids=["pooled", "attention", "attention+ages"])
 def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen, attention):
