@@ -49,6 +49,7 @@ class PlainKerasItems(tf.keras.layers.Layer):
   RankingModel, the same model (dropout, counters, SID-cluster rates, cross layers, towers) in plain Keras."""
 
   CONTENT_INPUT, OTHER_HISTORY = PieceItems.CONTENT_INPUT, PieceItems.OTHER_HISTORY
+  HISTORY_ITEMS = PieceItems.HISTORY_ITEMS
 
   def __init__(self, reference: PieceItems, dim: int):
     super().__init__()
@@ -58,11 +59,12 @@ class PlainKerasItems(tf.keras.layers.Layer):
   def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(self.table(pieces), axis=1)
 
-  def call(self, candidate, current, history, candidate_codes=None):
+  def call(self, candidate, current, history, candidate_codes=None, history_items=None):
     per_item = tf.RaggedTensor.from_row_lengths(self._sum(self.pieces(history.flat_values)), history.row_lengths())
     mean = tf.math.divide_no_nan(tf.reduce_sum(per_item, axis=1),
                                  tf.cast(history.row_lengths(), tf.float32)[:, None])
-    return self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), mean
+    each = (self._sum(self.pieces(history_items)),) if history_items is not None else ()
+    return (self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), mean) + each
 
 
 def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
@@ -70,7 +72,7 @@ def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
   if config.split_history or config.user_table_rows or not isinstance(reference.items, PieceItems):
     raise ValueError("the plain Keras twin covers piece representations without split history or user ids")
   twin = ranking.RankingModel(config, PlainKerasItems(reference.items, config.embedding_dim),
-                              sid_clusters=reference.sid_clusters)
+                              sid_clusters=reference.sid_clusters, attention=reference.attention, codes=reference.codes)
   twin.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   return twin
 

@@ -22,8 +22,9 @@ CONFIG = {"representation": "spm", "table_rows": 12, "embedding_dim": 4, "hidden
 
 
 def _interactions(items, liked):
-  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "liked": like, "item_segment": "head",
-           "timestamp": second} for second, (i, like) in enumerate(zip(items, liked))]
+  return [{"item_id": i, "current_item": 0, "history": [1, 2][:i % 3], "history_liked": [1, 0][:i % 3],
+           "history_age_days": [4, 0][:i % 3], "liked": like, "item_segment": "head", "timestamp": second}
+          for second, (i, like) in enumerate(zip(items, liked))]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,8 @@ def _signatures(model):
 
 def _scores(model):
   serve = _signatures(model)["serving_default"]
-  records = [conftest.example(item_id=i, history=[1]).SerializeToString() for i in range(1, 7)]
+  records = [conftest.example(item_id=i, history=[1], history_liked=[1], history_age_days=[0]).SerializeToString()
+             for i in range(1, 7)]
   return serve(examples=tf.constant(records))["probability"].numpy()
 
 
@@ -114,6 +116,7 @@ def test_warm_up_then_a_step_warm_started_from_it(tmp_path, inputs, warmup):
   assert set(served) == {"serving_default", "rank", "rank_with_embeddings"}  # no text encoder given
   ranked = served["rank_with_embeddings"](
       history=tf.constant([1], tf.int64), history_liked=tf.constant([1], tf.int64),
+      history_age_days=tf.constant([0], tf.int64),
       current_item=tf.constant(0, tf.int64), candidates=tf.constant([2, 99, 98], tf.int64),
       user_id=tf.constant(0, tf.int64), candidate_embeddings=tf.constant(np.eye(3, 4, dtype=np.float32)))
   assert ranked["scored_by"].numpy().tolist() == [b"catalog", b"content", b"content"]
