@@ -540,8 +540,8 @@ def test_with_batching_concurrent_examples_requests_get_the_scores_they_get_alon
   finally:
     grpc_server.stop(0)
     models.stop()
-  for i, probability in alone.items():
-    np.testing.assert_array_equal(tf.make_ndarray(answers[i].outputs["probability"]), probability)
+  for i, probability in alone.items():  # within float rounding: a batch pads the history attention's keys wider
+    np.testing.assert_allclose(tf.make_ndarray(answers[i].outputs["probability"]), probability, rtol=1e-6)
   assert len(models.get(1).batchers) == 1  # the requests went through serving_default's batcher
   with pytest.raises(ValueError, match="read only with --enable_batching"):
     server._batching(argparse.Namespace(enable_batching="false", batching_parameters_file="b.config"))
