@@ -4,9 +4,11 @@ A daily ingestion reads only its span's files; the users' recent items and count
 first-seen spans and counters come from the previous run's state, and the run writes previous state +
 its span as the next one. Files: `<uri>/users-*.tfrecord.gz` and `<uri>/items-*.tfrecord.gz`, GZIP
 TFRecords of tf.Example (one record per user or item, written and read by Beam). Custom properties:
-`span` (the last span it includes), `span_period`, `previous_state_uri` ('' for the first state).
+`span` (the last span it includes), `span_period`, `previous_state_uri` ('' for the first state),
+`counter_half_life_days` (of its decayed counters).
 """
 
+import calendar
 import os
 from typing import Dict, NamedTuple, Tuple
 
@@ -14,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import types
 
-from formats import spans, tf_examples
+from formats import interaction_features as fields, spans, tf_examples
 
 USERS_PREFIX = "users"
 ITEMS_PREFIX = "items"
@@ -22,6 +24,7 @@ FILE_SUFFIX = ".tfrecord.gz"
 NEVER = -1  # `first_seen_span` of an item nobody rated yet.
 SPAN_PERIOD_PROPERTY = "span_period"
 PREVIOUS_STATE_PROPERTY = "previous_state_uri"
+HALF_LIFE_PROPERTY = "counter_half_life_days"
 
 
 class UserState(NamedTuple):
@@ -33,6 +36,9 @@ class UserState(NamedTuple):
   rating_sum: float
   recent_liked: Tuple[int, ...] = ()  # Per recent item, 1 if liked.
   recent_timestamps: Tuple[int, ...] = ()  # Per recent item, when it was rated.
+  decayed_count: float = 0.0  # The decayed counters as of decayed_at (components/span_example_gen/features.py).
+  decayed_liked: float = 0.0
+  decayed_at: int = 0
 
 
 class ItemState(NamedTuple):
@@ -42,6 +48,9 @@ class ItemState(NamedTuple):
   liked: int
   rating_sum: float
   title: str
+  decayed_count: float = 0.0
+  decayed_liked: float = 0.0
+  decayed_at: int = 0
 
 
 def user_record(state: UserState) -> bytes:
@@ -49,15 +58,25 @@ def user_record(state: UserState) -> bytes:
       int64s={"user_id": [state.user_id], "recent_items": state.recent_items, "recent_liked": state.recent_liked,
               "recent_timestamps": state.recent_timestamps,
               "last_timestamp": [state.last_timestamp], "interactions": [state.interactions],
-              "liked": [state.liked]},
-      floats={"rating_sum": [state.rating_sum]}).SerializeToString()
+              "liked": [state.liked], "decayed_at": [state.decayed_at]},
+      floats={"rating_sum": [state.rating_sum], "decayed_count": [state.decayed_count],
+              "decayed_liked": [state.decayed_liked]}).SerializeToString()
 
 
 def item_record(state: ItemState) -> bytes:
   return tf_examples.example(
       int64s={"item_id": [state.item_id], "first_seen_span": [state.first_seen_span], "ratings": [state.ratings],
-              "liked": [state.liked]},
-      floats={"rating_sum": [state.rating_sum]}, strings={"title": [state.title]}).SerializeToString()
+              "liked": [state.liked], "decayed_at": [state.decayed_at]},
+      floats={"rating_sum": [state.rating_sum], "decayed_count": [state.decayed_count],
+              "decayed_liked": [state.decayed_liked]}, strings={"title": [state.title]}).SerializeToString()
+
+
+def _decayed(feature, kind: str, entity: int) -> Tuple[float, float, int]:
+  if "decayed_at" not in feature:
+    raise ValueError(f"{kind} {entity}'s state has no decayed counters: a state written before them; "
+                     f"run a SID refresh")
+  return (feature["decayed_count"].float_list.value[0], feature["decayed_liked"].float_list.value[0],
+          feature["decayed_at"].int64_list.value[0])
 
 
 def parse_user(record: bytes) -> UserState:
@@ -66,7 +85,8 @@ def parse_user(record: bytes) -> UserState:
   state = UserState(single("user_id"), tuple(feature["recent_items"].int64_list.value),
                     single("last_timestamp"), single("interactions"), single("liked"),
                     feature["rating_sum"].float_list.value[0], tuple(feature["recent_liked"].int64_list.value),
-                    tuple(feature["recent_timestamps"].int64_list.value))
+                    tuple(feature["recent_timestamps"].int64_list.value),
+                    *_decayed(feature, "user", single("user_id")))
   for name, values in (("labels", state.recent_liked), ("timestamps", state.recent_timestamps)):
     if len(values) != len(state.recent_items):
       raise ValueError(f"user {state.user_id}'s state has {len(state.recent_items)} recent items but "
@@ -79,7 +99,7 @@ def parse_item(record: bytes) -> ItemState:
   single = lambda name: feature[name].int64_list.value[0]
   return ItemState(single("item_id"), single("first_seen_span"), single("ratings"), single("liked"),
                    feature["rating_sum"].float_list.value[0],
-                   feature["title"].bytes_list.value[0].decode("utf-8"))
+                   feature["title"].bytes_list.value[0].decode("utf-8"), *_decayed(feature, "item", single("item_id")))
 
 
 def files_pattern(uri: str, prefix: str) -> str:
@@ -103,10 +123,11 @@ def read_items(artifact: types.Artifact) -> Dict[int, ItemState]:
 
 
 def set_properties(artifact: types.Artifact, span: int, span_period: str,
-                   previous_state_uri: str) -> None:
+                   previous_state_uri: str, half_life_days: float) -> None:
   artifact.set_int_custom_property(spans.SPAN_PROPERTY, span)
   artifact.set_string_custom_property(SPAN_PERIOD_PROPERTY, span_period)
   artifact.set_string_custom_property(PREVIOUS_STATE_PROPERTY, previous_state_uri)
+  artifact.set_float_custom_property(HALF_LIFE_PROPERTY, half_life_days)
 
 
 def span_of(artifact: types.Artifact) -> int:
@@ -118,18 +139,35 @@ def period_of(artifact: types.Artifact) -> str:
   return artifact.get_string_custom_property(SPAN_PERIOD_PROPERTY)
 
 
+def half_life_of(artifact: types.Artifact) -> float:
+  """The decayed counters' half-life in days; 0.0 for a state written before them."""
+  return artifact.get_float_custom_property(HALF_LIFE_PROPERTY)
+
+
+SNAPSHOT_COLUMNS = 5
+
+
 class CounterSnapshot(NamedTuple):
   """Every user's and item's counters after the state's last span, as arrays: what a serving model
   looks up at request time (an interaction right after that span would carry exactly these).
-  `users` and `items` hold (count, liked, rating sum) per row of `user_ids` and `item_ids`."""
+  `users` and `items` hold (count, liked, rating sum, decayed count, decayed liked) per row of `user_ids`
+  and `item_ids`, the decayed ones as of the start of the next span."""
   user_ids: np.ndarray  # [U] int64
-  users: np.ndarray     # [U, 3] float64
+  users: np.ndarray     # [U, SNAPSHOT_COLUMNS] float64
   item_ids: np.ndarray  # [I] int64
-  items: np.ndarray     # [I, 3] float64
+  items: np.ndarray     # [I, SNAPSHOT_COLUMNS] float64
 
   @classmethod
   def empty(cls) -> "CounterSnapshot":
-    return cls(np.zeros([0], np.int64), np.zeros([0, 3]), np.zeros([0], np.int64), np.zeros([0, 3]))
+    return cls(np.zeros([0], np.int64), np.zeros([0, SNAPSHOT_COLUMNS]), np.zeros([0], np.int64),
+               np.zeros([0, SNAPSHOT_COLUMNS]))
+
+
+def _snapshot_rows(counters, now: int, half_life_days: float) -> np.ndarray:
+  """(count, liked, rating sum, decayed count, decayed liked) per state, decayed to `now`."""
+  rows = [(c[0], c[1], c[2], c[3] * fields.decay(now - c[5], half_life_days),
+           c[4] * fields.decay(now - c[5], half_life_days)) for c in counters]
+  return np.array(rows, np.float64).reshape(-1, SNAPSHOT_COLUMNS)
 
 
 def counter_snapshot(artifact: types.Artifact) -> CounterSnapshot:
@@ -137,8 +175,12 @@ def counter_snapshot(artifact: types.Artifact) -> CounterSnapshot:
   per user and item; at a scale where that is too much, serving reads them from a feature store."""
   users = sorted(read_users(artifact).values())
   items = sorted(read_items(artifact).values())
+  now = calendar.timegm(spans.span_start(span_of(artifact) + 1, period_of(artifact)).timetuple())
+  half_life = half_life_of(artifact)
   return CounterSnapshot(
       np.array([u.user_id for u in users], np.int64),
-      np.array([(u.interactions, u.liked, u.rating_sum) for u in users], np.float64).reshape(-1, 3),
+      _snapshot_rows([(u.interactions, u.liked, u.rating_sum, u.decayed_count, u.decayed_liked, u.decayed_at)
+                      for u in users], now, half_life),
       np.array([i.item_id for i in items], np.int64),
-      np.array([(i.ratings, i.liked, i.rating_sum) for i in items], np.float64).reshape(-1, 3))
+      _snapshot_rows([(i.ratings, i.liked, i.rating_sum, i.decayed_count, i.decayed_liked, i.decayed_at)
+                      for i in items], now, half_life))

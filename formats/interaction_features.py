@@ -2,18 +2,20 @@
 model, its serving signatures, the experiments' baselines and the query command read them from here.
 
 Counters are causal: a user's or an item's interactions strictly before the example (same second: file
-order), as (count, liked, rating sum). A cold item has none: its Semantic ID carries the signal, which is
-the point of Singh et al. 2023. `counter_features` turns them, with the labels of the user's history
-window, into what the ranker and the logistic regression baseline read; the like-rates it smooths are the
-counting baselines' scores.
+order), as (count, liked, rating sum), and as decayed (count, liked): each earlier interaction weighs
+2 ** -(its age / the ingestion's half-life), so they follow what is recent where the all-time ones average.
+A cold item has none: its Semantic ID carries the signal, which is the point of Singh et al. 2023.
+`counter_features` turns them, with the labels of the user's history window, into what the ranker and the
+logistic regression baseline read; the like-rates it smooths are the counting baselines' scores.
 
 Example:
   features = tf.io.parse_example(serialized, TRAINING_SPEC)
   dense = counter_features(features)   # [B, 7]: per user and per item, log1p(count), like-rate, mean rating;
                                        # the user's like-rate over the history window
+  dense = counter_features(features, decayed=True)  # [B, 11]: and per user and per item, the decayed ones
 """
 
-from typing import Dict, NamedTuple
+from typing import Dict, NamedTuple, Union
 
 import tensorflow as tf
 
@@ -42,8 +44,21 @@ USER_COUNTERS = Counters("user_prior_interactions", "user_prior_liked", "user_pr
 ITEM_COUNTERS = Counters("item_prior_count_all", "item_prior_liked", "item_prior_rating_sum")
 COUNTERS = {"user": USER_COUNTERS, "item": ITEM_COUNTERS}
 
+
+class DecayedCounters(NamedTuple):
+  """Feature names of one entity's decayed causal counters (floats)."""
+  count: str
+  liked: str
+
+
+USER_DECAYED = DecayedCounters("user_decayed_count", "user_decayed_liked")
+ITEM_DECAYED = DecayedCounters("item_decayed_count", "item_decayed_liked")
+DECAYED_COUNTERS = {"user": USER_DECAYED, "item": ITEM_DECAYED}
+
 _COUNTER_SPEC = {name: tf.io.FixedLenFeature([], tf.float32 if name == c.rating_sum else tf.int64, default_value=0)
                  for c in COUNTERS.values() for name in c}
+_COUNTER_SPEC.update({name: tf.io.FixedLenFeature([], tf.float32, default_value=0.0)
+                      for c in DECAYED_COUNTERS.values() for name in c})
 # What the model reads from an interaction tf.Example. Absent optional features take their defaults: no
 # current item, an unknown user, no counters (a user or item never seen).
 MODEL_SPEC = {
@@ -71,6 +86,17 @@ SID_CLUSTER_COUNTS = "sid_cluster_counts"
 SMOOTHING = 5.0
 NEUTRAL_LIKE_RATE = 0.5
 COUNTER_FEATURES = 7
+DECAYED_COUNTER_FEATURES = 4  # what decayed=True adds
+
+
+# The decayed counters' half-life unless the ingestion sets one (pipeline/configs.py): a month, between a
+# user's session (most history items share the example's day) and an item's season.
+COUNTER_HALF_LIFE_DAYS = 30.0
+
+
+def decay(seconds: float, half_life_days: float) -> float:
+  """The weight of an interaction `seconds` old in a decayed counter: halved every `half_life_days`."""
+  return 2.0 ** (-max(seconds, 0) / (half_life_days * SECONDS_PER_DAY))
 
 
 def liked(rating: float) -> int:
@@ -104,7 +130,8 @@ def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
   return tf.zeros(tf.shape(features[ITEM_ID]), tf.float32)
 
 
-def like_rate(features: Dict[str, tf.Tensor], counters: Counters, prior=NEUTRAL_LIKE_RATE) -> tf.Tensor:
+def like_rate(features: Dict[str, tf.Tensor], counters: Union[Counters, DecayedCounters], prior=NEUTRAL_LIKE_RATE
+              ) -> tf.Tensor:
   """Smoothed share of liked interactions before the example (towards `prior`, a rate or one per example):
   the counting baselines' score."""
   return ((_counter(features, counters.liked) + prior * SMOOTHING)
@@ -122,16 +149,21 @@ def history_like_rate(features: Dict[str, tf.Tensor]) -> tf.Tensor:
           / (tf.cast(liked.row_lengths(), tf.float32) + SMOOTHING))
 
 
-def counter_features(features: Dict[str, tf.Tensor]) -> tf.Tensor:
+def counter_features(features: Dict[str, tf.Tensor], decayed: bool = False) -> tf.Tensor:
   """[B, COUNTER_FEATURES]: per user, then per item, log1p(count) / 5, the smoothed like-rate, and the
   smoothed mean rating relative to LIKED_MIN_RATING; then the history like-rate (one user's request
-  stands for all its candidates). All finite; 0-count entities and empty histories get neutral values."""
+  stands for all its candidates). With `decayed`, DECAYED_COUNTER_FEATURES more: per user, then per item,
+  log1p(decayed count) / 5 and the smoothed decayed like-rate. All finite; 0-count entities and empty
+  histories get neutral values."""
   columns = []
   for counters in COUNTERS.values():
     count = _counter(features, counters.count)
     mean_rating = (_counter(features, counters.rating_sum) + LIKED_MIN_RATING * SMOOTHING) / (count + SMOOTHING)
     columns += [tf.math.log1p(count) / 5.0, like_rate(features, counters), mean_rating - LIKED_MIN_RATING]
   columns.append(tf.broadcast_to(history_like_rate(features), tf.shape(columns[0])))
+  if decayed:
+    for counters in DECAYED_COUNTERS.values():
+      columns += [tf.math.log1p(_counter(features, counters.count)) / 5.0, like_rate(features, counters)]
   return tf.stack(columns, axis=1)
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
-from formats import served_models
+from formats import interaction_features as fields, served_models
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from pipeline import beam_runners
 
@@ -53,6 +53,8 @@ class PipelineConfig:
   # Appendix A.2 stability check: an RQ-VAE v0 trained only on items first rated before this date.
   rqvae_v0_cutoff: Optional[str] = None
   history_length: int = 20
+  # The decayed counters' half-life (formats/interaction_features.py); changing it needs a SID refresh.
+  counter_half_life_days: float = fields.COUNTER_HALF_LIFE_DAYS
   max_tags: int = 10
   bad_row_policy: str = "quarantine"
   max_bad_row_fraction: float = 0.01

@@ -202,15 +202,16 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
           "slices": evaluation.mean_over_spans(per_span)}
 
 
-def run_baselines(inputs: Inputs) -> List[Dict[str, Any]]:
+def run_baselines(inputs: Inputs, decayed: bool = False) -> List[Dict[str, Any]]:
   """The counting baselines (models/ranking/baselines.py) on the spans the arms are evaluated on; the
-  logistic regression and the trees are refitted before each span on every interaction before it."""
+  logistic regression and the trees are refitted before each span on every interaction before it (with
+  `decayed`, on the decayed counters too)."""
   splits = list(inputs.splits.values())
   per_span: Dict[str, List[Dict[str, Any]]] = {}
   for index in range(1, len(splits)):
     features = splits[index]
     masks = evaluation.slice_masks(features[fields.ITEM_SEGMENT].numpy())
-    for name, score in baselines.scorers(splits[:index]).items():
+    for name, score in baselines.scorers(splits[:index], decayed).items():
       per_span.setdefault(name, []).append(
           evaluation.sliced_auc(features[fields.LABEL].numpy(), score(features), masks))
   return [{"arm": name, "slices": evaluation.mean_over_spans(results)} for name, results in per_span.items()]

@@ -29,6 +29,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.span_example_gen import executor
 from formats import artifacts, spans
+from formats import interaction_features as fields
 
 BACKFILL_PATTERN = "backfill"
 
@@ -44,6 +45,7 @@ class SpanExampleGenSpec(types.ComponentSpec):
       "max_bad_row_fraction": ExecutionParameter(type=float),
       "end_date": ExecutionParameter(type=str, optional=True),
       "backfill_chunk_interactions": ExecutionParameter(type=int, optional=True),
+      "counter_half_life_days": ExecutionParameter(type=float, optional=True),
   }
   INPUTS = {
       "previous_state": ChannelParameter(type=artifacts.FeatureState, optional=True),
@@ -89,7 +91,8 @@ class SpanExampleGen(FileBasedExampleGen):
   Each interaction carries user_id, item_id, timestamp, rating, liked = rating >= 4, the user's
   previous items (`history`, oldest first, at most `history_length`, continued from the state),
   `current_item`, its span, its item's first-rated span, ratings in earlier spans and segment, and
-  causal counters of the user's and the item's earlier interactions. Bad rows (a rating outside the
+  causal counters of the user's and the item's earlier interactions, all-time and decayed with a half-life
+  of `counter_half_life_days` (a state of another half-life is refused). Bad rows (a rating outside the
   span, an unknown item, ...) are quarantined or, with bad_row_policy='fail', stop the run; more
   than `max_bad_row_fraction` bad rows stop it in any case.
 
@@ -107,12 +110,15 @@ class SpanExampleGen(FileBasedExampleGen):
                                             data_types.RuntimeParameter]] = None,
                previous_state: Optional[types.BaseChannel] = None, end_date: Optional[str] = None,
                history_length: int = 20, max_tags: int = 10, bad_row_policy: str = "quarantine",
-               max_bad_row_fraction: float = 0.01, backfill_chunk_interactions: int = 0):
+               max_bad_row_fraction: float = 0.01, backfill_chunk_interactions: int = 0,
+               counter_half_life_days: float = fields.COUNTER_HALF_LIFE_DAYS):
     spans.check_period(span_period)
     executor.check_policy(bad_row_policy)
     _check_mode(span_pattern, span_period, end_date, previous_state, range_config)
     if history_length < 1:
       raise ValueError(f"history_length must be >= 1, got {history_length}")
+    if counter_half_life_days <= 0:
+      raise ValueError(f"counter_half_life_days must be > 0, got {counter_half_life_days}")
     if max_tags < 0:
       raise ValueError(f"max_tags must be >= 0, got {max_tags}")
     if not 0.0 <= max_bad_row_fraction <= 1.0:
@@ -129,7 +135,7 @@ class SpanExampleGen(FileBasedExampleGen):
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP, span_period=span_period,
         history_length=history_length, max_tags=max_tags, bad_row_policy=bad_row_policy,
         max_bad_row_fraction=max_bad_row_fraction, end_date=end_date, previous_state=previous_state,
-        backfill_chunk_interactions=backfill_chunk_interactions,
+        backfill_chunk_interactions=backfill_chunk_interactions, counter_half_life_days=counter_half_life_days,
         examples=types.Channel(type=standard_artifacts.Examples),
         items=types.Channel(type=standard_artifacts.Examples),
         state=types.Channel(type=artifacts.FeatureState),

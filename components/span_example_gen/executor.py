@@ -145,14 +145,25 @@ def check_inputs(paths: Dict[str, str]) -> None:
       raise InputDataError(f"{os.path.dirname(path)}/{problem}")
 
 
-def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow) -> None:
-  """InputDataError unless the previous state ends before this run's span, in the same period."""
+def half_life_days(exec_properties: Dict[str, Any]) -> float:
+  return float(exec_properties.get("counter_half_life_days") or fields.COUNTER_HALF_LIFE_DAYS)
+
+
+def check_previous_state(previous: Optional[types.Artifact], window: SpanWindow, half_life: float) -> None:
+  """InputDataError unless the previous state ends before this run's span, in the same period, with decayed
+  counters of the same half-life."""
   if previous is None:
     return
   span, period = feature_state.span_of(previous), feature_state.period_of(previous)
   if period != window.period:
     raise InputDataError(f"previous_state {previous.uri} holds {period} spans (up to span {span}) but "
                          f"this run ingests {window.period} span {window.last}")
+  previous_half_life = feature_state.half_life_of(previous)
+  if previous_half_life != half_life:
+    held = (f"decayed counters with a half-life of {previous_half_life:g} days" if previous_half_life
+            else "no decayed counters (written before them)")
+    raise InputDataError(f"previous_state {previous.uri} holds {held} but this run's counter_half_life_days "
+                         f"is {half_life:g}; run a SID refresh to ingest everything again with it")
   if span >= window.last:
     raise InputDataError(f"previous_state {previous.uri} already includes span {span}; this run "
                          f"ingests span {window.last}, which must come after it")
@@ -223,7 +234,7 @@ def _known_item_stats(movies: List[movielens.Movie], tags: List[movielens.Tag]
 
 
 def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tags: int,
-               known_from: str) -> Iterable[Tuple[str, Any]]:
+               known_from: str, half_life_days: float) -> Iterable[Tuple[str, Any]]:
   """Per item, as (kind, value) pairs: its ratings keyed by user with the item's features ("rated"),
   its next state and, for an item new in this input, its item record; ratings and tags of an unknown
   item are bad movielens."""
@@ -248,22 +259,23 @@ def _join_item(item_id: int, grouped: Dict[str, List[Any]], period: str, max_tag
   if first_seen_span == feature_state.NEVER and ratings:
     first_seen_span = rating_spans[0]
     yield "stats", (("items", "first_rated"), 1)
-  prior = features.PriorCounts(state.ratings, state.liked, state.rating_sum)
+  prior = features.PriorCounts(state.ratings, state.liked, state.rating_sum, state.decayed_count,
+                               state.decayed_liked, state.decayed_at)
   for rating, span in zip(ratings, rating_spans):
     earlier_spans = state.ratings + bisect.bisect_left(rating_spans, span)
     yield "rated", (rating.user_id, (tuple(rating), (first_seen_span, earlier_spans, tuple(prior))))
-    prior = prior.add(rating.rating)
+    prior = prior.add(rating.rating, rating.timestamp, half_life_days)
   if new_movie:
     yield "items", features.item_example(
         new_movie, features.aggregate_tags(tags, max_tags),
         ratings[0].timestamp if ratings else features.NEVER, first_seen_span, len(ratings))
   yield "state", feature_state.item_record(state._replace(
-      first_seen_span=first_seen_span, ratings=prior.count, liked=prior.liked,
-      rating_sum=prior.rating_sum))
+      first_seen_span=first_seen_span, ratings=prior.count, liked=prior.liked, rating_sum=prior.rating_sum,
+      decayed_count=prior.decayed_count, decayed_liked=prior.decayed_liked, decayed_at=prior.decayed_at))
 
 
-def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history_length: int
-               ) -> Iterable[Tuple[str, Any]]:
+def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history_length: int,
+               half_life_days: float) -> Iterable[Tuple[str, Any]]:
   """Per user, as (kind, value) pairs: the interaction examples in time order and the user's next
   state."""
   [state] = ([feature_state.UserState(*s) for s in grouped["state"]]
@@ -271,7 +283,8 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   rated = [(movielens.Rating(*r), _ItemFeatures(first_seen, earlier, features.PriorCounts(*prior)))
            for r, (first_seen, earlier, prior) in grouped["rated"]]
   item_features = {rating.line: item for rating, item in rated}
-  prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum)
+  prior = features.PriorCounts(state.interactions, state.liked, state.rating_sum, state.decayed_count,
+                               state.decayed_liked, state.decayed_at)
   recent = [features.HistoryItem(*item) for item in zip(state.recent_items, state.recent_liked,
                                                          state.recent_timestamps)]
   last_timestamp = state.last_timestamp
@@ -281,11 +294,12 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
     item = item_features[rating.line]
     span = spans.span_of(rating.timestamp, period)
     examples.append(features.interaction_example(
-        rating, history, span, item.first_seen_span, item.prior_interactions, prior, item.prior).SerializeToString())
+        rating, history, span, item.first_seen_span, item.prior_interactions, prior, item.prior,
+        half_life_days=half_life_days).SerializeToString())
     counts.update(stat for stat, counted in (("valid", True), ("liked", fields.liked(rating.rating)),
                                              ("same_second_as_previous", rating.timestamp == last_timestamp),
                                              ("new_item_interactions", item.first_seen_span == span)) if counted)
-    prior = prior.add(rating.rating)
+    prior = prior.add(rating.rating, rating.timestamp, half_life_days)
     recent = (history + [features.HistoryItem(rating.item_id, fields.liked(rating.rating), rating.timestamp)]
               )[-history_length:]
     last_timestamp = rating.timestamp
@@ -297,7 +311,8 @@ def _join_user(user_id: int, grouped: Dict[str, List[Any]], period: str, history
   yield "state", feature_state.user_record(state._replace(
       recent_items=tuple(h.item_id for h in recent), recent_liked=tuple(h.liked for h in recent),
       recent_timestamps=tuple(h.timestamp for h in recent), last_timestamp=last_timestamp,
-      interactions=prior.count, liked=prior.liked, rating_sum=prior.rating_sum))
+      interactions=prior.count, liked=prior.liked, rating_sum=prior.rating_sum,
+      decayed_count=prior.decayed_count, decayed_liked=prior.decayed_liked, decayed_at=prior.decayed_at))
 
 
 def _item_kinds(item: tf.train.Example) -> List[Count]:
@@ -414,7 +429,8 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
              | "JoinByItem" >> beam.CoGroupByKey()
              | "PerItem" >> beam.FlatMap(
                  lambda kv: _join_item(*kv, period=window.period, known_from=known_from,
-                                       max_tags=int(exec_properties["max_tags"])))
+                                       max_tags=int(exec_properties["max_tags"]),
+                                       half_life_days=half_life_days(exec_properties)))
              | "ItemOutputs" >> beam_io.ByTag("rated", "items", "state", "bad", "stats"))
   by_user = ({"rated": by_item["rated"],
               "state": _previous_records(p, previous_uri, feature_state.USERS_PREFIX,
@@ -422,7 +438,8 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
              | "JoinByUser" >> beam.CoGroupByKey()
              | "PerUser" >> beam.FlatMap(
                  lambda kv: _join_user(*kv, period=window.period,
-                                       history_length=int(exec_properties["history_length"])))
+                                       history_length=int(exec_properties["history_length"]),
+                                       half_life_days=half_life_days(exec_properties)))
              | "UserOutputs" >> beam_io.ByTag("examples", "state", "stats"))
 
   for prefix, records in ((feature_state.USERS_PREFIX, by_user["state"]),
@@ -448,7 +465,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     policy = check_policy(exec_properties.get("bad_row_policy") or "quarantine")
     window = SpanWindow.of(exec_properties)
     previous = (input_dict.get("previous_state") or [None])[0]
-    check_previous_state(previous, window)
+    check_previous_state(previous, window, half_life_days(exec_properties))
     paths = input_paths(exec_properties)
     check_inputs(paths)
     outputs = {key: artifact_utils.get_single_instance(output_dict[key])
@@ -476,7 +493,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     stats = _merged(chunk_stats)
     _enforce_policy(policy, float(exec_properties.get("max_bad_row_fraction") or 0.0), stats,
                     os.path.dirname(paths[RATINGS]))
-    _publish(outputs, window, previous)
+    _publish(outputs, window, previous, half_life_days(exec_properties))
     report = _report(exec_properties, paths, window, previous, stats,
                      os.path.join(outputs["report"].uri, QUARANTINE_FILE))
     with tf.io.gfile.GFile(os.path.join(outputs["report"].uri, REPORT_FILE), "w") as f:
@@ -535,7 +552,7 @@ def _enforce_policy(policy: str, max_fraction: float, stats: Dict[str, Any], inp
 
 
 def _publish(outputs: Dict[str, types.Artifact], window: SpanWindow,
-             previous: Optional[types.Artifact]) -> None:
+             previous: Optional[types.Artifact], half_life: float) -> None:
   """Split names, spans and formats on the output artifacts, for the downstream components and the
   resolvers that pick an artifact by span."""
   for key, split in (("examples", INTERACTIONS_SPLIT), ("items", ITEMS_SPLIT)):
@@ -546,7 +563,7 @@ def _publish(outputs: Dict[str, types.Artifact], window: SpanWindow,
     artifact.set_string_custom_property("span_period", window.period)
     artifact.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
   feature_state.set_properties(outputs["state"], window.last, window.period,
-                               previous.uri if previous else "")
+                               previous.uri if previous else "", half_life)
   outputs["report"].set_int_custom_property(spans.SPAN_PROPERTY, window.last)
 
 

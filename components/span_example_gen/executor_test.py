@@ -155,10 +155,22 @@ def test_a_backfill_in_chunks_equals_one_pipeline_over_it(tmp_path):
   assert not tf.io.gfile.exists(os.path.join(chunked["report"].uri, executor.SCRATCH_DIR))
 
 
+def _decayed(rated, at: int):
+  """The decayed (count, liked) at `at` of (timestamp, liked) ratings: each weighs 2 ** -(age / 30 days)."""
+  weights = [(2.0 ** (-(at - t) / (30 * D)), liked) for t, liked in rated]
+  return sum(w for w, _ in weights), sum(w for w, liked in weights if liked)
+
+
 def test_features_continue_from_the_state(daily):
   span4 = _interactions(daily[-1][0])
   # User 1's 6th item: history capped at 3; counters over their 5 earlier ratings (4, 3, 2, 5, 4); the
-  # history's ages in whole days, its first item from the backfill's state (rated at DAY0 + D).
+  # history's ages in whole days, its first item from the backfill's state (rated at DAY0 + D); the decayed
+  # counters over the same 5, through three states.
+  user_rated = [(conftest.DAY0, 1), (conftest.DAY0 + 1, 0), (conftest.DAY0 + D, 0), (T2 + 7, 1), (T3 + 1, 1)]
+  decayed = {k: span4[(1, 7)].pop(k) for k in list(span4[(1, 7)]) if "decayed" in k}
+  np.testing.assert_allclose([decayed["user_decayed_count"], decayed["user_decayed_liked"]],
+                             [[v] for v in _decayed(user_rated, T4 + 3)], rtol=1e-6)
+  assert decayed["item_decayed_count"] == decayed["item_decayed_liked"] == [0.0]
   assert span4[(1, 7)] == {
       "current_item": [5], "history": [3, 4, 5], "history_liked": [0, 1, 1], "history_age_days": [3, 1, 1],
       "item_first_seen_span": [S + 4],
@@ -174,6 +186,8 @@ def test_features_continue_from_the_state(daily):
       "history": [1, 2, 4], "item_first_seen_span": [S + 3], "item_prior_interactions": [2],
       "item_prior_count_all": [3], "item_prior_liked": [2], "item_prior_rating_sum": [11.5],
       "item_segment": [b"long_tail"]}
+  np.testing.assert_allclose([span4[(2, 5)]["item_decayed_count"], span4[(2, 5)]["item_decayed_liked"]],
+                             [[v] for v in _decayed([(T3 + 1, 1), (T3 + 2, 0), (T4, 1)], T4 + 3)], rtol=1e-6)
   span2 = _interactions(daily[1][0])
   # Same second: file order, within the user (3) and within the item (4).
   assert span2[(3, 1)]["history"] == [2] and span2[(3, 1)]["user_prior_rating_sum"] == [4.0]
@@ -189,13 +203,20 @@ def test_state_report_and_new_items_of_a_span(daily):
   assert outputs["examples"].span == S + 4
   assert artifact_utils.decode_split_names(outputs["examples"].split_names) == ["interactions"]
   users = feature_state.read_users(outputs["state"])
-  assert users[1] == feature_state.UserState(1, (4, 5, 7), T4 + 3, 6, 3, 21.0, recent_liked=(1, 1, 0),
-                                             recent_timestamps=(T2 + 7, T3 + 1, T4 + 3))
-  assert users[3] == feature_state.UserState(3, (2, 1, 5), T3 + 2, 3, 1, 7.5, recent_liked=(1, 0, 0),  # Passed through.
-                                             recent_timestamps=(T2 + 7, T2 + 7, T3 + 2))
+  user_rated = [(conftest.DAY0, 1), (conftest.DAY0 + 1, 0), (conftest.DAY0 + D, 0), (T2 + 7, 1), (T3 + 1, 1),
+                (T4 + 3, 0)]
+  np.testing.assert_allclose([users[1].decayed_count, users[1].decayed_liked], _decayed(user_rated, T4 + 3),
+                             rtol=1e-6)
+  assert users[1]._replace(decayed_count=0.0, decayed_liked=0.0) == feature_state.UserState(
+      1, (4, 5, 7), T4 + 3, 6, 3, 21.0, recent_liked=(1, 1, 0), recent_timestamps=(T2 + 7, T3 + 1, T4 + 3),
+      decayed_at=T4 + 3)
+  assert users[3]._replace(decayed_count=0.0, decayed_liked=0.0, decayed_at=0) == feature_state.UserState(
+      3, (2, 1, 5), T3 + 2, 3, 1, 7.5, recent_liked=(1, 0, 0),  # Passed through.
+      recent_timestamps=(T2 + 7, T2 + 7, T3 + 2))
   items = feature_state.read_items(outputs["state"])
   assert items[6] == feature_state.ItemState(6, -1, 0, 0, 0.0, "Never Rated (2000)")
-  assert items[5] == feature_state.ItemState(5, S + 3, 4, 3, 15.5, "Five (2002)")
+  assert items[5]._replace(decayed_count=0.0, decayed_liked=0.0) == feature_state.ItemState(
+      5, S + 3, 4, 3, 15.5, "Five (2002)", decayed_at=T4 + 3)
   assert [_as_dict(e)["item_id"] for e in _records(outputs["items"], "items")] == [[7]]
   assert {k: report[k] for k in ("span", "span_start", "span_end", "previous_state", "rows_read",
                                  "interactions", "items", "state")} == {
@@ -259,11 +280,17 @@ def test_previous_state_must_be_an_earlier_span_of_the_same_period(tmp_path, dai
                               f"ingests span {S + 2}, which must come after it")
   weekly = artifacts.FeatureState()
   weekly.uri = str(tmp_path / "weekly")
-  feature_state.set_properties(weekly, spans.span_of(conftest.DAY0, "week"), "week", "")
+  feature_state.set_properties(weekly, spans.span_of(conftest.DAY0, "week"), "week", "", 30.0)
   with pytest.raises(InputDataError) as error:
     _ingest(base, tmp_path / "b", span=S + 2, previous=weekly)
   assert str(error.value) == (f"previous_state {weekly.uri} holds week spans (up to span 2504) but "
                               f"this run ingests day span {S + 2}")
+  backfill = daily[0][0]["state"]
+  with pytest.raises(InputDataError) as error:
+    _ingest(base, tmp_path / "c", span=S + 2, previous=backfill, counter_half_life_days=7.0)
+  assert str(error.value) == (f"previous_state {backfill.uri} holds decayed counters with a half-life of 30 "
+                              f"days but this run's counter_half_life_days is 7; run a SID refresh to ingest "
+                              f"everything again with it")
 
 
 def test_an_empty_span_writes_an_empty_split_and_passes_the_state_on(tmp_path, daily):

@@ -2,6 +2,7 @@
 
 from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from formats import interaction_features as fields, movielens, tf_examples
@@ -15,14 +16,26 @@ HEAD_MIN_PRIOR_INTERACTIONS = 10
 
 
 class PriorCounts(NamedTuple):
-  """A user's or an item's interactions strictly before an example: a causal counter."""
+  """A user's or an item's interactions strictly before an example: a causal counter, all-time and decayed
+  (the decayed count and likes as of `decayed_at`, a timestamp)."""
   count: int = 0
   liked: int = 0
   rating_sum: float = 0.0
+  decayed_count: float = 0.0
+  decayed_liked: float = 0.0
+  decayed_at: int = 0
 
-  def add(self, rating: float) -> "PriorCounts":
-    return PriorCounts(self.count + 1, self.liked + fields.liked(rating),
-                       self.rating_sum + rating)
+  def decayed(self, timestamp: int, half_life_days: float) -> Tuple[float, float]:
+    """The decayed (count, liked) at `timestamp`."""
+    weight = fields.decay(timestamp - self.decayed_at, half_life_days)
+    return self.decayed_count * weight, self.decayed_liked * weight
+
+  def add(self, rating: float, timestamp: int, half_life_days: float) -> "PriorCounts":
+    count, liked = self.decayed(timestamp, half_life_days)
+    label = fields.liked(rating)
+    # Rounded as the state's float32 stores them: a span-by-span ingestion then equals one over everything.
+    return PriorCounts(self.count + 1, self.liked + label, self.rating_sum + rating, float(np.float32(count + 1)),
+                       float(np.float32(liked + label)), timestamp)
 
 
 def item_segment(span: int, item_first_seen_span: int, item_prior_interactions: int) -> str:
@@ -55,11 +68,15 @@ def user_interactions(ratings: Sequence[movielens.Rating], history_length: int,
 def interaction_example(rating: movielens.Rating, history: Sequence[HistoryItem], span: int,
                         item_first_seen_span: int, item_prior_interactions: int,
                         user_prior: PriorCounts = PriorCounts(),
-                        item_prior: PriorCounts = PriorCounts()) -> tf.train.Example:
+                        item_prior: PriorCounts = PriorCounts(), *, half_life_days: float) -> tf.train.Example:
   """`item_prior_interactions` counts the item's ratings in spans before `span` (what the segment is
-  cut by); `user_prior` and `item_prior` count every interaction strictly before this one."""
+  cut by); `user_prior` and `item_prior` count every interaction strictly before this one, the decayed
+  counters with `half_life_days`."""
   user, item = fields.USER_COUNTERS, fields.ITEM_COUNTERS
   items = [h.item_id for h in history]
+  decayed = {}
+  for names, prior in ((fields.USER_DECAYED, user_prior), (fields.ITEM_DECAYED, item_prior)):
+    decayed.update(zip(names, ([value] for value in prior.decayed(rating.timestamp, half_life_days))))
   return tf_examples.example(
       int64s={fields.USER_ID: [rating.user_id], fields.ITEM_ID: [rating.item_id], fields.TIMESTAMP: [rating.timestamp],
               fields.LABEL: [fields.liked(rating.rating)], fields.HISTORY: items,
@@ -71,7 +88,7 @@ def interaction_example(rating: movielens.Rating, history: Sequence[HistoryItem]
               user.count: [user_prior.count], user.liked: [user_prior.liked],
               item.count: [item_prior.count], item.liked: [item_prior.liked]},
       floats={"rating": [rating.rating], user.rating_sum: [user_prior.rating_sum],
-              item.rating_sum: [item_prior.rating_sum]},
+              item.rating_sum: [item_prior.rating_sum], **decayed},
       strings={fields.ITEM_SEGMENT: [item_segment(span, item_first_seen_span, item_prior_interactions)]})
 
 

@@ -9,7 +9,9 @@
   counter GBDT     gradient-boosted trees (scikit-learn HistGradientBoosting) on the same features,
                    fitted likewise
 
-All four read only the interaction's causal counters, so they see exactly the past the ranker sees.
+All four read only the interaction's causal counters, so they see exactly the past the ranker sees. With
+`decayed`, the regression and the trees read the decayed counters too, as a ranker with decayed_counters does
+(named "counter LR+decayed", "counter GBDT+decayed").
 
 Example:
   scores = {name: score(span_2_features) for name, score in scorers([backfill_features, span_1_features]).items()}
@@ -43,8 +45,9 @@ class CounterModel:
   """A scikit-learn classifier on the counting features; with one class to learn from, that class's rate
   for everything."""
 
-  def __init__(self, estimator):
+  def __init__(self, estimator, decayed: bool):
     self._model = estimator
+    self._decayed = decayed
     self._constant: Optional[float] = None
 
   def fit(self, inputs: np.ndarray, labels: np.ndarray) -> "CounterModel":
@@ -55,18 +58,19 @@ class CounterModel:
     return self
 
   def __call__(self, features: Features) -> np.ndarray:
-    inputs = fields.counter_features(features).numpy()
+    inputs = fields.counter_features(features, self._decayed).numpy()
     if self._constant is not None:
       return np.full(len(inputs), self._constant)
     return self._model.predict_proba(inputs)[:, 1]
 
 
-def scorers(spans: Sequence[Features]) -> Dict[str, Callable[[Features], np.ndarray]]:
+def scorers(spans: Sequence[Features], decayed: bool = False) -> Dict[str, Callable[[Features], np.ndarray]]:
   """Every baseline; the learned ones fitted on `spans` (standardised inputs for the regression)."""
-  inputs = np.concatenate([fields.counter_features(f).numpy() for f in spans])
+  inputs = np.concatenate([fields.counter_features(f, decayed).numpy() for f in spans])
   labels = np.concatenate([np.asarray(f[fields.LABEL]) for f in spans])
   regression = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
   trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+  suffix = "+decayed" if decayed else ""
   return {ITEM_LIKE_RATE: item_like_rate, USER_LIKE_RATE: user_like_rate,
-          COUNTER_REGRESSION: CounterModel(regression).fit(inputs, labels),
-          COUNTER_TREES: CounterModel(trees).fit(inputs, labels)}
+          COUNTER_REGRESSION + suffix: CounterModel(regression, decayed).fit(inputs, labels),
+          COUNTER_TREES + suffix: CounterModel(trees, decayed).fit(inputs, labels)}

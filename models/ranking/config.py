@@ -47,6 +47,8 @@ class RankingConfig(Settings):
     the candidate), a vector more for the main tower; attention_heads splits embedding_dim. With
     history_ages each item's age in days before the candidate (fields.HISTORY_AGE_DAYS) is an input too
     (ignored without the attention).
+  decayed_counters: whether the counting features include the user's and the item's decayed counters
+    (fields.counter_features(decayed=True)); ignored without use_counters.
   """
   KIND = "ranking"
   TUPLES = ("hidden_units",)
@@ -70,6 +72,7 @@ class RankingConfig(Settings):
   history_attention: bool = True
   attention_heads: int = 2
   history_ages: bool = True
+  decayed_counters: bool = False
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -105,6 +108,10 @@ class RankingConfig(Settings):
     return self.history_ages and self.history_attention
 
   @property
+  def uses_decayed_counters(self) -> bool:
+    return self.decayed_counters and self.use_counters
+
+  @property
   def uses_sids(self) -> bool:
     return self.representation not in NO_SIDS
 
@@ -124,5 +131,6 @@ class RankingConfig(Settings):
                                            (f"+steplr{self.step_lr_scale:g}", self.step_lr_scale != 1),
                                            ("+countertower", self.uses_counter_tower),
                                            ("+attention", self.history_attention),
-                                           ("+ages", self.uses_history_ages)) if used)
+                                           ("+ages", self.uses_history_ages),
+                                           ("+decayed", self.uses_decayed_counters)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"

@@ -17,13 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from formats import interaction_features as fields
-from formats.feature_state import CounterSnapshot
+from formats.feature_state import SNAPSHOT_COLUMNS, CounterSnapshot
 
 _NO_ID = min(fields.NO_USER, fields.NO_ITEM)  # never a counted user or item
 
 
 class _Table(tf.Module):
-  """id -> its (count, liked, rating sum); zeros for unknown ids."""
+  """id -> its CounterSnapshot row (count, liked, rating sum, decayed count, decayed liked); zeros for unknown
+  ids."""
 
   def __init__(self, ids: np.ndarray, values: np.ndarray):
     super().__init__()
@@ -31,15 +32,16 @@ class _Table(tf.Module):
     keys = np.concatenate([[_NO_ID], ids]).astype(np.int64)
     self._rows = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.range(len(keys), dtype=tf.int64)), default_value=0)
-    self._values = tf.constant(np.concatenate([np.zeros([1, 3]), values]), tf.float64)
+    self._values = tf.constant(np.concatenate([np.zeros([1, SNAPSHOT_COLUMNS]), values]), tf.float64)
 
   def __call__(self, ids: tf.Tensor) -> tf.Tensor:
     return tf.gather(self._values, self._rows.lookup(ids))
 
 
-def _named(counters: fields.Counters, values: tf.Tensor) -> Dict[str, tf.Tensor]:
+def _named(counters: fields.Counters, decayed: fields.DecayedCounters, values: tf.Tensor) -> Dict[str, tf.Tensor]:
   return {counters.count: tf.cast(values[:, 0], tf.int64), counters.liked: tf.cast(values[:, 1], tf.int64),
-          counters.rating_sum: tf.cast(values[:, 2], tf.float32)}
+          counters.rating_sum: tf.cast(values[:, 2], tf.float32),
+          decayed.count: tf.cast(values[:, 3], tf.float32), decayed.liked: tf.cast(values[:, 4], tf.float32)}
 
 
 class CounterLookup(tf.Module):
@@ -52,4 +54,5 @@ class CounterLookup(tf.Module):
 
   def __call__(self, user_id: tf.Tensor, candidates: tf.Tensor) -> Dict[str, tf.Tensor]:
     user = tf.repeat(self.users(tf.reshape(user_id, [1])), tf.size(candidates), axis=0)
-    return {**_named(fields.USER_COUNTERS, user), **_named(fields.ITEM_COUNTERS, self.items(candidates))}
+    return {**_named(fields.USER_COUNTERS, fields.USER_DECAYED, user),
+            **_named(fields.ITEM_COUNTERS, fields.ITEM_DECAYED, self.items(candidates))}

@@ -112,7 +112,7 @@ class RankingModel(tfrs.models.Model):
       parts.append(self.users(features[fields.USER_ID], features[fields.USER_COUNTERS.count]))
     counting = []
     if self.config.use_counters:
-      counting.append(fields.counter_features(features))
+      counting.append(fields.counter_features(features, self.config.uses_decayed_counters))
     if self.sid_clusters is not None:
       rates = self.sid_clusters(features[fields.ITEM_ID], inputs.get(PieceItems.CONTENT_INPUT),
                                 features.get(fields.SID_CLUSTER_COUNTS))
@@ -305,7 +305,8 @@ def _checkpoint(model: RankingModel) -> tf.train.Checkpoint:
 # Settings that shape the variables: a warm start across a change of any of them is refused.
 ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units", "width_multiplier",
                 "use_history", "split_history", "use_counters", "user_table_rows", "cross_layers",
-                "sid_like_rates", "counter_tower", "history_attention", "attention_heads", "history_ages")
+                "sid_like_rates", "counter_tower", "history_attention", "attention_heads", "history_ages",
+                "decayed_counters")
 
 
 def _architecture(config: RankingConfig) -> Dict[str, object]:

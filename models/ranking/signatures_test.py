@@ -140,8 +140,9 @@ def test_warmup_requests_cover_every_signature_and_replay(exported):
 
 
 @pytest.mark.parametrize("attention", [dict(history_attention=False), dict(history_attention=True, history_ages=False),
-                                       dict(history_attention=True, history_ages=True)],
-                         ids=["pooled", "attention", "attention+ages"])
+                                       dict(history_attention=True, history_ages=True),
+                                       dict(history_attention=True, history_ages=True, decayed_counters=True)],
+                         ids=["pooled", "attention", "attention+ages", "attention+ages+decayed"])
 def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen, attention):
   """A user's next interaction after the snapshot's span: `rank` (user and item counters from the model's
   snapshot) scores it exactly as serving_default scores its tf.Example, which carries the counters
@@ -150,27 +151,31 @@ def test_rank_looks_up_the_counters_training_reads(tmp_path, frozen, attention):
   config = RankingConfig(representation="unigram", split_history=True, use_counters=True, user_table_rows=16,
                          cross_layers=1, attention_heads=1, **attention, **SMALL)
   model = ranking.build(config, catalog)
-  counters = lambda user, item: dict(zip(fields.USER_COUNTERS + fields.ITEM_COUNTERS, user + item))
+  counters = lambda user, item: dict(zip(fields.USER_COUNTERS + fields.USER_DECAYED + fields.ITEM_COUNTERS
+                                         + fields.ITEM_DECAYED, user + item))
   train = [conftest.example(user_id=u, item_id=i, current_item=2, history=[1, 2], history_liked=[1, 0],
                             history_age_days=[4, 0], liked=u % 2,
-                            **counters((5, 4 * (u % 2), 20.5), (3, 1, 9.0))).SerializeToString()
+                            **counters((5, 4 * (u % 2), 20.5, 2.5, 2.0 * (u % 2)), (3, 1, 9.0, 0.5, 0.25))
+                            ).SerializeToString()
            for u in (7, 8) for i in (3, 5)]
   model.fit(tf.data.Dataset.from_tensors(tf.io.parse_example(train, fields.TRAINING_SPEC)).repeat(3), verbose=0)
   model.count({fields.ITEM_ID: np.array([3, 5, 3, 5]), fields.LABEL: np.array([0, 0, 1, 1])})
   assert model.sid_clusters.counts.numpy().sum() > 0  # the SID clusters' counts are served too
-  snapshot = CounterSnapshot(user_ids=np.array([7, 8]), users=np.array([[3, 2, 11.5], [6, 1, 14.0]]),
-                             item_ids=np.array([5, 9]), items=np.array([[4, 1, 12.5], [2, 2, 9.0]]))
+  users, items = [(3, 2, 11.5, 1.5, 0.75), (6, 1, 14.0, 4.25, 0.5)], [(4, 1, 12.5, 2.5, 1.0), (2, 2, 9.0, 0.5, 0.5)]
+  snapshot = CounterSnapshot(user_ids=np.array([7, 8]), users=np.array(users), item_ids=np.array([5, 9]),
+                             items=np.array(items))
   with pytest.raises(ValueError, match="export it with the counters' snapshot"):
     signatures.export(model, str(tmp_path / "refused"), catalog.item_ids[:4])
   signatures.export(model, str(tmp_path / "model"), catalog.item_ids[:4], sid_encoder, counters=snapshot)
   served = tf.saved_model.load(str(tmp_path / "model")).signatures
-  for user, user_counters in ((7, (3, 2, 11.5)), (8, (6, 1, 14.0)), (99, (0, 0, 0.0)), (fields.NO_USER, (0, 0, 0.0))):
+  none = (0, 0, 0.0, 0.0, 0.0)
+  for user, user_counters in ((7, users[0]), (8, users[1]), (99, none), (fields.NO_USER, none)):
     ranked = served["rank"](**_request([5, 9, 3], history=(1, 2), liked=(1, 0), ages=(4, 0), current=2,
                                        user=user))["scores"].numpy()
     examples = [conftest.example(user_id=user, item_id=item, current_item=2, history=[1, 2], history_liked=[1, 0],
                                  history_age_days=[4, 0],
                                  **counters(user_counters, item_counters)).SerializeToString()
-                for item, item_counters in ((5, (4, 1, 12.5)), (9, (2, 2, 9.0)), (3, (0, 0, 0.0)))]
+                for item, item_counters in ((5, items[0]), (9, items[1]), (3, none))]
     by_example = served["serving_default"](examples=tf.constant(examples))[ranking.PROBABILITY].numpy()
     np.testing.assert_array_equal(ranked, by_example)
     assert np.isfinite(ranked).all()

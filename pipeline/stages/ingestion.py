@@ -36,7 +36,8 @@ def ingestion(config: PipelineConfig, previous_state=None, validate_items: bool 
       previous_state=previous_state, end_date=config.start_date if backfill else None,
       history_length=config.history_length, max_tags=config.max_tags,
       bad_row_policy=config.bad_row_policy, max_bad_row_fraction=config.max_bad_row_fraction,
-      backfill_chunk_interactions=config.backfill_chunk_interactions)
+      backfill_chunk_interactions=config.backfill_chunk_interactions,
+      counter_half_life_days=config.counter_half_life_days)
   statistics = StatisticsGen(examples=example_gen.outputs["examples"])
   schema = ImportSchemaGen(schema_file=schemas.INTERACTIONS_SCHEMA).with_id("InteractionsSchema")
   validator = ExampleValidator(statistics=statistics.outputs["statistics"],
