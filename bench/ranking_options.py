@@ -67,12 +67,13 @@ def main(argv=None) -> int:
   spans = len(inputs.splits) - 1
   for name in options:
     print(_summary(name, [r for r in done if r["option"] == name and r["spans"] == spans]))
-  baselines = experiments.run_baselines(inputs)
-  if any(RankingConfig.from_dict({**loop_ranking, **s}).uses_decayed_counters for s in options.values()):
-    # The regression and the trees on the same features as those options (the like-rates do not change).
-    baselines += [b for b in experiments.run_baselines(inputs, decayed=True) if b["arm"].endswith("+decayed")]
-  for baseline in baselines:
-    print(f"{baseline['arm']:<24} " + ", ".join(f"{k} {baseline['slices'][k]['auc']:.4f}" for k in SLICES))
+  # The regression and the trees on the counting features of each option set (decayed counters or not, the
+  # history like-rate over its window).
+  option_configs = [RankingConfig.from_dict({**loop_ranking, **s}) for s in options.values()]
+  for decayed, window in sorted({(c.uses_decayed_counters, c.history_window) for c in option_configs}):
+    for baseline in experiments.run_baselines(inputs, decayed, window):
+      name = baseline["arm"] + (f" window {window}" if window else "")
+      print(f"{name:<24} " + ", ".join(f"{k} {baseline['slices'][k]['auc']:.4f}" for k in SLICES))
   return 0
 
 

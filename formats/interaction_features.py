@@ -123,6 +123,15 @@ def per_history_item(features: Dict[str, tf.Tensor], name: str) -> tf.RaggedTens
                                                                                        history.dtype)))
 
 
+def windowed(features: Dict[str, tf.Tensor], window: int) -> Dict[str, tf.Tensor]:
+  """`features` with the history (and its labels and ages) cut to each row's last `window` items; 0: as is.
+  A ranker reads a shorter window than the ingestion keeps (history_length) this way."""
+  if not window or HISTORY not in features:
+    return features
+  return {**features, **{name: ragged(features[name])[:, -window:]
+                         for name in (HISTORY, HISTORY_LIKED, HISTORY_AGE_DAYS) if name in features}}
+
+
 def _counter(features: Dict[str, tf.Tensor], name: str) -> tf.Tensor:
   """A counter as float; absent, zeros (as parsing an example without it gives)."""
   if name in features:

@@ -202,11 +202,12 @@ def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: 
           "slices": evaluation.mean_over_spans(per_span)}
 
 
-def run_baselines(inputs: Inputs, decayed: bool = False) -> List[Dict[str, Any]]:
+def run_baselines(inputs: Inputs, decayed: bool = False, history_window: int = 0) -> List[Dict[str, Any]]:
   """The counting baselines (models/ranking/baselines.py) on the spans the arms are evaluated on; the
   logistic regression and the trees are refitted before each span on every interaction before it (with
-  `decayed`, on the decayed counters too)."""
-  splits = list(inputs.splits.values())
+  `decayed`, on the decayed counters too; with `history_window`, the history like-rate over that window, as a
+  ranker's RankingConfig.history_window reads it)."""
+  splits = [fields.windowed(split, history_window) for split in inputs.splits.values()]
   per_span: Dict[str, List[Dict[str, Any]]] = {}
   for index in range(1, len(splits)):
     features = splits[index]

@@ -47,6 +47,9 @@ class RankingConfig(Settings):
     the candidate), a vector more for the main tower; attention_heads splits embedding_dim. With
     history_ages each item's age in days before the candidate (fields.HISTORY_AGE_DAYS) is an input too
     (ignored without the attention).
+  history_window: the model reads each example's last this many history items (the history, its labels and
+    ages, and the history like-rate among the counting features); 0: all the examples carry (the ingestion's
+    history_length).
   decayed_counters: whether the counting features include the user's and the item's decayed counters
     (fields.counter_features(decayed=True)); ignored without use_counters.
   """
@@ -73,6 +76,7 @@ class RankingConfig(Settings):
   attention_heads: int = 2
   history_ages: bool = True
   decayed_counters: bool = False
+  history_window: int = 0
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -89,7 +93,7 @@ class RankingConfig(Settings):
     for name in ("table_rows", "embedding_dim", "batch_size", "epochs", "warmup_epochs", "attention_heads"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("user_table_rows", "cross_layers", "warmup_examples"):
+    for name in ("user_table_rows", "cross_layers", "warmup_examples", "history_window"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.step_lr_scale < 0:
@@ -132,5 +136,6 @@ class RankingConfig(Settings):
                                            ("+countertower", self.uses_counter_tower),
                                            ("+attention", self.history_attention),
                                            ("+ages", self.uses_history_ages),
-                                           ("+decayed", self.uses_decayed_counters)) if used)
+                                           ("+decayed", self.uses_decayed_counters),
+                                           (f"+window{self.history_window}", self.history_window)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"

@@ -83,6 +83,7 @@ class RankingModel(tfrs.models.Model):
 
   def _logits(self, features: Dict[str, tf.Tensor], training: bool = False) -> List[tf.Tensor]:
     """The main tower's logit, and the counter tower's with counter_tower."""
+    features = fields.windowed(features, self.config.history_window)
     history = all_history = fields.ragged(features[fields.HISTORY])
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}

@@ -354,3 +354,19 @@ def test_history_attention_learns_which_history_item_resembles_the_candidate_and
   fresh = ranking.build(config, catalog)
   ranking.warm_start(fresh, str(tmp_path), batch)
   np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)
+
+
+def test_the_model_reads_decayed_counters_and_its_history_window_only_when_asked(catalog):
+  batch = {**_batch(np.random.default_rng(4)), fields.USER_DECAYED.count: tf.fill([64], 3.0),
+           fields.USER_DECAYED.liked: tf.fill([64], 3.0)}
+  no_decayed = {**batch, fields.USER_DECAYED.liked: tf.zeros([64])}
+  last_two = {**batch, **{name: fields.ragged(batch[name])[:, -2:]
+                          for name in (fields.HISTORY, fields.HISTORY_LIKED, fields.HISTORY_AGE_DAYS)}}
+  for settings, decayed_read, window_read in ((dict(), False, False), (dict(decayed_counters=True), True, False),
+                                              (dict(history_window=2), False, True)):
+    config = RankingConfig(representation="unigram", embedding_dim=8, hidden_units=(16,), item_dropout=0,
+                           **settings)
+    model = ranking.build(config, catalog)
+    scores = model(batch).numpy()
+    assert (not np.allclose(model(no_decayed).numpy(), scores)) == decayed_read, settings
+    assert np.allclose(model(last_two).numpy(), scores, rtol=1e-6) == window_read, settings
