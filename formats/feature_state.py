@@ -10,7 +10,7 @@ TFRecords of tf.Example (one record per user or item, written and read by Beam).
 
 import calendar
 import os
-from typing import Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -128,6 +128,13 @@ def set_properties(artifact: types.Artifact, span: int, span_period: str,
   artifact.set_string_custom_property(SPAN_PERIOD_PROPERTY, span_period)
   artifact.set_string_custom_property(PREVIOUS_STATE_PROPERTY, previous_state_uri)
   artifact.set_float_custom_property(HALF_LIFE_PROPERTY, half_life_days)
+
+
+def properties(artifact: types.Artifact) -> Dict[str, Any]:
+  """set_properties' arguments that give another artifact of the same files the same properties."""
+  return dict(span=span_of(artifact), span_period=period_of(artifact),
+              previous_state_uri=artifact.get_string_custom_property(PREVIOUS_STATE_PROPERTY),
+              half_life_days=half_life_of(artifact))
 
 
 def span_of(artifact: types.Artifact) -> int:

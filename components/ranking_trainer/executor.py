@@ -20,7 +20,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.resolvers import SPAN
-from formats import spans
+from formats import feature_state, spans
 from formats.artifacts import EMBEDDINGS, MODEL_KIND, RANKING, RETRIEVAL, SEMANTIC_IDS, VOCABULARY
 from models import distribution
 
@@ -94,4 +94,8 @@ class Executor(trainer_executor.GenericExecutor):
     if input_dict.get(SEMANTIC_IDS):
       sids = artifact_utils.get_single_instance(input_dict[SEMANTIC_IDS])
       fn_args.custom_config["codebook_size"] = sids.get_int_custom_property("codebook_size")
+    if input_dict.get(FEATURE_STATE):
+      # What the counters' snapshot decays its counters with, to the start of the span after the state's.
+      state = artifact_utils.get_single_instance(input_dict[FEATURE_STATE])
+      fn_args.custom_config["feature_state_properties"] = feature_state.properties(state)
     return fn_args

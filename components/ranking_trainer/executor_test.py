@@ -9,7 +9,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 import conftest
-from formats import artifacts, sid_vocabulary
+from formats import artifacts, feature_state, sid_vocabulary
 from components.ranking_trainer import executor
 from components.ranking_trainer.component import RankingTrainer, executor_properties
 from models.ranking import evaluation, trainer
@@ -54,6 +54,7 @@ def _empty_state(path):
   state = artifacts.FeatureState()
   state.uri = str(path)
   os.makedirs(state.uri)
+  feature_state.set_properties(state, span=2, span_period="day", previous_state_uri="", half_life_days=30.0)
   return state
 
 

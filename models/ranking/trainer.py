@@ -58,8 +58,12 @@ def _frozen_model(uri: Optional[str]) -> Optional[tf.Module]:
   return tf.saved_model.load(path_utils.serving_model_path(uri)) if uri else None
 
 
-def _counters(uri: Optional[str]) -> Optional[feature_state.CounterSnapshot]:
-  return feature_state.counter_snapshot(_artifact(artifacts.FeatureState, uri)) if uri else None
+def _counters(custom_config: Dict[str, Any]) -> Optional[feature_state.CounterSnapshot]:
+  if not custom_config.get("feature_state_uri"):
+    return None
+  state = _artifact(artifacts.FeatureState, custom_config["feature_state_uri"])
+  feature_state.set_properties(state, **custom_config["feature_state_properties"])
+  return feature_state.counter_snapshot(state)
 
 
 class TrainingProgress(tf.keras.callbacks.Callback):
@@ -159,7 +163,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   def write(serving_model_dir: str) -> None:
     signatures.export(model, serving_model_dir, sample_items=catalog.item_ids[:8],
                       sid_encoder=_frozen_model(custom_config.get("sid_encoder_uri")),
-                      counters=_counters(custom_config.get("feature_state_uri")))
+                      counters=_counters(custom_config))
     ranking.save_checkpoint(model, checkpoint_dir(serving_model_dir))
 
   if not distribution.write_outputs(fn_args.serving_model_dir, write):
