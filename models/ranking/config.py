@@ -76,7 +76,8 @@ class RankingConfig(Settings):
   attention_heads: int = 2
   history_ages: bool = True
   decayed_counters: bool = False
-  history_window: int = 0
+  # docs/ranking.md, fifth round (issue 25): chosen on the early months.
+  history_window: int = 10
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256

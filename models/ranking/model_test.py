@@ -213,12 +213,13 @@ def test_config_is_validated():
     RankingConfig(representation="trigram")
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
     RankingConfig.from_dict({"depth": 3})
+  # No SIDs: no SID-cluster rates.
   assert RankingConfig(representation="dense", width_multiplier=1.5, use_history=False).name == (
-      "dense x1.5-history+counters+cross2+steplr0.1+countertower+attention+ages")  # no SIDs: no SID-cluster rates
+      "dense x1.5-history+counters+cross2+steplr0.1+countertower+attention+ages+window10")
   assert RankingConfig(representation="random_hash", table_rows=1024, use_counters=False, cross_layers=0,
-                       step_lr_scale=1, history_attention=False).name == "random_hash@1024+history"  # no counter tower
+                       step_lr_scale=1, history_attention=False, history_window=0).name == "random_hash@1024+history"
   assert RankingConfig(split_history=True, use_counters=True, user_table_rows=64, cross_layers=1).name == (
-      "spm@4096+history+split+counters+user@64+cross1+sidrates+steplr0.1+countertower+attention+ages")
+      "spm@4096+history+split+counters+user@64+cross1+sidrates+steplr0.1+countertower+attention+ages+window10")
 
 
 def test_dataset_reads_every_file_and_reshuffles_each_cached_pass(tmp_path):
@@ -362,7 +363,8 @@ def test_the_model_reads_decayed_counters_and_its_history_window_only_when_asked
   no_decayed = {**batch, fields.USER_DECAYED.liked: tf.zeros([64])}
   last_two = {**batch, **{name: fields.ragged(batch[name])[:, -2:]
                           for name in (fields.HISTORY, fields.HISTORY_LIKED, fields.HISTORY_AGE_DAYS)}}
-  for settings, decayed_read, window_read in ((dict(), False, False), (dict(decayed_counters=True), True, False),
+  for settings, decayed_read, window_read in ((dict(history_window=0), False, False),
+                                              (dict(decayed_counters=True, history_window=0), True, False),
                                               (dict(history_window=2), False, True)):
     config = RankingConfig(representation="unigram", embedding_dim=8, hidden_units=(16,), item_dropout=0,
                            **settings)
