@@ -170,10 +170,11 @@ class CounterSnapshot(NamedTuple):
                np.zeros([0, SNAPSHOT_COLUMNS]))
 
 
-def _snapshot_rows(counters, now: int, half_life_days: float) -> np.ndarray:
-  """(count, liked, rating sum, decayed count, decayed liked) per state, decayed to `now`."""
-  rows = [(c[0], c[1], c[2], c[3] * fields.decay(now - c[5], half_life_days),
-           c[4] * fields.decay(now - c[5], half_life_days)) for c in counters]
+def _snapshot_rows(states, all_time, now: int, half_life_days: float) -> np.ndarray:
+  """Per user or item state, its all-time counters (`all_time(state)`: count, liked, rating sum), then its
+  decayed count and likes decayed to `now`."""
+  rows = [(*all_time(s), *fields.decayed(s.decayed_count, s.decayed_liked, s.decayed_at, now, half_life_days))
+          for s in states]
   return np.array(rows, np.float64).reshape(-1, SNAPSHOT_COLUMNS)
 
 
@@ -186,8 +187,6 @@ def counter_snapshot(artifact: types.Artifact) -> CounterSnapshot:
   half_life = half_life_of(artifact)
   return CounterSnapshot(
       np.array([u.user_id for u in users], np.int64),
-      _snapshot_rows([(u.interactions, u.liked, u.rating_sum, u.decayed_count, u.decayed_liked, u.decayed_at)
-                      for u in users], now, half_life),
+      _snapshot_rows(users, lambda u: (u.interactions, u.liked, u.rating_sum), now, half_life),
       np.array([i.item_id for i in items], np.int64),
-      _snapshot_rows([(i.ratings, i.liked, i.rating_sum, i.decayed_count, i.decayed_liked, i.decayed_at)
-                      for i in items], now, half_life))
+      _snapshot_rows(items, lambda i: (i.ratings, i.liked, i.rating_sum), now, half_life))

@@ -15,7 +15,7 @@ Example:
   dense = counter_features(features, decayed=True)  # [B, 11]: and per user and per item, the decayed ones
 """
 
-from typing import Dict, NamedTuple, Union
+from typing import Dict, NamedTuple, Tuple, Union
 
 import tensorflow as tf
 
@@ -97,6 +97,12 @@ COUNTER_HALF_LIFE_DAYS = 30.0
 def decay(seconds: float, half_life_days: float) -> float:
   """The weight of an interaction `seconds` old in a decayed counter: halved every `half_life_days`."""
   return 2.0 ** (-max(seconds, 0) / (half_life_days * SECONDS_PER_DAY))
+
+
+def decayed(count: float, liked: float, at: int, now: int, half_life_days: float) -> Tuple[float, float]:
+  """A decayed (count, liked) as of timestamp `at`, decayed on to timestamp `now`."""
+  weight = decay(now - at, half_life_days)
+  return count * weight, liked * weight
 
 
 def liked(rating: float) -> int:

@@ -416,6 +416,7 @@ def _stats(counted: List[beam.PCollection], bad: beam.PCollection) -> beam.PColl
 def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], window: SpanWindow,
             exec_properties: Dict[str, Any], files: Dict[str, beam_io.Files], known_from: str) -> None:
   """The Beam pipeline of one chunk: parse, join by item, join by user, write the outputs and the counts."""
+  half_life = half_life_days(exec_properties)
   good, bad, counted = {}, [], []
   for name in FILES:
     parsed = _parsed(p, name, chunk, window)
@@ -429,8 +430,7 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
              | "JoinByItem" >> beam.CoGroupByKey()
              | "PerItem" >> beam.FlatMap(
                  lambda kv: _join_item(*kv, period=window.period, known_from=known_from,
-                                       max_tags=int(exec_properties["max_tags"]),
-                                       half_life_days=half_life_days(exec_properties)))
+                                       max_tags=int(exec_properties["max_tags"]), half_life_days=half_life))
              | "ItemOutputs" >> beam_io.ByTag("rated", "items", "state", "bad", "stats"))
   by_user = ({"rated": by_item["rated"],
               "state": _previous_records(p, previous_uri, feature_state.USERS_PREFIX,
@@ -439,7 +439,7 @@ def _ingest(p: beam.Pipeline, chunk: chunks.Chunk, previous_uri: Optional[str], 
              | "PerUser" >> beam.FlatMap(
                  lambda kv: _join_user(*kv, period=window.period,
                                        history_length=int(exec_properties["history_length"]),
-                                       half_life_days=half_life_days(exec_properties)))
+                                       half_life_days=half_life))
              | "UserOutputs" >> beam_io.ByTag("examples", "state", "stats"))
 
   for prefix, records in ((feature_state.USERS_PREFIX, by_user["state"]),
@@ -465,7 +465,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     policy = check_policy(exec_properties.get("bad_row_policy") or "quarantine")
     window = SpanWindow.of(exec_properties)
     previous = (input_dict.get("previous_state") or [None])[0]
-    check_previous_state(previous, window, half_life_days(exec_properties))
+    half_life = half_life_days(exec_properties)
+    check_previous_state(previous, window, half_life)
     paths = input_paths(exec_properties)
     check_inputs(paths)
     outputs = {key: artifact_utils.get_single_instance(output_dict[key])
@@ -493,7 +494,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     stats = _merged(chunk_stats)
     _enforce_policy(policy, float(exec_properties.get("max_bad_row_fraction") or 0.0), stats,
                     os.path.dirname(paths[RATINGS]))
-    _publish(outputs, window, previous, half_life_days(exec_properties))
+    _publish(outputs, window, previous, half_life)
     report = _report(exec_properties, paths, window, previous, stats,
                      os.path.join(outputs["report"].uri, QUARANTINE_FILE))
     with tf.io.gfile.GFile(os.path.join(outputs["report"].uri, REPORT_FILE), "w") as f:

@@ -27,8 +27,7 @@ class PriorCounts(NamedTuple):
 
   def decayed(self, timestamp: int, half_life_days: float) -> Tuple[float, float]:
     """The decayed (count, liked) at `timestamp`."""
-    weight = fields.decay(timestamp - self.decayed_at, half_life_days)
-    return self.decayed_count * weight, self.decayed_liked * weight
+    return fields.decayed(self.decayed_count, self.decayed_liked, self.decayed_at, timestamp, half_life_days)
 
   def add(self, rating: float, timestamp: int, half_life_days: float) -> "PriorCounts":
     count, liked = self.decayed(timestamp, half_life_days)
