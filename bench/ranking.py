@@ -34,7 +34,7 @@ from components.ranking_trainer.component import RankingTrainer, executor_proper
 from models.ranking import model as ranking
 from models.ranking import trainer
 from models.ranking.config import RankingConfig
-from models.ranking.items import PieceItems
+from models.ranking.items import PieceItems, Vectors
 from pipeline import experiments, summary
 
 # RankingTrainer's inputs: (output key, the nodes that write it); the latest such artifact is taken.
@@ -48,8 +48,7 @@ class PlainKerasItems(tf.keras.layers.Layer):
   """PieceItems' pieces, summed from a tf.keras.layers.Embedding table that Adam updates with the tower: in a
   RankingModel, the same model (dropout, counters, SID-cluster rates, cross layers, towers) in plain Keras."""
 
-  CONTENT_INPUT, OTHER_HISTORY = PieceItems.CONTENT_INPUT, PieceItems.OTHER_HISTORY
-  HISTORY_ITEMS = PieceItems.HISTORY_ITEMS
+  CONTENT_INPUT = PieceItems.CONTENT_INPUT
 
   def __init__(self, reference: PieceItems, dim: int):
     super().__init__()
@@ -59,18 +58,18 @@ class PlainKerasItems(tf.keras.layers.Layer):
   def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(self.table(pieces), axis=1)
 
-  def call(self, candidate, current, history, candidate_codes=None, history_items=None):
-    per_item = tf.RaggedTensor.from_row_lengths(self._sum(self.pieces(history.flat_values)), history.row_lengths())
-    mean = tf.math.divide_no_nan(tf.reduce_sum(per_item, axis=1),
-                                 tf.cast(history.row_lengths(), tf.float32)[:, None])
-    each = (self._sum(self.pieces(history_items)),) if history_items is not None else ()
-    return (self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), mean) + each
+  def call(self, candidate, current, history=None, candidate_codes=None) -> Vectors:
+    if history is None:
+      return Vectors(self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), None, None)
+    pieces = self.pieces(history.flat_values)
+    return Vectors(self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)),
+                   history.with_flat_values(self._sum(pieces)), history.with_flat_values(pieces.row_lengths() > 0))
 
 
 def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
   config = reference.config
-  if config.split_history or config.user_table_rows or not isinstance(reference.items, PieceItems):
-    raise ValueError("the plain Keras twin covers piece representations without split history or user ids")
+  if config.user_table_rows or not isinstance(reference.items, PieceItems):
+    raise ValueError("the plain Keras twin covers piece representations without user ids")
   twin = ranking.RankingModel(config, PlainKerasItems(reference.items, config.embedding_dim),
                               sid_clusters=reference.sid_clusters, attention=reference.attention, codes=reference.codes)
   twin.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
   # The regression and the trees on the counting features of each option set (decayed counters or not, the
   # history like-rate over its window).
   option_configs = [RankingConfig.from_dict({**loop_ranking, **s}) for s in options.values()]
-  for decayed, window in sorted({(c.uses_decayed_counters, c.history_window) for c in option_configs}):
+  for decayed, window in sorted({(c.uses_decayed_counters, c.counter_window) for c in option_configs}):
     for baseline in experiments.run_baselines(inputs, decayed, window):
       name = baseline["arm"] + (f" window {window}" if window else "")
       print(f"{name:<24} " + ", ".join(f"{k} {baseline['slices'][k]['auc']:.4f}" for k in SLICES))

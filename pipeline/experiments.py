@@ -416,7 +416,7 @@ def _experiments(args) -> int:
     overall, cold = run["slices"]["overall"]["auc"], run["slices"]["cold_start"]["auc"]
     print(f"{config.name:<32} {version} seed {seed}: AUC {overall:.4f}, cold-start "
           f"{cold if cold is None else round(cold, 4)} ({run['seconds']:.0f}s)", flush=True)
-  _write(output, done, budgets, run_baselines(inputs, counting.uses_decayed_counters, counting.history_window))
+  _write(output, done, budgets, run_baselines(inputs, counting.uses_decayed_counters, counting.counter_window))
   print(f"Report: {os.path.join(output, 'report.md')}")
   return 0
 

@@ -50,6 +50,8 @@ class RankingConfig(Settings):
   history_window: the model reads each example's last this many history items (the history, its labels and
     ages, and the history like-rate among the counting features); 0: all the examples carry (the ingestion's
     history_length).
+  like_rate_window: the history like-rate among the counting features reads the last this many items instead
+    (0: history_window's), for the regression and the trees alike (counter_window).
   decayed_counters: whether the counting features include the user's and the item's decayed counters
     (fields.counter_features(decayed=True)); ignored without use_counters.
   """
@@ -78,6 +80,7 @@ class RankingConfig(Settings):
   decayed_counters: bool = False
   # docs/ranking.md, fifth round (issue 25): chosen on the early months.
   history_window: int = 10
+  like_rate_window: int = 0
   learning_rate: float = 3e-3
   embedding_learning_rate: float = 0.2
   batch_size: int = 256
@@ -94,7 +97,8 @@ class RankingConfig(Settings):
     for name in ("table_rows", "embedding_dim", "batch_size", "epochs", "warmup_epochs", "attention_heads"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("user_table_rows", "cross_layers", "warmup_examples", "history_window"):
+    for name in ("user_table_rows", "cross_layers", "warmup_examples", "history_window",
+                 "like_rate_window"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.step_lr_scale < 0:
@@ -115,6 +119,11 @@ class RankingConfig(Settings):
   @property
   def uses_decayed_counters(self) -> bool:
     return self.decayed_counters and self.use_counters
+
+  @property
+  def counter_window(self) -> int:
+    """The history items the history like-rate reads (0: all)."""
+    return self.like_rate_window or self.history_window
 
   @property
   def uses_sids(self) -> bool:
@@ -138,5 +147,6 @@ class RankingConfig(Settings):
                                            ("+attention", self.history_attention),
                                            ("+ages", self.uses_history_ages),
                                            ("+decayed", self.uses_decayed_counters),
-                                           (f"+window{self.history_window}", self.history_window)) if used)
+                                           (f"+window{self.history_window}", self.history_window),
+                                           (f"+likes{self.like_rate_window}", self.like_rate_window)) if used)
     return f"{self.representation}{size}{width}{'+history' if self.use_history else '-history'}{user}"

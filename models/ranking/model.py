@@ -28,7 +28,7 @@ from formats import interaction_features as fields
 from models.ranking.catalog import Catalog, CatalogCodes
 from models.ranking.config import RankingConfig
 from models.ranking.history_attention import HistoryAttention
-from models.ranking.items import DenseItems, PieceItems
+from models.ranking.items import DenseItems, PieceItems, pooled
 from models.ranking import sid_clusters
 from models.ranking.sid_clusters import SidClusterCounts
 from models.ranking.users import HashedUsers
@@ -83,37 +83,38 @@ class RankingModel(tfrs.models.Model):
 
   def _logits(self, features: Dict[str, tf.Tensor], training: bool = False) -> List[tf.Tensor]:
     """The main tower's logit, and the counter tower's with counter_tower."""
-    features = fields.windowed(features, self.config.history_window)
-    history = all_history = fields.ragged(features[fields.HISTORY])
+    config = self.config
+    counted = fields.windowed(features, config.counter_window)
+    features = fields.windowed(features, config.history_window)
+    history = fields.ragged(features[fields.HISTORY]) if config.use_history or config.history_attention else None
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
-    if self.config.split_history or self.attention is not None:
+    vectors = self.items(features[fields.ITEM_ID], features[fields.CURRENT_ITEM], history, **inputs)
+    candidate = vectors.candidate
+    # One user's current item and history may stand for a whole batch of candidates (serving).
+    user = [vectors.current]
+    split = config.use_history and config.split_history
+    if split or config.history_attention:
       history_liked = fields.per_history_item(features, fields.HISTORY_LIKED)
       tf.debugging.assert_equal(history_liked.row_lengths(), history.row_lengths(),
                                 message="history_liked needs one label per history item")
-    if self.config.split_history:
-      liked = history_liked.flat_values > 0
-      inputs[self.items.OTHER_HISTORY] = tf.ragged.boolean_mask(history, history_liked.with_flat_values(~liked))
-      history = tf.ragged.boolean_mask(history, history_liked.with_flat_values(liked))
-    if self.attention is not None:
-      inputs[self.items.HISTORY_ITEMS] = all_history.flat_values
-    candidate, current, *pooled_history = self.items(features[fields.ITEM_ID], features[fields.CURRENT_ITEM],
-                                                     history, **inputs)
-    history_items = pooled_history.pop() if self.attention is not None else None
-    # One user's current item and history may stand for a whole batch of candidates (serving).
-    user = [current] + (pooled_history if self.config.use_history else [])
-    if history_items is not None:
-      user.append(self._attend(features, candidate, all_history.with_flat_values(history_items), history_liked,
-                               inputs.get(PieceItems.CONTENT_INPUT), all_history))
-    if training and self.config.item_dropout:
-      candidate, *user = [tf.nn.dropout(vector, self.config.item_dropout, seed=self.config.seed + i)
+    if split:
+      known, liked = vectors.known.flat_values, history_liked.flat_values > 0
+      user += [pooled(vectors.history, vectors.known.with_flat_values(known & keep)) for keep in (liked, ~liked)]
+    elif config.use_history:
+      user.append(pooled(vectors.history, vectors.known))
+    if config.history_attention:
+      user.append(self._attend(features, candidate, vectors.history, history_liked,
+                               inputs.get(PieceItems.CONTENT_INPUT), history))
+    if training and config.item_dropout:
+      candidate, *user = [tf.nn.dropout(vector, config.item_dropout, seed=config.seed + i)
                           for i, vector in enumerate([candidate] + user)]
     parts = [candidate] + [tf.broadcast_to(vector, tf.shape(candidate)) for vector in user]
     if self.users is not None:
       parts.append(self.users(features[fields.USER_ID], features[fields.USER_COUNTERS.count]))
     counting = []
-    if self.config.use_counters:
-      counting.append(fields.counter_features(features, self.config.uses_decayed_counters))
+    if config.use_counters:
+      counting.append(fields.counter_features(counted, config.uses_decayed_counters))
     if self.sid_clusters is not None:
       rates = self.sid_clusters(features[fields.ITEM_ID], inputs.get(PieceItems.CONTENT_INPUT),
                                 features.get(fields.SID_CLUSTER_COUNTS))
@@ -214,8 +215,7 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
                        f"{config.table_rows}-row budget")
     items = PieceItems(tokenizer, catalog, config.embedding_dim,
                        tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate),
-                       seed=config.seed, split_history=config.split_history,
-                       history_items=config.history_attention)
+                       seed=config.seed, history=config.use_history or config.history_attention)
     dim = config.embedding_dim
   users = None
   if config.user_table_rows:

@@ -155,7 +155,8 @@ def test_unknown_and_missing_items_score_finite_as_no_item(catalog, spm_model):
   unknown = model({**base, "current_item": tf.constant([999, 0])}).numpy()
   assert np.isfinite(unknown).all() and unknown[0] == unknown[1]
   vectors = model.items(tf.constant([999, 0]), tf.constant([0, 0]), tf.ragged.constant([[999], []], dtype=tf.int64))
-  assert all(np.all(v.numpy() == 0) for v in (vectors[0], vectors[2]))
+  assert np.all(vectors.candidate.numpy() == 0) and np.all(vectors.history.flat_values.numpy() == 0)
+  assert vectors.known.to_list() == [[False], []]
 
 
 @pytest.mark.parametrize("users", [{}, dict(split_history=True, use_counters=True, user_table_rows=16, cross_layers=1)],
@@ -357,18 +358,28 @@ def test_history_attention_learns_which_history_item_resembles_the_candidate_and
   np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)
 
 
-def test_the_model_reads_decayed_counters_and_its_history_window_only_when_asked(catalog):
+def test_the_model_reads_decayed_counters_and_its_history_windows_only_when_asked(catalog):
   batch = {**_batch(np.random.default_rng(4)), fields.USER_DECAYED.count: tf.fill([64], 3.0),
            fields.USER_DECAYED.liked: tf.fill([64], 3.0)}
   no_decayed = {**batch, fields.USER_DECAYED.liked: tf.zeros([64])}
   last_two = {**batch, **{name: fields.ragged(batch[name])[:, -2:]
                           for name in (fields.HISTORY, fields.HISTORY_LIKED, fields.HISTORY_AGE_DAYS)}}
-  for settings, decayed_read, window_read in ((dict(history_window=0), False, False),
-                                              (dict(decayed_counters=True, history_window=0), True, False),
-                                              (dict(history_window=2), False, True)):
+  history = fields.ragged(batch[fields.HISTORY])
+  assert max(history.row_lengths().numpy()) == 3
+  # Every item but the last two is another one, with the same label and age.
+  older = history.with_flat_values(tf.where(tf.ragged.range(history.row_lengths()).flat_values
+                                            < tf.repeat(history.row_lengths() - 2, history.row_lengths()),
+                                            N + 1 - history.flat_values, history.flat_values))
+  other_old_items = {**batch, fields.HISTORY: older}
+  for settings, decayed_read, window_read, old_items_read in (
+      (dict(history_window=0), False, False, True),
+      (dict(decayed_counters=True, history_window=0), True, False, True),
+      (dict(history_window=2), False, True, False),
+      (dict(history_window=2, like_rate_window=3), False, False, False)):
     config = RankingConfig(representation="unigram", embedding_dim=8, hidden_units=(16,), item_dropout=0,
                            **settings)
     model = ranking.build(config, catalog)
     scores = model(batch).numpy()
     assert (not np.allclose(model(no_decayed).numpy(), scores)) == decayed_read, settings
     assert np.allclose(model(last_two).numpy(), scores, rtol=1e-6) == window_read, settings
+    assert (not np.allclose(model(other_old_items).numpy(), scores, rtol=1e-6)) == old_items_read, settings
