@@ -3,7 +3,7 @@ the examples' files, TPUEmbedding tables with the embedding optimizer) vs a plai
 ordinary tf.keras.layers.Embedding tables of the same size, same tower and same data, in one run.
 
   .venv/bin/python bench/ranking.py [--output_root outputs] [--split interactions] [--ranking JSON]
-      [--compare JSON [--repeats 3]]
+      [--compare JSON [--repeats 3] [--step_rounds 20]]
   (after the main command)
 
 It trains on the loop's latest examples (the latest daily span's, or the SID refresh's backfill) over its
@@ -109,6 +109,40 @@ def _compare(input_dict, split: str, ranking_config: Dict[str, Any], other: Dict
         f"(median {that:,.0f}): the first {that / this:.2f}x slower (target: at most 1.5x)")
 
 
+def _catalog(input_dict):
+  return trainer.load_catalog(
+      {f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")}, with_content=False)
+
+
+def _alternate_steps(settings: Dict[str, Dict[str, Any]], input_dict, files, rounds: int, steps: int) -> None:
+  """Training steps alone, in memory (no input pipeline, no Trainer): each settings' model trains the same
+  `steps` batches in turn, `rounds` times; medians and their ratio. Finer-grained than whole Trainer runs, so
+  the drift of a shared machine reaches both arms alike."""
+  catalog = _catalog(input_dict)
+  arms = {}
+  for name, values in settings.items():
+    config = RankingConfig.from_dict(values)
+    model = ranking.build(config, catalog, sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows))
+    batches = list(ranking.dataset(files, config.batch_size).take(steps))
+    model.fit(tf.data.Dataset.from_tensors(batches[0]).repeat(2), verbose=0)  # builds the optimizers' slots
+    step = tf.function(model.train_step, reduce_retracing=True)
+    for batch in batches[:2]:
+      step(batch)  # traces
+    arms[name] = (step, batches, config.batch_size)
+  figures = {name: [] for name in arms}
+  for _ in range(rounds):
+    for name, (step, batches, batch_size) in arms.items():
+      start = time.perf_counter()
+      for batch in batches:
+        logs = step(batch)
+      float(logs["loss"])  # waits for the last step
+      figures[name].append(len(batches) * batch_size / (time.perf_counter() - start))
+  (this, this_figures), (other, other_figures) = figures.items()
+  print(f"Training steps alone, alternately {rounds} x {steps} steps: {this} median {np.median(this_figures):,.0f} "
+        f"examples/s; {other} {np.median(other_figures):,.0f}: the first "
+        f"{np.median(other_figures) / np.median(this_figures):.2f}x slower")
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--split", default="interactions")
@@ -120,6 +154,9 @@ def main(argv=None) -> None:
   parser.add_argument("--compare", default="", help="JSON of other RankingConfig settings whose TFX Trainer path "
                       "is timed alternately with these (--repeats times each), e.g. the model issue 12 started from")
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--step_rounds", type=int, default=20,
+                      help="with --compare, also the training steps alone, alternately this many rounds of 20 steps "
+                           "(0: not)")
   args, loop_config = loop.parse(parser, argv)
   ranking_config = {**loop_config.ranking, **json.loads(args.ranking)}
   outputs = summary.latest_outputs_at(loop_config.metadata_path, loop_config.pipeline_name)
@@ -137,14 +174,16 @@ def main(argv=None) -> None:
   print(f"TFX Trainer path (TPUEmbedding): {tfx_path:,.0f} examples/s after the first step "
         f"({metrics['train_examples_per_second']:,.0f} over the whole fit: {examples:,} examples x "
         f"{metrics['epochs']} epochs, {metrics['train_seconds']:.1f}s; {wall:.1f}s for the whole Do())")
-  if args.compare:
-    _compare(input_dict, args.split, ranking_config, {**loop_config.ranking, **json.loads(args.compare)},
-             args.repeats)
-
-  catalog = trainer.load_catalog(
-      {f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")}, with_content=False)
-  spm_model = sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows)
   files = [os.path.join(input_dict["examples"][0].uri, f"Split-{args.split}", "*")]
+  if args.compare:
+    other = {**loop_config.ranking, **json.loads(args.compare)}
+    _compare(input_dict, args.split, ranking_config, other, args.repeats)
+    if args.step_rounds:
+      _alternate_steps({config.name: ranking_config, RankingConfig.from_dict(other).name: other}, input_dict, files,
+                       args.step_rounds, steps=20)
+
+  catalog = _catalog(input_dict)
+  spm_model = sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows)
   for label, model in (("TPUEmbedding model, in-memory data", ranking.build(config, catalog, spm_model)),
                        ("plain Keras Embedding, in-memory data",
                         plain_keras_twin(ranking.build(config, catalog, spm_model)))):
