@@ -58,12 +58,13 @@ class PlainKerasItems(tf.keras.layers.Layer):
   def _sum(self, pieces: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(self.table(pieces), axis=1)
 
+  def _per_item(self, ids: tf.Tensor):
+    pieces = self.pieces(ids)
+    return self._sum(pieces), pieces.row_lengths() > 0
+
   def call(self, candidate, current, history=None, candidate_codes=None) -> Vectors:
-    if history is None:
-      return Vectors(self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), None, None)
-    pieces = self.pieces(history.flat_values)
-    return Vectors(self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)),
-                   history.with_flat_values(self._sum(pieces)), history.with_flat_values(pieces.row_lengths() > 0))
+    return Vectors.of(self._sum(self.pieces(candidate, candidate_codes)), self._sum(self.pieces(current)), history,
+                      self._per_item)
 
 
 def plain_keras_twin(reference: ranking.RankingModel) -> ranking.RankingModel:
@@ -109,16 +110,11 @@ def _compare(input_dict, split: str, ranking_config: Dict[str, Any], other: Dict
         f"(median {that:,.0f}): the first {that / this:.2f}x slower (target: at most 1.5x)")
 
 
-def _catalog(input_dict):
-  return trainer.load_catalog(
-      {f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")}, with_content=False)
-
-
-def _alternate_steps(settings: Dict[str, Dict[str, Any]], input_dict, files, rounds: int, steps: int) -> None:
+def _alternate_steps(settings: Dict[str, Dict[str, Any]], input_dict, catalog, files, rounds: int, steps: int
+                     ) -> None:
   """Training steps alone, in memory (no input pipeline, no Trainer): each settings' model trains the same
   `steps` batches in turn, `rounds` times; medians and their ratio. Finer-grained than whole Trainer runs, so
   the drift of a shared machine reaches both arms alike."""
-  catalog = _catalog(input_dict)
   arms = {}
   for name, values in settings.items():
     config = RankingConfig.from_dict(values)
@@ -175,14 +171,15 @@ def main(argv=None) -> None:
         f"({metrics['train_examples_per_second']:,.0f} over the whole fit: {examples:,} examples x "
         f"{metrics['epochs']} epochs, {metrics['train_seconds']:.1f}s; {wall:.1f}s for the whole Do())")
   files = [os.path.join(input_dict["examples"][0].uri, f"Split-{args.split}", "*")]
+  catalog = trainer.load_catalog(
+      {f"{k}_uri": input_dict[k][0].uri for k in ("semantic_ids", "vocabulary", "embeddings")}, with_content=False)
   if args.compare:
     other = {**loop_config.ranking, **json.loads(args.compare)}
     _compare(input_dict, args.split, ranking_config, other, args.repeats)
     if args.step_rounds:
-      _alternate_steps({config.name: ranking_config, RankingConfig.from_dict(other).name: other}, input_dict, files,
-                       args.step_rounds, steps=20)
+      _alternate_steps({config.name: ranking_config, RankingConfig.from_dict(other).name: other}, input_dict, catalog,
+                       files, args.step_rounds, steps=20)
 
-  catalog = _catalog(input_dict)
   spm_model = sid_vocabulary.load_model(input_dict["vocabulary"][0], config.table_rows)
   for label, model in (("TPUEmbedding model, in-memory data", ranking.build(config, catalog, spm_model)),
                        ("plain Keras Embedding, in-memory data",

@@ -121,6 +121,11 @@ class RankingConfig(Settings):
     return self.decayed_counters and self.use_counters
 
   @property
+  def reads_history(self) -> bool:
+    """Whether the model reads the history items (pooled, or through the attention)."""
+    return self.use_history or self.history_attention
+
+  @property
   def counter_window(self) -> int:
     """The history items the history like-rate reads (0: all)."""
     return self.like_rate_window or self.history_window

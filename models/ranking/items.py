@@ -23,7 +23,7 @@ content", i.e. the zero vector. The current item and the history may have one ro
 candidates (one user's request): the model broadcasts them.
 """
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -38,6 +38,16 @@ class Vectors(NamedTuple):
   current: tf.Tensor                      # [B, d]
   history: Optional[tf.RaggedTensor]      # [B, (H), d]: each history item's vector
   known: Optional[tf.RaggedTensor]        # [B, (H)]: whether that vector is the item's own (not the zero vector)
+
+  @staticmethod
+  def of(candidate: tf.Tensor, current: tf.Tensor, history: Optional[tf.RaggedTensor],
+         per_item: Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]) -> "Vectors":
+    """`per_item(flat history ids)` -> (each item's vector, whether it is known), in `history`'s rows; no
+    history vectors without history."""
+    if history is None:
+      return Vectors(candidate, current, None, None)
+    each, known = per_item(history.flat_values)
+    return Vectors(candidate, current, history.with_flat_values(each), history.with_flat_values(known))
 
 
 def pooled(history: tf.RaggedTensor, keep: tf.RaggedTensor) -> tf.Tensor:
@@ -102,10 +112,8 @@ class PieceItems(tf.keras.layers.Layer):
     if history is not None:
       inputs["history"] = self.pieces(history.flat_values)
     vectors = self.embedding(inputs)
-    if history is None:
-      return Vectors(vectors["candidate"], vectors["current"], None, None)
-    return Vectors(vectors["candidate"], vectors["current"], history.with_flat_values(vectors["history"]),
-                   history.with_flat_values(inputs["history"].row_lengths() > 0))
+    return Vectors.of(vectors["candidate"], vectors["current"], history,
+                      lambda _: (vectors["history"], inputs["history"].row_lengths() > 0))
 
 
 class DenseItems(tf.keras.layers.Layer):
@@ -136,8 +144,5 @@ class DenseItems(tf.keras.layers.Layer):
       finite = tf.math.is_finite(candidate_content)
       use = (self.rows(candidate) < 0) & tf.reduce_all(finite, axis=1)
       candidate_vectors = tf.where(use[:, None], tf.where(finite, candidate_content, 0.0), candidate_vectors)
-    if history is None:
-      return Vectors(candidate_vectors, self._vectors(current), None, None)
-    each = history.flat_values
-    return Vectors(candidate_vectors, self._vectors(current), history.with_flat_values(self._vectors(each)),
-                   history.with_flat_values(self.rows(each) >= 0))
+    return Vectors.of(candidate_vectors, self._vectors(current), history,
+                      lambda ids: (self._vectors(ids), self.rows(ids) >= 0))

@@ -86,7 +86,7 @@ class RankingModel(tfrs.models.Model):
     config = self.config
     counted = fields.windowed(features, config.counter_window)
     features = fields.windowed(features, config.history_window)
-    history = fields.ragged(features[fields.HISTORY]) if config.use_history or config.history_attention else None
+    history = fields.ragged(features[fields.HISTORY]) if config.reads_history else None
     inputs = {self.items.CONTENT_INPUT: features[self.items.CONTENT_INPUT]} \
         if self.items.CONTENT_INPUT in features else {}
     vectors = self.items(features[fields.ITEM_ID], features[fields.CURRENT_ITEM], history, **inputs)
@@ -215,7 +215,7 @@ def build(config: RankingConfig, catalog: Catalog, spm_model: Optional[bytes] = 
                        f"{config.table_rows}-row budget")
     items = PieceItems(tokenizer, catalog, config.embedding_dim,
                        tf.tpu.experimental.embedding.Adagrad(config.embedding_learning_rate),
-                       seed=config.seed, history=config.use_history or config.history_attention)
+                       seed=config.seed, history=config.reads_history)
     dim = config.embedding_dim
   users = None
   if config.user_table_rows:
