@@ -64,6 +64,9 @@ class PipelineConfig:
   # None: the encoder's DEFAULT_BATCH_SIZE, the fastest in bench/encoder.py.
   embedding_batch_size: Optional[int] = None
   rqvae: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RQVAE_CONFIG))
+  # Stable codes: a SID refresh starts its RQ-VAE from the previous refresh's (when there is one), so that
+  # items whose content and neighbourhood did not change keep their SIDs (models/rqvae/model.py).
+  rqvae_warm_start: bool = False
   sid_table_budgets: List[int] = dataclasses.field(default_factory=lambda: list(SID_TABLE_BUDGETS))
   ranking: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RANKING_CONFIG))
   # Blessing: AUC on the next span at least `min_auc` (0.5 = chance) and at most `max_auc_regression`

@@ -30,8 +30,9 @@ DAILY_TASKS = {"LatestFeatureState", "SpanExampleGen", "StatisticsGen", "Interac
                "LatestBlessedRetrievalModel-model-blessing-resolver", "RetrievalEvaluator", "RetrievalPusher",
                "RecommenderPusher", "RetrievalTrainer"}
 REFRESH_TASKS = {"SpanExampleGen", "StatisticsGen", "InteractionsSchema", "ExampleValidator", "ItemStatisticsGen",
-                 "ItemsSchema", "ItemExampleValidator", "ContentEmbedder", "EncoderPusher", "RQVAETrainer",
-                 "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "RankingTrainer", "RetrievalTrainer"}
+                 "ItemsSchema", "ItemExampleValidator", "ContentEmbedder", "EncoderPusher", "PreviousSidArtifacts",
+                 "RQVAETrainer", "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "RankingTrainer",
+                 "RetrievalTrainer"}
 
 
 @pytest.fixture(scope="module")

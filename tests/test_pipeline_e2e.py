@@ -5,6 +5,7 @@ answer, a killed run resumed from the cache, and a not-blessed model not pushed.
 import json
 import os
 import pathlib
+import shutil
 
 import grpc
 import numpy as np
@@ -17,10 +18,12 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tfx.components.pusher import executor as pusher_executor
 
 import conftest
-from formats import artifacts, item_embeddings, spans
+from components.rqvae_trainer import executor as rqvae_executor
+from components.sid_quality_report import executor as report_executor
+from formats import artifacts, item_embeddings, semantic_ids, spans
 from models.ranking import trainer as ranking_trainer
 from models.retrieval import serving as retrieval_serving, trainer as retrieval_trainer
-from pipeline import beam_runners, daily_run, datasets, local_runner, runs, summary
+from pipeline import beam_runners, daily_run, datasets, local_runner, pipeline, runs, summary
 from serving import query, server
 from serving.model_config import ModelConfig
 
@@ -144,6 +147,30 @@ def test_the_refresh_on_a_dask_cluster_writes_the_in_process_artifacts(loop):
     assert contents["dask"] == contents["in_process"] and contents["dask"], f"{node} {key}"
   statistics = {engine: _statistics(found["StatisticsGen"]["statistics"].uri) for engine, found in outputs.items()}
   assert statistics["dask"] == statistics["in_process"] and list(statistics["dask"]) == ["Split-interactions"]
+
+
+def test_a_refresh_with_stable_codes_starts_from_the_previous_rqvae_and_reports_what_changed(loop, tmp_path):
+  # On a copy of the loop's outputs, the SID refresh again, as an operator would on demand, stable codes on.
+  config = loop.replace(output_root=str(tmp_path / "again"), rqvae_warm_start=True)
+  shutil.copytree(loop.output_root, config.output_root)
+  before = summary.latest_node_outputs(runs.store(config), config.pipeline_name)
+  previous_model, previous_sids = before["RQVAETrainer"]["model"], before["SemanticIdAssigner"]["semantic_ids"]
+  assert runs.run_with_engine(config, pipeline.create_sid_refresh_pipeline) is not None
+  after = _outputs(config)
+  model = after["RQVAETrainer"]["model"]
+  assert model.id != previous_model.id
+  assert model.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value == previous_model.uri
+  assert not previous_model.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value
+  report = after["SidQualityReport"]["report"]
+  changes = _json(os.path.join(report.uri, report_executor.REPORT_JSON))[report_executor.CHANGES]
+  old_ids, old_codes, _ = semantic_ids.load(summary.as_artifact(previous_sids, artifacts.SemanticIds))
+  new_ids, new_codes, _ = semantic_ids.load(summary.as_artifact(after["SemanticIdAssigner"]["semantic_ids"],
+                                                                artifacts.SemanticIds))
+  assert list(new_ids) == [1, 2, 3, 4] and set(new_ids) <= set(old_ids)  # the backfill's items, all seen before
+  assert (changes["items_in_both"], changes["items_new"]) == (4, 0)
+  rows = np.searchsorted(old_ids, new_ids)
+  assert changes["changed_share"] == (old_codes[rows] != new_codes).mean(0).tolist()
+  assert report.custom_properties["sid_changed_share"].double_value == changes["sid_changed_share"]
 
 
 def test_daily_loop_joins(loop, monkeypatch, tmp_path):

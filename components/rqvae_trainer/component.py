@@ -6,6 +6,8 @@ Example:
   # Appendix A.2 of Singh et al. 2023: v0 sees only items first rated before a cut-off.
   rqvae_v0 = RQVAETrainer(..., train_items_first_seen_before=config.rqvae_v0_cutoff,
                           version='v0').with_id('RQVAETrainerV0')
+  # Stable codes: a refresh starts from the previous refresh's RQ-VAE (resolved from ML Metadata).
+  rqvae = RQVAETrainer(..., base_model=previous.outputs['sid_encoder'])
 The model artifact records loss, per-level utilisation and perplexity in ML Metadata, and holds
 training_history.json with every epoch's figures.
 """
@@ -31,6 +33,7 @@ class RQVAETrainerSpec(types.ComponentSpec):
   INPUTS = {
       "embeddings": ChannelParameter(type=artifacts.ItemEmbeddings),
       "items": ChannelParameter(type=standard_artifacts.Examples),
+      "base_model": ChannelParameter(type=artifacts.RQVAEModel, optional=True),
   }
   OUTPUTS = {"model": ChannelParameter(type=artifacts.RQVAEModel)}
 
@@ -43,10 +46,11 @@ class RQVAETrainer(base_component.BaseComponent):
 
   def __init__(self, embeddings: types.BaseChannel, items: types.BaseChannel,
                config: Optional[Dict[str, Any]] = None,
-               train_items_first_seen_before: Optional[str] = None, version: str = "v1"):
+               train_items_first_seen_before: Optional[str] = None, version: str = "v1",
+               base_model: Optional[types.BaseChannel] = None):
     config_json = json.dumps(config or {}, sort_keys=True)
     executor.config_from(config_json, input_dim=1)  # fails now, not at run time, on unknown keys
     super().__init__(spec=RQVAETrainerSpec(
-        embeddings=embeddings, items=items, config=config_json,
+        embeddings=embeddings, items=items, base_model=base_model, config=config_json,
         train_items_first_seen_before=train_items_first_seen_before, version=version,
         model=types.Channel(type=artifacts.RQVAEModel)))

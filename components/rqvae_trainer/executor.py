@@ -22,7 +22,8 @@ from models.rqvae import model as rqvae
 from models.rqvae import saved_model
 
 HISTORY_FILE = "training_history.json"
-# String custom property of the model: the `version` exec property (v1, or v0 on early items only).
+# String custom property of the model: the uri of the model it started from ("": trained from scratch).
+WARM_STARTED_FROM = "warm_started_from"
 
 
 def config_from(overrides_json: str, input_dim: int) -> rqvae.RQVAEConfig:
@@ -62,8 +63,16 @@ class Executor(base_executor.BaseExecutor):
       raise InputDataError(f"RQVAETrainer: {e}") from e
 
     model = rqvae.RQVAE(config)
+    base = input_dict.get("base_model") or []
+    base_uri = base[0].uri if base else ""
+    if base_uri:
+      try:
+        saved_model.restore(model, path_utils.serving_model_path(base_uri))
+      except ValueError as e:
+        raise InputDataError(f"RQVAETrainer cannot start from the previous refresh's model: {e}. Train this "
+                             f"refresh from scratch (rqvae_warm_start false in --config)") from e
     start = time.perf_counter()
-    history = rqvae.train(model, vectors, log=logging.info)
+    history = rqvae.train(model, vectors, log=logging.info, warm_start=bool(base_uri))
     training_seconds = time.perf_counter() - start
     output = artifact_utils.get_single_instance(output_dict["model"])
     saved_model.export(model, path_utils.serving_model_path(output.uri))
@@ -71,6 +80,7 @@ class Executor(base_executor.BaseExecutor):
       json.dump(history, f)
     final = history[-1]
     output.set_string_custom_property(VERSION, exec_properties.get("version") or "v1")
+    output.set_string_custom_property(WARM_STARTED_FROM, base_uri)
     output.set_int_custom_property("train_items", len(ids))
     output.set_string_custom_property("train_items_first_seen_before", cutoff)
     output.set_float_custom_property("training_seconds", training_seconds)

@@ -34,7 +34,7 @@ def inputs(tmp_path_factory):
 def _train(inputs, tmp_path, **props):
   model = artifacts.RQVAEModel()
   model.uri = str(tmp_path / "model")
-  executor.Executor().Do(inputs, {"model": [model]}, dict({"config": TINY_CONFIG}, **props))
+  executor.Executor().Do(inputs, {"model": [model]}, {"config": TINY_CONFIG, **props})
   return model
 
 
@@ -64,3 +64,27 @@ def test_bad_inputs_and_settings(inputs, tmp_path):
     _train(inputs, tmp_path, train_items_first_seen_before="2000-01-01")
   with pytest.raises(ValueError, match="unknown RQ-VAE settings: levels"):
     component.RQVAETrainer(embeddings=None, items=None, config={"levels": 3})
+
+
+def _codes(model, embeddings):
+  encode = saved_model.load_signatures(os.path.join(model.uri, "Format-Serving"))[saved_model.ENCODE]
+  return encode(embeddings=tf.constant(embeddings, tf.float32))[saved_model.CODES_KEY].numpy()
+
+
+def test_a_base_model_is_where_training_starts(inputs, tmp_path):
+  base = _train(inputs, tmp_path / "base", config=json.dumps({**json.loads(TINY_CONFIG), "seed": 3}))
+  # No learning (learning rate 0, no refinement): the warm-started model encodes as its base does, whatever
+  # its own seed; without the base it would not.
+  frozen = json.dumps({**json.loads(TINY_CONFIG), "learning_rate": 0.0, "refine_epochs": 0, "seed": 5})
+  warm = _train(dict(inputs, base_model=[base]), tmp_path / "warm", config=frozen)
+  assert warm.get_string_custom_property(executor.WARM_STARTED_FROM) == base.uri
+  assert base.get_string_custom_property(executor.WARM_STARTED_FROM) == ""
+  history = json.load(open(os.path.join(warm.uri, executor.HISTORY_FILE)))
+  assert [h["phase"] for h in history] == ["train", "train"]  # no pretraining, no k-means initialisation
+  embeddings = np.random.default_rng(1).normal(size=(64, 6))
+  np.testing.assert_array_equal(_codes(warm, embeddings), _codes(base, embeddings))
+
+  wider = json.dumps({**json.loads(TINY_CONFIG), "latent_dim": 3})
+  with pytest.raises(InputDataError, match=r"cannot start from the previous refresh's model: .*latent_dim: 4 -> 3"
+                     r".*from scratch \(rqvae_warm_start false"):
+    _train(dict(inputs, base_model=[base]), tmp_path / "wider", config=wider)

@@ -18,6 +18,8 @@ from models.rqvae import model as rqvae
 from models.rqvae import saved_model
 
 REPORT_JSON, REPORT_HTML = "report.json", "report.html"
+# The report's entry on what this refresh changed against the previous one's Semantic IDs.
+CHANGES = "changes_since_previous_refresh"
 
 
 def _titles(items: types.Artifact) -> Dict[int, str]:
@@ -76,6 +78,10 @@ class Executor(base_executor.BaseExecutor):
       v0_ids, v0_codes, _ = semantic_ids.load(v0)
       if np.array_equal(v0_ids, ids):
         report["stability_v0_vs_v1"] = metrics.prefix_agreement(v0_codes, codes)
+    if input_dict.get("previous_semantic_ids"):
+      previous_ids, previous_codes, _ = semantic_ids.load(
+          artifact_utils.get_single_instance(input_dict["previous_semantic_ids"]))
+      report[CHANGES] = metrics.code_changes(previous_ids, previous_codes, ids, codes)
 
     output = artifact_utils.get_single_instance(output_dict["report"])
     images = plots.write_all(output.uri, report)
@@ -87,6 +93,8 @@ class Executor(base_executor.BaseExecutor):
       if "skipped" not in row:
         output.set_float_custom_property(f"{prefix}_mse", row["reconstruction_mse"])
         output.set_float_custom_property(f"{prefix}_unique_ratio", row["unique_sid_ratio"])
+    if CHANGES in report:
+      output.set_float_custom_property("sid_changed_share", report[CHANGES]["sid_changed_share"])
 
 
 def _table(rows: List[Dict[str, Any]], columns: List[str]) -> str:
@@ -109,6 +117,14 @@ def render_html(report: Dict[str, Any], images: List[str]) -> str:
     parts += ["<h2>Stability: RQ-VAE v0 (older items) vs v1 (all items)</h2>",
               _table(report["stability_v0_vs_v1"], ["prefix_length", "pairs_kept_a_to_b",
                                                     "pairs_kept_b_to_a", "adjusted_rand_index"])]
+  if CHANGES in report:
+    changes = report[CHANGES]
+    parts += [f"<h2>Since the previous refresh: {changes['items_in_both']} items in both, {changes['items_new']} "
+              f"new; SID changed for {changes['sid_changed_share']:.1%}</h2>",
+              _table([{"level": level + 1, "code_changed_share": share}
+                      for level, share in enumerate(changes["changed_share"])], ["level", "code_changed_share"]),
+              _table(changes["prefix_agreement"], ["prefix_length", "pairs_kept_a_to_b", "pairs_kept_b_to_a",
+                                                   "adjusted_rand_index"])]
   parts.append("<h2>Example sub-tries</h2>")
   for length, examples in report["example_subtries"].items():
     for ex in examples:

@@ -68,6 +68,20 @@ def prefix_agreement(codes_a: np.ndarray, codes_b: np.ndarray) -> List[Dict[str,
   return rows
 
 
+def code_changes(previous_ids: np.ndarray, previous_codes: np.ndarray, ids: np.ndarray,
+                 codes: np.ndarray) -> Dict[str, object]:
+  """What a SID refresh changed for the items both assignments cover: per level the share whose code
+  changed, the share whose SID (any level) changed, and the label-free prefix_agreement."""
+  common, previous_rows, rows = np.intersect1d(previous_ids, ids, return_indices=True)
+  levels = min(previous_codes.shape[1], codes.shape[1])
+  a, b = previous_codes[previous_rows, :levels], codes[rows, :levels]
+  changed = a != b
+  return {"items_in_both": int(len(common)), "items_new": int(len(ids) - len(common)),
+          "changed_share": changed.mean(0).tolist() if len(common) else [],
+          "sid_changed_share": float(changed.any(1).mean()) if len(common) else float("nan"),
+          "prefix_agreement": prefix_agreement(a, b) if len(common) > 1 else []}
+
+
 def example_subtries(codes: np.ndarray, titles: Sequence[str], length: int, count: int,
                      max_items: int, rng: np.random.Generator) -> List[Dict[str, object]]:
   """A few sub-tries at a prefix length with their item titles (the paper's figures 6-7)."""

@@ -33,3 +33,17 @@ def test_unique_ratio_and_example_subtries():
   examples = metrics.example_subtries(codes, ["a", "b", "c", "d"], length=1, count=5, max_items=2,
                                       rng=np.random.default_rng(0))
   assert examples == [{"prefix": [0], "size": 3, "titles": ["a", "b"]}]
+
+
+def test_code_changes_count_the_items_in_both_assignments_by_id():
+  # Items 7, 3, 9 before; 3, 9, 11 after, in another order: 3 keeps its SID, 9 changes at level 2 only.
+  previous = (np.array([7, 3, 9]), np.array([[0, 0], [1, 2], [1, 1]]))
+  current = (np.array([9, 11, 3]), np.array([[1, 0], [4, 4], [1, 2]]))
+  changes = metrics.code_changes(*previous, *current)
+  assert changes["items_in_both"] == 2 and changes["items_new"] == 1
+  assert changes["changed_share"] == [0.0, 0.5]
+  assert changes["sid_changed_share"] == 0.5
+  # The two share their first code before and after; no pair shares both codes before.
+  kept = [row["pairs_kept_a_to_b"] for row in changes["prefix_agreement"]]
+  assert kept[0] == 1.0 and np.isnan(kept[1])
+  assert metrics.code_changes(np.array([1]), np.array([[0, 0]]), *current)["items_in_both"] == 0

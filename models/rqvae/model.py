@@ -18,6 +18,10 @@ Training, in four phases:
 K-means fits on at most KMEANS_POINTS_PER_CODE * K points and assigns in chunks, so memory stays
 bounded at L=8, K=2048 on a million items.
 
+A SID refresh may start from the previous refresh's model instead (`warm_start`, stable codes): phases 1
+and 2 are skipped, so every codeword starts where it was and an item whose content and neighbourhood did
+not change keeps its code; phases 3 and 4 move the codebooks to the new corpus.
+
 Example:
   model = RQVAE(RQVAEConfig(input_dim=384, num_levels=3, codebook_size=256))
   history = train(model, embeddings)          # float32 [N, 384]
@@ -60,6 +64,16 @@ class RQVAEConfig:
   kmeans_init: bool = True
   reset_dead_codes: bool = True
   seed: int = 0
+
+
+# The settings that shape the weights: a model can start from another only when these agree.
+ARCHITECTURE = ("input_dim", "hidden_dim", "decoder_hidden_dim", "latent_dim", "num_levels", "codebook_size")
+
+
+def architecture_mismatch(previous: RQVAEConfig, config: RQVAEConfig) -> List[str]:
+  """The ARCHITECTURE settings in which `config` differs from `previous`, as 'name: old -> new'."""
+  return [f"{name}: {getattr(previous, name)} -> {getattr(config, name)}" for name in ARCHITECTURE
+          if getattr(previous, name) != getattr(config, name)]
 
 
 class RQVAE(keras.Model):
@@ -295,8 +309,10 @@ def _epoch(step, embeddings: np.ndarray, codes: np.ndarray, config: RQVAEConfig,
   return totals, counts
 
 
-def train(model: RQVAE, embeddings: np.ndarray, log=print) -> List[Dict[str, float]]:
-  """Trains in the four phases of the module docstring; returns per-epoch losses and code usage."""
+def train(model: RQVAE, embeddings: np.ndarray, log=print, warm_start: bool = False) -> List[Dict[str, float]]:
+  """Trains in the four phases of the module docstring; returns per-epoch losses and code usage.
+  With `warm_start` the model holds a previous model's weights (saved_model.restore): no pretraining and
+  no k-means initialisation, which would move every codeword."""
   config = model.config
   check_embeddings(embeddings, config)
   rng = np.random.default_rng(config.seed)
@@ -304,12 +320,12 @@ def train(model: RQVAE, embeddings: np.ndarray, log=print) -> List[Dict[str, flo
   steps = math.ceil(len(embeddings) / config.batch_size)
   codes = np.zeros((len(embeddings), config.num_levels), np.int32)
   autoencoder = model.encoder.trainable_variables + model.decoder.trainable_variables
-  phases = [("pretrain", config.pretrain_epochs, autoencoder, _autoencoder_loss),
+  phases = [("pretrain", 0 if warm_start else config.pretrain_epochs, autoencoder, _autoencoder_loss),
             ("train", config.epochs, model.trainable_variables, _rqvae_loss),
             ("refine", config.refine_epochs, model.decoder.trainable_variables, _decoder_loss)]
   history = []
   for phase, epochs, variables, loss_fn in phases:
-    if phase == "train" and config.kmeans_init:
+    if phase == "train" and config.kmeans_init and not warm_start:
       fit_codebooks(model, embeddings, rng)
     if phase == "refine" and epochs:
       fit_codebooks(model, embeddings, rng, from_current=True)

@@ -101,3 +101,41 @@ def test_saved_model_round_trip(tmp_path):
   np.testing.assert_array_equal(codes, model.encode(data).numpy())
   decoded = signatures[saved_model.DECODE](codes=tf.constant(codes))[saved_model.RECONSTRUCTION_KEY]
   np.testing.assert_allclose(decoded.numpy(), model.decode(codes).numpy(), atol=1e-6)
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  return (a != b).mean(0)
+
+
+def test_a_warm_start_keeps_the_codes_of_unchanged_items(tmp_path):
+  from models.rqvae import saved_model
+  data = _clusters()
+  old = rqvae.RQVAE(SMALL)
+  rqvae.train(old, data, log=lambda _: None)
+  export_dir = saved_model.export(old, str(tmp_path / "old"))
+  old_codes = old.encode(data).numpy()
+
+  untrained = rqvae.RQVAE(rqvae.RQVAEConfig(**{**SMALL.__dict__, "epochs": 0, "refine_epochs": 0, "seed": 1}))
+  saved_model.restore(untrained, export_dir)
+  np.testing.assert_array_equal(untrained.encode(data).numpy(), old_codes)
+
+  # A refresh over the old items and new ones from the same clusters: warm-started, most old items keep
+  # their codes at every level; from scratch (another seed) the code values are drawn anew.
+  corpus = np.concatenate([data, _clusters(n=128, seed=0)[::-1] + 0.01])
+  warm = rqvae.RQVAE(rqvae.RQVAEConfig(**{**SMALL.__dict__, "seed": 1}))
+  saved_model.restore(warm, export_dir)
+  history = rqvae.train(warm, corpus, log=lambda _: None, warm_start=True)
+  assert [h["phase"] for h in history] == ["train"] * 3 + ["refine"] * 2
+  scratch = rqvae.RQVAE(rqvae.RQVAEConfig(**{**SMALL.__dict__, "seed": 1}))
+  rqvae.train(scratch, corpus, log=lambda _: None)
+  warm_changed = _changed(old_codes, warm.encode(data).numpy())
+  scratch_changed = _changed(old_codes, scratch.encode(data).numpy())
+  assert warm_changed[0] < 0.2 < 0.5 < scratch_changed[0]
+
+
+def test_a_warm_start_refuses_another_architecture(tmp_path):
+  from models.rqvae import saved_model
+  export_dir = saved_model.export(rqvae.RQVAE(SMALL), str(tmp_path / "old"))
+  wider = rqvae.RQVAE(rqvae.RQVAEConfig(**{**SMALL.__dict__, "codebook_size": 32, "latent_dim": 4}))
+  with pytest.raises(ValueError, match=r"another architecture \(latent_dim: 8 -> 4; codebook_size: 16 -> 32\)"):
+    saved_model.restore(wider, export_dir)

@@ -36,6 +36,17 @@ def load_config(export_dir: str) -> rqvae.RQVAEConfig:
     return rqvae.RQVAEConfig(**json.load(f))
 
 
+def restore(model: rqvae.RQVAE, export_dir: str) -> None:
+  """Loads the weights of a model `export` wrote into `model`, whose ARCHITECTURE settings must agree
+  (ValueError naming the ones that differ)."""
+  mismatch = rqvae.architecture_mismatch(load_config(export_dir), model.config)
+  if mismatch:
+    raise ValueError(f"the previous RQ-VAE in {export_dir} has another architecture ({'; '.join(mismatch)})")
+  # The SavedModel's variables are a checkpoint whose root held the model as `model` (export above).
+  status = tf.train.Checkpoint(model=model).read(os.path.join(export_dir, "variables", "variables"))
+  status.expect_partial().assert_existing_objects_matched()
+
+
 def load_signatures(export_dir: str) -> Dict[str, object]:
   loaded = tf.saved_model.load(export_dir)
   return {ENCODE: loaded.signatures[ENCODE], DECODE: loaded.signatures[DECODE]}

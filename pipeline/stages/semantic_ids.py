@@ -8,6 +8,8 @@ import dataclasses
 from typing import List, Optional
 
 from tfx.dsl.components.base import base_node
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.types import channel
 
 from components.content_embedder.component import ContentEmbedder
@@ -17,6 +19,7 @@ from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
 from components.sid_quality_report.component import SidQualityReport
 from components.sid_vocab_builder.component import SidVocabBuilder
+from formats import artifacts
 from pipeline.configs import PipelineConfig
 
 # The split of SpanExampleGen's examples (the backfill's interactions in the SID refresh).
@@ -35,11 +38,24 @@ class SidArtifacts:
   text_encoder: Optional[channel.BaseChannel]
 
 
+def previous_refresh(config: PipelineConfig) -> Resolver:
+  """The latest Semantic IDs (the previous refresh's, with the daily runs' new items) and, with
+  config.rqvae_warm_start, the previous refresh's RQ-VAE: nothing in a first refresh. The refresh's own
+  artifacts are not among them: the resolver runs before the nodes it feeds."""
+  channels = {"semantic_ids": channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
+                                              output_key="semantic_ids")}
+  if config.rqvae_warm_start:
+    channels["sid_encoder"] = channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
+                                              output_key="model")
+  return Resolver(strategy_class=LatestArtifactStrategy, **channels).with_id("PreviousSidArtifacts")
+
+
 def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: channel.BaseChannel
                 ) -> tuple[SidArtifacts, List[base_node.BaseNode]]:
   """Item embeddings, RQ-VAE v1 (and v0 with config.rqvae_v0_cutoff), every item's SID, the quality
-  report and SentencePiece vocabularies learned from the backfill's impressions; the content encoder
-  pushed to config.encoder_serving_dir, where the model server serves it for new items' texts."""
+  report (with the share of SIDs changed since the previous refresh) and SentencePiece vocabularies learned
+  from the backfill's impressions; the content encoder pushed to config.encoder_serving_dir, where the model
+  server serves it for new items' texts."""
   if config.precomputed_embeddings:
     embedder = EmbeddingImporter(items=items, embeddings_path=config.precomputed_embeddings,
                                  dim=config.embedding_dim)
@@ -49,10 +65,11 @@ def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: ch
   nodes: List[base_node.BaseNode] = [embedder]
   if "encoder" in embedder.outputs:
     nodes.append(EncoderPusher(encoder=embedder.outputs["encoder"], base_directory=config.encoder_serving_dir))
-  rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae,
-                       version=FROZEN_RQVAE_VERSION)
+  previous = previous_refresh(config)
+  rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae, version=FROZEN_RQVAE_VERSION,
+                       base_model=previous.outputs.get("sid_encoder"))
   assigner = SemanticIdAssigner(embeddings=embeddings, model=rqvae.outputs["model"])
-  nodes += [rqvae, assigner]
+  nodes += [previous, rqvae, assigner]
   assigner_v0 = None
   if config.rqvae_v0_cutoff:
     rqvae_v0 = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae,
@@ -64,7 +81,8 @@ def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: ch
   report = SidQualityReport(
       embeddings=embeddings, items=items, semantic_ids=assigner.outputs["semantic_ids"],
       model=rqvae.outputs["model"],
-      semantic_ids_v0=assigner_v0.outputs["semantic_ids"] if assigner_v0 else None)
+      semantic_ids_v0=assigner_v0.outputs["semantic_ids"] if assigner_v0 else None,
+      previous_semantic_ids=previous.outputs["semantic_ids"])
   vocabulary = SidVocabBuilder(semantic_ids=assigner.outputs["semantic_ids"], examples=examples, items=items,
                                table_budgets=config.sid_table_budgets, train_splits=[INTERACTIONS_SPLIT])
   nodes += [report, vocabulary]
