@@ -310,7 +310,7 @@ ARCHITECTURE = ("representation", "table_rows", "embedding_dim", "hidden_units",
                 "decayed_counters")
 
 
-def _architecture(config: RankingConfig) -> Dict[str, object]:
+def architecture(config: RankingConfig) -> Dict[str, object]:
   values = json.loads(config.to_json())
   return {name: values[name] for name in ARCHITECTURE}
 
@@ -334,9 +334,9 @@ def warm_start(model: RankingModel, directory: str, features: Dict[str, tf.Tenso
   if unknown:
     raise ValueError(f"cannot warm-start from {directory}: it was written before the settings {unknown} existed; "
                      f"run a SID refresh, which trains a new warm-up model")
-  base = _architecture(RankingConfig.from_dict(saved))
-  if base != _architecture(model.config):
-    changed = {k: (base[k], v) for k, v in _architecture(model.config).items() if base[k] != v}
+  base = architecture(RankingConfig.from_dict(saved))
+  if base != architecture(model.config):
+    changed = {k: (base[k], v) for k, v in architecture(model.config).items() if base[k] != v}
     raise ValueError(f"cannot warm-start from {directory}: (base, this run) differ in {changed}")
   model(features)
   status = _checkpoint(model).read(f"{directory}/ckpt")

@@ -87,12 +87,17 @@ class SidClusterCounts(tf.keras.layers.Layer):
 
   def add(self, clusters: np.ndarray, labels: np.ndarray) -> None:
     """Counts the interactions with these clusters [n, LEVELS] and labels [n]; -1 clusters are skipped."""
+    self.add_counts(clusters, np.ones(len(labels)), labels)
+
+  def add_counts(self, clusters: np.ndarray, interactions: np.ndarray, liked: np.ndarray) -> None:
+    """Adds `interactions` [n] of which `liked` [n] to these clusters [n, LEVELS] (-1 clusters: skipped)."""
     flat = np.asarray(clusters).reshape(-1)
     known = flat >= 0
-    liked = np.repeat(np.asarray(labels, np.float64), LEVELS)[known]
+    per_level = lambda values: np.repeat(np.asarray(values, np.float64), LEVELS)[known]
     size = self.counts.shape[0]
-    self.counts.assign_add(np.stack([np.bincount(flat[known], minlength=size),
-                                     np.bincount(flat[known], weights=liked, minlength=size)], 1).astype(np.float32))
+    self.counts.assign_add(np.stack([np.bincount(flat[known], weights=per_level(interactions), minlength=size),
+                                     np.bincount(flat[known], weights=per_level(liked), minlength=size)],
+                                    1).astype(np.float32))
 
 
 def causal_counts(clusters: np.ndarray, labels: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ A code outside [0, K) or a SID of the wrong length is an error (ValueError when 
 when tracing, InvalidArgumentError at run time), never a silent lookup of some other row.
 """
 
-from typing import List, Optional, Tuple
+from typing import Hashable, List, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -54,6 +54,7 @@ class SidTokenizer(tf.Module):
 
   kind = ""
   uses_codes = True
+  hashed = False  # whether a row stands for whatever hashes to it (no piece_codes)
 
   def __init__(self, num_levels: int, codebook_size: int, num_rows: int):
     super().__init__(name=self.kind)
@@ -73,6 +74,11 @@ class SidTokenizer(tf.Module):
   def piece_codes(self, piece: int) -> Optional[PieceCodes]:
     """The (level, code) pairs a piece stands for; None where pieces are hashed."""
     return None
+
+  def piece_key(self, piece: int) -> Hashable:
+    """What a piece stands for, equal across two tokenizers of one kind for the same piece: its codes, or
+    its row where pieces are hashed."""
+    return piece if self.hashed else tuple(self.piece_codes(piece))
 
 
 class Unigram(SidTokenizer):
@@ -151,6 +157,9 @@ class SentencePiece(SidTokenizer):
       return None
     return spm.to_codes(self._processor.id_to_piece(piece), self.codebook_size)
 
+  def piece_key(self, piece: int) -> Hashable:
+    return self._processor.id_to_piece(piece)  # its codes' symbols, or a special piece's name
+
 
 class PrefixNgram(SidTokenizer):
   """One piece per SID prefix (lengths 1..L), each hashed into `num_rows` (Zheng et al. 2025).
@@ -160,6 +169,7 @@ class PrefixNgram(SidTokenizer):
   """
 
   kind = "prefix_ngram"
+  hashed = True
 
   def _pieces(self, item_ids, codes):
     digits = tf.strings.as_string(codes)
@@ -173,6 +183,7 @@ class RandomHash(SidTokenizer):
 
   kind = "random_hash"
   uses_codes = False
+  hashed = True
 
   def _pieces(self, item_ids, codes):
     return tf.RaggedTensor.from_tensor(
