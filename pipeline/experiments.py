@@ -174,25 +174,58 @@ def _batches(features: Dict[str, tf.Tensor], batch_size: int, seed: Optional[int
   return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def counting_columns(features: Dict[str, tf.Tensor]) -> Dict[str, np.ndarray]:
+  """What a model counts after training on a span (RankingModel.count), as arrays."""
+  return {name: features[name].numpy() for name in fields.COUNTING_SPEC}
+
+
+def kept_rows(features: Dict[str, tf.Tensor], keep: Optional[np.ndarray]) -> Dict[str, tf.Tensor]:
+  """The examples `keep` marks (all with None)."""
+  if keep is None:
+    return features
+  mask = tf.constant(keep)
+  return {name: tf.ragged.boolean_mask(value, mask) if isinstance(value, tf.RaggedTensor)
+          else tf.boolean_mask(value, mask) for name, value in features.items()}
+
+
+def warm_up(model: ranking.RankingModel, features: Dict[str, tf.Tensor], keep: Optional[np.ndarray] = None) -> int:
+  """The first step, as models/ranking/trainer.py trains it: the warm-up epochs on the examples `keep` marks
+  (all with None), every example counted. Returns the examples processed."""
+  config, span = model.config, counting_columns(features)
+  train = {**kept_rows(features, keep), **model.warmup_features(span, keep)}
+  model.fit(_batches(train, config.batch_size, config.seed), epochs=config.warmup_epochs, verbose=0)
+  model.count(span)
+  ranking.use_step_learning_rates(model)
+  return len(train[fields.LABEL]) * config.warmup_epochs
+
+
+def train_step(model: ranking.RankingModel, features: Dict[str, tf.Tensor], index: int) -> int:
+  """A continuous-training step on span `index`, then its interactions counted; returns the examples processed."""
+  config = model.config
+  model.fit(_batches(features, config.batch_size, config.seed + index), epochs=config.epochs, verbose=0)
+  model.count(counting_columns(features))
+  return len(features[fields.LABEL]) * config.epochs
+
+
+def score(model: ranking.RankingModel, features: Dict[str, tf.Tensor]) -> Dict[str, Any]:
+  """AUC slices of the model's predictions on a span (before it trains on it)."""
+  scores = model.predict(_batches(features, 4096, None), verbose=0)
+  return evaluation.sliced_auc(features[fields.LABEL].numpy(), scores,
+                               evaluation.slice_masks(features[fields.ITEM_SEGMENT].numpy()))
+
+
 def run_arm(config: RankingConfig, inputs: Inputs, catalog: Catalog, spm_model: Optional[bytes]) -> Dict[str, Any]:
   """Continuous training over the spans; AUC slices of each span's predictions before training on it."""
   start = time.perf_counter()
   model = ranking.build(config, catalog, spm_model)
   per_span, candidates = [], []
   for index, features in enumerate(inputs.splits.values()):
-    span = {name: features[name].numpy() for name in fields.COUNTING_SPEC}
-    if not index:  # the warm-up: as models/ranking/trainer.py trains it
-      features = {**features, **model.warmup_features(span)}
-    else:  # every span is evaluated before the model sees it
-      scores = model.predict(_batches(features, 4096, None), verbose=0)
-      per_span.append(evaluation.sliced_auc(features[fields.LABEL].numpy(), scores,
-                                            evaluation.slice_masks(features[fields.ITEM_SEGMENT].numpy())))
-      candidates.append(features[fields.ITEM_ID].numpy())
-    model.fit(_batches(features, config.batch_size, config.seed + index),
-              epochs=config.epochs if index else config.warmup_epochs, verbose=0)
-    model.count(span)
     if not index:
-      ranking.use_step_learning_rates(model)
+      warm_up(model, features)
+      continue
+    per_span.append(score(model, features))  # every span is evaluated before the model sees it
+    candidates.append(features[fields.ITEM_ID].numpy())
+    train_step(model, features, index)
   lookups, rows = None, None
   if isinstance(model.items, PieceItems):
     pieces = model.items.pieces(tf.constant(np.concatenate(candidates)))

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from formats import spans
 from formats.errors import InputDataError
 from models.ranking import trainer as ranking_trainer
+from models.ranking.trainer import REFRESHED, SID_STALENESS, STALE
 from pipeline import daily_run, runs
 from pipeline.configs import PipelineConfig
 
@@ -107,6 +108,12 @@ def _served(record: Dict[str, Any], signature: str, metric: str) -> str:
   return str(value) if metric == "examples" and value is not None else _formatted(value, 4)
 
 
+def _staleness(record: Dict[str, Any], name: str, metric: str) -> str:
+  """The trainer's figure on the span's `name` (stale or refreshed) SIDs (examples: a count)."""
+  value = record.get("trainer_scored", {}).get(SID_STALENESS, {}).get(name, {}).get(metric)
+  return str(value) if metric == "examples" and value is not None else _formatted(value)
+
+
 def _formatted(value: Optional[float], digits: int = 3) -> str:
   return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -119,15 +126,19 @@ def write_report(config: PipelineConfig, records: List[Dict[str, Any]]) -> str:
   lines = [f"# Daily loop replay: {len(records)} {config.span_period} spans\n",
            "Each row is one daily pipeline run. AUC is TFMA's, of the model trained through the previous "
            "span, on this span (which it has never seen): the previous step's AUC on the next span. Beside it, "
-           "the item like-rate baseline's AUC on the same interactions (models/ranking/baselines.py).\n",
+           "the item like-rate baseline's AUC on the same interactions (models/ranking/baselines.py). Stale SIDs: "
+           "the span's interactions with items whose SID came from an RQ-VAE that never saw them (new since the "
+           "SID refresh), and the trainer's AUC on them beside its AUC on the others.\n",
            "| # | span | date | interactions | new items | wall s | peak MB | AUC | item like-rate AUC | cold-start "
-           "| long-tail | blessed | pushed version |", "|" + "---|" * 13]
+           "| long-tail | stale-SID interactions | stale-SID AUC | other AUC | blessed | pushed version |",
+           "|" + "---|" * 16]
   for i, r in enumerate(records):
     lines.append(f"| {i} | {r['span']} | {r['date']} | {r['interactions']:,} | {r['new_items']} | "
                  f"{r.get('process_seconds', r['seconds'])} | {r.get('peak_rss_mb', 'n/a')} | {_auc(r, 'overall')} | "
                  f"{_baseline_auc(r)} | "
-                 f"{_auc(r, 'cold_start')} | {_auc(r, 'long_tail')} | {'yes' if r.get('blessed') else 'no'} | "
-                 f"{r.get('pushed_version', '')} |")
+                 f"{_auc(r, 'cold_start')} | {_auc(r, 'long_tail')} | {_staleness(r, STALE, 'examples')} | "
+                 f"{_staleness(r, STALE, 'auc')} | {_staleness(r, REFRESHED, 'auc')} | "
+                 f"{'yes' if r.get('blessed') else 'no'} | {r.get('pushed_version', '')} |")
   lines += ["", "Retrieval (TIGER over the same Semantic IDs): the model trained through the previous span, scored "
             "on this span over the whole catalog (each interaction's history -> its item, history items left out), "
             "beside the blessed retrieval model on the same interactions; new items: first seen in this span.\n",

@@ -32,7 +32,9 @@ def _fake_runs(config, killed_at=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
       json.dump({"span": span, "date": "d", "seconds": 2.0, "interactions": span, "new_items": 1,
-                 "tfma": {"overall": {"auc": 0.6}}, "trainer_scored": {"item_like_rate": {"overall": {"auc": 0.55}}},
+                 "tfma": {"overall": {"auc": 0.6}}, "trainer_scored": {
+                     "item_like_rate": {"overall": {"auc": 0.55}},
+                     "sid_staleness": {"stale": {"auc": 0.61, "examples": 7}, "refreshed": {"auc": 0.7}}},
                  "blessed": True, "pushed_version": str(span),
                  "retrieval": {"candidate": {"overall": {"recall@5": 0.1, "ndcg@5": 0.05, "recall@10": 0.2,
                                                          "ndcg@10": 0.08}, "new_items": {"recall@10": 0.0}},
@@ -62,7 +64,7 @@ def test_a_killed_replay_resumes_at_the_killed_span_and_repeats_no_recorded_one(
       (101, 601.0, 3.0), (102, 602.0, 3.0), (103, 603.0, 3.0)]
   report = replay.write_report(config, records)
   table = open(report).read().splitlines()
-  assert "| 2 | 103 | d | 103 | 1 | 3.0 | 603.0 | 0.600 | 0.550 | n/a | n/a | yes | 103 |" in table
+  assert "| 2 | 103 | d | 103 | 1 | 3.0 | 603.0 | 0.600 | 0.550 | n/a | n/a | 7 | 0.610 | 0.700 | yes | 103 |" in table
   assert table[-1] == ("| 2 | 103 | 0.1000 | 0.0500 | 0.2000 | 0.0800 | 0.0000 | n/a | no |  | 4 | 0.2500 | 0.5000 "
                        "| 104 |")
   assert sorted(os.listdir(os.path.dirname(report))) == ["report.json", "report.md", "report.png"]

@@ -188,6 +188,9 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   assert known
   for name in known:
     assert first["tfma"][name]["auc"] == pytest.approx(trainer_scored[name]["auc"], abs=1e-3)
+  # Staleness: item 5, new in span 1, got its SID from the refresh's RQ-VAE, which learned from items 1-4 only.
+  staleness = trainer_scored[ranking_trainer.SID_STALENESS]
+  assert (staleness["stale"]["examples"], staleness["refreshed"]["examples"]) == (2, 2)
   # Retrieval: the warm-up TIGER model, resolved and warm-started, is scored on span 1 over the run's catalog
   # by the RetrievalEvaluator (the trainer leaves that to it) with the figures of that model over that
   # catalog; blessed and pushed, and the two-stage model assembled from the two pushed versions.

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from formats import item_corpus, item_embeddings, spans
+from formats import item_corpus, item_embeddings, rqvae_model, spans
 from formats.errors import InputDataError
 from formats.artifacts import VERSION
 from models.rqvae import model as rqvae
@@ -78,6 +78,7 @@ class Executor(base_executor.BaseExecutor):
     saved_model.export(model, path_utils.serving_model_path(output.uri))
     with tf.io.gfile.GFile(os.path.join(output.uri, HISTORY_FILE), "w") as f:
       json.dump(history, f)
+    rqvae_model.write_train_items(output.uri, ids)
     final = history[-1]
     output.set_string_custom_property(VERSION, exec_properties.get("version") or "v1")
     output.set_string_custom_property(WARM_STARTED_FROM, base_uri)

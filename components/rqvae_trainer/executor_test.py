@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import conftest
-from formats import artifacts, item_embeddings
+from formats import artifacts, item_embeddings, rqvae_model
 from formats.errors import InputDataError
 from components.rqvae_trainer import component, executor
 from models.rqvae import saved_model
@@ -45,6 +45,8 @@ def test_trains_and_publishes_a_frozen_model(inputs, tmp_path):
   codes = encode(embeddings=tf.zeros([3, 6]))[saved_model.CODES_KEY].numpy()
   assert codes.shape == (3, 2)
   assert model.get_int_custom_property("train_items") == 4
+  assert rqvae_model.train_item_ids(model.uri).tolist() == [1, 2, 3, 4]
+  assert rqvae_model.train_item_ids(str(tmp_path / "elsewhere")) is None
   assert len(json.loads(model.get_string_custom_property("utilisation"))) == 2
   history = json.load(open(os.path.join(model.uri, executor.HISTORY_FILE)))
   assert [(h["epoch"], h["phase"]) for h in history] == [
@@ -54,6 +56,7 @@ def test_trains_and_publishes_a_frozen_model(inputs, tmp_path):
 def test_cutoff_trains_on_items_seen_before_it(inputs, tmp_path):
   model = _train(inputs, tmp_path, train_items_first_seen_before="2018-01-02", version="v0")
   assert model.get_int_custom_property("train_items") == 2  # items 1 and 2 were rated on day 0
+  assert rqvae_model.train_item_ids(model.uri).tolist() == [1, 2]
   assert model.get_string_custom_property("version") == "v0"
 
 

@@ -8,7 +8,10 @@ catalog and vocabulary:
 - every variable whose meaning does not hang on the SIDs is copied: the towers, cross layers, user table,
   history attention;
 - a row of the new item table whose piece the old vocabulary had (the same codes at the same levels, or the
-  same row for hashed pieces) is copied: an item whose SID and pieces did not change keeps its vector;
+  same row for hashed pieces) is copied: an item whose SID and pieces did not change keeps its vector. That
+  holds when codes kept their meaning (stable codes: the new RQ-VAE started from the old one); across an
+  RQ-VAE trained from scratch a code's number says nothing, so `carry_pieces=False` fits those rows too,
+  starting from (and pulled towards) the copied values;
 - the other rows are fitted so that each item's new vector (the sum of its pieces) is its old vector,
   items weighted by 1 + their interactions (a popular item's vector is the better trained, and every item
   counts a little): `lstsq`, weighted least squares with a small ridge towards the new rows' initial
@@ -98,8 +101,8 @@ def _shared_variables(model: ranking.RankingModel) -> List[tf.Variable]:
 
 
 def remap(old: ranking.RankingModel, new: ranking.RankingModel, features: Dict[str, tf.Tensor],
-          item_ids: np.ndarray, interactions: np.ndarray, liked: np.ndarray, method: str = "lstsq"
-          ) -> Dict[str, float]:
+          item_ids: np.ndarray, interactions: np.ndarray, liked: np.ndarray, method: str = "lstsq",
+          carry_pieces: bool = True) -> Dict[str, float]:
   """Starts `new` (built on the refreshed catalog and vocabulary) from `old`, as the module docstring says.
   `features` (one batch) builds both models' variables; `item_ids` [n] with their `interactions` and `liked`
   counts so far (the feature state's item counters) weight the fit and re-key the SID-cluster counts.
@@ -120,7 +123,7 @@ def remap(old: ranking.RankingModel, new: ranking.RankingModel, features: Dict[s
     target.assign(source)
   report = {"shared_variables": len(shared_new)}
   if isinstance(new.items, PieceItems):
-    report.update(_remap_table(old.items, new.items, item_ids, interactions, method))
+    report.update(_remap_table(old.items, new.items, item_ids, interactions, method, carry_pieces))
   if new.sid_clusters is not None:
     new.sid_clusters.counts.assign(tf.zeros_like(new.sid_clusters.counts))
     new.sid_clusters.add_counts(new.sid_clusters.clusters_of(item_ids), interactions, liked)
@@ -128,7 +131,7 @@ def remap(old: ranking.RankingModel, new: ranking.RankingModel, features: Dict[s
 
 
 def _remap_table(old: PieceItems, new: PieceItems, item_ids: np.ndarray, interactions: np.ndarray,
-                 method: str) -> Dict[str, float]:
+                 method: str, carry_pieces: bool) -> Dict[str, float]:
   ids = tf.constant(item_ids, tf.int64)
   old_pieces = old.pieces(ids)
   old_vectors = tf.reduce_sum(tf.gather(_table(old), old_pieces), axis=1).numpy()
@@ -136,7 +139,8 @@ def _remap_table(old: PieceItems, new: PieceItems, item_ids: np.ndarray, interac
   carried = carried_rows(old.tokenizer, new.tokenizer)
   table = _table(new)
   initial = table.numpy()
-  fixed = carried >= 0
-  initial[fixed] = _table(old).numpy()[carried[fixed]]
+  copied = carried >= 0
+  initial[copied] = _table(old).numpy()[carried[copied]]
+  fixed = copied if carry_pieces else np.zeros_like(copied)
   table.assign(fit_rows(new.pieces(ids), old_vectors, weights, initial, fixed, method).astype(np.float32))
   return {"rows": int(len(carried)), "rows_copied": int(fixed.sum())}

@@ -23,7 +23,7 @@ from absl import logging
 from tfx.components.trainer import fn_args_utils
 from tfx.utils import path_utils
 
-from formats import artifacts, feature_state, item_embeddings, progress, semantic_ids, sid_vocabulary
+from formats import artifacts, feature_state, item_embeddings, progress, rqvae_model, semantic_ids, sid_vocabulary
 from formats import interaction_features as fields
 from models import distribution
 from models.ranking import baselines, evaluation
@@ -34,6 +34,8 @@ from models.ranking.config import RankingConfig
 
 METRICS_FILE = "metrics.json"
 ITEM_LIKE_RATE = "item_like_rate"  # the baseline's AUC slices, under metrics.json's "eval"
+# Under metrics.json's "eval": AUC on the candidates whose SID came from a refresh that never saw them, and the rest.
+SID_STALENESS, STALE, REFRESHED = "sid_staleness", "stale", "refreshed"
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -94,9 +96,12 @@ def checkpoint_dir(serving_model_dir: str) -> str:
   return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), CHECKPOINT_DIR)
 
 
-def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str, Any]:
-  """AUC slices on the evaluation span, the item like-rate baseline's on the same interactions, and how
-  many candidates the catalog does not know (they are scored from the current item and history alone)."""
+def _evaluate(model: ranking.RankingModel, catalog: Catalog, files, refresh_items: Optional[np.ndarray]
+              ) -> Dict[str, Any]:
+  """AUC slices on the evaluation span, the item like-rate baseline's on the same interactions, how many
+  candidates the catalog does not know (they are scored from the current item and history alone), and with
+  `refresh_items` (those the SID refresh's RQ-VAE learned from) the AUC on candidates whose SID came from a
+  refresh that never saw them (`stale`) beside the AUC on the others (`refreshed`)."""
   labels, scores, like_rates, segments, candidates = [], [], [], [], []
   for batch in ranking.dataset(files, 4096, features=fields.EVALUATION_SPEC):
     labels.append(batch[fields.LABEL].numpy())
@@ -106,10 +111,16 @@ def _evaluate(model: ranking.RankingModel, catalog: Catalog, files) -> Dict[str,
     candidates.append(batch[fields.ITEM_ID].numpy())
   if not labels:
     return {"examples": 0}
-  labels, masks = np.concatenate(labels), evaluation.slice_masks(np.concatenate(segments))
-  result = evaluation.sliced_auc(labels, np.concatenate(scores), masks)
+  labels, scores = np.concatenate(labels), np.concatenate(scores)
+  masks = evaluation.slice_masks(np.concatenate(segments))
+  result = evaluation.sliced_auc(labels, scores, masks)
   result[ITEM_LIKE_RATE] = evaluation.sliced_auc(labels, np.concatenate(like_rates), masks)
-  result["unknown_candidates"] = int((~np.isin(np.concatenate(candidates), catalog.item_ids)).sum())
+  candidates = np.concatenate(candidates)
+  result["unknown_candidates"] = int((~np.isin(candidates, catalog.item_ids)).sum())
+  if refresh_items is not None:
+    refreshed = np.isin(candidates, refresh_items)
+    result[SID_STALENESS] = evaluation.sliced_auc(labels, scores, {
+        STALE: np.isin(candidates, catalog.item_ids) & ~refreshed, REFRESHED: refreshed})
   return result
 
 
@@ -132,7 +143,9 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     else:
       model(build_batch)
 
-  unseen = _evaluate(model, catalog, fn_args.eval_files)  # before training: the span is unseen
+  sid_encoder = custom_config.get("sid_encoder_uri")
+  refresh_items = rqvae_model.train_item_ids(sid_encoder) if sid_encoder else None
+  unseen = _evaluate(model, catalog, fn_args.eval_files, refresh_items)  # before training: the span is unseen
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
   span = ranking.columns(fn_args.train_files, fields.COUNTING_SPEC)
   keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
