@@ -9,6 +9,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 from formats import interaction_features as fields, served_models
+from formats.errors import InputDataError
 from models.content_encoder import SERVED_MODEL_NAME as ENCODER_MODEL_NAME
 from pipeline import beam_runners
 
@@ -35,6 +36,7 @@ SID_TABLE_BUDGETS = [1024, 4096, 16384]
 RANKING_CONFIG = {"representation": "spm", "table_rows": 4096, "use_history": True}
 # Retrieval (TIGER, models/retrieval): RetrievalConfig's defaults, sized for this data on 2 CPUs.
 RETRIEVAL_CONFIG: Dict[str, Any] = {}
+REFRESH_WARM_STARTS = ("scratch", "remap")
 RETRIEVAL_MODEL_NAME, RECOMMEND_MODEL_NAME = served_models.RETRIEVAL_MODEL_NAME, served_models.RECOMMEND_MODEL_NAME
 
 
@@ -67,6 +69,10 @@ class PipelineConfig:
   # Stable codes: a SID refresh starts its RQ-VAE from the previous refresh's (when there is one), so that
   # items whose content and neighbourhood did not change keep their SIDs (models/rqvae/model.py).
   rqvae_warm_start: bool = False
+  # What a SID refresh's ranking warm-up starts from: "scratch" (trained on the backfill's latest
+  # ranking.warmup_examples interactions) or "remap" (the latest ranking model remapped onto the new SIDs,
+  # models/ranking/remap.py, then trained on the latest ranking.remap_examples interactions).
+  refresh_warm_start: str = "scratch"
   sid_table_budgets: List[int] = dataclasses.field(default_factory=lambda: list(SID_TABLE_BUDGETS))
   ranking: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RANKING_CONFIG))
   # Blessing: AUC on the next span at least `min_auc` (0.5 = chance) and at most `max_auc_regression`
@@ -86,6 +92,11 @@ class PipelineConfig:
   embedding_dim: Optional[int] = None
   beam_pipeline_args: List[str] = dataclasses.field(default_factory=lambda: list(BEAM_PIPELINE_ARGS))
   enable_cache: bool = True
+
+  def __post_init__(self):
+    if self.refresh_warm_start not in REFRESH_WARM_STARTS:
+      raise InputDataError(f"refresh_warm_start must be one of {', '.join(REFRESH_WARM_STARTS)}, got "
+                           f"{self.refresh_warm_start!r}")
 
   @property
   def pipeline_root(self) -> str:

@@ -16,6 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tfx.components.pusher import executor as pusher_executor
+from tfx.utils import path_utils
 
 import conftest
 from components.rqvae_trainer import executor as rqvae_executor
@@ -302,6 +303,24 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   third = daily_run.run_span(loop.replace(min_auc=1.01), D3)
   assert third["blessed"] is False and "pushed_version" not in third
   assert sorted(int(v) for v in os.listdir(loop.serving_model_dir) if v.isdigit()) == versions
+
+
+def test_a_remap_refresh_maps_the_latest_model_and_the_next_daily_run_continues_from_it(loop, tmp_path):
+  # On a copy of the loop's outputs: a SID refresh with stable codes and a remap warm start, then span 1 again.
+  config = loop.replace(output_root=str(tmp_path / "remap"), rqvae_warm_start=True, refresh_warm_start="remap")
+  shutil.copytree(loop.output_root, config.output_root)
+  latest = summary.latest_node_outputs(runs.store(config), config.pipeline_name)["RankingTrainer"]["model"]
+  assert runs.run_with_engine(config, pipeline.create_sid_refresh_pipeline) is not None
+  refresh = _outputs(config)
+  remapped = refresh["RankingTrainer"]["model"]
+  step = _json(os.path.join(refresh["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
+  assert step["warm_started_from"] == path_utils.serving_model_path(latest.uri)
+  assert step["remapped"]["rows"] > 0 and step["train_examples"] == 6 and step["epochs"] == 1
+  # The next daily run resolves the remapped model (of the same span as the first refresh's): it is the one
+  # evaluated on the span and trained on.
+  first = daily_run.run_span(config, D1)
+  assert first["evaluated_model"]["id"] == remapped.id and first["evaluated_model"]["span"] == D1 - 1
+  assert _outputs(config)["RankingTrainer"]["model"].id != remapped.id
 
 
 def test_daily_run_refuses_spans_it_cannot_run(loop, capsys):

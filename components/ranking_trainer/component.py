@@ -1,5 +1,8 @@
 """RankingTrainer: TFX Trainer (GenericExecutor, run_fn) that also takes the frozen SID artifacts.
 
+A SID refresh's remap warm start gives the latest model as `base_model` with the SIDs and vocabulary it was
+trained on (`previous_semantic_ids`, `previous_vocabulary`): run_fn maps it onto the new ones.
+
 Example, one continuous-training step on span N, warm-started from the step before:
   step = RankingTrainer(examples=example_gen.outputs['examples'], semantic_ids=..., vocabulary=...,
                         embeddings=..., sid_encoder=rqvae.outputs['model'],
@@ -40,6 +43,9 @@ class RankingTrainerSpec(types.ComponentSpec):
       executor.EMBEDDINGS: ChannelParameter(type=artifacts.ItemEmbeddings),
       executor.SID_ENCODER: ChannelParameter(type=artifacts.RQVAEModel),
       executor.FEATURE_STATE: ChannelParameter(type=artifacts.FeatureState, optional=True),
+      # With a base model trained on other SIDs (a SID refresh's remap warm start): its SIDs and vocabulary.
+      executor.PREVIOUS_SEMANTIC_IDS: ChannelParameter(type=artifacts.SemanticIds, optional=True),
+      executor.PREVIOUS_VOCABULARY: ChannelParameter(type=artifacts.SidVocabulary, optional=True),
   }
   OUTPUTS = standard_component_specs.TrainerSpec.OUTPUTS
 
@@ -54,11 +60,14 @@ class RankingTrainer(base_component.BaseComponent):
                vocabulary: types.BaseChannel, embeddings: types.BaseChannel, sid_encoder: types.BaseChannel,
                train_splits: List[str], eval_splits: List[str], ranking_config: Dict[str, Any],
                base_model: Optional[types.BaseChannel] = None,
-               feature_state: Optional[types.BaseChannel] = None):
+               feature_state: Optional[types.BaseChannel] = None,
+               previous_semantic_ids: Optional[types.BaseChannel] = None,
+               previous_vocabulary: Optional[types.BaseChannel] = None):
     config = RankingConfig.from_dict(ranking_config)  # refuses unknown settings now, not at run time
     super().__init__(spec=RankingTrainerSpec(
         examples=examples, semantic_ids=semantic_ids, vocabulary=vocabulary, embeddings=embeddings,
         sid_encoder=sid_encoder, feature_state=feature_state, base_model=base_model,
+        previous_semantic_ids=previous_semantic_ids, previous_vocabulary=previous_vocabulary,
         run_fn=RUN_FN,
         train_args=trainer_pb2.TrainArgs(splits=train_splits),
         eval_args=trainer_pb2.EvalArgs(splits=eval_splits),

@@ -28,6 +28,8 @@ from models import distribution
 SID_ENCODER = "sid_encoder"
 # The feature state after the trained span: the serving model's snapshot of the counters.
 FEATURE_STATE = "feature_state"
+# The SIDs and vocabulary a base model was trained on, when a SID refresh remaps it onto new ones.
+PREVIOUS_SEMANTIC_IDS, PREVIOUS_VOCABULARY = f"previous_{SEMANTIC_IDS}", f"previous_{VOCABULARY}"
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
          standard_component_specs.EVAL_ARGS_KEY: trainer_pb2.EvalArgs}
 TRAINED_SPANS = "trained_spans"
@@ -88,7 +90,8 @@ class Executor(trainer_executor.GenericExecutor):
     fn_args.custom_config = {
         **(fn_args.custom_config or {}), "missing_splits": missing,
         **{f"{key}_uri": artifact_utils.get_single_uri(input_dict[key])
-           for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS, SID_ENCODER, FEATURE_STATE)
+           for key in (SEMANTIC_IDS, VOCABULARY, EMBEDDINGS, SID_ENCODER, FEATURE_STATE, PREVIOUS_SEMANTIC_IDS,
+                       PREVIOUS_VOCABULARY)
            if input_dict.get(key)},
     }
     if input_dict.get(SEMANTIC_IDS):

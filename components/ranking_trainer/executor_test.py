@@ -70,9 +70,9 @@ def _properties(train_splits, eval_splits, config=CONFIG):
       train_splits=train_splits, eval_splits=eval_splits, ranking_config=config))
 
 
-def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG):
+def _train(tmp_path, inputs, name, train_splits, eval_splits, base_model=None, config=CONFIG, **more):
   outputs = conftest.trainer_outputs(tmp_path / name)
-  input_dict = dict(inputs, base_model=[base_model]) if base_model else inputs
+  input_dict = dict(inputs, **({"base_model": [base_model]} if base_model else {}), **more)
   executor.Executor().Do(input_dict, outputs, _properties(train_splits, eval_splits, config))
   with open(os.path.join(outputs["model_run"][0].uri, trainer.METRICS_FILE)) as f:
     return outputs["model"][0], json.load(f)
@@ -128,6 +128,25 @@ def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
                       config={**CONFIG, "warmup_examples": 6, "batch_size": 2})
   assert metrics["train_examples"] == 6 and metrics["span_examples"] == 24
   assert metrics["train_batches"] == 2 * 3  # 2 epochs of the 6 examples kept
+
+
+def test_a_refresh_remaps_the_base_model_onto_the_new_sids(tmp_path, inputs, warmup):
+  # A refresh moved item 6 from [2, 2] to [3, 0], next to item 4 ([3, 3]); same vocabulary. Learning rates 0:
+  # what differs from the base model is the remap's doing.
+  warmup, _ = warmup
+  codes = [*CODES[:5], [3, 0]]
+  refreshed = dict(inputs, semantic_ids=[conftest.semantic_ids_artifact(tmp_path / "sids", codes, K)])
+  remapped, metrics = _train(tmp_path, refreshed, "remap", ["backfill"], [], base_model=warmup,
+                             config={**CONFIG, "remap_examples": 6, "step_lr_scale": 0.0},
+                             previous_semantic_ids=inputs["semantic_ids"], previous_vocabulary=inputs["vocabulary"])
+  assert metrics["warm_started_from"] == path_utils.serving_model_path(warmup.uri)
+  assert metrics["remapped"]["rows_copied"] == metrics["remapped"]["rows"]
+  assert metrics["train_examples"] == 6 and metrics["epochs"] == 1 and metrics["span_examples"] == 24
+  before, after = _scores(warmup), _scores(remapped)
+  # Items 1, 2, 3 and 5 kept their SIDs and SID clusters: scored as before. Item 6 has another SID, and item 4's
+  # first-code cluster now counts item 6's interactions (re-keyed; a plain warm start would keep the old counts).
+  np.testing.assert_allclose(after[[0, 1, 2, 4]], before[[0, 1, 2, 4]], rtol=1e-6)
+  assert abs(after[3] - before[3]) > 1e-4 and abs(after[5] - before[5]) > 1e-4
 
 
 def _train_on_workers(tmp_path, inputs, name, workers, train_splits, eval_splits):

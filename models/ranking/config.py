@@ -36,6 +36,8 @@ class RankingConfig(Settings):
     content have no SIDs: for them it is ignored.
   warmup_examples: the warm-up trains on the backfill's latest this many interactions (0: all of them), so a
     refresh's training time stays bounded as history grows; the counts it learns from still cover all.
+  remap_examples: a SID refresh's remapped warm-up (models/ranking/remap.py) trains on the latest this many
+    interactions (0: all), one pass at a continuous-training step's learning rates (docs/refresh.md).
   step_lr_scale: both learning rates of the continuous-training steps after the warm-up, as a multiple of
     the warm-up's (a span of a few hundred interactions is a few noisy Adam steps).
   counter_tower: whether a second tower (same cross layers and hidden units) reads the counting features
@@ -87,6 +89,7 @@ class RankingConfig(Settings):
   epochs: int = 1           # per continuous-training step (one pass over a span's logs)
   warmup_epochs: int = 3    # the first step, on the backfill, which has no model to start from
   warmup_examples: int = 100_000
+  remap_examples: int = 50_000
   seed: int = 0
   max_bigram_rows: int = tokenizers.DEFAULT_MAX_ROWS
 
@@ -98,7 +101,7 @@ class RankingConfig(Settings):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("user_table_rows", "cross_layers", "warmup_examples", "history_window",
-                 "like_rate_window"):
+                 "like_rate_window", "remap_examples"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.step_lr_scale < 0:

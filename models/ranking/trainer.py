@@ -26,7 +26,7 @@ from tfx.utils import path_utils
 from formats import artifacts, feature_state, item_embeddings, progress, rqvae_model, semantic_ids, sid_vocabulary
 from formats import interaction_features as fields
 from models import distribution
-from models.ranking import baselines, evaluation
+from models.ranking import baselines, evaluation, remap
 from models.ranking import model as ranking
 from models.ranking import signatures
 from models.ranking.catalog import Catalog
@@ -37,6 +37,7 @@ ITEM_LIKE_RATE = "item_like_rate"  # the baseline's AUC slices, under metrics.js
 # Under metrics.json's "eval": AUC on the candidates whose SID came from a refresh that never saw them, and the rest.
 SID_STALENESS, STALE, REFRESHED = "sid_staleness", "stale", "refreshed"
 CHECKPOINT_DIR = "checkpoint"
+PREVIOUS = "previous_"  # custom_config's prefix of the SIDs and vocabulary a remapped base model was trained on
 
 
 def _artifact(artifact_type, uri: str):
@@ -45,9 +46,10 @@ def _artifact(artifact_type, uri: str):
   return artifact
 
 
-def load_catalog(custom_config: Dict[str, Any], with_content: bool) -> Catalog:
-  vocabulary = sid_vocabulary.settings(_artifact(artifacts.SidVocabulary, custom_config["vocabulary_uri"]))
-  ids, codes, _ = semantic_ids.load(_artifact(artifacts.SemanticIds, custom_config["semantic_ids_uri"]))
+def load_catalog(custom_config: Dict[str, Any], with_content: bool, prefix: str = "") -> Catalog:
+  """The catalog of the `prefix`ed Semantic IDs and vocabulary (previous_: those a remapped base model had)."""
+  vocabulary = sid_vocabulary.settings(_artifact(artifacts.SidVocabulary, custom_config[f"{prefix}vocabulary_uri"]))
+  ids, codes, _ = semantic_ids.load(_artifact(artifacts.SemanticIds, custom_config[f"{prefix}semantic_ids_uri"]))
   content = None
   if with_content:
     embedding_ids, content = item_embeddings.load(_artifact(artifacts.ItemEmbeddings, custom_config["embeddings_uri"]))
@@ -124,31 +126,58 @@ def _evaluate(model: ranking.RankingModel, catalog: Catalog, files, refresh_item
   return result
 
 
+def _spm_model(config: RankingConfig, custom_config: Dict[str, Any], prefix: str = "") -> Optional[bytes]:
+  if config.representation != "spm":
+    return None
+  return sid_vocabulary.load_model(_artifact(artifacts.SidVocabulary, custom_config[f"{prefix}vocabulary_uri"]),
+                                   config.table_rows)
+
+
+def _remap(model: ranking.RankingModel, custom_config: Dict[str, Any], base_model: str, build_batch,
+           span: Dict[str, np.ndarray]) -> tuple:
+  """The base model, trained on the previous refresh's SIDs, remapped into `model`; the SID-cluster counts
+  re-keyed from the interactions before the latest config.remap_examples, which it then trains on (their
+  mask). Returns (that mask or None for all, what the remap carried)."""
+  config = model.config
+  old = ranking.build(config, load_catalog(custom_config, False, PREVIOUS), _spm_model(config, custom_config, PREVIOUS))
+  ranking.warm_start(old, checkpoint_dir(base_model), build_batch)
+  keep = ranking.most_recent(span[fields.TIMESTAMP], config.remap_examples)
+  before = ~keep if keep is not None else np.zeros(len(span[fields.LABEL]), bool)
+  item_ids, rows = np.unique(span[fields.ITEM_ID][before], return_inverse=True)
+  report = remap.remap(old, model, build_batch, item_ids, np.bincount(rows, minlength=len(item_ids)),
+                       np.bincount(rows, weights=span[fields.LABEL][before], minlength=len(item_ids)))
+  return keep, report
+
+
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   strategy = distribution.strategy()  # before any TensorFlow op: a cluster's is configured at startup
   custom_config = fn_args.custom_config
   config = RankingConfig.from_dict(custom_config["ranking"])
   catalog = load_catalog(custom_config, with_content=config.representation == "dense")
-  spm_model = None
-  if config.representation == "spm":
-    spm_model = sid_vocabulary.load_model(_artifact(artifacts.SidVocabulary, custom_config["vocabulary_uri"]),
-                                          config.table_rows)
+  # Without SIDs (dense content, random hashing) no variable's meaning hangs on them: a plain warm start.
+  remapping = bool(fn_args.base_model and custom_config.get(f"{PREVIOUS}semantic_ids_uri") and config.uses_sids)
+  span = ranking.columns(fn_args.train_files, fields.COUNTING_SPEC)
+  keep, remapped = None, None
   with distribution.scope(strategy):
-    model = ranking.build(config, catalog, spm_model)
+    model = ranking.build(config, catalog, _spm_model(config, custom_config))
     build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
-    if fn_args.base_model:
+    if remapping:
+      keep, remapped = _remap(model, custom_config, fn_args.base_model, build_batch, span)
+      logging.info("Remapped from %s: %s", fn_args.base_model, remapped)
+    elif fn_args.base_model:
       ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
-      ranking.use_step_learning_rates(model)
       logging.info("Warm-started from %s", fn_args.base_model)
     else:
       model(build_batch)
+    if fn_args.base_model:
+      ranking.use_step_learning_rates(model)
 
   sid_encoder = custom_config.get("sid_encoder_uri")
   refresh_items = rqvae_model.train_item_ids(sid_encoder) if sid_encoder else None
   unseen = _evaluate(model, catalog, fn_args.eval_files, refresh_items)  # before training: the span is unseen
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
-  span = ranking.columns(fn_args.train_files, fields.COUNTING_SPEC)
-  keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
+  if not fn_args.base_model:
+    keep = ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
   examples = len(span[fields.LABEL]) if keep is None else int(keep.sum())
   train = distribution.sharded(ranking.dataset(
       fn_args.train_files, config.batch_size, shuffle_seed=config.seed, cache=epochs > 1,
@@ -160,8 +189,10 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     logging.warning("No interactions in %s: the model is carried over unchanged.", fn_args.train_files)
   seconds = time.perf_counter() - start
   steady_seconds = time.perf_counter() - first_step.time if first_step.time else None
-  model.count(span)
+  # A remapped model's counts hold the interactions before those it trained on.
+  model.count(span if not remapping or keep is None else {name: column[keep] for name, column in span.items()})
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
+             "remapped": remapped,
              "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
              "missing_splits": custom_config.get("missing_splits", []),
              "train_examples": examples, "span_examples": len(span[fields.LABEL]), "train_seconds": seconds,

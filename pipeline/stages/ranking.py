@@ -87,10 +87,17 @@ class RankingStage:
 
 def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel,
            sids: SidArtifacts) -> RankingStage:
-  """The SID refresh's ranking model, trained on the backfill from scratch: new SIDs and a new vocabulary
-  give the embedding tables new meanings, so the daily chain restarts from it."""
-  trainer = _trainer(config, examples, state, sids, base_model=None, scored_before_training=False)
-  return RankingStage(trainer, [trainer])
+  """The SID refresh's ranking model, from which the daily chain restarts: new SIDs and a new vocabulary give
+  the embedding tables new meanings. Trained on the backfill from scratch; or, with config.refresh_warm_start
+  "remap", the latest ranking model (resolved from ML Metadata; none in a first refresh, which then trains
+  from scratch) remapped onto the new SIDs and trained on the latest interactions only."""
+  if config.refresh_warm_start != "remap":
+    trainer = _trainer(config, examples, state, sids, base_model=None, scored_before_training=False)
+    return RankingStage(trainer, [trainer])
+  latest = Resolver(strategy_class=LatestArtifactStrategy, model=_trained_models()).with_id("PreviousRankingModel")
+  trainer = _trainer(config, examples, state, sids, base_model=latest.outputs["model"], scored_before_training=False,
+                     remap=True)
+  return RankingStage(trainer, [latest, trainer])
 
 
 def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, state: channel.BaseChannel,
@@ -115,14 +122,17 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sta
 
 
 def _trainer(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel, sids: SidArtifacts,
-             base_model: Optional[channel.BaseChannel], scored_before_training: bool) -> RankingTrainer:
+             base_model: Optional[channel.BaseChannel], scored_before_training: bool, remap: bool = False
+             ) -> RankingTrainer:
   """With scored_before_training, the trainer also scores the span with the incoming model before it
   trains on it (models/ranking/trainer.py): its own figure beside TFMA's. `state`: the feature state after
-  the examples' span, whose counters the serving model carries."""
+  the examples' span, whose counters the serving model carries. With `remap`, `base_model` was trained on
+  the previous refresh's SIDs (sids.previous_*), which the trainer maps onto the new ones."""
   return RankingTrainer(
       examples=examples, semantic_ids=sids.semantic_ids, vocabulary=sids.vocabulary,
       embeddings=sids.embeddings, sid_encoder=sids.sid_encoder, feature_state=state,
-      base_model=base_model, train_splits=[INTERACTIONS_SPLIT],
+      base_model=base_model, previous_semantic_ids=sids.previous_semantic_ids if remap else None,
+      previous_vocabulary=sids.previous_vocabulary if remap else None, train_splits=[INTERACTIONS_SPLIT],
       eval_splits=[INTERACTIONS_SPLIT] if scored_before_training else [],
       ranking_config=config.ranking).with_id(RANKING_TRAINER)
 

@@ -30,20 +30,27 @@ FROZEN_RQVAE_VERSION = "v1"
 
 @dataclasses.dataclass
 class SidArtifacts:
-  """Channels of the frozen SID artifacts the ranking stage consumes."""
+  """Channels of the frozen SID artifacts the ranking stage consumes; in a SID refresh, also the previous
+  refresh's (latest) Semantic IDs and vocabulary, from which a remap warm start maps the latest model."""
   semantic_ids: channel.BaseChannel
   embeddings: channel.BaseChannel
   vocabulary: channel.BaseChannel
   sid_encoder: channel.BaseChannel
   text_encoder: Optional[channel.BaseChannel]
+  previous_semantic_ids: Optional[channel.BaseChannel] = None
+  previous_vocabulary: Optional[channel.BaseChannel] = None
 
 
 def previous_refresh(config: PipelineConfig) -> Resolver:
-  """The latest Semantic IDs (the previous refresh's, with the daily runs' new items) and, with
-  config.rqvae_warm_start, the previous refresh's RQ-VAE: nothing in a first refresh. The refresh's own
-  artifacts are not among them: the resolver runs before the nodes it feeds."""
+  """The latest Semantic IDs (the previous refresh's, with the daily runs' new items); with
+  config.rqvae_warm_start the previous refresh's RQ-VAE, and with a remap warm start its vocabulary:
+  nothing in a first refresh. The refresh's own artifacts are not among them: the resolver runs before the
+  nodes it feeds."""
   channels = {"semantic_ids": channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
                                               output_key="semantic_ids")}
+  if config.refresh_warm_start == "remap":
+    channels["vocabulary"] = channel.Channel(type=artifacts.SidVocabulary, producer_component_id="SidVocabBuilder",
+                                             output_key="vocabulary")
   if config.rqvae_warm_start:
     channels["sid_encoder"] = channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
                                               output_key="model")
@@ -88,7 +95,9 @@ def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: ch
   nodes += [report, vocabulary]
   return SidArtifacts(semantic_ids=assigner.outputs["semantic_ids"], embeddings=embeddings,
                       vocabulary=vocabulary.outputs["vocabulary"], sid_encoder=rqvae.outputs["model"],
-                      text_encoder=embedder.outputs.get("encoder")), nodes
+                      text_encoder=embedder.outputs.get("encoder"),
+                      previous_semantic_ids=previous.outputs["semantic_ids"],
+                      previous_vocabulary=previous.outputs.get("vocabulary")), nodes
 
 
 def new_items(config: PipelineConfig, items: channel.BaseChannel, frozen: SidArtifacts
