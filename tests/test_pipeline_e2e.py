@@ -305,22 +305,37 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   assert sorted(int(v) for v in os.listdir(loop.serving_model_dir) if v.isdigit()) == versions
 
 
-def test_a_remap_refresh_maps_the_latest_model_and_the_next_daily_run_continues_from_it(loop, tmp_path):
-  # On a copy of the loop's outputs: a SID refresh with stable codes and a remap warm start, then span 1 again.
-  config = loop.replace(output_root=str(tmp_path / "remap"), rqvae_warm_start=True, refresh_warm_start="remap")
-  shutil.copytree(loop.output_root, config.output_root)
-  latest = summary.latest_node_outputs(runs.store(config), config.pipeline_name)["RankingTrainer"]["model"]
-  assert runs.run_with_engine(config, pipeline.create_sid_refresh_pipeline) is not None
-  refresh = _outputs(config)
-  remapped = refresh["RankingTrainer"]["model"]
-  step = _json(os.path.join(refresh["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
+def test_a_remap_refresh_mid_loop_maps_the_latest_model_and_the_next_daily_run_continues_from_it(loop, tmp_path):
+  # On a copy of the loop's outputs, the main command again with a later start: the SID refresh learns from
+  # everything before span 2 (stable codes, remap warm start), then the daily run of span 2.
+  root = pathlib.Path(loop.output_root).parent
+  output = tmp_path / "remap"
+  shutil.copytree(loop.output_root, output)
+  (tmp_path / "remap.json").write_text(json.dumps({**TINY, "rqvae_warm_start": True, "refresh_warm_start": "remap"}))
+  store = runs.store(loop.replace(output_root=str(output)))
+  latest = summary.latest_node_outputs(store, loop.pipeline_name)["RankingTrainer"]["model"]
+  args = _main_args(root, "unused")
+  args[args.index("--output_root") + 1] = str(output)
+  args[args.index("--start_date") + 1] = "2038-01-03"
+  args[args.index("--replay_spans") + 1] = "1"
+  args[args.index("--config") + 1] = str(tmp_path / "remap.json")
+  assert local_runner.main(args) == 0
+  config = runs.load_config(str(output))
+  assert (config.start_date, config.refresh_warm_start, config.rqvae_warm_start) == ("2038-01-03", "remap", True)
+  store = runs.store(config)
+  history = lambda key: summary.output_history(store, config.pipeline_name, "RankingTrainer", key)
+  [(remapped, execution)] = [(model, execution) for model, execution in history("model")
+                             if model.custom_properties["span"].int_value == D1 and model.id > latest.id]
+  [run] = [run for run, produced_by in history("model_run") if produced_by.id == execution.id]
+  step = _json(os.path.join(run.uri, ranking_trainer.METRICS_FILE))
   assert step["warm_started_from"] == path_utils.serving_model_path(latest.uri)
-  assert step["remapped"]["rows"] > 0 and step["train_examples"] == 6 and step["epochs"] == 1
-  # The next daily run resolves the remapped model (of the same span as the first refresh's): it is the one
-  # evaluated on the span and trained on.
-  first = daily_run.run_span(config, D1)
-  assert first["evaluated_model"]["id"] == remapped.id and first["evaluated_model"]["span"] == D1 - 1
-  assert _outputs(config)["RankingTrainer"]["model"].id != remapped.id
+  assert step["remapped"]["rows"] > 0 and step["train_examples"] == 10 and step["epochs"] == 1
+  rqvae = summary.latest_node_outputs(store, config.pipeline_name)["RQVAETrainer"]["model"]
+  assert rqvae.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value
+  # The daily run of span 2 resolved the remapped model (span 1: the refresh's backfill ends there): it is the
+  # one evaluated on span 2 and trained on.
+  second = _json(daily_run.record_path(str(output), D2))
+  assert second["evaluated_model"]["id"] == remapped.id and second["evaluated_model"]["span"] == D1
 
 
 def test_daily_run_refuses_spans_it_cannot_run(loop, capsys):
