@@ -43,6 +43,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 import kubeflow
 from formats import artifacts, spans
+from formats.errors import InputDataError
 from pipeline import configs, pipeline
 from pipeline.stages.semantic_ids import FROZEN_RQVAE_VERSION
 
@@ -171,14 +172,20 @@ def main(argv=None) -> int:
   parser.add_argument("--project")
   parser.add_argument("--region")
   parser.add_argument("--temp_location")
+  parser.add_argument("--config", help="JSON file of PipelineConfig fields to override (model settings, the SID "
+                      "refresh's warm starts...: see pipeline/configs.py)")
   args = parser.parse_args(argv)
   try:
     beam = beam_args(args.beam_runner, args.project, args.region, args.temp_location)
   except ValueError as e:
     parser.error(str(e))
-  config = configs.PipelineConfig(
-      input_base=args.data_root, output_root=args.pipeline_root, span_period=args.span_period,
-      start_date=args.start_date, pipeline_name=PIPELINE_NAME, beam_pipeline_args=beam)
+  try:
+    config = configs.PipelineConfig(**{
+        **configs.PipelineConfig.overrides(args.config), "input_base": args.data_root,
+        "output_root": args.pipeline_root, "span_period": args.span_period, "start_date": args.start_date,
+        "pipeline_name": PIPELINE_NAME, "beam_pipeline_args": beam})
+  except InputDataError as e:
+    parser.error(str(e))
   print(compile_pipeline(args.pipeline, config, args.image, args.output or f"{args.pipeline}.yaml"))
   return 0
 

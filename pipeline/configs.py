@@ -5,6 +5,7 @@ Nothing here is tied to one dataset: dates and the span period come from flags o
 """
 
 import dataclasses
+import json
 import os
 from typing import Any, Dict, List, Optional
 
@@ -123,6 +124,18 @@ class PipelineConfig:
   def recommender_serving_dir(self) -> str:
     """Where the daily runs push the two-stage `recommend` model."""
     return os.path.join(self.output_root, "serving", RECOMMEND_MODEL_NAME)
+
+  @staticmethod
+  def overrides(path: Optional[str]) -> Dict[str, Any]:
+    """The PipelineConfig fields a --config JSON file sets ({} without one); InputDataError naming unknown ones."""
+    if not path:
+      return {}
+    with open(path) as f:
+      overrides = json.load(f)
+    unknown = sorted(set(overrides) - {field.name for field in dataclasses.fields(PipelineConfig)})
+    if unknown:
+      raise InputDataError(f"--config {path}: unknown settings {', '.join(unknown)}")
+    return overrides
 
   def replace(self, **changes) -> "PipelineConfig":
     return dataclasses.replace(self, **changes)

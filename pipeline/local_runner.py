@@ -10,7 +10,6 @@ directory to a served ranking model, through the production loop.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -79,12 +78,8 @@ def prepare(args) -> configs.PipelineConfig:
     print(f"  {reason}")
   input_base = os.path.join(args.output_root, INPUT_DIR)
   partition.ensure_partitioned(args.data_root, input_base, choice.span_period, choice.start_date, data=data)
-  overrides = {}
-  if args.config:
-    with open(args.config) as f:
-      overrides = json.load(f)
   config = configs.PipelineConfig(**{
-      "rqvae_v0_cutoff": choice.v0_cutoff, **overrides, "input_base": input_base,
+      "rqvae_v0_cutoff": choice.v0_cutoff, **configs.PipelineConfig.overrides(args.config), "input_base": input_base,
       "output_root": args.output_root, "span_period": choice.span_period, "start_date": choice.start_date,
       "precomputed_embeddings": args.precomputed_embeddings, "enable_cache": not args.no_cache,
       **({"beam_pipeline_args": beam_runners.engine_args(args.beam_runner, args.dask_scheduler)}

@@ -94,6 +94,36 @@ def test_sid_refresh_job_has_every_component_and_no_parameter(compiled):
   assert job["runtimeConfig"] == {"gcsOutputDirectory": "gs://bucket/root/pipeline_root"}
 
 
+def test_a_refresh_with_stable_codes_and_remap_resolves_the_previous_artifacts_of_their_kind(compiled, tmp_path,
+                                                                                           capsys):
+  paths, _, _, input_base = compiled
+  settings = tmp_path / "refresh.json"
+  settings.write_text(json.dumps({"rqvae_warm_start": True, "refresh_warm_start": "remap"}))
+  common = ["--image", IMAGE, "--pipeline_root", "gs://bucket/root", "--data_root", input_base,
+            "--span_period", "month", "--start_date", "2016-01-01"]
+  output = str(tmp_path / "refresh.json.out")
+  assert runner.main(["--pipeline", "sid_refresh", "--output", output, "--config", str(settings), *common]) == 0
+  with open(output) as f:
+    spec = json.load(f)["pipelineSpec"]
+  assert set(spec["root"]["dag"]["tasks"]) == REFRESH_TASKS | {"PreviousRankingModel"}
+  queries = {label: {key: query["filter"] for key, query in e["resolver"]["outputArtifactQueries"].items()}
+             for label, e in spec["deploymentSpec"]["executors"].items() if "resolver" in e}
+  assert sorted(queries) == ["PreviousRankingModel_executor", "PreviousSidArtifacts_executor"]
+  previous = queries["PreviousSidArtifacts_executor"]
+  assert sorted(previous) == ["semantic_ids", "sid_encoder", "vocabulary"]
+  assert previous["sid_encoder"].endswith(runner.QUERY_CLAUSES[artifacts.RQVAEModel.TYPE_NAME])
+  assert previous["semantic_ids"].endswith(runner.QUERY_CLAUSES[artifacts.SemanticIds.TYPE_NAME])
+  assert queries["PreviousRankingModel_executor"]["model"].endswith(
+      runner.model_kind_clause("PreviousRankingModel_executor", "tfx.Model"))
+  for bad, message in (({"refresh_warm_start": "retrain"}, "refresh_warm_start must be one of scratch, remap, got "
+                                                           "'retrain'"),
+                       ({"rqvae_warmstart": True}, "unknown settings rqvae_warmstart")):
+    settings.write_text(json.dumps(bad))
+    with pytest.raises(SystemExit):
+      runner.main(["--pipeline", "sid_refresh", "--output", output, "--config", str(settings), *common])
+    assert message in capsys.readouterr().err
+
+
 def _artifact_types(node):
   """Every artifactType in a spec (components' input and output definitions)."""
   if isinstance(node, dict):
