@@ -161,14 +161,17 @@ def main(argv=None) -> int:
         interactions, liked = _per_item([experiments.kept_rows(history, ~recent)], ids)
         batch = {name: value[:256] for name, value in splits[after].items()}  # builds the variables
         remap.remap(stale, new, batch, ids, interactions, liked, method, carry_pieces=carry)
+        remap_seconds = time.perf_counter() - start
         if lr == "step":
           ranking.use_step_learning_rates(new)
         examples = experiments.train_step(new, experiments.kept_rows(history, recent), after)
       else:
+        remap_seconds = 0.0
         examples = experiments.warm_up(new, history, ranking.most_recent(history[fields.TIMESTAMP].numpy(),
                                                                          config.warmup_examples))
       seconds = time.perf_counter() - start
       record({"arm": arm, "sids": sids, "seed": seed, "train_examples": examples, "train_seconds": round(seconds, 1),
+              "remap_seconds": round(remap_seconds, 1),
               **_after_refresh(new, splits, after)})
     if ("stale", "loop", seed, len(splits) - 1, after) not in finished:
       record({"arm": "stale", "sids": "loop", "seed": seed, "train_examples": 0, "train_seconds": 0.0,
