@@ -68,6 +68,17 @@ class LatestBeforeSpan(_BeforeSpan):
     return {key: _latest_first_before(artifacts, self._span)[:1] for key, artifacts in input_dict.items()}
 
 
+class LatestOfEach(resolver.ResolverStrategy):
+  """For each input key, its latest LIVE artifact ([] when none). TFX's LatestArtifactStrategy resolves
+  nothing at all when any key has none, and logs it as an error: in a first SID refresh every key has none."""
+
+  def resolve_artifacts(self, store: metadata_store.MetadataStore,
+                        input_dict: ArtifactDict) -> ArtifactDict:
+    del store
+    return {key: sorted(filter(_live, artifacts), key=lambda a: a.id, reverse=True)[:1]
+            for key, artifacts in input_dict.items()}
+
+
 class LatestBlessedBeforeSpan(_BeforeSpan):
   """The latest blessed `model` of a span before `span` and its `model_blessing` ([] and [] when none).
 

@@ -13,7 +13,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan
+from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, LatestOfEach
 from formats import artifacts
 
 PIPELINE = "sid_ranking"
@@ -160,6 +160,14 @@ def test_latest_before_span_breaks_ties_by_id_and_skips_unfinished_and_unspanned
             _artifact(standard_artifacts.Model, 6, span=5, state=metadata_store_pb2.Artifact.PENDING),
             _artifact(standard_artifacts.Model, 7, span=9)]
   resolved = LatestBeforeSpan(span=9).resolve_artifacts(None, {"model": models, "state": []})
+  assert [a.id for a in resolved["model"]] == [3] and resolved["state"] == []
+
+
+def test_latest_of_each_takes_each_keys_newest_live_artifact_and_nothing_for_an_empty_key():
+  models = [_artifact(standard_artifacts.Model, 1), _artifact(standard_artifacts.Model, 3),
+            _artifact(standard_artifacts.Model, 4, state=metadata_store_pb2.Artifact.PENDING),
+            _artifact(standard_artifacts.Model, 2)]
+  resolved = LatestOfEach().resolve_artifacts(None, {"model": models, "state": []})
   assert [a.id for a in resolved["model"]] == [3] and resolved["state"] == []
 
 

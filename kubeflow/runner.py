@@ -83,7 +83,7 @@ def _build_pipeline(name: str, config: configs.PipelineConfig) -> tfx_pipeline.P
   if name == DAILY:
     return pipeline.create_daily_pipeline(config, data_types.RuntimeParameter(
         name=kubeflow.SPAN_PARAMETER, ptype=str, default=kubeflow.LATEST_SPAN))
-  return pipeline.create_sid_refresh_pipeline(config)
+  return pipeline.create_sid_refresh_pipeline(config, stock_resolvers=True)
 
 
 def compile_pipeline(name: str, config: configs.PipelineConfig, image: str, output: str) -> str:

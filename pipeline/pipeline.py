@@ -26,13 +26,16 @@ from pipeline.stages import ingestion, ranking, retrieval, semantic_ids
 def create_sid_refresh_pipeline(
     config: PipelineConfig,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    stock_resolvers: bool = False,
 ) -> tfx_pipeline.Pipeline:
-  """The SID refresh over the backfill (everything before config.start_date)."""
+  """The SID refresh over the backfill (everything before config.start_date). `stock_resolvers`: for a
+  compiler that takes TFX's stock resolver strategies only (Kubeflow's)."""
   backfill = ingestion.ingestion(config, validate_items=True)
   sids, sid_nodes = semantic_ids.sid_refresh(
-      config, items=backfill.example_gen.outputs["items"], examples=backfill.example_gen.outputs["examples"])
+      config, items=backfill.example_gen.outputs["items"], examples=backfill.example_gen.outputs["examples"],
+      stock_resolvers=stock_resolvers)
   warmup = ranking.warmup(config, backfill.example_gen.outputs["examples"], backfill.example_gen.outputs["state"],
-                          sids)
+                          sids, stock_resolvers)
   retrieval_warmup = retrieval.warmup(config, backfill.example_gen.outputs["examples"], sids)
   return _pipeline(config, [*backfill.nodes, *sid_nodes, *warmup.nodes, *retrieval_warmup.nodes],
                    metadata_connection_config)

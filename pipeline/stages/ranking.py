@@ -26,6 +26,7 @@ from components.resolvers import LatestBeforeSpan, LatestBlessedBeforeSpan
 from formats import artifacts
 from pipeline.configs import PipelineConfig
 from pipeline.stages.ingestion import Span
+from pipeline.stages import semantic_ids
 from pipeline.stages.semantic_ids import INTERACTIONS_SPLIT, SidArtifacts
 
 RANKING_TRAINER = "RankingTrainer"
@@ -86,7 +87,7 @@ class RankingStage:
 
 
 def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel,
-           sids: SidArtifacts) -> RankingStage:
+           sids: SidArtifacts, stock_resolvers: bool = False) -> RankingStage:
   """The SID refresh's ranking model, from which the daily chain restarts: new SIDs and a new vocabulary give
   the embedding tables new meanings. Trained on the backfill from scratch; or, with config.refresh_warm_start
   "remap", the latest ranking model (resolved from ML Metadata; none in a first refresh, which then trains
@@ -94,7 +95,7 @@ def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel
   if config.refresh_warm_start != "remap":
     trainer = _trainer(config, examples, state, sids, base_model=None, scored_before_training=False)
     return RankingStage(trainer, [trainer])
-  latest = Resolver(strategy_class=LatestArtifactStrategy, model=_trained_models()).with_id("PreviousRankingModel")
+  latest = semantic_ids.latest("PreviousRankingModel", stock_resolvers, model=_trained_models())
   trainer = _trainer(config, examples, state, sids, base_model=latest.outputs["model"], scored_before_training=False,
                      remap=True)
   return RankingStage(trainer, [latest, trainer])

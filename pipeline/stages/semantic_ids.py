@@ -14,6 +14,7 @@ from tfx.types import channel
 
 from components.content_embedder.component import ContentEmbedder
 from components.embedding_importer.component import EmbeddingImporter
+from components.resolvers import LatestOfEach
 from components.encoder_pusher.component import EncoderPusher
 from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
@@ -41,7 +42,15 @@ class SidArtifacts:
   previous_vocabulary: Optional[channel.BaseChannel] = None
 
 
-def previous_refresh(config: PipelineConfig) -> Resolver:
+def latest(node_id: str, stock_resolvers: bool, **channels: channel.Channel) -> Resolver:
+  """The latest artifact of each of `channels` (none: nothing for that key). `stock_resolvers` (a spec
+  compiled for Kubeflow, whose compiler takes TFX's stock strategies only): LatestArtifactStrategy, which
+  resolves nothing for any key while one key has none (logged as an error, harmless: the inputs are optional)."""
+  return Resolver(strategy_class=LatestArtifactStrategy if stock_resolvers else LatestOfEach,
+                  **channels).with_id(node_id)
+
+
+def previous_refresh(config: PipelineConfig, stock_resolvers: bool) -> Resolver:
   """The latest Semantic IDs (the previous refresh's, with the daily runs' new items); with
   config.rqvae_warm_start the previous refresh's RQ-VAE, and with a remap warm start its vocabulary:
   nothing in a first refresh. The refresh's own artifacts are not among them: the resolver runs before the
@@ -54,11 +63,11 @@ def previous_refresh(config: PipelineConfig) -> Resolver:
   if config.rqvae_warm_start:
     channels["sid_encoder"] = channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
                                               output_key="model")
-  return Resolver(strategy_class=LatestArtifactStrategy, **channels).with_id("PreviousSidArtifacts")
+  return latest("PreviousSidArtifacts", stock_resolvers, **channels)
 
 
-def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: channel.BaseChannel
-                ) -> tuple[SidArtifacts, List[base_node.BaseNode]]:
+def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: channel.BaseChannel,
+                stock_resolvers: bool = False) -> tuple[SidArtifacts, List[base_node.BaseNode]]:
   """Item embeddings, RQ-VAE v1 (and v0 with config.rqvae_v0_cutoff), every item's SID, the quality
   report (with the share of SIDs changed since the previous refresh) and SentencePiece vocabularies learned
   from the backfill's impressions; the content encoder pushed to config.encoder_serving_dir, where the model
@@ -72,7 +81,7 @@ def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: ch
   nodes: List[base_node.BaseNode] = [embedder]
   if "encoder" in embedder.outputs:
     nodes.append(EncoderPusher(encoder=embedder.outputs["encoder"], base_directory=config.encoder_serving_dir))
-  previous = previous_refresh(config)
+  previous = previous_refresh(config, stock_resolvers)
   rqvae = RQVAETrainer(embeddings=embeddings, items=items, config=config.rqvae, version=FROZEN_RQVAE_VERSION,
                        base_model=previous.outputs.get("sid_encoder"))
   assigner = SemanticIdAssigner(embeddings=embeddings, model=rqvae.outputs["model"])
