@@ -55,13 +55,8 @@ SLICES = ("overall", "cold_start")
 
 def _per_item(splits: List[Dict[str, tf.Tensor]], ids: np.ndarray) -> tuple:
   """Interactions and liked ones per item of `ids` (sorted) over `splits`."""
-  interactions, liked = np.zeros(len(ids)), np.zeros(len(ids))
-  for split in splits:
-    rows = np.searchsorted(ids, split[fields.ITEM_ID].numpy())
-    found = (rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == split[fields.ITEM_ID].numpy())
-    np.add.at(interactions, rows[found], 1)
-    np.add.at(liked, rows[found], split[fields.LABEL].numpy()[found])
-  return interactions, liked
+  column = lambda name: np.concatenate([split[name].numpy() for split in splits])
+  return remap.item_counts(ids, column(fields.ITEM_ID), column(fields.LABEL))
 
 
 def _concatenated(splits: List[Dict[str, tf.Tensor]]) -> Dict[str, tf.Tensor]:
@@ -100,19 +95,15 @@ def main(argv=None) -> int:
     raise SystemExit(f"--refresh_after must leave spans on both sides: 1 .. {len(splits) - 2}")
   loop_catalog = inputs.catalogs["v1"]
   ids, content = loop_catalog.item_ids, loop_catalog.content
-  order = np.argsort(ids)
-  if not (order == np.arange(len(ids))).all():
+  if (np.diff(ids) <= 0).any():
     raise SystemExit("the catalog's item ids are not sorted")
   # The refresh's corpus: every item but those first rated after span R.
-  later = np.zeros(len(ids), bool)
-  seen_by_refresh = _per_item(splits[:after + 1], ids)[0] > 0
-  later[_per_item(splits[after + 1:], ids)[0] > 0] = True
-  corpus = seen_by_refresh | ~later
+  impressions = _per_item(splits[:after + 1], ids)[0]
+  corpus = (impressions > 0) | (_per_item(splits[after + 1:], ids)[0] == 0)
   outputs = summary.latest_node_outputs(summary.readonly_store(loop_config.metadata_path), loop_config.pipeline_name)
   loop_model = summary.latest_artifact(outputs, artifacts.RQVAEModel, "model", "RQVAETrainer")
   loop_model_dir = path_utils.serving_model_path(loop_model.uri)
   levels, size = loop_catalog.codes.shape[1], loop_catalog.codebook_size
-  impressions = _per_item(splits[:after + 1], ids)[0]
   variants = {}
   for name, warm in (("scratch RQ-VAE", False), ("stable codes", True)):
     codes, seconds = _refreshed_sids(loop_config, loop_model_dir, content, corpus, warm)

@@ -16,6 +16,8 @@ EXPORTED, VERSION, RQVAE_VERSION = "exported", "version", "rqvae_version"
 MODEL_KIND, RANKING, RETRIEVAL = "model_kind", "ranking", "retrieval"
 # Input keys of the components that read a Semantic-ID catalog (the trainers, the pusher, the evaluator).
 SEMANTIC_IDS, VOCABULARY, EMBEDDINGS = "semantic_ids", "vocabulary", "embeddings"
+# The prefix of the Semantic IDs and vocabulary a ranking model was trained on, when a SID refresh remaps it.
+PREVIOUS = "previous_"
 # Files and splits: IngestionReport's report, SpanExampleGen's interactions split, the retrieval
 # evaluation's metrics (ModelEvaluation) and the SidVocabulary's report.
 INGESTION_REPORT_FILE = "ingestion_report.json"

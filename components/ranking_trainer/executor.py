@@ -21,7 +21,7 @@ from tfx.utils import io_utils, proto_utils
 
 from components.resolvers import SPAN
 from formats import feature_state, spans
-from formats.artifacts import EMBEDDINGS, MODEL_KIND, RANKING, RETRIEVAL, SEMANTIC_IDS, VOCABULARY
+from formats.artifacts import EMBEDDINGS, MODEL_KIND, PREVIOUS, RANKING, RETRIEVAL, SEMANTIC_IDS, VOCABULARY
 from models import distribution
 
 # The frozen RQ-VAE, bundled into the serving model: unknown items' SIDs from their content vectors.
@@ -29,7 +29,7 @@ SID_ENCODER = "sid_encoder"
 # The feature state after the trained span: the serving model's snapshot of the counters.
 FEATURE_STATE = "feature_state"
 # The SIDs and vocabulary a base model was trained on, when a SID refresh remaps it onto new ones.
-PREVIOUS_SEMANTIC_IDS, PREVIOUS_VOCABULARY = f"previous_{SEMANTIC_IDS}", f"previous_{VOCABULARY}"
+PREVIOUS_SEMANTIC_IDS, PREVIOUS_VOCABULARY = PREVIOUS + SEMANTIC_IDS, PREVIOUS + VOCABULARY
 _ARGS = {standard_component_specs.TRAIN_ARGS_KEY: trainer_pb2.TrainArgs,
          standard_component_specs.EVAL_ARGS_KEY: trainer_pb2.EvalArgs}
 TRAINED_SPANS = "trained_spans"

@@ -24,7 +24,7 @@ Example:
   report = remap(old, new, batch, item_ids, interactions, liked)   # then train `new` on recent spans only
 """
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -92,6 +92,16 @@ def fit_rows(pieces: tf.RaggedTensor, targets: np.ndarray, weights: np.ndarray, 
   return rows
 
 
+def item_counts(item_ids: np.ndarray, interacted: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """Interactions and liked ones per item of `item_ids` (sorted, unique) among the interactions with the items
+  `interacted`, labelled `labels` (1: liked); interactions with other items are left out."""
+  rows = np.searchsorted(item_ids, interacted)
+  found = rows < len(item_ids)
+  found[found] = item_ids[rows[found]] == interacted[found]
+  return (np.bincount(rows[found], minlength=len(item_ids)).astype(np.float64),
+          np.bincount(rows[found], weights=np.asarray(labels, np.float64)[found], minlength=len(item_ids)))
+
+
 def _shared_variables(model: ranking.RankingModel) -> List[tf.Variable]:
   """The variables whose meaning does not hang on the SIDs, in a fixed order."""
   own = {_table(model.items).ref()} if isinstance(model.items, PieceItems) else set()
@@ -106,7 +116,7 @@ def remap(old: ranking.RankingModel, new: ranking.RankingModel, features: Dict[s
   """Starts `new` (built on the refreshed catalog and vocabulary) from `old`, as the module docstring says.
   `features` (one batch) builds both models' variables; `item_ids` [n] with their `interactions` and `liked`
   counts so far (the feature state's item counters) weight the fit and re-key the SID-cluster counts.
-  Returns what was carried: shares of rows copied and fitted."""
+  Returns what was carried: how many variables beside the SID tables, item-table rows, and rows copied."""
   mismatch = {k: (v, getattr(new.config, k)) for k, v in ranking.architecture(old.config).items()
               if v != ranking.architecture(new.config)[k]}
   if mismatch:

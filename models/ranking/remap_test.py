@@ -125,3 +125,9 @@ def test_what_cannot_be_remapped_is_refused(old_model):
   with pytest.raises(ValueError, match=r"architecture change: \(old, new\) differ in \{'hidden_units'"):
     remap.remap(old_model, wider, _features(np.arange(1, N + 1), np.random.default_rng(6)), np.arange(1, N + 1),
                 INTERACTIONS, LIKED)
+
+
+def test_item_counts_count_each_catalog_items_interactions_and_likes():
+  interactions, liked = remap.item_counts(np.array([2, 5, 9]), np.array([5, 9, 5, 7, 11, 2, 0]),
+                                          np.array([1, 0, 1, 1, 1, 0, 1]))
+  assert interactions.tolist() == [1, 2, 1] and liked.tolist() == [0, 2, 0]  # items 7, 11 and 0 are not listed

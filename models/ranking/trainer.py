@@ -25,6 +25,7 @@ from tfx.utils import path_utils
 
 from formats import artifacts, feature_state, item_embeddings, progress, rqvae_model, semantic_ids, sid_vocabulary
 from formats import interaction_features as fields
+from formats.artifacts import PREVIOUS
 from models import distribution
 from models.ranking import baselines, evaluation, remap
 from models.ranking import model as ranking
@@ -37,7 +38,6 @@ ITEM_LIKE_RATE = "item_like_rate"  # the baseline's AUC slices, under metrics.js
 # Under metrics.json's "eval": AUC on the candidates whose SID came from a refresh that never saw them, and the rest.
 SID_STALENESS, STALE, REFRESHED = "sid_staleness", "stale", "refreshed"
 CHECKPOINT_DIR = "checkpoint"
-PREVIOUS = "previous_"  # custom_config's prefix of the SIDs and vocabulary a remapped base model was trained on
 
 
 def _artifact(artifact_type, uri: str):
@@ -133,8 +133,8 @@ def _spm_model(config: RankingConfig, custom_config: Dict[str, Any], prefix: str
                                    config.table_rows)
 
 
-def _remap(model: ranking.RankingModel, custom_config: Dict[str, Any], base_model: str, build_batch,
-           span: Dict[str, np.ndarray]) -> tuple:
+def _remap(model: ranking.RankingModel, catalog: Catalog, custom_config: Dict[str, Any], base_model: str,
+           build_batch, span: Dict[str, np.ndarray]) -> tuple:
   """The base model, trained on the previous refresh's SIDs, remapped into `model`; the SID-cluster counts
   re-keyed from the interactions before the latest config.remap_examples, which it then trains on (their
   mask). Returns (that mask or None for all, what the remap carried)."""
@@ -143,9 +143,8 @@ def _remap(model: ranking.RankingModel, custom_config: Dict[str, Any], base_mode
   ranking.warm_start(old, checkpoint_dir(base_model), build_batch)
   keep = ranking.most_recent(span[fields.TIMESTAMP], config.remap_examples)
   before = ~keep if keep is not None else np.zeros(len(span[fields.LABEL]), bool)
-  item_ids, rows = np.unique(span[fields.ITEM_ID][before], return_inverse=True)
-  report = remap.remap(old, model, build_batch, item_ids, np.bincount(rows, minlength=len(item_ids)),
-                       np.bincount(rows, weights=span[fields.LABEL][before], minlength=len(item_ids)))
+  counts = remap.item_counts(catalog.item_ids, span[fields.ITEM_ID][before], span[fields.LABEL][before])
+  report = remap.remap(old, model, build_batch, catalog.item_ids, *counts)
   return keep, report
 
 
@@ -162,7 +161,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
     model = ranking.build(config, catalog, _spm_model(config, custom_config))
     build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
     if remapping:
-      keep, remapped = _remap(model, custom_config, fn_args.base_model, build_batch, span)
+      keep, remapped = _remap(model, catalog, custom_config, fn_args.base_model, build_batch, span)
       logging.info("Remapped from %s: %s", fn_args.base_model, remapped)
     elif fn_args.base_model:
       ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
