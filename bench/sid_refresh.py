@@ -74,6 +74,53 @@ def _refreshed_sids(loop_config, loop_model_dir: str, content: np.ndarray, corpu
   return rqvae.encode_all(model, content).astype(np.int64), time.perf_counter() - start
 
 
+class Runs:
+  """The arms' runs in a JSON-lines file, one per (arm, SIDs, seed) of a replay of `spans` spans refreshed after
+  span `after`: a re-run skips those done."""
+
+  def __init__(self, path: str, spans: int, after: int):
+    self.path, self.spans, self.after, self.done = path, spans, after, []
+    if os.path.exists(path):
+      with open(path) as f:
+        self.done = [json.loads(line) for line in f if line.strip()]
+
+  def finished(self, arm: str, sids: str, seed: int) -> bool:
+    return any((r["arm"], r["sids"], r["seed"]) == (arm, sids, seed) for r in self.rows())
+
+  def record(self, row: Dict) -> None:
+    row = {**row, "spans": self.spans, "refresh_after": self.after}
+    self.done.append(row)
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    print(json.dumps({k: v for k, v in row.items() if k != "per_span"}), flush=True)
+
+  def rows(self) -> List[Dict]:
+    """This replay's runs."""
+    return [r for r in self.done if r["spans"] == self.spans and r["refresh_after"] == self.after]
+
+
+def refreshed_sids(loop_config, loop_catalog: Catalog, splits: List[Dict[str, tf.Tensor]], after: int) -> tuple:
+  """A refresh after split `after`: (impressions per item through it, the refresh's corpus: every item but
+  those first rated later, {"scratch RQ-VAE" / "stable codes": (every item's new codes, the changed shares)})."""
+  ids, content = loop_catalog.item_ids, loop_catalog.content
+  if (np.diff(ids) <= 0).any():
+    raise SystemExit("the catalog's item ids are not sorted")
+  impressions = _per_item(splits[:after + 1], ids)[0]
+  corpus = (impressions > 0) | (_per_item(splits[after + 1:], ids)[0] == 0)
+  outputs = summary.latest_node_outputs(summary.readonly_store(loop_config.metadata_path), loop_config.pipeline_name)
+  loop_model = summary.latest_artifact(outputs, artifacts.RQVAEModel, "model", "RQVAETrainer")
+  loop_model_dir = path_utils.serving_model_path(loop_model.uri)
+  variants = {}
+  for name, warm in (("scratch RQ-VAE", False), ("stable codes", True)):
+    codes, seconds = _refreshed_sids(loop_config, loop_model_dir, content, corpus, warm)
+    changes = metrics.code_changes(ids[corpus], loop_catalog.codes[corpus], ids[corpus], codes[corpus])
+    print(f"{name}: RQ-VAE {seconds:.0f} s on {corpus.sum()} items; code changed per level "
+          f"{', '.join(f'{s:.3f}' for s in changes['changed_share'])}, SID changed {changes['sid_changed_share']:.3f}",
+          flush=True)
+    variants[name] = (codes, changes)
+  return impressions, corpus, variants
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--output_root", default=configs.OUTPUT_ROOT)
@@ -94,39 +141,14 @@ def main(argv=None) -> int:
   if not 0 < after < len(splits) - 1:
     raise SystemExit(f"--refresh_after must leave spans on both sides: 1 .. {len(splits) - 2}")
   loop_catalog = inputs.catalogs["v1"]
-  ids, content = loop_catalog.item_ids, loop_catalog.content
-  if (np.diff(ids) <= 0).any():
-    raise SystemExit("the catalog's item ids are not sorted")
-  # The refresh's corpus: every item but those first rated after span R.
-  impressions = _per_item(splits[:after + 1], ids)[0]
-  corpus = (impressions > 0) | (_per_item(splits[after + 1:], ids)[0] == 0)
-  outputs = summary.latest_node_outputs(summary.readonly_store(loop_config.metadata_path), loop_config.pipeline_name)
-  loop_model = summary.latest_artifact(outputs, artifacts.RQVAEModel, "model", "RQVAETrainer")
-  loop_model_dir = path_utils.serving_model_path(loop_model.uri)
+  ids = loop_catalog.item_ids
   levels, size = loop_catalog.codes.shape[1], loop_catalog.codebook_size
-  variants = {}
-  for name, warm in (("scratch RQ-VAE", False), ("stable codes", True)):
-    codes, seconds = _refreshed_sids(loop_config, loop_model_dir, content, corpus, warm)
-    changes = metrics.code_changes(ids[corpus], loop_catalog.codes[corpus], ids[corpus], codes[corpus])
-    print(f"{name}: RQ-VAE {seconds:.0f} s on {corpus.sum()} items; code changed per level "
-          f"{', '.join(f'{s:.3f}' for s in changes['changed_share'])}, SID changed {changes['sid_changed_share']:.3f}",
-          flush=True)
-    variants[name] = (Catalog(ids, codes, size, content), codes, changes)
+  impressions, corpus, refreshed = refreshed_sids(loop_config, loop_catalog, splits, after)
+  variants = {name: (Catalog(ids, codes, size, loop_catalog.content), codes, changes)
+              for name, (codes, changes) in refreshed.items()}
   windows = [int(w) for w in args.windows.split(",")]
   methods = args.methods.split(",")
-  done = []
-  if os.path.exists(args.output):
-    with open(args.output) as f:
-      done = [json.loads(line) for line in f if line.strip()]
-  key = lambda row: (row["arm"], row["sids"], row["seed"], row["spans"], row["refresh_after"])
-  finished = {key(row) for row in done}
-
-  def record(row):
-    row = {**row, "spans": len(splits) - 1, "refresh_after": after}
-    done.append(row)
-    with open(args.output, "a") as f:
-      f.write(json.dumps(row) + "\n")
-    print(json.dumps({k: v for k, v in row.items() if k != "per_span"}), flush=True)
+  runs = Runs(args.output, len(splits) - 1, after)
 
   for seed in range(args.seeds):
     config = RankingConfig.from_dict({**loop_config.ranking, "seed": seed})
@@ -142,7 +164,7 @@ def main(argv=None) -> int:
             for carry in args.carry.split(",") for window in windows for lr in args.learning_rates.split(",")]
     plan += [("scratch", sids, None, None, None, None) for sids in variants]
     for arm, sids, method, window, carry, lr in plan:
-      if (arm, sids, seed, len(splits) - 1, after) in finished:
+      if runs.finished(arm, sids, seed):
         continue
       new = ranking.build(config, variants[sids][0], spm_models[sids])
       start = time.perf_counter()
@@ -161,13 +183,13 @@ def main(argv=None) -> int:
         examples = experiments.warm_up(new, history, ranking.most_recent(history[fields.TIMESTAMP].numpy(),
                                                                          config.warmup_examples))
       seconds = time.perf_counter() - start
-      record({"arm": arm, "sids": sids, "seed": seed, "train_examples": examples, "train_seconds": round(seconds, 1),
-              "remap_seconds": round(remap_seconds, 1),
-              **_after_refresh(new, splits, after)})
-    if ("stale", "loop", seed, len(splits) - 1, after) not in finished:
-      record({"arm": "stale", "sids": "loop", "seed": seed, "train_examples": 0, "train_seconds": 0.0,
-              **_after_refresh(stale, splits, after)})
-  _print_table(done, variants, len(splits) - 1, after)
+      runs.record({"arm": arm, "sids": sids, "seed": seed, "train_examples": examples,
+                   "train_seconds": round(seconds, 1), "remap_seconds": round(remap_seconds, 1),
+                   **_after_refresh(new, splits, after)})
+    if not runs.finished("stale", "loop", seed):
+      runs.record({"arm": "stale", "sids": "loop", "seed": seed, "train_examples": 0, "train_seconds": 0.0,
+                   **_after_refresh(stale, splits, after)})
+  _print_table(runs, variants)
   return 0
 
 
@@ -181,9 +203,9 @@ def _after_refresh(model: ranking.RankingModel, splits: List[Dict[str, tf.Tensor
   return {key: slices[key]["auc"] for key in SLICES}
 
 
-def _print_table(done: List[Dict], variants: Dict, spans: int, after: int) -> None:
-  rows = [r for r in done if r["spans"] == spans and r["refresh_after"] == after]
-  print(f"\nSpans {after + 1}..{spans} after a refresh after span {after}; mean ± std over seeds")
+def _print_table(runs: Runs, variants: Dict) -> None:
+  rows = runs.rows()
+  print(f"\nSpans {runs.after + 1}..{runs.spans} after a refresh after span {runs.after}; mean ± std over seeds")
   print("| arm | SIDs | AUC | cold-start | training examples | training s | seeds |")
   print("| --- | --- | --- | --- | --- | --- | --- |")
   for arm, sids in dict.fromkeys((r["arm"], r["sids"]) for r in rows):

@@ -70,9 +70,9 @@ class PipelineConfig:
   # Stable codes: a SID refresh starts its RQ-VAE from the previous refresh's (when there is one), so that
   # items whose content and neighbourhood did not change keep their SIDs (models/rqvae/model.py).
   rqvae_warm_start: bool = False
-  # What a SID refresh's ranking warm-up starts from: "scratch" (trained on the backfill's latest
-  # ranking.warmup_examples interactions) or "remap" (the latest ranking model remapped onto the new SIDs,
-  # models/ranking/remap.py, then trained on the latest ranking.remap_examples interactions).
+  # What a SID refresh's ranking and retrieval warm-ups start from: "scratch" (trained on the backfill's latest
+  # warmup_examples interactions) or "remap" (the latest ranking and retrieval models remapped onto the new
+  # SIDs, models/ranking/remap.py and models/retrieval/remap.py, then trained on the latest remap_examples).
   refresh_warm_start: str = "scratch"
   sid_table_budgets: List[int] = dataclasses.field(default_factory=lambda: list(SID_TABLE_BUDGETS))
   ranking: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RANKING_CONFIG))

@@ -36,7 +36,7 @@ def create_sid_refresh_pipeline(
       stock_resolvers=stock_resolvers)
   warmup = ranking.warmup(config, backfill.example_gen.outputs["examples"], backfill.example_gen.outputs["state"],
                           sids, stock_resolvers)
-  retrieval_warmup = retrieval.warmup(config, backfill.example_gen.outputs["examples"], sids)
+  retrieval_warmup = retrieval.warmup(config, backfill.example_gen.outputs["examples"], sids, stock_resolvers)
   return _pipeline(config, [*backfill.nodes, *sid_nodes, *warmup.nodes, *retrieval_warmup.nodes],
                    metadata_connection_config)
 

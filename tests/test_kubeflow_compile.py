@@ -105,16 +105,18 @@ def test_a_refresh_with_stable_codes_and_remap_resolves_the_previous_artifacts_o
   assert runner.main(["--pipeline", "sid_refresh", "--output", output, "--config", str(settings), *common]) == 0
   with open(output) as f:
     spec = json.load(f)["pipelineSpec"]
-  assert set(spec["root"]["dag"]["tasks"]) == REFRESH_TASKS | {"PreviousRankingModel"}
+  assert set(spec["root"]["dag"]["tasks"]) == REFRESH_TASKS | {"PreviousRankingModel", "PreviousRetrievalModel"}
   queries = {label: {key: query["filter"] for key, query in e["resolver"]["outputArtifactQueries"].items()}
              for label, e in spec["deploymentSpec"]["executors"].items() if "resolver" in e}
-  assert sorted(queries) == ["PreviousRankingModel_executor", "PreviousSidArtifacts_executor"]
+  assert sorted(queries) == ["PreviousRankingModel_executor", "PreviousRetrievalModel_executor",
+                             "PreviousSidArtifacts_executor"]
   previous = queries["PreviousSidArtifacts_executor"]
   assert sorted(previous) == ["semantic_ids", "sid_encoder", "vocabulary"]
   assert previous["sid_encoder"].endswith(runner.QUERY_CLAUSES[artifacts.RQVAEModel.TYPE_NAME])
   assert previous["semantic_ids"].endswith(runner.QUERY_CLAUSES[artifacts.SemanticIds.TYPE_NAME])
-  assert queries["PreviousRankingModel_executor"]["model"].endswith(
-      runner.model_kind_clause("PreviousRankingModel_executor", "tfx.Model"))
+  for kind in (artifacts.RANKING, artifacts.RETRIEVAL):
+    label = f"Previous{kind.capitalize()}Model_executor"
+    assert queries[label]["model"].endswith(f'metadata.{artifacts.MODEL_KIND}.string_value="{kind}"')
   for bad, message in (({"refresh_warm_start": "retrain"}, "refresh_warm_start must be one of scratch, remap, got "
                                                            "'retrain'"),
                        ({"rqvae_warmstart": True}, "unknown settings rqvae_warmstart")):

@@ -314,7 +314,8 @@ def test_a_remap_refresh_mid_loop_maps_the_latest_model_and_the_next_daily_run_c
   shutil.copytree(loop.output_root, output)
   (tmp_path / "remap.json").write_text(json.dumps({**TINY, "rqvae_warm_start": True, "refresh_warm_start": "remap"}))
   store = runs.store(loop.replace(output_root=str(output)))
-  latest = summary.latest_node_outputs(store, loop.pipeline_name)["RankingTrainer"]["model"]
+  latest, latest_retrieval = (summary.latest_node_outputs(store, loop.pipeline_name)[node]["model"]
+                              for node in ("RankingTrainer", "RetrievalTrainer"))
   args = _main_args(root, "unused")
   args[args.index("--output_root") + 1] = str(output)
   args[args.index("--start_date") + 1] = "2038-01-03"
@@ -330,12 +331,21 @@ def test_a_remap_refresh_mid_loop_maps_the_latest_model_and_the_next_daily_run_c
   step = _json(os.path.join(run.uri, ranking_trainer.METRICS_FILE))
   assert step["warm_started_from"] == path_utils.serving_model_path(latest.uri)
   assert step["remapped"]["rows"] > 0 and step["train_examples"] == 10 and step["epochs"] == 1
-  rqvae = summary.latest_node_outputs(store, config.pipeline_name)["RQVAETrainer"]["model"]
+  # The retrieval model too: the latest one, its tokens fitted to the refresh's SIDs.
+  refreshed = summary.latest_node_outputs(store, config.pipeline_name)
+  retrieval = _json(os.path.join(refreshed["RetrievalTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
+  assert retrieval["warm_started_from"] == path_utils.serving_model_path(latest_retrieval.uri)
+  assert retrieval["remapped"]["items"] > 0 and retrieval["epochs"] == 1
+  rqvae = refreshed["RQVAETrainer"]["model"]
   assert rqvae.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value
   # The daily run of span 2 resolved the remapped model (span 1: the refresh's backfill ends there): it is the
   # one evaluated on span 2 and trained on.
   second = daily_run.run_span(config, D2)
   assert second["evaluated_model"]["id"] == remapped.id and second["evaluated_model"]["span"] == D1
+  # So did its retrieval step: it continued from the refresh's remapped retrieval model.
+  daily = summary.latest_node_outputs(store, config.pipeline_name)["RetrievalTrainer"]
+  assert _json(os.path.join(daily["model_run"].uri, ranking_trainer.METRICS_FILE))["warm_started_from"] == \
+      path_utils.serving_model_path(refreshed["RetrievalTrainer"]["model"].uri)
 
 
 def test_daily_run_refuses_spans_it_cannot_run(loop, capsys):

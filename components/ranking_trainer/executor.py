@@ -94,9 +94,10 @@ class Executor(trainer_executor.GenericExecutor):
                        PREVIOUS_VOCABULARY)
            if input_dict.get(key)},
     }
-    if input_dict.get(SEMANTIC_IDS):
-      sids = artifact_utils.get_single_instance(input_dict[SEMANTIC_IDS])
-      fn_args.custom_config["codebook_size"] = sids.get_int_custom_property("codebook_size")
+    for key, prefix in ((SEMANTIC_IDS, ""), (PREVIOUS_SEMANTIC_IDS, PREVIOUS)):
+      if input_dict.get(key):
+        sids = artifact_utils.get_single_instance(input_dict[key])
+        fn_args.custom_config[f"{prefix}codebook_size"] = sids.get_int_custom_property("codebook_size")
     if input_dict.get(FEATURE_STATE):
       # What the counters' snapshot decays its counters with, to the start of the span after the state's.
       state = artifact_utils.get_single_instance(input_dict[FEATURE_STATE])

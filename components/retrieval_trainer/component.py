@@ -5,6 +5,8 @@ Example, one continued step on span N, warm-started from the step before and sco
   step = RetrievalTrainer(examples=example_gen.outputs['examples'], semantic_ids=assigner.outputs['semantic_ids'],
                           base_model=previous_step.outputs['model'], train_splits=['interactions'],
                           eval_splits=['interactions'], retrieval_config={'d_model': 128})
+A SID refresh's remap warm start gives the latest model as `base_model` with the Semantic IDs it was trained
+on (`previous_semantic_ids`): run_fn fits its tokens to the new ones (models/retrieval/remap.py).
 The executor is RankingTrainer's (components/ranking_trainer/executor.py): it hands run_fn the Semantic
 IDs' URI and codebook size, tolerates a span without interactions and records the trained spans on the
 model for the span-aware resolvers. The run function is models.retrieval.trainer.run_fn.
@@ -29,7 +31,8 @@ RUN_FN = executor.RETRIEVAL_RUN_FN
 class RetrievalTrainerSpec(types.ComponentSpec):
   PARAMETERS = standard_component_specs.TrainerSpec.PARAMETERS
   INPUTS = {**standard_component_specs.TrainerSpec.INPUTS,
-            executor.SEMANTIC_IDS: ChannelParameter(type=artifacts.SemanticIds)}
+            executor.SEMANTIC_IDS: ChannelParameter(type=artifacts.SemanticIds),
+            executor.PREVIOUS_SEMANTIC_IDS: ChannelParameter(type=artifacts.SemanticIds, optional=True)}
   OUTPUTS = standard_component_specs.TrainerSpec.OUTPUTS
 
 
@@ -42,10 +45,12 @@ class RetrievalTrainer(base_component.BaseComponent):
 
   def __init__(self, examples: types.BaseChannel, semantic_ids: types.BaseChannel, train_splits: List[str],
                eval_splits: List[str], retrieval_config: Dict[str, Any],
-               base_model: Optional[types.BaseChannel] = None):
+               base_model: Optional[types.BaseChannel] = None,
+               previous_semantic_ids: Optional[types.BaseChannel] = None):
     config = RetrievalConfig.from_dict(retrieval_config)  # refuses unknown settings now, not at run time
     super().__init__(spec=RetrievalTrainerSpec(
-        examples=examples, semantic_ids=semantic_ids, base_model=base_model, run_fn=RUN_FN,
+        examples=examples, semantic_ids=semantic_ids, base_model=base_model,
+        previous_semantic_ids=previous_semantic_ids, run_fn=RUN_FN,
         train_args=trainer_pb2.TrainArgs(splits=train_splits), eval_args=trainer_pb2.EvalArgs(splits=eval_splits),
         custom_config=json.dumps({"retrieval": json.loads(config.to_json())}),
         model=types.Channel(type=standard_artifacts.Model),

@@ -117,3 +117,20 @@ def test_two_worker_training_restores_into_the_single_worker_step(tmp_path, inpu
   _, metrics = _train(tmp_path, inputs, "step", ["span_1"], ["span_1"], base_model=distributed)
   assert metrics["workers"] == 1
   _assert_scored_by(metrics, distributed)
+
+
+def test_a_remap_refresh_over_renumbered_codes_serves_what_the_previous_model_served(tmp_path, inputs):
+  # The refresh's SIDs renumber the previous ones (a permutation of the 4 codes at each level): fitted and not
+  # trained (learning rate 0), the remapped model retrieves exactly what the previous model retrieves.
+  config = {**CONFIG, "prefix_rows": 0, "prefix_logits": False}  # unused prefixes would score other rows
+  previous, _ = _train(tmp_path, inputs, "previous", ["backfill"], [], config=config)
+  renumber = ([2, 0, 3, 1], [3, 2, 0, 1])
+  refreshed = conftest.semantic_ids_artifact(tmp_path / "refreshed",
+                                             [[renumber[0][a], renumber[1][b]] for a, b in CODES], 4)
+  refresh_inputs = dict(inputs, semantic_ids=[refreshed], previous_semantic_ids=inputs["semantic_ids"])
+  model, metrics = _train(tmp_path, refresh_inputs, "remapped", ["backfill"], [], base_model=previous,
+                          config={**config, "step_learning_rate": 0.0, "remap_examples": 8})
+  assert metrics["remapped"] == {"items": 7, "tokens": 8, "prefix_rows": 0}
+  assert metrics["train_examples"] == 8 and metrics["epochs"] == 1
+  for user, history in ((0, [2, 3]), (3, [5]), (5, [])):
+    assert _retrieve(model, history, user=user) == _retrieve(previous, history, user=user)

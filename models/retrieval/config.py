@@ -37,7 +37,9 @@ class RetrievalConfig(Settings):
   at 2,000, Recall@10's standard error is about 0.006 (at 0.08);
   epochs (daily steps) / warmup_epochs (the SID refresh's first training, from scratch) / warmup_examples
   (the warm-up's interactions: the backfill's latest this many, 0: all; it bounds a refresh's training time,
-  which is otherwise linear in the history)."""
+  which is otherwise linear in the history); remap_examples / remap_tokens: a SID refresh's remap warm start
+  (pipeline refresh_warm_start "remap") trains the previous model, its tokens remapped (remap.py: "fit" or
+  "copy"), `epochs` passes over the latest remap_examples interactions (0: all) at step_learning_rate."""
   KIND = "retrieval"
   encoder_layers: int = 2
   decoder_layers: int = 2
@@ -55,6 +57,8 @@ class RetrievalConfig(Settings):
   epochs: int = 1
   warmup_epochs: int = 2
   warmup_examples: int = 100_000
+  remap_examples: int = 50_000
+  remap_tokens: str = "fit"
   evaluation_examples: int = 2000
   beam_width: int = 50
   encoder_input: str = ITEMS
@@ -68,11 +72,13 @@ class RetrievalConfig(Settings):
                  "history_length", "suffix_size", "batch_size", "epochs", "warmup_epochs", "beam_width"):
       if getattr(self, name) < 1:
         raise ValueError(f"retrieval setting {name} must be >= 1, got {getattr(self, name)}")
-    for name in ("user_buckets", "prefix_rows", "warmup_examples", "evaluation_examples"):
+    for name in ("user_buckets", "prefix_rows", "warmup_examples", "remap_examples", "evaluation_examples"):
       if getattr(self, name) < 0:
         raise ValueError(f"retrieval setting {name} must be >= 0, got {getattr(self, name)}")
     if self.encoder_input not in (TOKENS, ITEMS):
       raise ValueError(f"encoder_input must be {TOKENS!r} or {ITEMS!r}, got {self.encoder_input!r}")
+    if self.remap_tokens not in ("fit", "copy"):
+      raise ValueError(f"remap_tokens must be 'fit' or 'copy', got {self.remap_tokens!r}")
     if self.prefix_logits and not self.prefix_rows:
       raise ValueError("prefix_logits needs prefix_rows > 0")
     if not 0 <= self.cold_start_share <= 1:

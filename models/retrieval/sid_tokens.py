@@ -84,6 +84,18 @@ class SidCatalog:
     if len(np.unique(self.sequences, axis=0)) != len(self.item_ids):
       raise ValueError("two items share their codes and suffix: Semantic IDs must be unique")
 
+  @classmethod
+  def from_codes(cls, item_ids: np.ndarray, codes: np.ndarray, codebook_size: int) -> "SidCatalog":
+    """Items that share their codes get suffixes 0, 1, ... in the order of their ids (as the assigner's)."""
+    order = np.lexsort((item_ids,) + tuple(np.asarray(codes).T[::-1]))
+    ordered = np.asarray(codes)[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    starts = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    suffixes = np.empty(len(order), np.int64)
+    suffixes[order] = np.arange(len(order)) - starts
+    return cls(item_ids, codes, suffixes, codebook_size)
+
   @property
   def num_levels(self) -> int:
     return self.codes.shape[1]

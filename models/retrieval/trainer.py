@@ -26,7 +26,8 @@ from formats import interaction_features as fields
 from models import distribution
 from models.ranking import model as ranking
 from models.ranking.trainer import METRICS_FILE, TrainingProgress, checkpoint_dir
-from models.retrieval import data, evaluation, serving
+from models.ranking.remap import item_counts
+from models.retrieval import data, evaluation, remap, serving
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel, compile_model
 from models.retrieval.sid_tokens import SidCatalog, TokenLayout
@@ -42,11 +43,12 @@ def evaluation_users(beam: int) -> int:
   return max(1, EVALUATION_BEAMS // beam)
 
 
-def load_catalog(custom_config: Dict[str, Any]) -> SidCatalog:
+def load_catalog(custom_config: Dict[str, Any], prefix: str = "") -> SidCatalog:
+  """The catalog of the `prefix`ed Semantic IDs (previous_: those a remapped base model was trained on)."""
   artifact = artifacts.SemanticIds()
-  artifact.uri = custom_config["semantic_ids_uri"]
+  artifact.uri = custom_config[f"{prefix}semantic_ids_uri"]
   ids, codes, suffixes = semantic_ids.load(artifact)
-  return SidCatalog(ids, codes, suffixes, custom_config["codebook_size"])
+  return SidCatalog(ids, codes, suffixes, custom_config[f"{prefix}codebook_size"])
 
 
 def build(config: RetrievalConfig, layout: TokenLayout) -> TigerModel:
@@ -74,16 +76,29 @@ ARCHITECTURE = ("encoder_layers", "decoder_layers", "heads", "head_dim", "d_mode
                 "prefix_logits")
 
 
-def warm_start(model: TigerModel, directory: str) -> np.ndarray:
-  """Restores the checkpoint in `directory`; -> the ids of the items it was trained on."""
+def warm_start(model: TigerModel, directory: str, remedy: str) -> np.ndarray:
+  """Restores the checkpoint in `directory`; -> the ids of the items it was trained on. A model of another
+  architecture or token layout is refused, naming what differs and `remedy`."""
   config, layout, trained_items = serving.read_settings(directory)
   changed = {name: (getattr(config, name), getattr(model.config, name)) for name in ARCHITECTURE
              if getattr(config, name) != getattr(model.config, name)}
   if changed or layout != model.layout:
     raise ValueError(f"cannot warm-start the retrieval model from {directory}: (base, this run) differ in "
-                     f"{changed or (layout, model.layout)}; run a SID refresh, which trains a new one")
+                     f"{changed or (layout, model.layout)}; {remedy}")
   _checkpoint(model).read(os.path.join(directory, "ckpt")).assert_existing_objects_matched()
   return trained_items
+
+
+def _remap(model: TigerModel, catalog: SidCatalog, custom_config: Dict[str, Any], span: Dict[str, np.ndarray]
+           ) -> tuple:
+  """The restored model's tokens fitted from the previous refresh's SIDs to `catalog`'s (remap.py), each item
+  weighted by its interactions before the latest config.remap_examples, which it then trains on (their mask,
+  None for all). Returns (that mask, what the remap carried)."""
+  keep = ranking.most_recent(span[fields.TIMESTAMP], model.config.remap_examples)
+  before = span[fields.ITEM_ID][~keep] if keep is not None else span[fields.ITEM_ID][:0]
+  interactions, _ = item_counts(catalog.item_ids, before, np.zeros(len(before)))
+  return keep, remap.remap(model, load_catalog(custom_config, artifacts.PREVIOUS), catalog, interactions,
+                           model.config.remap_tokens)
 
 
 def evaluation_sample(retriever: serving.Retriever, files: List[str]) -> Optional[np.ndarray]:
@@ -131,27 +146,35 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   custom_config = fn_args.custom_config
   config = RetrievalConfig.from_dict(custom_config["retrieval"])
   catalog = load_catalog(custom_config)
-  if not fn_args.base_model and catalog.suffixes.max(initial=0) >= config.suffix_size:
+  # A SID refresh's remap warm start: the base model was trained on the previous refresh's SIDs.
+  remapping = bool(fn_args.base_model and custom_config.get(f"{artifacts.PREVIOUS}semantic_ids_uri"))
+  if (remapping or not fn_args.base_model) and catalog.suffixes.max(initial=0) >= config.suffix_size:
     raise ValueError(f"{int((catalog.suffixes >= config.suffix_size).sum())} items share their Semantic ID's codes "
                      f"with {config.suffix_size} others or more: raise the retrieval setting suffix_size above "
                      f"{catalog.suffixes.max()}")
   layout = catalog.layout(config.suffix_size, config.user_buckets)
-  trained_items = np.zeros(0, np.int64)
+  span = ranking.columns(fn_args.train_files, {name: fields.COUNTING_SPEC[name]
+                                               for name in (fields.ITEM_ID, fields.TIMESTAMP)})
+  trained_items, keep, remapped = np.zeros(0, np.int64), None, None
   with distribution.scope(strategy):
     model = build(config, layout)
     if fn_args.base_model:
-      trained_items = warm_start(model, checkpoint_dir(fn_args.base_model))
+      trained_items = warm_start(model, checkpoint_dir(fn_args.base_model),
+                                 "train the refresh's model from scratch (refresh_warm_start scratch)" if remapping
+                                 else "run a SID refresh, which trains a new one")
       model.optimizer.learning_rate.assign(config.step_learning_rate)
       logging.info("Warm-started the retrieval model from %s", fn_args.base_model)
+    if remapping:
+      keep, remapped = _remap(model, catalog, custom_config, span)
+      logging.info("Remapped the retrieval model onto the refresh's Semantic IDs: %s", remapped)
   # The model's halves as the export's graph functions: run eagerly, scoring a span took 1.5 to 1.8x longer.
   retriever = serving.Retriever(*serving.model_functions(model), catalog, layout, config, trained_items)
   unseen = (evaluate(retriever, fn_args.eval_files, config.beam_width,
                      evaluation_sample(retriever, fn_args.eval_files)) if fn_args.eval_files else {})
 
   epochs = config.epochs if fn_args.base_model else config.warmup_epochs
-  span = ranking.columns(fn_args.train_files, {name: fields.COUNTING_SPEC[name]
-                                               for name in (fields.ITEM_ID, fields.TIMESTAMP)})
-  keep = None if fn_args.base_model else ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
+  if not fn_args.base_model:
+    keep = ranking.most_recent(span[fields.TIMESTAMP], config.warmup_examples)
   train = distribution.sharded(data.dataset(fn_args.train_files, retriever.item_tokens, layout, config,
                                             shuffle_seed=config.seed, cache=epochs > 1, keep=keep))
   start, first_step = time.perf_counter(), TrainingProgress(epochs)
@@ -167,7 +190,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   steady = time.perf_counter() - first_step.time if first_step.time else None
   trained_items = np.union1d(trained_items, np.asarray(item_ids)[nameable])
   metrics = {"config": json.loads(config.to_json()), "warm_started_from": fn_args.base_model,
-             "train_files": fn_args.train_files, "eval_files": fn_args.eval_files, "train_examples": examples,
+             "remapped": remapped, "train_files": fn_args.train_files, "eval_files": fn_args.eval_files,
+             "train_examples": examples,
              "span_examples": len(span[fields.ITEM_ID]),
              "epochs": epochs, "train_batches": first_step.batches, "workers": strategy.num_replicas_in_sync,
              "train_seconds": seconds, "loss": loss,

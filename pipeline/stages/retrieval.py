@@ -1,11 +1,13 @@
 """Retrieval: TIGER trained beside the ranker over the same Semantic IDs, and the two-stage `recommend` pushed.
 
 The SID refresh trains the retrieval model from scratch on the backfill (a refresh gives the SID tokens new
-meanings). A daily run for span N follows the ranker's rules (pipeline/stages/ranking.py): the latest
-retrieval model (trained through span N-1) is scored on span N against the blessed one and pushed when
-blessed (RetrievalEvaluator: full-catalog Recall@10), then trained on span N, warm-started. Last, the
-RecommenderPusher assembles the served ranking and retrieval versions with the run's catalog, in which the
-span's new items have their SIDs, and pushes `recommend`.
+meanings); or, with config.refresh_warm_start "remap", fits the latest one's tokens to the new SIDs
+(models/retrieval/remap.py) and trains it on the latest interactions only. A daily run for span N follows
+the ranker's rules (pipeline/stages/ranking.py): the latest retrieval model (trained through span N-1) is
+scored on span N against the blessed one and pushed when blessed (RetrievalEvaluator: full-catalog
+Recall@10), then trained on span N, warm-started. Last, the RecommenderPusher assembles the served ranking
+and retrieval versions with the run's catalog, in which the span's new items have their SIDs, and pushes
+`recommend`.
 """
 
 import dataclasses
@@ -20,6 +22,7 @@ from components.recommender_pusher.component import RecommenderPusher
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.retrieval_trainer.component import RetrievalTrainer
 from pipeline.configs import PipelineConfig
+from pipeline.stages import semantic_ids
 from pipeline.stages.ingestion import Span
 from pipeline.stages.ranking import resolver
 from pipeline.stages.semantic_ids import INTERACTIONS_SPLIT, SidArtifacts
@@ -38,18 +41,26 @@ def _trained_models() -> channel.Channel:
 
 
 def _trainer(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts,
-             base_model: Optional[channel.BaseChannel]) -> RetrievalTrainer:
+             base_model: Optional[channel.BaseChannel], remap: bool = False) -> RetrievalTrainer:
+  """With `remap`, `base_model` was trained on the previous refresh's SIDs (sids.previous_semantic_ids)."""
   # No eval split: the RetrievalEvaluator scores the model the trainer starts from on the same span and sample
   # (its candidate), and a beam search per interaction is the daily run's largest cost after training.
   return RetrievalTrainer(examples=examples, semantic_ids=sids.semantic_ids, base_model=base_model,
+                          previous_semantic_ids=sids.previous_semantic_ids if remap else None,
                           train_splits=[INTERACTIONS_SPLIT], eval_splits=[],
                           retrieval_config=config.retrieval).with_id(RETRIEVAL_TRAINER)
 
 
-def warmup(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts) -> RetrievalStage:
-  """The SID refresh's retrieval model, trained on the backfill from scratch."""
-  trainer = _trainer(config, examples, sids, base_model=None)
-  return RetrievalStage(trainer, [trainer])
+def warmup(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts,
+           stock_resolvers: bool = False) -> RetrievalStage:
+  """The SID refresh's retrieval model: trained on the backfill from scratch, or (refresh_warm_start "remap")
+  the latest one (none in a first refresh: from scratch) remapped onto the new SIDs."""
+  if config.refresh_warm_start != "remap":
+    trainer = _trainer(config, examples, sids, base_model=None)
+    return RetrievalStage(trainer, [trainer])
+  latest = semantic_ids.latest("PreviousRetrievalModel", stock_resolvers, model=_trained_models())
+  trainer = _trainer(config, examples, sids, base_model=latest.outputs["model"], remap=True)
+  return RetrievalStage(trainer, [latest, trainer])
 
 
 def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sids: SidArtifacts,
