@@ -79,6 +79,34 @@ class LatestOfEach(resolver.ResolverStrategy):
             for key, artifacts in input_dict.items()}
 
 
+class LatestModelAndItsInputs(resolver.ResolverStrategy):
+  """The latest LIVE `model` and, under every other key, the artifact its trainer read under that key (the
+  Semantic IDs and vocabulary it was trained on, which a SID refresh's remap maps it from). Picking the
+  newest of each instead pairs wrongly after a refresh killed between its SemanticIdAssigner and its trainer:
+  the rerun would find the killed attempt's new SIDs beside a model trained on the old ones. Nothing under
+  any key (from scratch) when there is no model or one of its inputs is not among the candidates."""
+
+  def resolve_artifacts(self, store: metadata_store.MetadataStore,
+                        input_dict: ArtifactDict) -> ArtifactDict:
+    nothing = {key: [] for key in input_dict}
+    models = sorted(filter(_live, input_dict[MODEL]), key=lambda a: a.id, reverse=True)[:1]
+    if not models:
+      return nothing
+    events = store.get_events_by_artifact_ids([models[0].id])
+    trainers = [e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    read: Dict[str, set] = {}
+    for event in store.get_events_by_execution_ids(trainers):
+      if event.type == metadata_store_pb2.Event.INPUT:
+        read.setdefault(event.path.steps[0].key, set()).add(event.artifact_id)
+    resolved = {MODEL: models}
+    for key, candidates in input_dict.items():
+      if key != MODEL:
+        resolved[key] = [a for a in candidates if a.id in read.get(key, ())][:1]
+        if not resolved[key]:
+          return nothing
+    return resolved
+
+
 class LatestBlessedBeforeSpan(_BeforeSpan):
   """The latest blessed `model` of a span before `span` and its `model_blessing` ([] and [] when none).
 

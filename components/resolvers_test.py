@@ -13,7 +13,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, LatestOfEach
+from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, LatestModelAndItsInputs, LatestOfEach
 from formats import artifacts
 
 PIPELINE = "sid_ranking"
@@ -30,6 +30,18 @@ def Ingest(span: Parameter[int], state: OutputArtifact[artifacts.FeatureState],
 def Train(span: Parameter[int], model: OutputArtifact[standard_artifacts.Model],
           base_model: InputArtifact[standard_artifacts.Model] = None):
   del base_model
+  model.set_int_custom_property(SPAN, span)
+
+
+@component
+def Assign(span: Parameter[int], semantic_ids: OutputArtifact[artifacts.SemanticIds]):
+  semantic_ids.set_int_custom_property(SPAN, span)
+
+
+@component
+def TrainOnSids(span: Parameter[int], semantic_ids: InputArtifact[artifacts.SemanticIds],
+                model: OutputArtifact[standard_artifacts.Model]):
+  del semantic_ids
   model.set_int_custom_property(SPAN, span)
 
 
@@ -181,3 +193,31 @@ def test_latest_blessed_before_span_reads_blessed_and_current_model_id():
   assert {k: [a.id for a in v] for k, v in resolve(5).items()} == {"model": [1], "model_blessing": [10]}
   assert {k: [a.id for a in v] for k, v in resolve(6).items()} == {"model": [3], "model_blessing": [12]}
   assert resolve(3) == {"model": [], "model_blessing": []}
+
+
+@component
+def Remap(base_model: InputArtifact[standard_artifacts.Model] = None,
+          previous_semantic_ids: InputArtifact[artifacts.SemanticIds] = None):
+  del base_model, previous_semantic_ids
+
+
+def _remap(root: pathlib.Path) -> tfx.dsl.Pipeline:
+  previous = tfx.dsl.Resolver(strategy_class=LatestModelAndItsInputs,
+                              model=_channel(standard_artifacts.Model, "TrainOnSids", "model"),
+                              semantic_ids=_channel(artifacts.SemanticIds, "Assign", "semantic_ids")
+                              ).with_id("Previous")
+  return _pipeline(root, [previous, Remap(base_model=previous.outputs["model"],
+                                          previous_semantic_ids=previous.outputs["semantic_ids"])])
+
+
+def test_the_previous_model_comes_with_the_semantic_ids_it_was_trained_on(tmp_path):
+  store = _store(tmp_path)
+  _run(_remap(tmp_path))
+  assert _inputs(store, "Remap") == {}  # a first refresh: nothing, so from scratch
+  # A refresh trains on its SIDs (span 1); the next is killed after assigning new SIDs (span 2), before its
+  # trainer: the model and the SIDs it read are still the pair to remap from, not the newest SIDs.
+  assign = Assign(span=1)
+  _run(_pipeline(tmp_path, [assign, TrainOnSids(span=1, semantic_ids=assign.outputs["semantic_ids"])]))
+  _run(_pipeline(tmp_path, [Assign(span=2)]))
+  _run(_remap(tmp_path))
+  assert _inputs(store, "Remap") == {"base_model": [1], "previous_semantic_ids": [1]}

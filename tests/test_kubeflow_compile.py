@@ -111,7 +111,10 @@ def test_a_refresh_with_stable_codes_and_remap_resolves_the_previous_artifacts_o
   assert sorted(queries) == ["PreviousRankingModel_executor", "PreviousRetrievalModel_executor",
                              "PreviousSidArtifacts_executor"]
   previous = queries["PreviousSidArtifacts_executor"]
-  assert sorted(previous) == ["semantic_ids", "sid_encoder", "vocabulary"]
+  assert sorted(previous) == ["semantic_ids", "sid_encoder"]
+  # Each previous model with the Semantic IDs (the ranker: and vocabulary) it was trained on.
+  assert sorted(queries["PreviousRankingModel_executor"]) == ["model", "semantic_ids", "vocabulary"]
+  assert sorted(queries["PreviousRetrievalModel_executor"]) == ["model", "semantic_ids"]
   assert previous["sid_encoder"].endswith(runner.QUERY_CLAUSES[artifacts.RQVAEModel.TYPE_NAME])
   assert previous["semantic_ids"].endswith(runner.QUERY_CLAUSES[artifacts.SemanticIds.TYPE_NAME])
   for kind in (artifacts.RANKING, artifacts.RETRIEVAL):

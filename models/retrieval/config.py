@@ -57,7 +57,7 @@ class RetrievalConfig(Settings):
   epochs: int = 1
   warmup_epochs: int = 2
   warmup_examples: int = 100_000
-  remap_examples: int = 50_000
+  remap_examples: int = 20_000
   remap_tokens: str = "fit"
   evaluation_examples: int = 2000
   beam_width: int = 50

@@ -95,10 +95,10 @@ def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel
   if config.refresh_warm_start != "remap":
     trainer = _trainer(config, examples, state, sids, base_model=None, scored_before_training=False)
     return RankingStage(trainer, [trainer])
-  latest = semantic_ids.latest("PreviousRankingModel", stock_resolvers, model=_trained_models())
-  trainer = _trainer(config, examples, state, sids, base_model=latest.outputs["model"], scored_before_training=False,
-                     remap=True)
-  return RankingStage(trainer, [latest, trainer])
+  previous = semantic_ids.previous_model("PreviousRankingModel", stock_resolvers, _trained_models(), vocabulary=True)
+  trainer = _trainer(config, examples, state, sids, base_model=previous.outputs["model"], scored_before_training=False,
+                     previous=previous)
+  return RankingStage(trainer, [previous, trainer])
 
 
 def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, state: channel.BaseChannel,
@@ -123,17 +123,17 @@ def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sta
 
 
 def _trainer(config: PipelineConfig, examples: channel.BaseChannel, state: channel.BaseChannel, sids: SidArtifacts,
-             base_model: Optional[channel.BaseChannel], scored_before_training: bool, remap: bool = False
-             ) -> RankingTrainer:
+             base_model: Optional[channel.BaseChannel], scored_before_training: bool,
+             previous: Optional[Resolver] = None) -> RankingTrainer:
   """With scored_before_training, the trainer also scores the span with the incoming model before it
   trains on it (models/ranking/trainer.py): its own figure beside TFMA's. `state`: the feature state after
-  the examples' span, whose counters the serving model carries. With `remap`, `base_model` was trained on
-  the previous refresh's SIDs (sids.previous_*), which the trainer maps onto the new ones."""
+  the examples' span, whose counters the serving model carries. With `previous` (semantic_ids.previous_model),
+  `base_model` was trained on its Semantic IDs and vocabulary, which the trainer maps onto the new ones."""
   return RankingTrainer(
       examples=examples, semantic_ids=sids.semantic_ids, vocabulary=sids.vocabulary,
       embeddings=sids.embeddings, sid_encoder=sids.sid_encoder, feature_state=state,
-      base_model=base_model, previous_semantic_ids=sids.previous_semantic_ids if remap else None,
-      previous_vocabulary=sids.previous_vocabulary if remap else None, train_splits=[INTERACTIONS_SPLIT],
+      base_model=base_model, previous_semantic_ids=previous.outputs["semantic_ids"] if previous else None,
+      previous_vocabulary=previous.outputs["vocabulary"] if previous else None, train_splits=[INTERACTIONS_SPLIT],
       eval_splits=[INTERACTIONS_SPLIT] if scored_before_training else [],
       ranking_config=config.ranking).with_id(RANKING_TRAINER)
 

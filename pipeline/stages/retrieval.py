@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from tfx.components.pusher.component import Pusher
 from tfx.dsl.components.base import base_node
+from tfx.dsl.components.common.resolver import Resolver
 from tfx.proto import pusher_pb2
 from tfx.types import channel, standard_artifacts
 
@@ -41,12 +42,12 @@ def _trained_models() -> channel.Channel:
 
 
 def _trainer(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtifacts,
-             base_model: Optional[channel.BaseChannel], remap: bool = False) -> RetrievalTrainer:
-  """With `remap`, `base_model` was trained on the previous refresh's SIDs (sids.previous_semantic_ids)."""
+             base_model: Optional[channel.BaseChannel], previous: Optional[Resolver] = None) -> RetrievalTrainer:
+  """With `previous` (semantic_ids.previous_model), `base_model` was trained on its Semantic IDs."""
   # No eval split: the RetrievalEvaluator scores the model the trainer starts from on the same span and sample
   # (its candidate), and a beam search per interaction is the daily run's largest cost after training.
   return RetrievalTrainer(examples=examples, semantic_ids=sids.semantic_ids, base_model=base_model,
-                          previous_semantic_ids=sids.previous_semantic_ids if remap else None,
+                          previous_semantic_ids=previous.outputs["semantic_ids"] if previous else None,
                           train_splits=[INTERACTIONS_SPLIT], eval_splits=[],
                           retrieval_config=config.retrieval).with_id(RETRIEVAL_TRAINER)
 
@@ -58,9 +59,9 @@ def warmup(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtif
   if config.refresh_warm_start != "remap":
     trainer = _trainer(config, examples, sids, base_model=None)
     return RetrievalStage(trainer, [trainer])
-  latest = semantic_ids.latest("PreviousRetrievalModel", stock_resolvers, model=_trained_models())
-  trainer = _trainer(config, examples, sids, base_model=latest.outputs["model"], remap=True)
-  return RetrievalStage(trainer, [latest, trainer])
+  previous = semantic_ids.previous_model("PreviousRetrievalModel", stock_resolvers, _trained_models())
+  trainer = _trainer(config, examples, sids, base_model=previous.outputs["model"], previous=previous)
+  return RetrievalStage(trainer, [previous, trainer])
 
 
 def daily(config: PipelineConfig, span: Span, examples: channel.BaseChannel, sids: SidArtifacts,

@@ -14,7 +14,7 @@ from tfx.types import channel
 
 from components.content_embedder.component import ContentEmbedder
 from components.embedding_importer.component import EmbeddingImporter
-from components.resolvers import LatestOfEach
+from components.resolvers import LatestModelAndItsInputs, LatestOfEach
 from components.encoder_pusher.component import EncoderPusher
 from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
@@ -31,15 +31,12 @@ FROZEN_RQVAE_VERSION = "v1"
 
 @dataclasses.dataclass
 class SidArtifacts:
-  """Channels of the frozen SID artifacts the ranking stage consumes; in a SID refresh, also the previous
-  refresh's (latest) Semantic IDs and vocabulary, from which a remap warm start maps the latest model."""
+  """Channels of the frozen SID artifacts the ranking and retrieval stages consume."""
   semantic_ids: channel.BaseChannel
   embeddings: channel.BaseChannel
   vocabulary: channel.BaseChannel
   sid_encoder: channel.BaseChannel
   text_encoder: Optional[channel.BaseChannel]
-  previous_semantic_ids: Optional[channel.BaseChannel] = None
-  previous_vocabulary: Optional[channel.BaseChannel] = None
 
 
 def latest(node_id: str, stock_resolvers: bool, **channels: channel.Channel) -> Resolver:
@@ -50,16 +47,27 @@ def latest(node_id: str, stock_resolvers: bool, **channels: channel.Channel) -> 
                   **channels).with_id(node_id)
 
 
-def previous_refresh(config: PipelineConfig, stock_resolvers: bool) -> Resolver:
-  """The latest Semantic IDs (the previous refresh's, with the daily runs' new items); with
-  config.rqvae_warm_start the previous refresh's RQ-VAE, and with a remap warm start its vocabulary:
-  nothing in a first refresh. The refresh's own artifacts are not among them: the resolver runs before the
-  nodes it feeds."""
-  channels = {"semantic_ids": channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
-                                              output_key="semantic_ids")}
-  if config.refresh_warm_start == "remap":
+def previous_model(node_id: str, stock_resolvers: bool, model: channel.Channel, vocabulary: bool = False
+                   ) -> Resolver:
+  """The latest `model` with the Semantic IDs (and `vocabulary`) it was trained on, which a SID refresh's remap
+  maps it from (LatestModelAndItsInputs); with `stock_resolvers`, the latest of each, which pair wrongly
+  after a refresh killed between its SemanticIdAssigner and its trainers (rerun it with refresh_warm_start
+  scratch)."""
+  channels = {"model": model, "semantic_ids": channel.Channel(
+      type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner", output_key="semantic_ids")}
+  if vocabulary:
     channels["vocabulary"] = channel.Channel(type=artifacts.SidVocabulary, producer_component_id="SidVocabBuilder",
                                              output_key="vocabulary")
+  return Resolver(strategy_class=LatestArtifactStrategy if stock_resolvers else LatestModelAndItsInputs,
+                  **channels).with_id(node_id)
+
+
+def previous_refresh(config: PipelineConfig, stock_resolvers: bool) -> Resolver:
+  """The latest Semantic IDs (the previous refresh's, with the daily runs' new items), and with
+  config.rqvae_warm_start the previous refresh's RQ-VAE: nothing in a first refresh. The refresh's own
+  artifacts are not among them: the resolver runs before the nodes it feeds."""
+  channels = {"semantic_ids": channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
+                                              output_key="semantic_ids")}
   if config.rqvae_warm_start:
     channels["sid_encoder"] = channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
                                               output_key="model")
@@ -104,9 +112,7 @@ def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: ch
   nodes += [report, vocabulary]
   return SidArtifacts(semantic_ids=assigner.outputs["semantic_ids"], embeddings=embeddings,
                       vocabulary=vocabulary.outputs["vocabulary"], sid_encoder=rqvae.outputs["model"],
-                      text_encoder=embedder.outputs.get("encoder"),
-                      previous_semantic_ids=previous.outputs["semantic_ids"],
-                      previous_vocabulary=previous.outputs.get("vocabulary")), nodes
+                      text_encoder=embedder.outputs.get("encoder")), nodes
 
 
 def new_items(config: PipelineConfig, items: channel.BaseChannel, frozen: SidArtifacts
