@@ -4,7 +4,8 @@ TFX's LatestArtifactStrategy and LatestBlessedModelStrategy pick the artifact wi
 In run N that can be one a killed earlier attempt of run N published (its span is N): the warm
 start would then differ from the first attempt's, TFX's cache would miss and span N would be
 trained twice. These strategies pick by the artifacts' int custom property `span` (RankingTrainer's
-model, the ingestion's FeatureState) among spans before N, ties by the highest id.
+model, the ingestion's FeatureState) among spans before N, ties by the highest id. A SID refresh picks its
+previous model likewise (PreviousModelAndItsInputs), with what that model was trained on.
 
 Example, in the run of span N:
   latest = tfx.dsl.Resolver(
@@ -68,28 +69,20 @@ class LatestBeforeSpan(_BeforeSpan):
     return {key: _latest_first_before(artifacts, self._span)[:1] for key, artifacts in input_dict.items()}
 
 
-class LatestOfEach(resolver.ResolverStrategy):
-  """For each input key, its latest LIVE artifact ([] when none). TFX's LatestArtifactStrategy resolves
-  nothing at all when any key has none, and logs it as an error: in a first SID refresh every key has none."""
-
-  def resolve_artifacts(self, store: metadata_store.MetadataStore,
-                        input_dict: ArtifactDict) -> ArtifactDict:
-    del store
-    return {key: sorted(filter(_live, artifacts), key=lambda a: a.id, reverse=True)[:1]
-            for key, artifacts in input_dict.items()}
-
-
-class LatestModelAndItsInputs(resolver.ResolverStrategy):
-  """The latest LIVE `model` and, under every other key, the artifact its trainer read under that key (the
-  Semantic IDs and vocabulary it was trained on, which a SID refresh's remap maps it from). Picking the
-  newest of each instead pairs wrongly after a refresh killed between its SemanticIdAssigner and its trainer:
-  the rerun would find the killed attempt's new SIDs beside a model trained on the old ones. Nothing under
-  any key (from scratch) when there is no model or one of its inputs is not among the candidates."""
+class PreviousModelAndItsInputs(_BeforeSpan):
+  """For a SID refresh whose daily runs start at span `span`: the latest LIVE `model` of a span before it
+  (a daily run's, or a refresh's warm-up: a refresh at the same start again continues from the last one),
+  and under every other key the artifact its trainer read under that key (the Semantic IDs, vocabulary and
+  RQ-VAE it was trained with, which the refresh starts from and remaps it from). A model of a later span
+  (daily runs already past the refresh's start) has seen what the refresh's models will be scored on.
+  The inputs come from ML Metadata's lineage: the newest of each would pair a model with SIDs it was never
+  trained on (after a refresh killed between its SemanticIdAssigner and its trainers). Nothing under any key
+  (from scratch) when there is no such model or one of its inputs is not among the candidates."""
 
   def resolve_artifacts(self, store: metadata_store.MetadataStore,
                         input_dict: ArtifactDict) -> ArtifactDict:
     nothing = {key: [] for key in input_dict}
-    models = sorted(filter(_live, input_dict[MODEL]), key=lambda a: a.id, reverse=True)[:1]
+    models = _latest_first_before(input_dict[MODEL], self._span)[:1]
     if not models:
       return nothing
     events = store.get_events_by_artifact_ids([models[0].id])

@@ -13,7 +13,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, LatestModelAndItsInputs, LatestOfEach
+from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, PreviousModelAndItsInputs
 from formats import artifacts
 
 PIPELINE = "sid_ranking"
@@ -175,14 +175,6 @@ def test_latest_before_span_breaks_ties_by_id_and_skips_unfinished_and_unspanned
   assert [a.id for a in resolved["model"]] == [3] and resolved["state"] == []
 
 
-def test_latest_of_each_takes_each_keys_newest_live_artifact_and_nothing_for_an_empty_key():
-  models = [_artifact(standard_artifacts.Model, 1), _artifact(standard_artifacts.Model, 3),
-            _artifact(standard_artifacts.Model, 4, state=metadata_store_pb2.Artifact.PENDING),
-            _artifact(standard_artifacts.Model, 2)]
-  resolved = LatestOfEach().resolve_artifacts(None, {"model": models, "state": []})
-  assert [a.id for a in resolved["model"]] == [3] and resolved["state"] == []
-
-
 def test_latest_blessed_before_span_reads_blessed_and_current_model_id():
   models = [_artifact(standard_artifacts.Model, i, span=s) for i, s in ((1, 3), (2, 4), (3, 5))]
   blessings = [_artifact(standard_artifacts.ModelBlessing, 10, blessed=1, current_model_id=1),
@@ -201,8 +193,9 @@ def Remap(base_model: InputArtifact[standard_artifacts.Model] = None,
   del base_model, previous_semantic_ids
 
 
-def _remap(root: pathlib.Path) -> tfx.dsl.Pipeline:
-  previous = tfx.dsl.Resolver(strategy_class=LatestModelAndItsInputs,
+def _refresh_at(root: pathlib.Path, span: int) -> tfx.dsl.Pipeline:
+  """A SID refresh whose daily runs start at `span`: its previous model, with the SIDs it was trained on."""
+  previous = tfx.dsl.Resolver(strategy_class=PreviousModelAndItsInputs, config={"span": span},
                               model=_channel(standard_artifacts.Model, "TrainOnSids", "model"),
                               semantic_ids=_channel(artifacts.SemanticIds, "Assign", "semantic_ids")
                               ).with_id("Previous")
@@ -210,14 +203,20 @@ def _remap(root: pathlib.Path) -> tfx.dsl.Pipeline:
                                           previous_semantic_ids=previous.outputs["semantic_ids"])])
 
 
-def test_the_previous_model_comes_with_the_semantic_ids_it_was_trained_on(tmp_path):
+def _train_on_sids(root: pathlib.Path, span: int) -> None:
+  assign = Assign(span=span)
+  _run(_pipeline(root, [assign, TrainOnSids(span=span, semantic_ids=assign.outputs["semantic_ids"])]))
+
+
+def test_a_refresh_starts_from_the_latest_model_before_it_with_the_semantic_ids_it_was_trained_on(tmp_path):
   store = _store(tmp_path)
-  _run(_remap(tmp_path))
+  _run(_refresh_at(tmp_path, 5))
   assert _inputs(store, "Remap") == {}  # a first refresh: nothing, so from scratch
-  # A refresh trains on its SIDs (span 1); the next is killed after assigning new SIDs (span 2), before its
-  # trainer: the model and the SIDs it read are still the pair to remap from, not the newest SIDs.
-  assign = Assign(span=1)
-  _run(_pipeline(tmp_path, [assign, TrainOnSids(span=1, semantic_ids=assign.outputs["semantic_ids"])]))
-  _run(_pipeline(tmp_path, [Assign(span=2)]))
-  _run(_remap(tmp_path))
-  assert _inputs(store, "Remap") == {"base_model": [1], "previous_semantic_ids": [1]}
+  _train_on_sids(tmp_path, 4)  # its warm-up, on its SIDs
+  _train_on_sids(tmp_path, 5)  # a daily run
+  # A refresh at span 6 killed after assigning new SIDs: the rerun starts from the daily model and the SIDs
+  # it read, not the newest SIDs; a daily model of span 6 (the loop ran on) is not before it.
+  _run(_pipeline(tmp_path, [Assign(span=6)]))
+  _train_on_sids(tmp_path, 6)
+  _run(_refresh_at(tmp_path, 6))
+  assert _inputs(store, "Remap") == {"base_model": [5], "previous_semantic_ids": [5]}

@@ -111,14 +111,16 @@ def test_a_refresh_with_stable_codes_and_remap_resolves_the_previous_artifacts_o
   assert sorted(queries) == ["PreviousRankingModel_executor", "PreviousRetrievalModel_executor",
                              "PreviousSidArtifacts_executor"]
   previous = queries["PreviousSidArtifacts_executor"]
-  assert sorted(previous) == ["semantic_ids", "sid_encoder"]
-  # Each previous model with the Semantic IDs (the ranker: and vocabulary) it was trained on.
+  # Each previous model with what it was trained on: the SIDs and RQ-VAE the refresh starts from come with the
+  # ranking model (LatestArtifactStrategy here: the newest of each).
+  assert sorted(previous) == ["model", "semantic_ids", "sid_encoder"]
   assert sorted(queries["PreviousRankingModel_executor"]) == ["model", "semantic_ids", "vocabulary"]
   assert sorted(queries["PreviousRetrievalModel_executor"]) == ["model", "semantic_ids"]
   assert previous["sid_encoder"].endswith(runner.QUERY_CLAUSES[artifacts.RQVAEModel.TYPE_NAME])
   assert previous["semantic_ids"].endswith(runner.QUERY_CLAUSES[artifacts.SemanticIds.TYPE_NAME])
-  for kind in (artifacts.RANKING, artifacts.RETRIEVAL):
-    label = f"Previous{kind.capitalize()}Model_executor"
+  for label, kind in (("PreviousSidArtifacts_executor", artifacts.RANKING),
+                      ("PreviousRankingModel_executor", artifacts.RANKING),
+                      ("PreviousRetrievalModel_executor", artifacts.RETRIEVAL)):
     assert queries[label]["model"].endswith(f'metadata.{artifacts.MODEL_KIND}.string_value="{kind}"')
   for bad, message in (({"refresh_warm_start": "retrain"}, "refresh_warm_start must be one of scratch, remap, got "
                                                            "'retrain'"),

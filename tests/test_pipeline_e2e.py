@@ -314,7 +314,9 @@ def test_a_remap_refresh_mid_loop_maps_the_latest_model_and_the_next_daily_run_c
   shutil.copytree(loop.output_root, output)
   (tmp_path / "remap.json").write_text(json.dumps({**TINY, "rqvae_warm_start": True, "refresh_warm_start": "remap"}))
   store = runs.store(loop.replace(output_root=str(output)))
-  latest, latest_retrieval = (summary.latest_node_outputs(store, loop.pipeline_name)[node]["model"]
+  # The previous models: the latest of a span before span 2 (the daily runs of spans 2 and 3 may have run).
+  latest, latest_retrieval = (max((m for m, _ in summary.output_history(store, loop.pipeline_name, node, "model")
+                                   if m.custom_properties["span"].int_value < D2), key=lambda m: m.id)
                               for node in ("RankingTrainer", "RetrievalTrainer"))
   args = _main_args(root, "unused")
   args[args.index("--output_root") + 1] = str(output)

@@ -95,7 +95,8 @@ def warmup(config: PipelineConfig, examples: channel.BaseChannel, state: channel
   if config.refresh_warm_start != "remap":
     trainer = _trainer(config, examples, state, sids, base_model=None, scored_before_training=False)
     return RankingStage(trainer, [trainer])
-  previous = semantic_ids.previous_model("PreviousRankingModel", stock_resolvers, _trained_models(), vocabulary=True)
+  previous = semantic_ids.previous_model("PreviousRankingModel", config, stock_resolvers, RANKING_TRAINER,
+                                         ["semantic_ids", "vocabulary"])
   trainer = _trainer(config, examples, state, sids, base_model=previous.outputs["model"], scored_before_training=False,
                      previous=previous)
   return RankingStage(trainer, [previous, trainer])

@@ -59,7 +59,8 @@ def warmup(config: PipelineConfig, examples: channel.BaseChannel, sids: SidArtif
   if config.refresh_warm_start != "remap":
     trainer = _trainer(config, examples, sids, base_model=None)
     return RetrievalStage(trainer, [trainer])
-  previous = semantic_ids.previous_model("PreviousRetrievalModel", stock_resolvers, _trained_models())
+  previous = semantic_ids.previous_model("PreviousRetrievalModel", config, stock_resolvers, RETRIEVAL_TRAINER,
+                                         ["semantic_ids"])
   trainer = _trainer(config, examples, sids, base_model=previous.outputs["model"], previous=previous)
   return RetrievalStage(trainer, [previous, trainer])
 

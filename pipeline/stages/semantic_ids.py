@@ -5,22 +5,22 @@ run's resolver finds the latest Semantic IDs whichever shape wrote them (pipelin
 """
 
 import dataclasses
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from tfx.dsl.components.base import base_node
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
-from tfx.types import channel
+from tfx.types import channel, standard_artifacts
 
 from components.content_embedder.component import ContentEmbedder
 from components.embedding_importer.component import EmbeddingImporter
-from components.resolvers import LatestModelAndItsInputs, LatestOfEach
+from components.resolvers import PreviousModelAndItsInputs
 from components.encoder_pusher.component import EncoderPusher
 from components.rqvae_trainer.component import RQVAETrainer
 from components.semantic_id_assigner.component import SemanticIdAssigner
 from components.sid_quality_report.component import SidQualityReport
 from components.sid_vocab_builder.component import SidVocabBuilder
-from formats import artifacts
+from formats import artifacts, spans
 from pipeline.configs import PipelineConfig
 
 # The split of SpanExampleGen's examples (the backfill's interactions in the SID refresh).
@@ -39,39 +39,39 @@ class SidArtifacts:
   text_encoder: Optional[channel.BaseChannel]
 
 
-def latest(node_id: str, stock_resolvers: bool, **channels: channel.Channel) -> Resolver:
-  """The latest artifact of each of `channels` (none: nothing for that key). `stock_resolvers` (a spec
-  compiled for Kubeflow, whose compiler takes TFX's stock strategies only): LatestArtifactStrategy, which
-  resolves nothing for any key while one key has none (logged as an error, harmless: the inputs are optional)."""
-  return Resolver(strategy_class=LatestArtifactStrategy if stock_resolvers else LatestOfEach,
-                  **channels).with_id(node_id)
+# What a trainer reads under each key, as a SID refresh resolves what the previous model was trained with.
+_TRAINER_INPUTS = {
+    "semantic_ids": lambda: channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
+                                            output_key="semantic_ids"),
+    "vocabulary": lambda: channel.Channel(type=artifacts.SidVocabulary, producer_component_id="SidVocabBuilder",
+                                          output_key="vocabulary"),
+    "sid_encoder": lambda: channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
+                                           output_key="model"),
+}
 
 
-def previous_model(node_id: str, stock_resolvers: bool, model: channel.Channel, vocabulary: bool = False
-                   ) -> Resolver:
-  """The latest `model` with the Semantic IDs (and `vocabulary`) it was trained on, which a SID refresh's remap
-  maps it from (LatestModelAndItsInputs); with `stock_resolvers`, the latest of each, which pair wrongly
-  after a refresh killed between its SemanticIdAssigner and its trainers (rerun it with refresh_warm_start
-  scratch)."""
-  channels = {"model": model, "semantic_ids": channel.Channel(
-      type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner", output_key="semantic_ids")}
-  if vocabulary:
-    channels["vocabulary"] = channel.Channel(type=artifacts.SidVocabulary, producer_component_id="SidVocabBuilder",
-                                             output_key="vocabulary")
-  return Resolver(strategy_class=LatestArtifactStrategy if stock_resolvers else LatestModelAndItsInputs,
+def previous_model(node_id: str, config: PipelineConfig, stock_resolvers: bool, trainer: str,
+                   inputs: Sequence[str]) -> Resolver:
+  """The SID refresh's previous model: the latest model of `trainer` of a span before config.start_date's,
+  with the artifacts it read under `inputs` (PreviousModelAndItsInputs: its Semantic IDs, vocabulary,
+  RQ-VAE). With `stock_resolvers` (Kubeflow), the newest of each, which may pair a model with Semantic IDs it
+  was not trained on after a killed refresh: rerun that one with refresh_warm_start scratch."""
+  channels = {"model": channel.Channel(type=standard_artifacts.Model, producer_component_id=trainer,
+                                       output_key="model"),
+              **{key: _TRAINER_INPUTS[key]() for key in inputs}}
+  if stock_resolvers:
+    return Resolver(strategy_class=LatestArtifactStrategy, **channels).with_id(node_id)
+  return Resolver(strategy_class=PreviousModelAndItsInputs,
+                  config={"span": spans.span_of_date(config.start_date, config.span_period)},
                   **channels).with_id(node_id)
 
 
 def previous_refresh(config: PipelineConfig, stock_resolvers: bool) -> Resolver:
-  """The latest Semantic IDs (the previous refresh's, with the daily runs' new items), and with
-  config.rqvae_warm_start the previous refresh's RQ-VAE: nothing in a first refresh. The refresh's own
-  artifacts are not among them: the resolver runs before the nodes it feeds."""
-  channels = {"semantic_ids": channel.Channel(type=artifacts.SemanticIds, producer_component_id="SemanticIdAssigner",
-                                              output_key="semantic_ids")}
-  if config.rqvae_warm_start:
-    channels["sid_encoder"] = channel.Channel(type=artifacts.RQVAEModel, producer_component_id="RQVAETrainer",
-                                              output_key="model")
-  return latest("PreviousSidArtifacts", stock_resolvers, **channels)
+  """The Semantic IDs the latest ranking model before this refresh was trained on (the previous refresh's,
+  with the daily runs' new items), and with config.rqvae_warm_start the RQ-VAE that made them: nothing in a
+  first refresh."""
+  return previous_model("PreviousSidArtifacts", config, stock_resolvers, "RankingTrainer",
+                        ["semantic_ids"] + (["sid_encoder"] if config.rqvae_warm_start else []))
 
 
 def sid_refresh(config: PipelineConfig, items: channel.BaseChannel, examples: channel.BaseChannel,
