@@ -134,3 +134,11 @@ def test_a_remap_refresh_over_renumbered_codes_serves_what_the_previous_model_se
   assert metrics["train_examples"] == 8 and metrics["epochs"] == 1
   for user, history in ((0, [2, 3]), (3, [5]), (5, [])):
     assert _retrieve(model, history, user=user) == _retrieve(previous, history, user=user)
+
+
+def test_a_remap_refresh_refuses_a_previous_model_of_another_architecture(tmp_path, inputs):
+  previous, _ = _train(tmp_path, inputs, "previous", ["backfill"], [], config={**CONFIG, "warmup_epochs": 1})
+  refresh_inputs = dict(inputs, previous_semantic_ids=inputs["semantic_ids"])
+  with pytest.raises(ValueError, match=r"differ in \{'d_model': \(16, 8\)\}; train the refresh's model from scratch "
+                                       r"\(refresh_warm_start scratch\)"):
+    _train(tmp_path, refresh_inputs, "refused", ["backfill"], [], base_model=previous, config={**CONFIG, "d_model": 8})
