@@ -34,7 +34,7 @@ from tfx.dsl.components.common import resolver
 
 from formats import spans
 
-SPAN = spans.SPAN_PROPERTY
+SPAN, BACKFILL = spans.SPAN_PROPERTY, spans.BACKFILL_PROPERTY
 MODEL, MODEL_BLESSING = "model", "model_blessing"
 _BLESSED = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY
 _CURRENT_MODEL_ID = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
@@ -70,19 +70,27 @@ class LatestBeforeSpan(_BeforeSpan):
 
 
 class PreviousModelAndItsInputs(_BeforeSpan):
-  """For a SID refresh whose daily runs start at span `span`: the latest LIVE `model` of a span before it
-  (a daily run's, or a refresh's warm-up: a refresh at the same start again continues from the last one),
-  and under every other key the artifact its trainer read under that key (the Semantic IDs, vocabulary and
-  RQ-VAE it was trained with, which the refresh starts from and remaps it from). A model of a later span
-  (daily runs already past the refresh's start) has seen what the refresh's models will be scored on.
-  The inputs come from ML Metadata's lineage: the newest of each would pair a model with SIDs it was never
-  trained on (after a refresh killed between its SemanticIdAssigner and its trainers). Nothing under any key
-  (from scratch) when there is no such model or one of its inputs is not among the candidates."""
+  """For a SID refresh whose daily runs start at span `span`: the latest LIVE `model` trained before it, and
+  under every other key the artifact its trainer read under that key (the Semantic IDs, vocabulary and
+  RQ-VAE it was trained with, which the refresh starts from and remaps it from).
+
+  Before it: a daily run's model of a span before `span`, or a refresh's warm-up (`backfill` 1) of a span
+  before `span` - 1. A warm-up of span `span` - 1 is this refresh's own (a refresh is its start): from a
+  killed attempt or an earlier run, which a rerun must not start from, so that it repeats the same work
+  and TFX's cache reuses what was done. A model of a later span (daily runs already past the start) has
+  seen what the refresh's models will be scored on. The inputs come from ML Metadata's lineage: the newest
+  of each would pair a model with SIDs it was never trained on (after a refresh killed between its
+  SemanticIdAssigner and its trainers). Nothing under any key (from scratch) when there is no such model or
+  one of its inputs is not among the candidates."""
+
+  def _before(self, model: types.Artifact) -> bool:
+    backfill = model.has_custom_property(BACKFILL) and model.get_int_custom_property(BACKFILL) == 1
+    return model.get_int_custom_property(SPAN) < self._span - (1 if backfill else 0)
 
   def resolve_artifacts(self, store: metadata_store.MetadataStore,
                         input_dict: ArtifactDict) -> ArtifactDict:
     nothing = {key: [] for key in input_dict}
-    models = _latest_first_before(input_dict[MODEL], self._span)[:1]
+    models = [m for m in _latest_first_before(input_dict[MODEL], self._span) if self._before(m)][:1]
     if not models:
       return nothing
     events = store.get_events_by_artifact_ids([models[0].id])

@@ -13,7 +13,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.resolvers import SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, PreviousModelAndItsInputs
+from components.resolvers import BACKFILL, SPAN, LatestBeforeSpan, LatestBlessedBeforeSpan, PreviousModelAndItsInputs
 from formats import artifacts
 
 PIPELINE = "sid_ranking"
@@ -39,10 +39,12 @@ def Assign(span: Parameter[int], semantic_ids: OutputArtifact[artifacts.Semantic
 
 
 @component
-def TrainOnSids(span: Parameter[int], semantic_ids: InputArtifact[artifacts.SemanticIds],
+def TrainOnSids(span: Parameter[int], backfill: Parameter[int], semantic_ids: InputArtifact[artifacts.SemanticIds],
                 model: OutputArtifact[standard_artifacts.Model]):
   del semantic_ids
   model.set_int_custom_property(SPAN, span)
+  if backfill:
+    model.set_int_custom_property(BACKFILL, 1)
 
 
 @component
@@ -203,20 +205,26 @@ def _refresh_at(root: pathlib.Path, span: int) -> tfx.dsl.Pipeline:
                                           previous_semantic_ids=previous.outputs["semantic_ids"])])
 
 
-def _train_on_sids(root: pathlib.Path, span: int) -> None:
+def _train_on_sids(root: pathlib.Path, span: int, backfill: int) -> None:
   assign = Assign(span=span)
-  _run(_pipeline(root, [assign, TrainOnSids(span=span, semantic_ids=assign.outputs["semantic_ids"])]))
+  train = TrainOnSids(span=span, backfill=backfill, semantic_ids=assign.outputs["semantic_ids"])
+  _run(_pipeline(root, [assign, train]))
 
 
 def test_a_refresh_starts_from_the_latest_model_before_it_with_the_semantic_ids_it_was_trained_on(tmp_path):
   store = _store(tmp_path)
   _run(_refresh_at(tmp_path, 5))
   assert _inputs(store, "Remap") == {}  # a first refresh: nothing, so from scratch
-  _train_on_sids(tmp_path, 4)  # its warm-up, on its SIDs
-  _train_on_sids(tmp_path, 5)  # a daily run
-  # A refresh at span 6 killed after assigning new SIDs: the rerun starts from the daily model and the SIDs
-  # it read, not the newest SIDs; a daily model of span 6 (the loop ran on) is not before it.
-  _run(_pipeline(tmp_path, [Assign(span=6)]))
-  _train_on_sids(tmp_path, 6)
-  _run(_refresh_at(tmp_path, 6))
+  _train_on_sids(tmp_path, 4, backfill=1)  # its warm-up, on its SIDs
+  _run(_refresh_at(tmp_path, 5))
+  assert _inputs(store, "Remap") == {}  # the same refresh again: not from its own warm-up
+  _train_on_sids(tmp_path, 5, backfill=0)  # a daily run
+  # A refresh at span 7 killed after its warm-up (span 6, on new SIDs); a daily model of span 7 (the loop ran
+  # on): the rerun starts from the daily model of span 5 and the SIDs it read.
+  _train_on_sids(tmp_path, 6, backfill=1)
+  _train_on_sids(tmp_path, 7, backfill=0)
+  _run(_refresh_at(tmp_path, 7))
   assert _inputs(store, "Remap") == {"base_model": [5], "previous_semantic_ids": [5]}
+  _train_on_sids(tmp_path, 6, backfill=0)  # a daily model of span 6 is before a refresh at 7
+  _run(_refresh_at(tmp_path, 7))
+  assert _inputs(store, "Remap") == {"base_model": [6], "previous_semantic_ids": [6]}

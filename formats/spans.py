@@ -70,6 +70,8 @@ def describe(spans: Dict[int, int], period: str) -> Dict[str, int]:
 
 
 SPAN_PROPERTY = "span"
+# int 1 on a backfill's examples and on the models trained on them (a SID refresh's warm-ups).
+BACKFILL_PROPERTY = "backfill"
 
 
 def latest_span(artifacts: Iterable[Any]) -> Optional[int]:

@@ -70,10 +70,12 @@ class PipelineConfig:
   # Stable codes: a SID refresh starts its RQ-VAE from the previous refresh's (when there is one), so that
   # items whose content and neighbourhood did not change keep their SIDs (models/rqvae/model.py).
   rqvae_warm_start: bool = False
-  # What a SID refresh's ranking and retrieval warm-ups start from: "scratch" (trained on the backfill's latest
-  # warmup_examples interactions) or "remap" (the latest ranking and retrieval models remapped onto the new
-  # SIDs, models/ranking/remap.py and models/retrieval/remap.py, then trained on the latest remap_examples).
-  refresh_warm_start: str = "scratch"
+  # What a SID refresh's ranking and retrieval warm-ups start from: "remap" (the latest ranking and retrieval
+  # models before the refresh's start remapped onto the new SIDs, models/ranking/remap.py and
+  # models/retrieval/remap.py, then trained on the latest remap_examples; none in a first refresh: from
+  # scratch) or "scratch" (trained on the backfill's latest warmup_examples). docs/refresh.md: remap was no
+  # worse for either model, at a third (ranker) and a seventh (retrieval) of the training time.
+  refresh_warm_start: str = "remap"
   sid_table_budgets: List[int] = dataclasses.field(default_factory=lambda: list(SID_TABLE_BUDGETS))
   ranking: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RANKING_CONFIG))
   # Blessing: AUC on the next span at least `min_auc` (0.5 = chance) and at most `max_auc_regression`

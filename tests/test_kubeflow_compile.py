@@ -31,8 +31,8 @@ DAILY_TASKS = {"LatestFeatureState", "SpanExampleGen", "StatisticsGen", "Interac
                "RecommenderPusher", "RetrievalTrainer"}
 REFRESH_TASKS = {"SpanExampleGen", "StatisticsGen", "InteractionsSchema", "ExampleValidator", "ItemStatisticsGen",
                  "ItemsSchema", "ItemExampleValidator", "ContentEmbedder", "EncoderPusher", "PreviousSidArtifacts",
-                 "RQVAETrainer", "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "RankingTrainer",
-                 "RetrievalTrainer"}
+                 "RQVAETrainer", "SemanticIdAssigner", "SidQualityReport", "SidVocabBuilder", "PreviousRankingModel",
+                 "RankingTrainer", "PreviousRetrievalModel", "RetrievalTrainer"}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_a_refresh_with_stable_codes_and_remap_resolves_the_previous_artifacts_o
   assert runner.main(["--pipeline", "sid_refresh", "--output", output, "--config", str(settings), *common]) == 0
   with open(output) as f:
     spec = json.load(f)["pipelineSpec"]
-  assert set(spec["root"]["dag"]["tasks"]) == REFRESH_TASKS | {"PreviousRankingModel", "PreviousRetrievalModel"}
+  assert set(spec["root"]["dag"]["tasks"]) == REFRESH_TASKS
   queries = {label: {key: query["filter"] for key, query in e["resolver"]["outputArtifactQueries"].items()}
              for label, e in spec["deploymentSpec"]["executors"].items() if "resolver" in e}
   assert sorted(queries) == ["PreviousRankingModel_executor", "PreviousRetrievalModel_executor",
@@ -122,6 +122,11 @@ def test_a_refresh_with_stable_codes_and_remap_resolves_the_previous_artifacts_o
                       ("PreviousRankingModel_executor", artifacts.RANKING),
                       ("PreviousRetrievalModel_executor", artifacts.RETRIEVAL)):
     assert queries[label]["model"].endswith(f'metadata.{artifacts.MODEL_KIND}.string_value="{kind}"')
+  settings.write_text(json.dumps({"refresh_warm_start": "scratch"}))
+  assert runner.main(["--pipeline", "sid_refresh", "--output", output, "--config", str(settings), *common]) == 0
+  with open(output) as f:
+    assert set(json.load(f)["pipelineSpec"]["root"]["dag"]["tasks"]) == REFRESH_TASKS - {
+        "PreviousRankingModel", "PreviousRetrievalModel"}
   for bad, message in (({"refresh_warm_start": "retrain"}, "refresh_warm_start must be one of scratch, remap, got "
                                                            "'retrain'"),
                        ({"rqvae_warmstart": True}, "unknown settings rqvae_warmstart")):

@@ -109,6 +109,15 @@ def _completed_in_latest_run(config):
           and completed & {e.id for e in store.get_executions_by_context(node.id)}}
 
 
+def _input_of(store, output, key: str) -> metadata_store_pb2.Artifact:
+  """The artifact the execution that produced `output` read under `key`."""
+  [execution_id] = [e.execution_id for e in store.get_events_by_artifact_ids([output.id])
+                    if e.type == metadata_store_pb2.Event.OUTPUT]
+  [artifact_id] = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
+                   if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == key]
+  return store.get_artifacts_by_id([artifact_id])[0]
+
+
 def _json(path):
   with open(path) as f:
     return json.load(f)
@@ -121,6 +130,9 @@ def test_sid_refresh_builds_the_frozen_inputs_and_the_warmup_model(loop):
   assert outputs["SidVocabBuilder"]["vocabulary"].custom_properties["impressions"].int_value == 6
   warmup = outputs["RankingTrainer"]["model"]
   assert warmup.custom_properties["span"].int_value == D1 - 1
+  # Trained on the backfill: what tells a refresh's own warm-ups from the previous models it may start from.
+  assert warmup.custom_properties["backfill"].int_value == 1
+  assert outputs["RetrievalTrainer"]["model"].custom_properties["backfill"].int_value == 1
   step = _json(os.path.join(outputs["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
   assert step["train_examples"] == 6 and step["warm_started_from"] is None
   retrieval_step = _json(os.path.join(outputs["RetrievalTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE))
@@ -150,28 +162,16 @@ def test_the_refresh_on_a_dask_cluster_writes_the_in_process_artifacts(loop):
   assert statistics["dask"] == statistics["in_process"] and list(statistics["dask"]) == ["Split-interactions"]
 
 
-def test_a_refresh_with_stable_codes_starts_from_the_previous_rqvae_and_reports_what_changed(loop, tmp_path):
-  # On a copy of the loop's outputs, the SID refresh again, as an operator would on demand, stable codes on.
-  config = loop.replace(output_root=str(tmp_path / "again"), rqvae_warm_start=True)
+def test_the_same_refresh_again_repeats_it_from_the_cache(loop, tmp_path):
+  # On a copy of the loop's outputs (with or without its daily runs), the SID refresh again with the same start
+  # and settings (remap on): a refresh is its start, so this is a rerun, with nothing before it to start from.
+  config = loop.replace(output_root=str(tmp_path / "again"))
+  assert config.refresh_warm_start == "remap"
   shutil.copytree(loop.output_root, config.output_root)
-  before = summary.latest_node_outputs(runs.store(config), config.pipeline_name)
-  previous_model, previous_sids = before["RQVAETrainer"]["model"], before["SemanticIdAssigner"]["semantic_ids"]
-  assert runs.run_with_engine(config, pipeline.create_sid_refresh_pipeline) is not None
-  after = _outputs(config)
-  model = after["RQVAETrainer"]["model"]
-  assert model.id != previous_model.id
-  assert model.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value == previous_model.uri
-  assert not previous_model.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value
-  report = after["SidQualityReport"]["report"]
-  changes = _json(os.path.join(report.uri, report_executor.REPORT_JSON))[report_executor.CHANGES]
-  old_ids, old_codes, _ = semantic_ids.load(summary.as_artifact(previous_sids, artifacts.SemanticIds))
-  new_ids, new_codes, _ = semantic_ids.load(summary.as_artifact(after["SemanticIdAssigner"]["semantic_ids"],
-                                                                artifacts.SemanticIds))
-  assert list(new_ids) == [1, 2, 3, 4] and set(new_ids) <= set(old_ids)  # the backfill's items, all seen before
-  assert (changes["items_in_both"], changes["items_new"]) == (4, 0)
-  rows = np.searchsorted(old_ids, new_ids)
-  assert changes["changed_share"] == (old_codes[rows] != new_codes).mean(0).tolist()
-  assert report.custom_properties["sid_changed_share"].double_value == changes["sid_changed_share"]
+  finished = runs.run_with_engine(config, pipeline.create_sid_refresh_pipeline)
+  # Every trainer from the cache (resolvers and pushers always run; the report reads the resolved SIDs).
+  assert [node for node in ("RQVAETrainer", "SemanticIdAssigner", "SidVocabBuilder", "RankingTrainer",
+                            "RetrievalTrainer") if not finished[node]["cached"]] == []
 
 
 def test_daily_loop_joins(loop, monkeypatch, tmp_path):
@@ -209,7 +209,7 @@ def test_daily_loop_joins(loop, monkeypatch, tmp_path):
   # Item 5, first rated in span 1, got a SID from the frozen RQ-VAE: the catalog grew by one.
   assert outputs["SemanticIdAssigner"]["semantic_ids"].custom_properties["items"].int_value == 5
   model_1 = outputs["RankingTrainer"]["model"]
-  assert model_1.custom_properties["span"].int_value == D1
+  assert model_1.custom_properties["span"].int_value == D1 and "backfill" not in model_1.custom_properties
   assert _json(os.path.join(outputs["RankingTrainer"]["model_run"].uri, ranking_trainer.METRICS_FILE)
                )["train_files"] == [os.path.join(outputs["SpanExampleGen"]["examples"].uri, "Split-interactions", "*")]
 
@@ -339,7 +339,21 @@ def test_a_remap_refresh_mid_loop_maps_the_latest_model_and_the_next_daily_run_c
   assert retrieval["warm_started_from"] == path_utils.serving_model_path(latest_retrieval.uri)
   assert retrieval["remapped"]["items"] > 0 and retrieval["epochs"] == 1
   rqvae = refreshed["RQVAETrainer"]["model"]
-  assert rqvae.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value
+  # Stable codes: the RQ-VAE started from the one that made the previous ranker's SIDs, and the quality report
+  # says what changed since those.
+  previous_sids = _input_of(store, latest, "semantic_ids")
+  assert rqvae.custom_properties[rqvae_executor.WARM_STARTED_FROM].string_value == \
+      _input_of(store, latest, "sid_encoder").uri
+  report = refreshed["SidQualityReport"]["report"]
+  changes = _json(os.path.join(report.uri, report_executor.REPORT_JSON))[report_executor.CHANGES]
+  old_ids, old_codes, _ = semantic_ids.load(summary.as_artifact(previous_sids, artifacts.SemanticIds))
+  new_ids, new_codes, _ = semantic_ids.load(summary.as_artifact(refreshed["SemanticIdAssigner"]["semantic_ids"],
+                                                                artifacts.SemanticIds))
+  both = np.isin(new_ids, old_ids)
+  assert (changes["items_in_both"], changes["items_new"]) == (both.sum(), (~both).sum()) and both.sum() >= 4
+  rows = np.searchsorted(old_ids, new_ids[both])
+  assert changes["changed_share"] == (old_codes[rows] != new_codes[both]).mean(0).tolist()
+  assert report.custom_properties["sid_changed_share"].double_value == changes["sid_changed_share"]
   # The daily run of span 2 resolved the remapped model (span 1: the refresh's backfill ends there): it is the
   # one evaluated on span 2 and trained on.
   second = daily_run.run_span(config, D2)

@@ -3,7 +3,8 @@ tolerates spans without interactions: ExampleGen writes no split for an empty sp
 it trains on nothing (run_fn carries the base model over) and says so, rather than failing.
 
 The output model records the spans it was trained on, for the span-aware resolvers
-(components/resolvers.py): int custom property `span`, the last one, and string `trained_spans`,
+(components/resolvers.py): int custom property `span`, the last one, `backfill` 1 when trained on a
+backfill (a SID refresh's warm-up), and string `trained_spans`,
 the first and the last, e.g. "17590", "17588..17590" or "backfill..17589". A split `span_N` is
 span N, a split `backfill` comes before every span, and any other split (the daily ingestion's one
 split) is the examples artifact's own `span` property.
@@ -19,7 +20,7 @@ from tfx.components.util import udf_utils
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.resolvers import SPAN
+from components.resolvers import BACKFILL, SPAN
 from formats import feature_state, spans
 from formats.artifacts import EMBEDDINGS, MODEL_KIND, PREVIOUS, RANKING, RETRIEVAL, SEMANTIC_IDS, VOCABULARY
 from models import distribution
@@ -62,11 +63,12 @@ class Executor(trainer_executor.GenericExecutor):
     super().Do(input_dict, output_dict, exec_properties)
     train_args = proto_utils.json_to_proto(exec_properties[standard_component_specs.TRAIN_ARGS_KEY],
                                            trainer_pb2.TrainArgs())
-    last, description = trained_spans(
-        artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
-        list(train_args.splits))
+    examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
+    last, description = trained_spans(examples, list(train_args.splits))
     model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
     model.set_int_custom_property(SPAN, last)
+    if examples.has_custom_property(BACKFILL):
+      model.set_int_custom_property(BACKFILL, examples.get_int_custom_property(BACKFILL))
     model.set_string_custom_property(TRAINED_SPANS, description)
     model.set_string_custom_property(MODEL_KIND, model_kind(exec_properties[standard_component_specs.RUN_FN_KEY]))
 

@@ -563,6 +563,8 @@ def _publish(outputs: Dict[str, types.Artifact], window: SpanWindow,
     artifact.set_int_custom_property(spans.SPAN_PROPERTY, window.last)
     artifact.set_string_custom_property("span_period", window.period)
     artifact.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    if window.first is None:
+      artifact.set_int_custom_property(spans.BACKFILL_PROPERTY, 1)
   feature_state.set_properties(outputs["state"], window.last, window.period,
                                previous.uri if previous else "", half_life)
   outputs["report"].set_int_custom_property(spans.SPAN_PROPERTY, window.last)
