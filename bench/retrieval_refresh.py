@@ -38,6 +38,7 @@ from formats import artifacts, semantic_ids, spans
 from formats import interaction_features as fields
 from models.ranking import model as ranking
 from models.ranking.remap import item_counts
+from models.ranking.remap import window as remap_window
 from models.ranking.trainer import checkpoint_dir
 from models.retrieval import data, evaluation, remap, serving, trainer
 from models.retrieval.config import RetrievalConfig
@@ -120,8 +121,8 @@ def main(argv=None) -> int:
                    for name, (new_codes, _) in refreshed.items()})
   loop_dir = _loop_model_dir(store, loop_config.pipeline_name, spans.span_of_split(names[after]))
   history = [f for name in names[:after + 1] for f in files[name]]
-  timestamps = ranking.columns(history, {fields.TIMESTAMP: fields.COUNTING_SPEC[fields.TIMESTAMP]})[fields.TIMESTAMP]
-  history_items = ranking.columns(history, {fields.ITEM_ID: fields.COUNTING_SPEC[fields.ITEM_ID]})[fields.ITEM_ID]
+  columns = ranking.columns(history, {name: fields.COUNTING_SPEC[name] for name in (fields.TIMESTAMP, fields.ITEM_ID)})
+  timestamps, history_items = columns[fields.TIMESTAMP], columns[fields.ITEM_ID]
   samples = {name: evaluation.sample(len(ranking.columns(files[name], {fields.ITEM_ID: fields.COUNTING_SPEC[
       fields.ITEM_ID]})[fields.ITEM_ID]), args.evaluation_examples, 0) for name in names[after + 1:]}
 
@@ -153,10 +154,9 @@ def main(argv=None) -> int:
         state = Arm(model, catalog, trained)
         if how:
           method, window = how
-          recent = ranking.most_recent(timestamps, window)
-          before = history_items[~recent] if recent is not None else history_items[:0]
-          report = remap.remap(model, catalogs["loop"], catalog, item_counts(ids, before, np.zeros(len(before)))[0],
-                               method)
+          recent, before = remap_window(timestamps, window)
+          interactions, _ = item_counts(ids, history_items[before], np.zeros(before.sum()))
+          report = remap.remap(model, catalogs["loop"], catalog, interactions, method)
           examples = state.train(history, 1, recent, seed)
       seconds = time.perf_counter() - start
       per_span = []

@@ -169,15 +169,14 @@ def main(argv=None) -> int:
       new = ranking.build(config, variants[sids][0], spm_models[sids])
       start = time.perf_counter()
       if method:
-        recent = ranking.most_recent(history[fields.TIMESTAMP].numpy(), window)
-        recent = np.ones(len(history[fields.LABEL]), bool) if recent is None else recent
-        interactions, liked = _per_item([experiments.kept_rows(history, ~recent)], ids)
+        _, before = remap.window(history[fields.TIMESTAMP].numpy(), window)
+        interactions, liked = _per_item([experiments.kept_rows(history, before)], ids)
         batch = {name: value[:256] for name, value in splits[after].items()}  # builds the variables
         remap.remap(stale, new, batch, ids, interactions, liked, method, carry_pieces=carry)
         remap_seconds = time.perf_counter() - start
         if lr == "step":
           ranking.use_step_learning_rates(new)
-        examples = experiments.train_step(new, experiments.kept_rows(history, recent), after)
+        examples = experiments.train_step(new, experiments.kept_rows(history, ~before), after)
       else:
         remap_seconds = 0.0
         examples = experiments.warm_up(new, history, ranking.most_recent(history[fields.TIMESTAMP].numpy(),

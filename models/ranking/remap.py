@@ -24,7 +24,7 @@ Example:
   report = remap(old, new, batch, item_ids, interactions, liked)   # then train `new` on recent spans only
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +90,13 @@ def fit_rows(pieces: tf.RaggedTensor, targets: np.ndarray, weights: np.ndarray, 
     rows[free, column] += lsqr(scaled, np.sqrt(weights) * start[:, column], damp=np.sqrt(RIDGE),
                                atol=1e-10, btol=1e-10)[0]
   return rows
+
+
+def window(timestamps: np.ndarray, count: int) -> Tuple[Optional[np.ndarray], np.ndarray]:
+  """A remapped model's training window: (the latest `count` interactions it trains on, None for all; a mask
+  of those before them, whose counts weigh the remap)."""
+  keep = ranking.most_recent(timestamps, count)
+  return keep, (~keep if keep is not None else np.zeros(len(timestamps), bool))
 
 
 def item_counts(item_ids: np.ndarray, interacted: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -141,8 +141,7 @@ def _remap(model: ranking.RankingModel, catalog: Catalog, custom_config: Dict[st
   config = model.config
   old = ranking.build(config, load_catalog(custom_config, False, PREVIOUS), _spm_model(config, custom_config, PREVIOUS))
   ranking.warm_start(old, checkpoint_dir(base_model), build_batch)
-  keep = ranking.most_recent(span[fields.TIMESTAMP], config.remap_examples)
-  before = ~keep if keep is not None else np.zeros(len(span[fields.LABEL]), bool)
+  keep, before = remap.window(span[fields.TIMESTAMP], config.remap_examples)
   counts = remap.item_counts(catalog.item_ids, span[fields.ITEM_ID][before], span[fields.LABEL][before])
   report = remap.remap(old, model, build_batch, catalog.item_ids, *counts)
   return keep, report

@@ -18,7 +18,7 @@ Example:
   remap(model, old_catalog, new_catalog, interactions)  # interactions: per item of new_catalog.item_ids
 """
 
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import tensorflow as tf
@@ -40,17 +40,20 @@ def prefix_rows(tokens: np.ndarray, vocabulary_size: int, rows: int) -> np.ndarr
   return np.mod(np.stack(keys, axis=1), rows)
 
 
-def _means(variable: tf.Variable, new_rows: np.ndarray, old_rows: np.ndarray, weights: np.ndarray,
-           transposed: bool = False) -> int:
-  """Sets each row of `variable` in `new_rows` to the `weights`-weighted mean of the (old) rows `old_rows`
-  paired with it; -> rows set. `transposed`: rows are the variable's columns (a Dense kernel)."""
-  values = variable.numpy().T if transposed else variable.numpy()
-  pairs = sparse.coo_matrix((weights, (new_rows, old_rows)), shape=(len(values), len(values))).tocsr()
+def _averaging(new_rows: np.ndarray, old_rows: np.ndarray, weights: np.ndarray, size: int) -> sparse.csr_matrix:
+  """[size, size]: row r averages the old rows paired with new row r, by `weights`; empty for unpaired rows."""
+  pairs = sparse.coo_matrix((weights, (new_rows, old_rows)), shape=(size, size)).tocsr()
   totals = np.asarray(pairs.sum(axis=1)).ravel()
-  targets = np.flatnonzero(totals)
+  return (sparse.diags(np.divide(1.0, totals, out=np.zeros(size), where=totals > 0)) @ pairs).tocsr()
+
+
+def _fit(variable: tf.Variable, averaging: sparse.csr_matrix, transposed: bool = False) -> int:
+  """Sets the rows of `variable` (its columns if `transposed`: a Dense kernel) that `averaging` pairs to their
+  averages of the old rows; -> rows set."""
+  values = variable.numpy().T if transposed else variable.numpy()
+  targets = np.flatnonzero(averaging.getnnz(axis=1))
   fitted = values.copy()
-  fitted[targets] = (pairs[targets] @ values.reshape(len(values), -1)).reshape(
-      (len(targets),) + values.shape[1:]) / totals[targets].reshape((-1,) + (1,) * (values.ndim - 1))
+  fitted[targets] = (averaging[targets] @ values.reshape(len(values), -1)).reshape((len(targets),) + values.shape[1:])
   variable.assign(fitted.T if transposed else fitted)
   return len(targets)
 
@@ -75,15 +78,14 @@ def remap(model: TigerModel, old: SidCatalog, new: SidCatalog, interactions: np.
   offsets = np.asarray(layout.offsets)[None, :]
   new_tokens, old_tokens = new.sequences[new_index] + offsets, old.sequences[old_index] + offsets
   weights = 1.0 + np.asarray(interactions, np.float64)[new_index]
-  codes = slice(0, layout.num_levels)  # the suffix position's tokens are kept
-  pair = lambda tokens: tokens[:, codes].ravel()
-  repeated = np.repeat(weights, layout.num_levels)
-  targets: List[tuple] = [(model.token_embedding.embeddings, False), (model.output_layer.kernel, True),
-                          (model.output_layer.bias, False)]
-  for variable, transposed in targets:
-    report["tokens"] = _means(variable, pair(new_tokens), pair(old_tokens), repeated, transposed)
+  codes = lambda tokens: tokens[:, :layout.num_levels].ravel()  # the suffix position's tokens are kept
+  tokens = _averaging(codes(new_tokens), codes(old_tokens), np.repeat(weights, layout.num_levels),
+                      layout.vocabulary_size)
+  _fit(model.token_embedding.embeddings, tokens)
+  _fit(model.output_layer.bias, tokens)
+  report["tokens"] = _fit(model.output_layer.kernel, tokens, transposed=True)
   if model.prefix_embedding is not None:
     rows = lambda tokens: prefix_rows(tokens, layout.vocabulary_size, model.config.prefix_rows).ravel()
-    report["prefix_rows"] = _means(model.prefix_embedding.embeddings, rows(new_tokens), rows(old_tokens),
-                                   np.repeat(weights, layout.positions))
+    report["prefix_rows"] = _fit(model.prefix_embedding.embeddings, _averaging(
+        rows(new_tokens), rows(old_tokens), np.repeat(weights, layout.positions), model.config.prefix_rows))
   return report

@@ -26,7 +26,7 @@ from formats import interaction_features as fields
 from models import distribution
 from models.ranking import model as ranking
 from models.ranking.trainer import METRICS_FILE, TrainingProgress, checkpoint_dir
-from models.ranking.remap import item_counts
+from models.ranking.remap import item_counts, window
 from models.retrieval import data, evaluation, remap, serving
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import TigerModel, compile_model
@@ -94,9 +94,8 @@ def _remap(model: TigerModel, catalog: SidCatalog, custom_config: Dict[str, Any]
   """The restored model's tokens fitted from the previous refresh's SIDs to `catalog`'s (remap.py), each item
   weighted by its interactions before the latest config.remap_examples, which it then trains on (their mask,
   None for all). Returns (that mask, what the remap carried)."""
-  keep = ranking.most_recent(span[fields.TIMESTAMP], model.config.remap_examples)
-  before = span[fields.ITEM_ID][~keep] if keep is not None else span[fields.ITEM_ID][:0]
-  interactions, _ = item_counts(catalog.item_ids, before, np.zeros(len(before)))
+  keep, before = window(span[fields.TIMESTAMP], model.config.remap_examples)
+  interactions, _ = item_counts(catalog.item_ids, span[fields.ITEM_ID][before], np.zeros(before.sum()))
   return keep, remap.remap(model, load_catalog(custom_config, artifacts.PREVIOUS), catalog, interactions,
                            model.config.remap_tokens)
 
