@@ -171,8 +171,7 @@ def main(argv=None) -> int:
       if method:
         _, before = remap.window(history[fields.TIMESTAMP].numpy(), window)
         interactions, liked = _per_item([experiments.kept_rows(history, before)], ids)
-        batch = {name: value[:256] for name, value in splits[after].items()}  # builds the variables
-        remap.remap(stale, new, batch, ids, interactions, liked, method, carry_pieces=carry)
+        remap.remap(stale, new, ids, interactions, liked, method, carry_pieces=carry)
         remap_seconds = time.perf_counter() - start
         if lr == "step":
           ranking.use_step_learning_rates(new)

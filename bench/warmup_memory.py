@@ -48,7 +48,6 @@ def main(argv=None) -> int:
   vocabulary = artifacts.SidVocabulary()
   vocabulary.uri = args.vocabulary
   model = ranking.build(config, catalog, sid_vocabulary.load_model(vocabulary, config.table_rows))
-  model(fields.defaults_batch([fields.NO_ITEM]))
   phase("model built")
   files = [os.path.join(args.examples, "Split-interactions", "*")]
   span = ranking.columns(files, fields.COUNTING_SPEC)

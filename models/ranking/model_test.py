@@ -148,6 +148,18 @@ def test_embedding_tables_use_the_embedding_optimizer(catalog):
   assert any("accumulator" in name for name in slots)
 
 
+def test_a_built_model_traces_its_training_step_once(catalog, spm_model):
+  # Every variable, the optimizers' slots included, exists before the first step: a step that created one
+  # would be traced twice.
+  config = RankingConfig(representation="spm", table_rows=24, embedding_dim=4, hidden_units=(8,),
+                         user_table_rows=16, use_counters=True)
+  model = ranking.build(config, catalog, spm_model)
+  variables = len(model.variables) + len(model.optimizer.variables) + len(model.embedding_optimizer.variables)
+  model.fit(tf.data.Dataset.from_tensors(_user_batch(np.random.default_rng(3))).repeat(2), verbose=0)
+  assert model.train_function.experimental_get_tracing_count() == 1
+  assert len(model.variables) + len(model.optimizer.variables) + len(model.embedding_optimizer.variables) == variables
+
+
 def test_unknown_and_missing_items_score_finite_as_no_item(catalog, spm_model):
   model = ranking.build(RankingConfig(representation="spm", table_rows=24, embedding_dim=4, hidden_units=(8,),
                                       history_attention=False), catalog, spm_model)
@@ -172,7 +184,7 @@ def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_
   batch = _user_batch(np.random.default_rng(2))
   fresh = ranking.build(config, catalog, spm_model)
   assert not np.allclose(fresh(batch).numpy(), trained(batch).numpy())
-  ranking.warm_start(fresh, str(tmp_path), batch)
+  ranking.warm_start(fresh, str(tmp_path))
   np.testing.assert_allclose(fresh(batch).numpy(), trained(batch).numpy(), rtol=1e-6)
   assert fresh.optimizer.iterations.numpy() == trained.optimizer.iterations.numpy() > 0
   assert fresh.embedding_optimizer.iterations.numpy() == trained.embedding_optimizer.iterations.numpy()
@@ -188,13 +200,13 @@ def test_warm_start_restores_weights_and_optimizer_state(tmp_path, catalog, spm_
                                err_msg=after_original.name)
   other = ranking.build(RankingConfig(representation="unigram", embedding_dim=4, hidden_units=(8,)), catalog)
   with pytest.raises(ValueError, match=r"differ in \{'representation': \('spm', 'unigram'\)"):
-    ranking.warm_start(other, str(tmp_path), batch)
+    ranking.warm_start(other, str(tmp_path))
   with open(tmp_path / ranking.CONFIG_FILE) as f:
     saved = json.load(f)
   with open(tmp_path / ranking.CONFIG_FILE, "w") as f:  # a checkpoint from before the counter tower
     json.dump({k: v for k, v in saved.items() if k != "counter_tower"}, f)
   with pytest.raises(ValueError, match=r"written before the settings \['counter_tower'\] existed; run a SID refresh"):
-    ranking.warm_start(fresh, str(tmp_path), batch)
+    ranking.warm_start(fresh, str(tmp_path))
 
 
 def test_item_dropout_is_random_in_training_only(catalog):
@@ -281,7 +293,7 @@ def test_counter_options_learn_and_warm_start(tmp_path, catalog, settings):
   ranking.save_checkpoint(model, str(tmp_path))
   batch = _user_batch(np.random.default_rng(2))
   fresh = ranking.build(config, catalog)
-  ranking.warm_start(fresh, str(tmp_path), batch)
+  ranking.warm_start(fresh, str(tmp_path))
   np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)
   if config.sid_like_rates:  # the SID-cluster counts travel with the checkpoint
     np.testing.assert_array_equal(fresh.sid_clusters.counts.numpy(), model.sid_clusters.counts.numpy())
@@ -354,7 +366,7 @@ def test_history_attention_learns_which_history_item_resembles_the_candidate_and
   ranking.save_checkpoint(model, str(tmp_path))
   batch = _resemblance_batch(np.random.default_rng(2))
   fresh = ranking.build(config, catalog)
-  ranking.warm_start(fresh, str(tmp_path), batch)
+  ranking.warm_start(fresh, str(tmp_path))
   np.testing.assert_allclose(fresh(batch).numpy(), model(batch).numpy(), rtol=1e-5)
 
 

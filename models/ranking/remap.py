@@ -21,7 +21,7 @@ catalog and vocabulary:
 
 Example:
   new = model.build(config, new_catalog, new_spm_model)
-  report = remap(old, new, batch, item_ids, interactions, liked)   # then train `new` on recent spans only
+  report = remap(old, new, item_ids, interactions, liked)   # then train `new` on recent spans only
 """
 
 from typing import Dict, List, Optional, Tuple
@@ -117,19 +117,16 @@ def _shared_variables(model: ranking.RankingModel) -> List[tf.Variable]:
   return [v for v in model.variables if v.ref() not in own]
 
 
-def remap(old: ranking.RankingModel, new: ranking.RankingModel, features: Dict[str, tf.Tensor],
-          item_ids: np.ndarray, interactions: np.ndarray, liked: np.ndarray, method: str = "lstsq",
-          carry_pieces: bool = True) -> Dict[str, float]:
+def remap(old: ranking.RankingModel, new: ranking.RankingModel, item_ids: np.ndarray, interactions: np.ndarray,
+          liked: np.ndarray, method: str = "lstsq", carry_pieces: bool = True) -> Dict[str, float]:
   """Starts `new` (built on the refreshed catalog and vocabulary) from `old`, as the module docstring says.
-  `features` (one batch) builds both models' variables; `item_ids` [n] with their `interactions` and `liked`
-  counts so far (the feature state's item counters) weight the fit and re-key the SID-cluster counts.
+  `item_ids` [n] with their `interactions` and `liked` counts so far (the feature state's item counters) weight
+  the fit and re-key the SID-cluster counts.
   Returns what was carried: how many variables beside the SID tables, item-table rows, and rows copied."""
   mismatch = {k: (v, getattr(new.config, k)) for k, v in ranking.architecture(old.config).items()
               if v != ranking.architecture(new.config)[k]}
   if mismatch:
     raise ValueError(f"cannot remap across an architecture change: (old, new) differ in {mismatch}")
-  old(features)
-  new(features)
   shared_old, shared_new = _shared_variables(old), _shared_variables(new)
   if len(shared_old) != len(shared_new):
     raise ValueError(f"cannot remap: the old model has {len(shared_old)} variables beside its SID tables, the new "

@@ -134,16 +134,16 @@ def _spm_model(config: RankingConfig, custom_config: Dict[str, Any], prefix: str
 
 
 def _remap(model: ranking.RankingModel, catalog: Catalog, custom_config: Dict[str, Any], base_model: str,
-           build_batch, span: Dict[str, np.ndarray]) -> tuple:
+           span: Dict[str, np.ndarray]) -> tuple:
   """The base model, trained on the previous refresh's SIDs, remapped into `model`; the SID-cluster counts
   re-keyed from the interactions before the latest config.remap_examples, which it then trains on (their
   mask). Returns (that mask or None for all, what the remap carried)."""
   config = model.config
   old = ranking.build(config, load_catalog(custom_config, False, PREVIOUS), _spm_model(config, custom_config, PREVIOUS))
-  ranking.warm_start(old, checkpoint_dir(base_model), build_batch)
+  ranking.warm_start(old, checkpoint_dir(base_model))
   keep, before = remap.window(span[fields.TIMESTAMP], config.remap_examples)
   counts = remap.item_counts(catalog.item_ids, span[fields.ITEM_ID][before], span[fields.LABEL][before])
-  report = remap.remap(old, model, build_batch, catalog.item_ids, *counts)
+  report = remap.remap(old, model, catalog.item_ids, *counts)
   return keep, report
 
 
@@ -158,15 +158,12 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   keep, remapped = None, None
   with distribution.scope(strategy):
     model = ranking.build(config, catalog, _spm_model(config, custom_config))
-    build_batch = fields.defaults_batch([fields.NO_ITEM])  # builds the variables, whatever the step's data
     if remapping:
-      keep, remapped = _remap(model, catalog, custom_config, fn_args.base_model, build_batch, span)
+      keep, remapped = _remap(model, catalog, custom_config, fn_args.base_model, span)
       logging.info("Remapped from %s: %s", fn_args.base_model, remapped)
     elif fn_args.base_model:
-      ranking.warm_start(model, checkpoint_dir(fn_args.base_model), build_batch)
+      ranking.warm_start(model, checkpoint_dir(fn_args.base_model))
       logging.info("Warm-started from %s", fn_args.base_model)
-    else:
-      model(build_batch)
     if fn_args.base_model:
       ranking.use_step_learning_rates(model)
 
