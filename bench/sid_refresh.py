@@ -170,7 +170,8 @@ def main(argv=None) -> int:
       start = time.perf_counter()
       if method:
         _, before = remap.window(history[fields.TIMESTAMP].numpy(), window)
-        interactions, liked = _per_item([experiments.kept_rows(history, before)], ids)
+        interactions, liked = remap.item_counts(ids, history[fields.ITEM_ID].numpy()[before],
+                                                history[fields.LABEL].numpy()[before])
         remap.remap(stale, new, ids, interactions, liked, method, carry_pieces=carry)
         remap_seconds = time.perf_counter() - start
         if lr == "step":
