@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         if how:
           method, window = how
           recent, before = remap_window(timestamps, window)
-          interactions, _ = item_counts(ids, history_items[before], np.zeros(before.sum()))
+          interactions, _ = item_counts(ids, history_items[before])
           report = remap.remap(model, catalogs["loop"], catalog, interactions, method)
           examples = state.train(history, 1, recent, seed)
       seconds = time.perf_counter() - start

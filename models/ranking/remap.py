@@ -99,14 +99,17 @@ def window(timestamps: np.ndarray, count: int) -> Tuple[Optional[np.ndarray], np
   return keep, (~keep if keep is not None else np.zeros(len(timestamps), bool))
 
 
-def item_counts(item_ids: np.ndarray, interacted: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def item_counts(item_ids: np.ndarray, interacted: np.ndarray, labels: Optional[np.ndarray] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
   """Interactions and liked ones per item of `item_ids` (sorted, unique) among the interactions with the items
-  `interacted`, labelled `labels` (1: liked); interactions with other items are left out."""
+  `interacted`, labelled `labels` (1: liked; None: none liked); interactions with other items are left out."""
   rows = np.searchsorted(item_ids, interacted)
   found = rows < len(item_ids)
   found[found] = item_ids[rows[found]] == interacted[found]
-  return (np.bincount(rows[found], minlength=len(item_ids)).astype(np.float64),
-          np.bincount(rows[found], weights=np.asarray(labels, np.float64)[found], minlength=len(item_ids)))
+  interactions = np.bincount(rows[found], minlength=len(item_ids)).astype(np.float64)
+  if labels is None:
+    return interactions, np.zeros(len(item_ids))
+  return interactions, np.bincount(rows[found], weights=np.asarray(labels, np.float64)[found], minlength=len(item_ids))
 
 
 def _shared_variables(model: ranking.RankingModel) -> List[tf.Variable]:

@@ -130,3 +130,4 @@ def test_item_counts_count_each_catalog_items_interactions_and_likes():
   interactions, liked = remap.item_counts(np.array([2, 5, 9]), np.array([5, 9, 5, 7, 11, 2, 0]),
                                           np.array([1, 0, 1, 1, 1, 0, 1]))
   assert interactions.tolist() == [1, 2, 1] and liked.tolist() == [0, 2, 0]  # items 7, 11 and 0 are not listed
+  assert remap.item_counts(np.array([2, 5, 9]), np.array([5, 9, 5]))[1].tolist() == [0, 0, 0]  # no labels

@@ -95,7 +95,7 @@ def _remap(model: TigerModel, catalog: SidCatalog, custom_config: Dict[str, Any]
   weighted by its interactions before the latest config.remap_examples, which it then trains on (their mask,
   None for all). Returns (that mask, what the remap carried)."""
   keep, before = window(span[fields.TIMESTAMP], model.config.remap_examples)
-  interactions, _ = item_counts(catalog.item_ids, span[fields.ITEM_ID][before], np.zeros(before.sum()))
+  interactions, _ = item_counts(catalog.item_ids, span[fields.ITEM_ID][before])
   return keep, remap.remap(model, load_catalog(custom_config, artifacts.PREVIOUS), catalog, interactions,
                            model.config.remap_tokens)
 
