@@ -16,9 +16,8 @@ impressions through span R. Then, per seed, the arms score spans R+1.. before tr
   interactions through span R, `warmup_epochs` passes);
 - remap: the stale ranker at span R remapped onto the new SIDs (the SID-cluster counts re-keyed from the
   interactions before the window), then trained one pass over the latest W interactions through span R
-  (--windows), with the continuous-training steps' learning rates (or the warm-up's, or the warm-up's for the
-  embedding tables only), then the steps' for the spans after; pieces the old vocabulary had are copied, or
-  (fit all) fitted too.
+  (--windows), with the continuous-training steps' learning rates (or the warm-up's), then the steps' for
+  the spans after; pieces the old vocabulary had are copied, or (fit all) fitted too.
 Prints AUC overall and on cold-start items over the spans after the refresh, the refresh's training examples
 and seconds, and the changed shares; appends every run to --output (JSON lines; a re-run skips those done).
 """
@@ -52,9 +51,8 @@ from pipeline import configs, experiments, summary
 from pipeline import runs as pipeline_runs
 
 SLICES = ("overall", "cold_start")
-# The remapped ranker's learning rates: a continuous-training step's, the warm-up's, or the warm-up's for the
-# embedding tables (whose rows the remap only approximates) and a step's for the rest (carried exactly).
-LEARNING_RATES = {"step": "", "warmup": " warm-up lr", "tables": " warm-up lr tables"}
+# The remapped ranker's learning rates on its window: a continuous-training step's, or the warm-up's.
+LEARNING_RATES = {"step": "", "warmup": " warm-up lr"}
 
 
 def _per_item(splits: List[Dict[str, tf.Tensor]], ids: np.ndarray) -> tuple:
@@ -135,8 +133,6 @@ def main(argv=None) -> int:
   parser.add_argument("--methods", default="lstsq", help=f"remap methods: {', '.join(remap.METHODS)}")
   parser.add_argument("--carry", default="copy,fit", help="pieces the old vocabulary had: copy (fixed), fit (too)")
   parser.add_argument("--learning_rates", default="step", help=f"the remapped ranker's: {', '.join(LEARNING_RATES)}")
-  parser.add_argument("--optimizer_states", default="fresh", help="the remapped ranker's optimizers: fresh, "
-                      "carried (remap's optimizer_state)")
   parser.add_argument("--output", default="sid_refresh.jsonl")
   args = parser.parse_args(argv)
   loop_config = pipeline_runs.load_config(args.output_root)
@@ -164,12 +160,11 @@ def main(argv=None) -> int:
     for index in range(1, after + 1):
       experiments.train_step(stale, splits[index], index)
     history = _concatenated(splits[:after + 1])
-    plan = [(f"remap {method}{' fit all' if carry == 'fit' else ''} {window}{LEARNING_RATES[lr]}"
-             f"{' carried state' if state == 'carried' else ''}", sids, method, window, carry == "copy", lr, state)
-            for sids in variants for method in methods for carry in args.carry.split(",") for window in windows
-            for lr in args.learning_rates.split(",") for state in args.optimizer_states.split(",")]
-    plan += [("scratch", sids, None, None, None, None, None) for sids in variants]
-    for arm, sids, method, window, carry, lr, state in plan:
+    plan = [(f"remap {method}{' fit all' if carry == 'fit' else ''} {window}{LEARNING_RATES[lr]}",
+             sids, method, window, carry == "copy", lr) for sids in variants for method in methods
+            for carry in args.carry.split(",") for window in windows for lr in args.learning_rates.split(",")]
+    plan += [("scratch", sids, None, None, None, None) for sids in variants]
+    for arm, sids, method, window, carry, lr in plan:
       if runs.finished(arm, sids, seed):
         continue
       new = ranking.build(config, variants[sids][0], spm_models[sids])
@@ -178,13 +173,10 @@ def main(argv=None) -> int:
         _, before = remap.window(history[fields.TIMESTAMP].numpy(), window)
         interactions, liked = remap.item_counts(ids, history[fields.ITEM_ID].numpy()[before],
                                                 history[fields.LABEL].numpy()[before])
-        remap.remap(stale, new, ids, interactions, liked, method, carry_pieces=carry,
-                    optimizer_state=state == "carried")
+        remap.remap(stale, new, ids, interactions, liked, method, carry_pieces=carry)
         remap_seconds = time.perf_counter() - start
-        if lr != "warmup":
+        if lr == "step":
           ranking.use_step_learning_rates(new)
-        if lr == "tables":
-          new.embedding_optimizer.learning_rate.assign(config.embedding_learning_rate)
         examples = experiments.train_step(new, experiments.kept_rows(history, ~before), after)
         ranking.use_step_learning_rates(new)  # as the daily runs after the refresh set them
       else:

@@ -131,14 +131,16 @@ def test_a_warm_up_trains_on_the_latest_warmup_examples_only(tmp_path, inputs):
 
 
 def test_a_refresh_remaps_the_base_model_onto_the_new_sids(tmp_path, inputs, warmup):
-  # A refresh moved item 6 from [2, 2] to [3, 0], next to item 4 ([3, 3]); same vocabulary. Learning rates 0:
-  # what differs from the base model is the remap's doing.
+  # A refresh moved item 6 from [2, 2] to [3, 0], next to item 4 ([3, 3]); same vocabulary (stable codes: its
+  # pieces copied). Learning rates 0: what differs from the base model is the remap's doing.
   warmup, _ = warmup
   codes = [*CODES[:5], [3, 0]]
   refreshed = dict(inputs, semantic_ids=[conftest.semantic_ids_artifact(tmp_path / "sids", codes, K)])
-  remapped, metrics = _train(tmp_path, refreshed, "remap", ["backfill"], [], base_model=warmup,
-                             config={**CONFIG, "remap_examples": 6, "step_lr_scale": 0.0},
-                             previous_semantic_ids=inputs["semantic_ids"], previous_vocabulary=inputs["vocabulary"])
+  remap = lambda name, **pieces: _train(tmp_path, refreshed, name, ["backfill"], [], base_model=warmup,
+                                        config={**CONFIG, "remap_examples": 6, "step_lr_scale": 0.0, **pieces},
+                                        previous_semantic_ids=inputs["semantic_ids"],
+                                        previous_vocabulary=inputs["vocabulary"])
+  remapped, metrics = remap("remap", remap_pieces="copy")
   assert metrics["warm_started_from"] == path_utils.serving_model_path(warmup.uri)
   assert metrics["remapped"]["rows_copied"] == metrics["remapped"]["rows"]
   assert metrics["train_examples"] == 6 and metrics["epochs"] == 1 and metrics["span_examples"] == 24
@@ -147,6 +149,9 @@ def test_a_refresh_remaps_the_base_model_onto_the_new_sids(tmp_path, inputs, war
   # first-code cluster now counts item 6's interactions (re-keyed; a plain warm start would keep the old counts).
   np.testing.assert_allclose(after[[0, 1, 2, 4]], before[[0, 1, 2, 4]], rtol=1e-6)
   assert abs(after[3] - before[3]) > 1e-4 and abs(after[5] - before[5]) > 1e-4
+  # By default (an RQ-VAE from scratch gives codes new meanings) every row is fitted, none kept as it was.
+  _, metrics = remap("remap_fit")
+  assert metrics["remapped"]["rows_copied"] == 0 < metrics["remapped"]["rows"]
 
 
 def _train_on_workers(tmp_path, inputs, name, workers, train_splits, eval_splits):

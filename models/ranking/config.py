@@ -38,6 +38,9 @@ class RankingConfig(Settings):
     refresh's training time stays bounded as history grows; the counts it learns from still cover all.
   remap_examples: a SID refresh's remapped warm-up (models/ranking/remap.py) trains on the latest this many
     interactions (0: all), one pass at a continuous-training step's learning rates (docs/refresh.md).
+  remap_pieces: the remap's item-table rows whose piece the old vocabulary had: "fit" (fitted with the
+    others, starting from the old rows) or "copy" (kept as they were: for stable codes only, since across
+    an RQ-VAE trained from scratch a code's number means nothing).
   step_lr_scale: both learning rates of the continuous-training steps after the warm-up, as a multiple of
     the warm-up's (a span of a few hundred interactions is a few noisy Adam steps).
   counter_tower: whether a second tower (same cross layers and hidden units) reads the counting features
@@ -90,6 +93,7 @@ class RankingConfig(Settings):
   warmup_epochs: int = 3    # the first step, on the backfill, which has no model to start from
   warmup_examples: int = 100_000
   remap_examples: int = 50_000
+  remap_pieces: str = "fit"
   seed: int = 0
   max_bigram_rows: int = tokenizers.DEFAULT_MAX_ROWS
 
@@ -104,6 +108,8 @@ class RankingConfig(Settings):
                  "like_rate_window", "remap_examples"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    if self.remap_pieces not in ("fit", "copy"):
+      raise ValueError(f"remap_pieces must be 'fit' or 'copy', got {self.remap_pieces!r}")
     if self.step_lr_scale < 0:
       raise ValueError(f"step_lr_scale must be >= 0, got {self.step_lr_scale}")
     if not 0 <= self.item_dropout < 1:

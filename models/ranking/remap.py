@@ -121,13 +121,10 @@ def _shared_variables(model: ranking.RankingModel) -> List[tf.Variable]:
 
 
 def remap(old: ranking.RankingModel, new: ranking.RankingModel, item_ids: np.ndarray, interactions: np.ndarray,
-          liked: np.ndarray, method: str = "lstsq", carry_pieces: bool = True,
-          optimizer_state: bool = False) -> Dict[str, float]:
+          liked: np.ndarray, method: str = "lstsq", carry_pieces: bool = True) -> Dict[str, float]:
   """Starts `new` (built on the refreshed catalog and vocabulary) from `old`, as the module docstring says.
   `item_ids` [n] with their `interactions` and `liked` counts so far (the feature state's item counters) weight
-  the fit and re-key the SID-cluster counts. With `optimizer_state` the optimizers' state carries over too
-  (Adam's moments, Adagrad's accumulators of copied rows), so what was carried exactly trains on as a
-  continuous-training step would, and the fitted rows start afresh.
+  the fit and re-key the SID-cluster counts.
   Returns what was carried: how many variables beside the SID tables, item-table rows, and rows copied."""
   mismatch = {k: (v, getattr(new.config, k)) for k, v in ranking.architecture(old.config).items()
               if v != ranking.architecture(new.config)[k]}
@@ -142,47 +139,16 @@ def remap(old: ranking.RankingModel, new: ranking.RankingModel, item_ids: np.nda
       raise ValueError(f"cannot remap {source.name} {source.shape} onto {target.name} {target.shape}")
     target.assign(source)
   report = {"shared_variables": len(shared_new)}
-  copied_from = None
   if isinstance(new.items, PieceItems):
-    copied_from = _remap_table(old.items, new.items, item_ids, interactions, method, carry_pieces)
-    report.update(rows=len(copied_from), rows_copied=int((copied_from >= 0).sum()))
-  if optimizer_state:
-    _carry_optimizer_state(old, new, copied_from)
+    report.update(_remap_table(old.items, new.items, item_ids, interactions, method, carry_pieces))
   if new.sid_clusters is not None:
     new.sid_clusters.counts.assign(tf.zeros_like(new.sid_clusters.counts))
     new.sid_clusters.add_counts(new.sid_clusters.clusters_of(item_ids), interactions, liked)
   return report
 
 
-def _carry_optimizer_state(old: ranking.RankingModel, new: ranking.RankingModel,
-                           copied_from: Optional[np.ndarray]) -> None:
-  """Both models' optimizers were built on the same variables in the same order (RankingModel.create_variables):
-  the dense optimizer's state is copied whole, the embedding optimizer's (its iterations, then one Adagrad
-  accumulator per table) too, but for the item table only in the rows copied from the old table: `copied_from`
-  [R], each new row's old row (-1: fitted)."""
-  pairs = [(source, target, None) for source, target in zip(old.optimizer.variables, new.optimizer.variables)]
-  if new.embedding_optimizer is not None:
-    _, tables = new._variables_by_optimizer()
-    (old_iterations, *old_slots), (iterations, *slots) = old.embedding_optimizer.variables, \
-        new.embedding_optimizer.variables
-    if len(slots) != len(tables):
-      raise ValueError(f"cannot carry the embedding optimizer's state: {len(slots)} slots for {len(tables)} tables")
-    pairs.append((old_iterations, iterations, None))
-    item_table = _table(new.items).ref() if copied_from is not None else None
-    pairs += [(source, target, copied_from if table.ref() == item_table else None)
-              for table, source, target in zip(tables, old_slots, slots)]
-  for source, target, rows in pairs:
-    if rows is not None:
-      target.assign(tf.where(rows[:, None] >= 0, tf.gather(source, np.maximum(rows, 0)), target))
-    elif source.shape != target.shape:
-      raise ValueError(f"cannot carry optimizer state {source.name} {source.shape} onto {target.shape}")
-    else:
-      target.assign(source)
-
-
 def _remap_table(old: PieceItems, new: PieceItems, item_ids: np.ndarray, interactions: np.ndarray,
-                 method: str, carry_pieces: bool) -> np.ndarray:
-  """Fits the new item table; returns each new row's old row where it was copied (-1: fitted)."""
+                 method: str, carry_pieces: bool) -> Dict[str, float]:
   ids = tf.constant(item_ids, tf.int64)
   old_pieces = old.pieces(ids)
   old_vectors = tf.reduce_sum(tf.gather(_table(old), old_pieces), axis=1).numpy()
@@ -194,4 +160,4 @@ def _remap_table(old: PieceItems, new: PieceItems, item_ids: np.ndarray, interac
   initial[copied] = _table(old).numpy()[carried[copied]]
   fixed = copied if carry_pieces else np.zeros_like(copied)
   table.assign(fit_rows(new.pieces(ids), old_vectors, weights, initial, fixed, method).astype(np.float32))
-  return np.where(fixed, carried, -1)
+  return {"rows": int(len(carried)), "rows_copied": int(fixed.sum())}

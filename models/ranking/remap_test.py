@@ -94,35 +94,6 @@ def test_a_new_vocabulary_copies_the_pieces_it_shares_and_fits_the_others(old_mo
   assert fitted < 0.5 * np.abs(vectors(fresh, remap._table(fresh.items).numpy()) - old_vectors).mean()
 
 
-def test_with_its_optimizer_state_a_remapped_model_trains_on_as_the_old_model_would(old_model, tmp_path):
-  # The old vocabulary over unchanged SIDs: every row copied, so with the optimizers' state the remapped model
-  # is the old one continued (warm-started from its checkpoint), training steps included.
-  tokenizer_model, ids = old_model.items.tokenizer.model, np.arange(1, N + 1)
-  continued, carried, fresh = (_new_model(tokenizer_model, OLD_CODES) for _ in range(3))
-  ranking.save_checkpoint(old_model, str(tmp_path))
-  ranking.warm_start(continued, str(tmp_path))
-  remap.remap(old_model, carried, ids, INTERACTIONS, LIKED, optimizer_state=True)
-  remap.remap(old_model, fresh, ids, INTERACTIONS, LIKED)
-  rng = np.random.default_rng(6)
-  train, batch = _features(rng.integers(1, N + 1, 64), rng), _features(ids, rng)
-  for model in (continued, carried, fresh):
-    ranking.use_step_learning_rates(model)
-    model.fit(tf.data.Dataset.from_tensor_slices(train).batch(32), verbose=0)
-  np.testing.assert_allclose(carried(batch).numpy(), continued(batch).numpy(), rtol=1e-5, atol=1e-6)
-  assert np.abs(fresh(batch).numpy() - continued(batch).numpy()).max() > 1e-4  # fresh moments step otherwise
-
-  # A new vocabulary: the accumulators of copied rows carry over, fitted rows start from the initial value.
-  codes = OLD_CODES.copy()
-  codes[::2] = np.random.default_rng(8).integers(0, K, (N // 2, L))
-  new = _new_model(spm.train(codes, INTERACTIONS + 1, L, K, vocab_size=CONFIG.table_rows), codes)
-  remap.remap(old_model, new, ids, INTERACTIONS, LIKED, optimizer_state=True)
-  carried_rows = remap.carried_rows(old_model.items.tokenizer, new.items.tokenizer)
-  [old_accumulator], [accumulator] = (model.embedding_optimizer.variables[1:] for model in (old_model, new))
-  np.testing.assert_array_equal(accumulator.numpy()[carried_rows >= 0],
-                                old_accumulator.numpy()[carried_rows[carried_rows >= 0]])
-  np.testing.assert_array_equal(accumulator.numpy()[carried_rows < 0], 0.1)
-
-
 def test_fit_rows_solves_for_the_free_rows_only():
   # Items: [row 0 (fixed), row 1], [row 1], [rows 2, 3]; row 4 is used by none.
   pieces = tf.ragged.constant([[0, 1], [1], [2, 3]], tf.int64)

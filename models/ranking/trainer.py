@@ -143,7 +143,7 @@ def _remap(model: ranking.RankingModel, catalog: Catalog, custom_config: Dict[st
   ranking.warm_start(old, checkpoint_dir(base_model))
   keep, before = remap.window(span[fields.TIMESTAMP], config.remap_examples)
   counts = remap.item_counts(catalog.item_ids, span[fields.ITEM_ID][before], span[fields.LABEL][before])
-  report = remap.remap(old, model, catalog.item_ids, *counts)
+  report = remap.remap(old, model, catalog.item_ids, *counts, carry_pieces=config.remap_pieces == "copy")
   return keep, report
 
 
