@@ -92,7 +92,7 @@ class RankingConfig(Settings):
   epochs: int = 1           # per continuous-training step (one pass over a span's logs)
   warmup_epochs: int = 3    # the first step, on the backfill, which has no model to start from
   warmup_examples: int = 100_000
-  remap_examples: int = 50_000
+  remap_examples: int = 10_000
   remap_pieces: str = "fit"
   seed: int = 0
   max_bigram_rows: int = tokenizers.DEFAULT_MAX_ROWS
