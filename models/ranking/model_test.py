@@ -222,6 +222,8 @@ def test_config_is_validated():
     RankingConfig(item_dropout=1)
   with pytest.raises(ValueError, match="step_lr_scale must be >= 0"):
     RankingConfig(step_lr_scale=-1)
+  with pytest.raises(ValueError, match="remap_pieces must be 'fit' or 'copy', got 'keep'"):
+    RankingConfig(remap_pieces="keep")
   with pytest.raises(ValueError, match="unknown item representation 'trigram'"):
     RankingConfig(representation="trigram")
   with pytest.raises(ValueError, match=r"unknown ranking settings \['depth'\]"):
