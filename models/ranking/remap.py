@@ -8,10 +8,10 @@ catalog and vocabulary:
 - every variable whose meaning does not hang on the SIDs is copied: the towers, cross layers, user table,
   history attention;
 - a row of the new item table whose piece the old vocabulary had (the same codes at the same levels, or the
-  same row for hashed pieces) is copied: an item whose SID and pieces did not change keeps its vector. That
-  holds when codes kept their meaning (stable codes: the new RQ-VAE started from the old one); across an
-  RQ-VAE trained from scratch a code's number says nothing, so `carry_pieces=False` fits those rows too,
-  starting from (and pulled towards) the copied values;
+  same row for hashed pieces) starts from the old row; with `carry_pieces` it is kept as it was, so an item
+  whose SID and pieces did not change keeps its vector. That holds when codes kept their meaning (stable
+  codes: the new RQ-VAE started from the old one); across an RQ-VAE trained from scratch a code's number says
+  nothing, so by default those rows are fitted too, starting from (and pulled towards) the copied values;
 - the other rows are fitted so that each item's new vector (the sum of its pieces) is its old vector,
   items weighted by 1 + their interactions (a popular item's vector is the better trained, and every item
   counts a little): `lstsq`, weighted least squares with a small ridge towards the new rows' initial
@@ -122,7 +122,7 @@ def _shared_variables(model: ranking.RankingModel) -> List[tf.Variable]:
 
 
 def remap(old: ranking.RankingModel, new: ranking.RankingModel, item_ids: np.ndarray, interactions: np.ndarray,
-          liked: np.ndarray, method: str = "lstsq", carry_pieces: bool = True) -> Dict[str, float]:
+          liked: np.ndarray, method: str = "lstsq", carry_pieces: bool = False) -> Dict[str, float]:
   """Starts `new` (built on the refreshed catalog and vocabulary) from `old`, as the module docstring says.
   `item_ids` [n] with their `interactions` and `liked` counts so far (the feature state's item counters) weight
   the fit and re-key the SID-cluster counts.

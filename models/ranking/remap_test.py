@@ -55,7 +55,7 @@ def test_a_remapped_model_scores_items_whose_sid_did_not_change_as_the_old_model
   clear = np.array([i for i in range(1, N + 1) if OLD_CODES[i - 1, 0] != OLD_CODES[MOVED - 1, 0]])
   batch = _features(clear, np.random.default_rng(4))
   before = new(batch).numpy()
-  report = remap.remap(old_model, new, np.arange(1, N + 1), INTERACTIONS, LIKED)
+  report = remap.remap(old_model, new, np.arange(1, N + 1), INTERACTIONS, LIKED, carry_pieces=True)
   assert report["rows_copied"] == report["rows"] == old_model.items.tokenizer.num_rows
   np.testing.assert_allclose(new(batch).numpy(), old_model(batch).numpy(), rtol=1e-6, atol=1e-7)
   assert np.abs(before - old_model(batch).numpy()).max() > 1e-3  # not so before the remap
@@ -77,7 +77,7 @@ def test_a_new_vocabulary_copies_the_pieces_it_shares_and_fits_the_others(old_mo
   codes[::2] = np.random.default_rng(8).integers(0, K, (N // 2, L))
   new = _new_model(spm.train(codes, INTERACTIONS + 1, L, K, vocab_size=CONFIG.table_rows), codes)
   batch = _features(np.arange(1, N + 1), np.random.default_rng(5))
-  report = remap.remap(old_model, new, np.arange(1, N + 1), INTERACTIONS, LIKED)
+  report = remap.remap(old_model, new, np.arange(1, N + 1), INTERACTIONS, LIKED, carry_pieces=True)
   carried = remap.carried_rows(old_model.items.tokenizer, new.items.tokenizer)
   assert 0 < report["rows_copied"] == (carried >= 0).sum() < report["rows"]
   old_table, new_table = (remap._table(m.items).numpy() for m in (old_model, new))
